@@ -1,0 +1,103 @@
+/* syspath: what every probe program shares.
+ *
+ * No kernel struct is declared here: every field is read at an offset that
+ * syspath took from the running kernel's BTF and passed in as -D<NAME>=<offset>
+ * (see tracer/offsets.py). The reads go through bpf_probe_read_kernel.
+ */
+#define SYSPATH_TEXT_LEN 32
+#define SYSPATH_ARGS 8
+
+struct syspath_event {
+    u64 ts_ns;
+    u32 pid;
+    u32 tgid;
+    char comm[16];
+    u32 step;
+    s32 fd;
+    u64 file;
+    u64 inode;
+    s64 refcount;        /* raw counter; user space applies FILE_REF_BIAS */
+    u64 arg[SYSPATH_ARGS];
+    char text[SYSPATH_TEXT_LEN];
+};
+
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+BPF_ARRAY(lost_events, u64, 1);
+/* The process tree being traced, by thread id. User space seeds it with the
+ * root pid before that process runs; sched_process_fork adds every child. */
+BPF_HASH(tracked, u32, u8, 65536);
+
+#define READ_KERNEL(dst, base, off) \
+    bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
+
+static __always_inline bool is_tracked(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    return tracked.lookup(&tid) != NULL;
+}
+
+static __always_inline struct syspath_event *new_event(u32 step)
+{
+    struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
+    if (!e) {
+        int zero = 0;
+        u64 *lost = lost_events.lookup(&zero);
+        if (lost)
+            __sync_fetch_and_add(lost, 1);
+        return NULL;
+    }
+    u64 id = bpf_get_current_pid_tgid();
+    __builtin_memset(e, 0, sizeof(*e));
+    e->ts_ns = bpf_ktime_get_ns();
+    e->pid = (u32)id;
+    e->tgid = id >> 32;
+    e->step = step;
+    e->fd = -1;
+    bpf_get_current_comm(&e->comm, sizeof(e->comm));
+    return e;
+}
+
+/* current->files->fdt->fd[fd], as fs/file.c files_lookup_fd_raw() does it. */
+static __always_inline u64 file_of_fd(s64 fd)
+{
+    u64 task = bpf_get_current_task();
+    u64 files = 0, fdt = 0, fdarray = 0, file = 0;
+    u32 max_fds = 0;
+    if (fd < 0)
+        return 0;
+    READ_KERNEL(files, task, TASK_FILES);
+    if (!files)
+        return 0;
+    READ_KERNEL(fdt, files, FILES_FDT);
+    READ_KERNEL(max_fds, fdt, FDT_MAX_FDS);
+    if ((u64)fd >= max_fds)
+        return 0;
+    READ_KERNEL(fdarray, fdt, FDT_FD);
+    READ_KERNEL(file, fdarray, fd * sizeof(u64));
+    return file;
+}
+
+static __always_inline void describe_file(struct syspath_event *e, u64 file)
+{
+    u64 inode = 0;
+    e->file = file;
+    if (!file)
+        return;
+    READ_KERNEL(e->refcount, file, FILE_REF);
+    READ_KERNEL(inode, file, FILE_INODE);
+    if (inode)
+        READ_KERNEL(e->inode, inode, INODE_INO);
+}
+
+static __always_inline void track_child(u32 child_tid)
+{
+    u8 yes = 1;
+    if (is_tracked())
+        tracked.update(&child_tid, &yes);
+}
+
+static __always_inline void untrack_current(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    tracked.delete(&tid);
+}

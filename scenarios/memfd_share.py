@@ -1,0 +1,121 @@
+"""memfd-share: one memory file, two processes.
+
+The sender creates a memfd, maps it MAP_SHARED, writes a text into the mapping
+and passes the fd to the receiver over a Unix stream socket with SCM_RIGHTS.
+The receiver maps the fd it got and reads the text back. Two separate
+processes, each with its own comm; the socket lives in a private directory.
+
+Run by syspath (`syspath run memfd-share`); by hand: python3 memfd_share.py
+Each process reports on stdout as JSON lines: {"role", "say", ...facts}.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import mmap
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SIZE = 4096
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.mmap.restype = ctypes.c_void_p
+LIBC.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+MEMFD_NAME = "syspath-demo"
+TEXT = "hello from the sender: one struct file, two processes"
+
+
+def report(role: str, say: str, **facts: Any) -> None:
+    print(json.dumps({"role": role, "say": say, **facts}), flush=True)
+
+
+def set_comm(name: str) -> None:
+    Path("/proc/self/comm").write_text(name)
+
+
+def sender(socket_path: str) -> int:
+    set_comm("sender")
+    fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC)
+    os.ftruncate(fd, SIZE)
+    address = map_shared(fd, mmap.PROT_READ | mmap.PROT_WRITE)
+    ctypes.memmove(address, TEXT.encode(), len(TEXT))
+    report("sender", f"uid {os.getuid()}: memfd fd={fd}, mapped at {address:#x}, wrote {len(TEXT)} bytes",
+           fd=fd, address=hex(address), text=TEXT, pid=os.getpid(), uid=os.getuid())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        channel.connect(socket_path)
+        socket.send_fds(channel, [b"memfd"], [fd])
+        report("sender", f"sent fd {fd} with SCM_RIGHTS", fd=fd)
+        channel.recv(1)          # keep the mapping alive until the receiver has read
+    unmap(address)
+    os.close(fd)
+    return 0
+
+
+def receiver(listen_fd: int) -> int:
+    set_comm("receiver")
+    with socket.socket(fileno=listen_fd) as listener:
+        channel, _ = listener.accept()
+        with channel:
+            return receive_and_read(channel)
+
+
+def receive_and_read(channel: socket.socket) -> int:
+    _, fds, _, _ = socket.recv_fds(channel, 16, 1)
+    if not fds:
+        report("receiver", "no fd arrived", error=True)
+        return 1
+    fd = fds[0]
+    address = map_shared(fd, mmap.PROT_READ)
+    text = ctypes.string_at(address, len(TEXT)).decode(errors="replace")
+    report("receiver", f"uid {os.getuid()}: received fd={fd}, mapped at {address:#x}, read: {text!r}",
+           fd=fd, address=hex(address), text=text, pid=os.getpid(), uid=os.getuid())
+    channel.send(b"k")
+    unmap(address)
+    os.close(fd)
+    return 0 if text == TEXT else 1
+
+
+def map_shared(fd: int, prot: int) -> int:
+    """mmap(NULL, SIZE, prot, MAP_SHARED, fd, 0) straight from libc: Python's mmap
+    module would dup() the fd first and add a reference of its own to the file."""
+    address = LIBC.mmap(None, SIZE, prot, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap failed")
+    return int(address)
+
+
+def unmap(address: int) -> None:
+    LIBC.munmap(ctypes.c_void_p(address), SIZE)
+
+
+def run_pair() -> int:
+    """Start receiver and sender as two processes, connected by a private socket."""
+    set_comm("memfd-share")
+    with tempfile.TemporaryDirectory(prefix="syspath-") as private_dir:
+        socket_path = os.path.join(private_dir, "channel.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(socket_path)
+        listener.listen(1)
+        me = [sys.executable, __file__]
+        receiving = subprocess.Popen([*me, "receiver", str(listener.fileno())],
+                                     pass_fds=[listener.fileno()])
+        listener.close()
+        sending = subprocess.Popen([*me, "sender", socket_path])
+        codes = (sending.wait(), receiving.wait())
+    return max(codes)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["sender"]:
+        return sender(argv[1])
+    if argv[:1] == ["receiver"]:
+        return receiver(int(argv[1]))
+    return run_pair()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,109 @@
+"""memfd-share on this kernel: the recording must prove one struct file in two processes."""
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.live.conftest import REPO, read_jsonl, run_syspath
+
+MEMFD_STEPS = {"memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy",
+               "receive_fd"}
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, list[dict], Path]:
+    path = tmp_path_factory.mktemp("rec") / "memfd.jsonl"
+    done = run_syspath("run", "memfd-share", "--no-live", "--record", str(path))
+    assert done.returncode == 0, done.stderr
+    return done, read_jsonl(path), path
+
+
+def events(records: list[dict], step: str, comm: str | None = None) -> list[dict]:
+    return [r for r in records if r["type"] == "event" and r["step"] == step
+            and (comm is None or r["comm"] == comm)]
+
+
+def test_recording_has_session_events_summary(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    session, summary = records[0], records[-1]
+    assert session["type"] == "session" and session["version"] == 1
+    assert session["scenario"] == "memfd-share" and session["command"] is None
+    assert {h["step"] for h in session["hooks"]} == MEMFD_STEPS
+    assert all(h["status"] in ("attached", "fallback") and h["reason"] for h in session["hooks"])
+    assert summary["type"] == "summary" and summary["exit_code"] == 0 and summary["lost"] == 0
+    assert summary["events"] == sum(1 for r in records if r["type"] == "event")
+    assert summary["duration_ns"] > 0
+
+
+def test_sender_and_receiver_hold_the_same_struct_file(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    [received] = events(records, "receive_fd", "receiver")
+    assert created["file"].startswith("0xffff") and created["file"] == received["file"]
+    assert created["inode"] == received["inode"] and created["inode"] > 0
+    assert created["fd"] != received["fd"]
+    assert created["tgid"] != received["tgid"]
+    [setup] = events(records, "shmem_file_setup", "sender")
+    assert setup["file"] == created["file"] and setup["detail"]["s_magic"] == "0x1021994"
+    [passed] = events(records, "scm_fp_copy", "sender")
+    assert passed["file"] == created["file"] and passed["fd"] == created["fd"]
+
+
+def test_both_processes_map_it_shared(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    for comm in ("sender", "receiver"):
+        [mapped] = [e for e in events(records, "do_mmap", comm) if e["file"] == created["file"]]
+        detail = mapped["detail"]
+        assert "MAP_SHARED" in detail["flags"]
+        # read by the probe from the vma in the file's i_mmap tree, not derived from flags
+        assert detail["vm_file"] == created["file"]
+        assert {"VM_SHARED", "VM_MAYSHARE"} <= set(detail["vm_flags"])
+
+
+def test_refcount_rises_as_the_file_is_shared(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    [received] = events(records, "receive_fd", "receiver")
+    assert created["refcount"] == 1
+    assert received["refcount"] > created["refcount"]
+
+
+def test_socket_is_one_connected_unix_stream_pair(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [send] = events(records, "unix_stream_sendmsg", "sender")
+    [received] = events(records, "receive_fd", "receiver")
+    assert send["detail"]["scm_rights"] == 1
+    assert send["detail"]["peer"] == received["detail"]["sock"]
+
+
+def test_receiver_read_the_senders_text(recorded: tuple[Any, list[dict], Path]) -> None:
+    done, _, _ = recorded
+    assert "read: 'hello from the sender: one struct file, two processes'" in done.stdout
+    assert "One struct file 0xffff" in done.stdout and "different fd numbers" in done.stdout
+
+
+def test_replay_reaches_the_same_finding(recorded: tuple[Any, list[dict], Path]) -> None:
+    done, _, path = recorded
+    replayed = run_syspath("replay", str(path), "--no-live")
+    assert replayed.returncode == 0, replayed.stderr
+    finding = [line for line in done.stdout.splitlines() if line.startswith(("One struct", "  sender", "  receiver"))]
+    assert finding and all(line in replayed.stdout for line in finding)
+
+
+def test_scenario_runs_as_the_invoking_user_not_root(tmp_path: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    path = tmp_path / "rec.jsonl"
+    env = {**os.environ, "SUDO_UID": str(nobody.pw_uid), "SUDO_GID": str(nobody.pw_gid)}
+    done = subprocess.run([sys.executable, "-m", "tracer", "run", "memfd-share", "--no-live", "--record",
+                           str(path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert path.stat().st_uid == nobody.pw_uid
+    assert f"sender: uid {nobody.pw_uid}:" in done.stdout
+    assert f"receiver: uid {nobody.pw_uid}:" in done.stdout

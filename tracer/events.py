@@ -1,0 +1,137 @@
+"""Events: the C record the probes emit, and the Event every other module uses."""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+from typing import Any
+
+TEXT_LEN = 32
+ARG_COUNT = 8
+
+PROT_BITS = {0x1: "PROT_READ", 0x2: "PROT_WRITE", 0x4: "PROT_EXEC"}
+MAP_BITS = {0x01: "MAP_SHARED", 0x02: "MAP_PRIVATE", 0x10: "MAP_FIXED", 0x20: "MAP_ANONYMOUS",
+            0x8000: "MAP_POPULATE"}
+# include/linux/mm.h
+VM_BITS = {0x1: "VM_READ", 0x2: "VM_WRITE", 0x4: "VM_EXEC", 0x8: "VM_SHARED",
+           0x10: "VM_MAYREAD", 0x20: "VM_MAYWRITE", 0x40: "VM_MAYEXEC", 0x80: "VM_MAYSHARE"}
+MFD_BITS = {0x1: "MFD_CLOEXEC", 0x2: "MFD_ALLOW_SEALING", 0x4: "MFD_HUGETLB",
+            0x8: "MFD_NOEXEC_SEAL", 0x10: "MFD_EXEC"}
+
+
+class RawEvent(ctypes.Structure):
+    """Mirror of struct syspath_event in probes/common.h."""
+
+    _fields_ = [
+        ("ts_ns", ctypes.c_uint64),
+        ("pid", ctypes.c_uint32),
+        ("tgid", ctypes.c_uint32),
+        ("comm", ctypes.c_char * 16),
+        ("step", ctypes.c_uint32),
+        ("fd", ctypes.c_int32),
+        ("file", ctypes.c_uint64),
+        ("inode", ctypes.c_uint64),
+        ("refcount", ctypes.c_int64),
+        ("arg", ctypes.c_uint64 * ARG_COUNT),
+        ("text", ctypes.c_char * TEXT_LEN),
+    ]
+
+
+@dataclass
+class Event:
+    ts_ns: int
+    pid: int
+    tgid: int
+    comm: str
+    step: str
+    hook: str
+    fd: int | None = None
+    file: str | None = None
+    inode: int | None = None
+    refcount: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, Any]:
+        return {"type": "event", "ts_ns": self.ts_ns, "pid": self.pid, "tgid": self.tgid,
+                "comm": self.comm, "step": self.step, "hook": self.hook, "fd": self.fd,
+                "file": self.file, "inode": self.inode, "refcount": self.refcount,
+                "detail": self.detail}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Event":
+        fields = {key: record.get(key) for key in ("ts_ns", "pid", "tgid", "comm", "step", "hook",
+                                                   "fd", "file", "inode", "refcount")}
+        return cls(**fields, detail=dict(record.get("detail") or {}))
+
+
+def hex_pointer(value: int) -> str | None:
+    return f"0x{value:016x}" if value else None
+
+
+def flag_names(value: int, bits: dict[int, str]) -> list[str]:
+    names = [name for bit, name in bits.items() if value & bit]
+    unknown = value & ~sum(bits)
+    return names + ([hex(unknown)] if unknown else [])
+
+
+def _memfd_detail(raw: RawEvent) -> dict[str, Any]:
+    return {"name": raw.text.decode(errors="replace"), "flags": flag_names(raw.arg[0], MFD_BITS),
+            "tmpfs": raw.arg[1] == 0x01021994}
+
+
+def _shmem_detail(raw: RawEvent) -> dict[str, Any]:
+    return {"name": raw.text.decode(errors="replace"), "s_magic": hex(raw.arg[0])}
+
+
+def _mmap_detail(raw: RawEvent) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "address": hex(raw.arg[0]), "length": raw.arg[1],
+        "prot": flag_names(raw.arg[2], PROT_BITS), "flags": flag_names(raw.arg[3], MAP_BITS),
+        "vmas_in_file_tree": raw.arg[6],
+    }
+    if raw.arg[4]:
+        detail.update(vma=hex_pointer(raw.arg[4]), vm_flags=flag_names(raw.arg[5] & 0xFF, VM_BITS),
+                      vm_file=hex_pointer(raw.arg[7]))
+    return detail
+
+
+def _sendmsg_detail(raw: RawEvent) -> dict[str, Any]:
+    return {"sock": hex_pointer(raw.arg[0]), "peer": hex_pointer(raw.arg[1]), "scm_rights": raw.arg[2]}
+
+
+def _passed_file_detail(raw: RawEvent) -> dict[str, Any]:
+    return {"index": raw.arg[0], "count": raw.arg[1], "sock": hex_pointer(raw.arg[2])}
+
+
+DETAIL_DECODERS = {
+    "memfd_create": _memfd_detail,
+    "shmem_file_setup": _shmem_detail,
+    "do_mmap": _mmap_detail,
+    "unix_stream_sendmsg": _sendmsg_detail,
+    "scm_fp_copy": _passed_file_detail,
+    "receive_fd": _passed_file_detail,
+}
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """Turns RawEvent bytes into Events, knowing the session's step names and hooks."""
+
+    step_names: tuple[str, ...]
+    hooks: dict[str, str]
+    refcount_bias: int
+
+    def decode(self, data: int, size: int) -> Event:
+        raw = ctypes.cast(data, ctypes.POINTER(RawEvent)).contents
+        return self.from_raw(raw)
+
+    def from_raw(self, raw: RawEvent) -> Event:
+        step = self.step_names[raw.step] if raw.step < len(self.step_names) else f"step{raw.step}"
+        decode_detail = DETAIL_DECODERS.get(step)
+        return Event(
+            ts_ns=raw.ts_ns, pid=raw.pid, tgid=raw.tgid,
+            comm=raw.comm.decode(errors="replace"), step=step, hook=self.hooks.get(step, ""),
+            fd=raw.fd if raw.fd >= 0 else None, file=hex_pointer(raw.file),
+            inode=raw.inode or None,
+            refcount=raw.refcount + self.refcount_bias if raw.file else None,
+            detail=decode_detail(raw) if decode_detail else {},
+        )

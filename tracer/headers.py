@@ -1,0 +1,117 @@
+"""`make setup`'s headers step: give bcc a kernel headers tree for this kernel.
+
+bcc compiles against a headers tree (never for struct layouts: those come from
+BTF). A distro kernel has its own linux-headers package. A custom kernel has
+none, so the nearest version the distro offers is installed and merged (Debian
+splits it into -common and -ARCH) into a root-owned directory,
+/var/lib/syspath/kheaders/<release>, which tracer.kernel.headers_dir() finds.
+
+    python -m tracer.headers          # install or reuse; prints what it chose
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tracer.kernel import HEADERS_ROOT, headers_dir, release
+
+# linux-headers-6.12.117+deb12-amd64, linux-headers-6.1.0-27-amd64; not -cloud-amd64 or -rt-amd64
+VERSION = re.compile(r"^linux-headers-(\d+)\.(\d+)\.(\d+)[^-]*(-\d+)?-(?P<flavour>[a-z0-9]+)$")
+
+
+def _apt(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(["apt-get", *args], capture_output=True, text=True, env=env, check=False)
+
+
+def _apt_install(package: str) -> None:
+    done = _apt("install", "-y", "-q", "--no-install-recommends", package)
+    if done.returncode != 0:
+        sys.exit(f"headers: apt-get install {package} failed:\n{done.stderr.strip()}")
+
+
+def _known(package: str) -> bool:
+    shown = subprocess.run(["apt-cache", "show", package], capture_output=True, text=True, check=False)
+    return shown.returncode == 0 and bool(shown.stdout.strip())
+
+
+def _architecture() -> str:
+    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _kernel_version(text: str) -> tuple[int, int, int]:
+    numbers = re.findall(r"\d+", text)[:3]
+    return tuple(int(n) for n in numbers + ["0"] * (3 - len(numbers)))  # type: ignore[return-value]
+
+
+def nearest_headers(candidates: list[str], running: str, flavour: str) -> str | None:
+    """The distro headers package closest to the running kernel's version; on a tie, the newer."""
+    target = _kernel_version(running)
+    versions = []
+    for name in candidates:
+        match = VERSION.match(name)
+        if match and match.group("flavour") == flavour:
+            versions.append((_kernel_version(name.removeprefix("linux-headers-")), name))
+    if not versions:
+        return None
+
+    def distance(item: tuple[tuple[int, int, int], str]) -> tuple[int, int, tuple[int, int, int]]:
+        (major, minor, patch), _ = item
+        gap = abs((major * 1000 + minor) - (target[0] * 1000 + target[1]))
+        return gap, -patch, (-major, -minor, 0)
+
+    return min(versions, key=distance)[1]
+
+
+def _candidates(flavour: str) -> list[str]:
+    found = subprocess.run(["apt-cache", "search", "--names-only", f"^linux-headers-[0-9].*-{flavour}$"],
+                           capture_output=True, text=True, check=False).stdout
+    return [line.split()[0] for line in found.splitlines() if line.strip()]
+
+
+def merge_tree(package: str, target: Path) -> None:
+    """Debian ships linux-headers-X-ARCH (generated files, a Makefile) beside
+    linux-headers-X-common (the sources): one tree of symlinks holds both."""
+    arch_dir = Path("/usr/src") / package
+    common_dir = Path("/usr/src") / re.sub(r"-[a-z0-9]+$", "-common", package)
+    staging = target.with_name(target.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    HEADERS_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if common_dir.is_dir():
+        subprocess.run(["cp", "-as", str(common_dir), str(staging)], check=True)
+        subprocess.run(["cp", "-asf", f"{arch_dir}/.", f"{staging}/"], check=True)
+    else:
+        subprocess.run(["cp", "-as", str(arch_dir), str(staging)], check=True)
+    (staging / ".syspath-origin").write_text(
+        f"{package} (nearest distro headers: no package exists for {release()})\n")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+
+
+def install() -> str:
+    if os.geteuid() != 0:
+        sys.exit("headers: run as root (sudo make setup)")
+    own = f"linux-headers-{release()}"
+    if headers_dir() is None and _known(own):
+        _apt_install(own)
+    present = headers_dir()
+    if present is not None and not str(present).startswith(str(HEADERS_ROOT)):
+        return f"headers: using the running kernel's own tree {present}"
+    flavour = _architecture()
+    package = nearest_headers(_candidates(flavour), release(), flavour)
+    if package is None:
+        sys.exit(f"headers: no linux-headers package for {release()} and none of flavour {flavour}")
+    _apt_install(package)
+    target = HEADERS_ROOT / release()
+    if not (target / ".syspath-origin").exists() or package not in (target / ".syspath-origin").read_text():
+        merge_tree(package, target)
+    return f"headers: {release()} has no headers package; using {package}, merged in {target}"
+
+
+if __name__ == "__main__":
+    print(install())

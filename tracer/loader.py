@@ -1,0 +1,78 @@
+"""Builds the bcc program from probes/*.bpf.c, loads it, and talks to its maps."""
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracer.errors import SyspathError
+from tracer.fdcapture import captured_stderr
+
+PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
+RINGBUF_PAGES = 256       # 1 MiB: ~6500 events between two polls
+PROGRAM_FILES = {"syscall": ("memfd_syscall.bpf.c",)}
+
+
+def program_text(tier: str) -> str:
+    """common.h once, then each probe file of the tier without its own include of it."""
+    if tier not in PROGRAM_FILES:
+        raise SyspathError(f"the {tier} tier has no probe program yet")
+    parts = [(PROBES_DIR / "common.h").read_text()]
+    for name in PROGRAM_FILES[tier]:
+        source = (PROBES_DIR / name).read_text()
+        parts.append(source.replace('#include "common.h"', f"/* {name} */"))
+    return "\n".join(parts)
+
+
+@dataclass
+class Timings:
+    compile_s: float = 0.0
+    attach_s: float = 0.0
+
+
+@dataclass
+class LoadedProgram:
+    bpf: Any
+    timings: Timings = field(default_factory=Timings)
+
+    def track(self, pid: int) -> None:
+        self.bpf["tracked"][ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+
+    def lost(self) -> int:
+        return int(self.bpf["lost_events"][ctypes.c_int(0)].value)
+
+    def on_event(self, callback: Callable[[int, int], None]) -> None:
+        self.bpf["events"].open_ring_buffer(lambda _ctx, data, size: callback(data, size))
+
+    def poll(self, timeout_ms: int) -> None:
+        self.bpf.ring_buffer_poll(timeout_ms)
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
+def load(tier: str, cflags: list[str]) -> LoadedProgram:
+    from bcc import BPF
+
+    flags = [*cflags, f"-DRINGBUF_PAGES={RINGBUF_PAGES}", "-Wno-ignored-attributes"]
+    started = time.perf_counter()
+    with captured_stderr() as err:
+        try:
+            bpf = BPF(text=program_text(tier), cflags=flags)
+        except Exception as error:  # bcc raises bare Exception
+            bpf = None
+            failure = str(error)
+    if bpf is None:
+        detail = _last_error_line(err.text) or failure
+        raise SyspathError(f"the {tier} probe program failed to load: {detail}")
+    loaded = LoadedProgram(bpf)
+    loaded.timings.compile_s = time.perf_counter() - started
+    return loaded
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower() or "invalid" in ln.lower()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,79 @@
+"""The kernel struct fields the probes read, and where they are on this kernel.
+
+Every offset comes from the running kernel's BTF (tracer.btf); none from headers.
+Field names drift between versions, so each field lists its candidates in order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracer.btf import BtfError, Member, resolve_offsets
+
+# define name -> (struct, candidate member paths, expected size in bytes or 0 for any)
+FIELDS: dict[str, tuple[str, tuple[str, ...], int]] = {
+    "TASK_FILES": ("task_struct", ("files",), 8),
+    "TASK_MM": ("task_struct", ("mm",), 8),
+    "FILES_FDT": ("files_struct", ("fdt",), 8),
+    "FDT_FD": ("fdtable", ("fd",), 8),
+    "FDT_MAX_FDS": ("fdtable", ("max_fds",), 4),
+    "FILE_INODE": ("file", ("f_inode",), 8),
+    # f_count (atomic_long_t) became f_ref (file_ref_t) in 6.13: include/linux/file_ref.h
+    "FILE_REF": ("file", ("f_ref", "f_count"), 8),
+    "FILE_PRIVATE_DATA": ("file", ("private_data",), 8),
+    "FILE_MAPPING": ("file", ("f_mapping",), 8),
+    "INODE_INO": ("inode", ("i_ino",), 8),
+    "INODE_SB": ("inode", ("i_sb",), 8),
+    "INODE_MODE": ("inode", ("i_mode",), 2),
+    "SB_MAGIC": ("super_block", ("s_magic",), 8),
+    "SOCKET_TYPE": ("socket", ("type",), 2),
+    "SOCKET_SK": ("socket", ("sk",), 8),
+    "SOCK_FAMILY": ("sock", ("__sk_common.skc_family",), 2),
+    "UNIX_PEER": ("unix_sock", ("peer",), 8),
+    "MAPPING_IMMAP": ("address_space", ("i_mmap",), 0),
+    "RB_LEFT": ("rb_node", ("rb_left",), 8),
+    "RB_RIGHT": ("rb_node", ("rb_right",), 8),
+    "VMA_SHARED_RB": ("vm_area_struct", ("shared.rb",), 0),
+    "VMA_MM": ("vm_area_struct", ("vm_mm",), 8),
+    "VMA_START": ("vm_area_struct", ("vm_start",), 8),
+    "VMA_FLAGS": ("vm_area_struct", ("vm_flags", "__vm_flags"), 8),
+    "VMA_FILE": ("vm_area_struct", ("vm_file",), 8),
+    "MSGHDR_CONTROL": ("user_msghdr", ("msg_control",), 8),
+    "MSGHDR_CONTROLLEN": ("user_msghdr", ("msg_controllen",), 8),
+    "CMSG_LEN": ("cmsghdr", ("cmsg_len",), 8),
+    "CMSG_LEVEL": ("cmsghdr", ("cmsg_level",), 4),
+    "CMSG_TYPE": ("cmsghdr", ("cmsg_type",), 4),
+}
+
+
+@dataclass(frozen=True)
+class KernelLayout:
+    """Resolved offsets plus what follows from which candidate matched."""
+
+    members: dict[str, Member]
+
+    @property
+    def refcount_bias(self) -> int:
+        # file_ref_t stores count - 1 (FILE_REF_ONEREF is 0), atomic_long_t the count.
+        return 1 if self.members["FILE_REF"].path == "f_ref" else 0
+
+    @property
+    def refcount_field(self) -> str:
+        return f"file.{self.members['FILE_REF'].path}"
+
+    def cflags(self) -> list[str]:
+        flags = [f"-D{name}={member.offset}" for name, member in self.members.items()]
+        control_data = self.members["CMSG_TYPE"].offset + 4
+        flags.append(f"-DCMSG_DATA_OFFSET={(control_data + 7) & ~7}")
+        return flags
+
+
+def load_layout(btf_path: str = "/sys/kernel/btf/vmlinux") -> KernelLayout:
+    requests = {name: (struct, candidates) for name, (struct, candidates, _) in FIELDS.items()}
+    members = resolve_offsets(requests, btf_path=btf_path)
+    for name, (struct, _, size) in FIELDS.items():
+        if size and members[name].size != size:
+            raise BtfError(
+                f"{struct}.{members[name].path} is {members[name].size} bytes on this kernel, "
+                f"syspath expects {size}: this kernel is not supported yet"
+            )
+    return KernelLayout(members)

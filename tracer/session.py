@@ -1,0 +1,217 @@
+"""Runs a scenario or a command under the tracer.
+
+The target starts behind a gate (a shell waiting on a pipe), so its pid is in
+the kernel-side `tracked` map before it runs a single instruction of its own;
+from there sched_process_fork adds every descendant. It runs as the invoking
+user (SUDO_UID/SUDO_GID), or nobody, never as root.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracer import catalog, kernel
+from tracer.errors import SyspathError
+from tracer.events import Decoder, Event
+from tracer.loader import LoadedProgram, load
+from tracer.offsets import KernelLayout, load_layout
+from tracer.record import RecordingWriter, invoking_user
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = {"memfd-share": "memfd_share.py"}
+# The gate is the shell's stdin; the target gets /dev/null instead.
+GATE = 'read _; exec "$0" "$@" </dev/null'
+
+@dataclass
+class OutputLine:
+    """A line the traced program printed; scenarios print JSON {"role", "say", ...}."""
+
+    stream: str
+    text: str
+    report: dict[str, Any] | None = None
+
+@dataclass
+class Startup:
+    btf_s: float = 0.0
+    compile_s: float = 0.0
+    total_s: float = 0.0
+
+@dataclass
+class SessionResult:
+    header: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    output: list[OutputLine] = field(default_factory=list)
+    lost: int = 0
+    exit_code: int = 0
+    duration_ns: int = 0
+    startup: Startup = field(default_factory=Startup)
+
+    def summary_record(self) -> dict[str, Any]:
+        return {"type": "summary", "events": len(self.events), "lost": self.lost,
+                "exit_code": self.exit_code, "duration_ns": self.duration_ns}
+
+class Observer:
+    """What a view gets told while a session runs."""
+
+    def started(self, result: SessionResult) -> None: ...
+    def event(self, event: Event) -> None: ...
+    def output(self, line: OutputLine) -> None: ...
+    def tick(self) -> None: ...
+
+def scenario_command(scenario: str) -> list[str]:
+    if scenario not in SCENARIOS:
+        raise SyspathError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
+    return [sys.executable, str(SCENARIO_DIR / SCENARIOS[scenario])]
+
+def kernel_view() -> catalog.KernelView:
+    capabilities = kernel.probe_capabilities()
+    tiers = {"kprobe": capabilities["kprobe"], "fentry": capabilities["fentry"],
+             "syscall": capabilities["tracepoint"]}
+    return catalog.KernelView(
+        tiers={tier: "" if cap.available else cap.detail for tier, cap in tiers.items()},
+        has_symbol=lambda name: name in kernel.kallsyms(),
+        has_tracepoint=kernel.has_tracepoint,
+    )
+
+def _target_user() -> tuple[int, int]:
+    owner = invoking_user()
+    if owner and owner[0] != 0:
+        return owner
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+def _spawn_gated(command: Sequence[str]) -> tuple[subprocess.Popen[str], int]:
+    gate_read, gate_write = os.pipe()
+    uid, gid = _target_user()
+    try:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", GATE, *command],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=gate_read, user=uid, group=gid, extra_groups=[],
+            start_new_session=True, text=True, cwd="/",
+        )
+    finally:
+        os.close(gate_read)
+    return process, gate_write
+
+def _pump(stream: Any, name: str, lines: queue.Queue[OutputLine]) -> None:
+    for text in stream:
+        text = text.rstrip("\n")
+        report = None
+        if name == "stdout" and text.startswith("{"):
+            try:
+                report = json.loads(text)
+            except json.JSONDecodeError:
+                report = None
+        lines.put(OutputLine(name, text, report))
+
+class Session:
+    def __init__(self, scenario: str | None, command: Sequence[str], mode: str,
+                 record: Path | None, observer: Observer) -> None:
+        self.scenario = scenario
+        self.command = list(command)
+        self.mode = mode
+        self.record_path = record
+        self.observer = observer
+
+    def prepare(self) -> tuple[list[catalog.HookChoice], KernelLayout, LoadedProgram, Startup]:
+        started = time.perf_counter()
+        kernel.require_root()
+        kernel.require_bcc()
+        kernel.require_btf()
+        kernel.use_headers()
+        choices = catalog.resolve(self.scenario, self.mode, kernel_view())
+        tiers = {choice.tier for choice in choices if choice.tier}
+        if tiers - {"syscall"}:
+            raise SyspathError(f"the {', '.join(sorted(tiers))} tier is not built yet: use --mode syscall")
+        layout_started = time.perf_counter()
+        layout = load_layout()
+        startup = Startup(btf_s=time.perf_counter() - layout_started)
+        program = load("syscall", [*layout.cflags(), *catalog.step_defines()])
+        startup.compile_s = program.timings.compile_s
+        startup.total_s = time.perf_counter() - started
+        return choices, layout, program, startup
+
+    def run(self) -> SessionResult:
+        choices, layout, program, startup = self.prepare()
+        writer = RecordingWriter(self.record_path) if self.record_path else None
+        try:
+            return self._run_traced(choices, layout, program, startup, writer)
+        finally:
+            program.close()
+            if writer:
+                writer.close()
+
+    def _run_traced(self, choices: list[catalog.HookChoice], layout: KernelLayout,
+                    program: LoadedProgram, startup: Startup,
+                    writer: RecordingWriter | None) -> SessionResult:
+        header = {"type": "session", "version": 1, "kernel": kernel.release(), "mode": self.mode,
+                  "scenario": self.scenario, "command": None if self.scenario else self.command,
+                  "started_ns": time.monotonic_ns(),
+                  "hooks": [choice.as_record() for choice in choices]}
+        result = SessionResult(header=header, startup=startup)
+        if writer:
+            writer.write(header)
+        decoder = Decoder(catalog.ALL_STEP_NAMES, {c.step: c.hook for c in choices}, layout.refcount_bias)
+
+        def on_event(data: int, size: int) -> None:
+            event = decoder.decode(data, size)
+            result.events.append(event)
+            if writer:
+                writer.write_event(event)
+            self.observer.event(event)
+
+        program.on_event(on_event)
+        self.observer.started(result)
+        result.exit_code = self._drive(program, result)
+        result.lost = program.lost()
+        result.duration_ns = time.monotonic_ns() - header["started_ns"]
+        if writer:
+            writer.write(result.summary_record())
+        return result
+
+    def _drive(self, program: LoadedProgram, result: SessionResult) -> int:
+        command = scenario_command(self.scenario) if self.scenario else self.command
+        process, gate = _spawn_gated(command)
+        lines: queue.Queue[OutputLine] = queue.Queue()
+        pumps = [threading.Thread(target=_pump, args=(stream, name, lines), daemon=True)
+                 for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))]
+        for pump in pumps:
+            pump.start()
+        try:
+            program.track(process.pid)
+            os.write(gate, b"go\n")
+            os.close(gate)
+            while process.poll() is None or any(p.is_alive() for p in pumps):
+                program.poll(50)
+                self._drain_output(lines, result)
+                self.observer.tick()
+        except BaseException:
+            _kill_group(process)
+            raise
+        program.poll(0)
+        self._drain_output(lines, result)
+        return process.returncode
+
+    def _drain_output(self, lines: queue.Queue[OutputLine], result: SessionResult) -> None:
+        while not lines.empty():
+            line = lines.get_nowait()
+            result.output.append(line)
+            self.observer.output(line)
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()

@@ -1,0 +1,31 @@
+"""--no-live: the same information as plain lines, for pipes and CI."""
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+from tracer.events import Event
+from tracer.findings import shared_files
+from tracer.views.summary import finding_lines, no_finding_lines
+from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
+
+
+def print_plain(header: dict[str, Any], events: list[Event], output: list[str], lost: int,
+                stream: TextIO) -> None:
+    def say(line: str = "") -> None:
+        stream.write(line + "\n")
+
+    say(f"syspath: kernel {header.get('kernel')}, mode {header.get('mode')}, "
+        f"{header.get('scenario') or ' '.join(header.get('command') or [])}")
+    for hook in header.get("hooks", []):
+        say(f"hook {hook['step']}: {hook['hook'] or '-'} [{hook['status']}] {hook['reason']}")
+    say()
+    say("\t".join(TIMELINE_COLUMNS))
+    for event in events:
+        say("\t".join(timeline_row(event, header["started_ns"])))
+    say()
+    for line in output:
+        say(f"program: {line}")
+    stories = shared_files(events)
+    for line in [line for story in stories for line in finding_lines(story)] or no_finding_lines(len(events), lost):
+        say(line)
+    say(f"{len(events)} events, {lost} lost")
