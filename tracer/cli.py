@@ -132,6 +132,9 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
         if isinstance(view, LiveView):
             view.stop()
     output = program_lines(result.output)
+    startup = result.startup
+    print(f"syspath: probes attached {startup.total_s:.2f} s after start (BTF offsets {startup.btf_s:.3f} s, "
+          f"compile+load+attach {startup.compile_s:.2f} s)", file=sys.stderr)
     if args.no_live:
         print_plain(result.header, result.events, output, result.lost, sys.stdout)
     else:

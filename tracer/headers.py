@@ -56,14 +56,15 @@ def nearest_headers(candidates: list[str], running: str, flavour: str) -> str | 
     for name in candidates:
         match = VERSION.match(name)
         if match and match.group("flavour") == flavour:
-            versions.append((_kernel_version(name.removeprefix("linux-headers-")), name))
+            numbers = tuple(int(n) for n in re.findall(r"\d+", name.removesuffix(flavour)))
+            versions.append((numbers, name))
     if not versions:
         return None
 
-    def distance(item: tuple[tuple[int, int, int], str]) -> tuple[int, int, tuple[int, int, int]]:
-        (major, minor, patch), _ = item
-        gap = abs((major * 1000 + minor) - (target[0] * 1000 + target[1]))
-        return gap, -patch, (-major, -minor, 0)
+    def distance(item: tuple[tuple[int, ...], str]) -> tuple[int, tuple[int, ...]]:
+        numbers, _ = item
+        gap = abs((numbers[0] * 1000 + numbers[1]) - (target[0] * 1000 + target[1]))
+        return gap, tuple(-n for n in numbers)
 
     return min(versions, key=distance)[1]
 

@@ -86,7 +86,7 @@ def read_recording(path: Path) -> Recording:
         if recording is None:
             if kind != "session":
                 raise SyspathError(f"{path}:{number}: a recording starts with a session line")
-            recording = Recording(session=record)
+            recording = Recording(session=_session(number, record, path))
         elif kind == "event":
             recording.events.append(_event(number, record, path))
         elif kind == "summary":
@@ -98,11 +98,27 @@ def read_recording(path: Path) -> Recording:
     return recording
 
 
+def _session(number: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
+    hooks = record.get("hooks")
+    if not isinstance(record.get("started_ns"), int) or not isinstance(hooks, list):
+        raise SyspathError(f"{path}:{number}: session line without started_ns or hooks")
+    for hook in hooks:
+        if not isinstance(hook, dict) or not all(isinstance(hook.get(k), str) for k in ("step", "hook", "status", "reason")):
+            raise SyspathError(f"{path}:{number}: malformed hook entry {str(hook)[:60]!r}")
+    return record
+
+
+EVENT_TYPES: dict[str, tuple[type, ...]] = {
+    "ts_ns": (int,), "pid": (int,), "tgid": (int,), "comm": (str,), "step": (str,), "hook": (str,),
+    "fd": (int, type(None)), "file": (str, type(None)), "inode": (int, type(None)),
+    "refcount": (int, type(None)), "detail": (dict, type(None)),
+}
+
+
 def _event(number: int, record: dict[str, Any], path: Path) -> Event:
-    try:
-        event = Event.from_record(record)
-    except TypeError as error:
-        raise SyspathError(f"{path}:{number}: malformed event ({error})") from None
-    if not isinstance(event.step, str) or not isinstance(event.ts_ns, int):
-        raise SyspathError(f"{path}:{number}: event without step or ts_ns")
-    return event
+    for key, types in EVENT_TYPES.items():
+        value = record.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise SyspathError(f"{path}:{number}: event field {key} is {type(value).__name__}, "
+                               f"expected {' or '.join(t.__name__ for t in types)}")
+    return Event.from_record(record)

@@ -28,7 +28,8 @@ def hooks_table(header: dict[str, Any]) -> Table:
 
 
 def holder_line(role: str, holder: Holder) -> str:
-    text = f"{role} {holder.comm} (pid {holder.pid}, tgid {holder.tgid}) holds it as fd {holder.fd}"
+    who = holder.comm if holder.comm == role else f"{role} {holder.comm}"
+    text = f"{who} (pid {holder.pid}, tgid {holder.tgid}) holds it as fd {holder.fd}"
     if holder.address:
         text += f", mapped at {holder.address}"
         if holder.vm_flags:

@@ -1,0 +1,80 @@
+"""Errors for people: one line on stderr, exit 2, no traceback."""
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracer import cli, kernel
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def assert_one_line(err: str, fragment: str) -> None:
+    assert err.count("\n") == 1 and err.startswith("syspath: ") and fragment in err
+    assert "Traceback" not in err
+
+
+def test_not_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    code, err = run_main(capsys, "run", "memfd-share", "--no-live")
+    assert code == 2
+    assert_one_line(err, "must run as root")
+
+
+def test_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main(capsys, "run", "no-such", "--no-live")
+    assert code == 2
+    assert_one_line(err, "unknown scenario 'no-such'")
+
+
+def test_bcc_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(kernel, "bcc_version", lambda: None)
+    code, err = run_main(capsys, "run", "memfd-share", "--no-live")
+    assert code == 2
+    assert_one_line(err, "python3-bpfcc")
+
+
+def test_no_btf(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(kernel, "bcc_version", lambda: "0.26")
+    monkeypatch.setattr(kernel, "BTF_PATH", tmp_path / "vmlinux")
+    code, err = run_main(capsys, "run", "memfd-share", "--no-live")
+    assert code == 2
+    assert_one_line(err, "exposes no BTF")
+
+
+def test_trace_without_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main(capsys, "trace", "--")
+    assert code == 2
+    assert_one_line(err, "trace needs a command")
+
+
+def test_replay_of_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = run_main(capsys, "replay", str(tmp_path / "none.jsonl"))
+    assert code == 2
+    assert_one_line(err, "cannot read")
+
+
+def test_help_has_examples() -> None:
+    assert "examples:" in cli.build_parser().format_help()
+    assert "sudo syspath run memfd-share" in cli.build_parser().format_help()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged user")
+def test_real_unprivileged_run_is_refused_in_one_line() -> None:
+    nobody = pwd.getpwnam("nobody")
+    done = subprocess.run([sys.executable, "-m", "tracer", "run", "memfd-share"], cwd=REPO, capture_output=True,
+                          text=True, user=nobody.pw_uid, group=nobody.pw_gid, timeout=60)
+    assert done.returncode == 2
+    assert_one_line(done.stderr, "must run as root")

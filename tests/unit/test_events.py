@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import ctypes
+
+from tracer.events import Decoder, RawEvent, flag_names, MAP_BITS
+from tracer.findings import shared_files
+from tracer.events import Event
+
+STEPS = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd")
+
+
+def raw(step: int, **fields: object) -> RawEvent:
+    event = RawEvent()
+    event.step = step
+    event.fd = -1
+    for name, value in fields.items():
+        if name == "arg":
+            for i, v in enumerate(value):  # type: ignore[arg-type]
+                event.arg[i] = v
+        else:
+            setattr(event, name, value)
+    return event
+
+
+def test_layout_matches_common_h() -> None:
+    # probes/common.h: 8+4+4+16+4+4+8+8+8+8*8+32
+    assert ctypes.sizeof(RawEvent) == 160
+
+
+def test_decode_applies_the_refcount_bias_and_names() -> None:
+    decoder = Decoder(STEPS, {"memfd_create": "tracepoint:syscalls:sys_exit_memfd_create"}, refcount_bias=1)
+    event = decoder.from_raw(raw(0, ts_ns=5, pid=7, tgid=7, comm=b"sender", fd=3, file=0xffff888100001000,
+                                 inode=42, refcount=0, arg=[3], text=b"demo"))
+    assert event.step == "memfd_create" and event.hook == "tracepoint:syscalls:sys_exit_memfd_create"
+    assert event.file == "0xffff888100001000" and event.refcount == 1 and event.fd == 3
+    assert event.detail == {"name": "demo", "flags": ["MFD_CLOEXEC", "MFD_ALLOW_SEALING"], "tmpfs": False}
+
+
+def test_no_file_means_no_refcount_and_no_fd() -> None:
+    event = Decoder(STEPS, {}, 1).from_raw(raw(3))
+    assert event.file is None and event.refcount is None and event.fd is None
+
+
+def test_mmap_detail_reads_vma_flags() -> None:
+    event = Decoder(STEPS, {}, 0).from_raw(raw(2, fd=3, file=0x1000, arg=[0x7f00, 4096, 3, 1, 0xaa00, 0xfb, 2, 0x1000]))
+    assert event.detail["vm_flags"] == ["VM_READ", "VM_WRITE", "VM_SHARED", "VM_MAYREAD", "VM_MAYWRITE",
+                                        "VM_MAYEXEC", "VM_MAYSHARE"]
+    assert event.detail["vm_file"] == "0x0000000000001000" and event.detail["address"] == "0x7f00"
+
+
+def test_unknown_flag_bits_are_kept() -> None:
+    assert flag_names(0x1 | 0x100000, MAP_BITS) == ["MAP_SHARED", "0x100000"]
+
+
+def ev(step: str, comm: str, tgid: int, fd: int, file: str, refcount: int, **detail: object) -> Event:
+    return Event(ts_ns=0, pid=tgid, tgid=tgid, comm=comm, step=step, hook="", fd=fd, file=file, inode=9,
+                 refcount=refcount, detail=dict(detail))
+
+
+def test_finding_needs_a_receiver_in_another_process() -> None:
+    created = ev("memfd_create", "sender", 10, 3, "0xa", 1)
+    mapped = ev("do_mmap", "sender", 10, 3, "0xa", 2, address="0x7f1", vm_flags=["VM_SHARED"])
+    assert shared_files([created, mapped]) == []
+    received = ev("receive_fd", "receiver", 11, 5, "0xa", 3)
+    [story] = shared_files([created, mapped, received])
+    assert story.file == "0xa" and story.creator.fd == 3 and story.creator.address == "0x7f1"
+    assert [r.fd for r in story.receivers] == [5]
+    assert [count for _, _, count in story.refcounts] == [1, 2, 3]
+
+
+def test_a_fd_passed_within_one_process_is_not_sharing() -> None:
+    created = ev("memfd_create", "sender", 10, 3, "0xa", 1)
+    assert shared_files([created, ev("receive_fd", "sender", 10, 4, "0xa", 2)]) == []

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracer.errors import SyspathError
+from tracer.events import Event
+from tracer.record import RecordingWriter, read_recording
+
+SESSION = {"type": "session", "version": 1, "kernel": "6.18", "mode": "auto", "scenario": "memfd-share",
+           "command": None, "started_ns": 5, "hooks": [{"step": "memfd_create", "hook": "tp", "status": "attached",
+                                                        "reason": "r"}]}
+
+
+def sample_event(step: str = "memfd_create") -> Event:
+    return Event(ts_ns=10, pid=2, tgid=2, comm="sender", step=step, hook="tracepoint:syscalls:sys_exit_memfd_create",
+                 fd=3, file="0xffff888100000000", inode=7, refcount=1, detail={"name": "x"})
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    writer = RecordingWriter(path)
+    writer.write(SESSION)
+    writer.write_event(sample_event())
+    writer.write({"type": "summary", "events": 1, "lost": 0, "exit_code": 0, "duration_ns": 9})
+    assert not path.exists(), "the recording appears only when complete"
+    writer.close()
+    recording = read_recording(path)
+    assert recording.session == SESSION
+    assert recording.events == [sample_event()]
+    assert recording.summary == {"type": "summary", "events": 1, "lost": 0, "exit_code": 0, "duration_ns": 9}
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert list(lines[1]) == ["type", "ts_ns", "pid", "tgid", "comm", "step", "hook", "fd", "file", "inode",
+                              "refcount", "detail"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty"),
+    ("not json\n", ":1: not JSON"),
+    ('{"type":"session","hooks":[]}\n', ":1: session line without started_ns"),
+    ('{"type":"session","started_ns":1,"hooks":[{"step":1}]}\n', ":1: malformed hook entry"),
+    ('{"type":"event","ts_ns":1,"step":"x"}\n', ":1: a recording starts with a session line"),
+    (json.dumps(SESSION) + "\n[1,2]\n", ":2: not a syspath record"),
+    (json.dumps(SESSION) + '\n{"type":"event","ts_ns":"a","step":"x"}\n', ":2: event field ts_ns is str"),
+    (json.dumps(SESSION) + '\n' + json.dumps({**sample_event().as_record(), "detail": "a"}) + '\n',
+     ":2: event field detail is str"),
+    (json.dumps(SESSION) + "\n" + json.dumps(SESSION) + "\n", ":2: a second session line"),
+])
+def test_bad_recordings_name_the_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(SyspathError, match=message):
+        read_recording(path)
+
+
+def test_unwritable_path_is_an_error_for_people(tmp_path: Path) -> None:
+    with pytest.raises(SyspathError, match="cannot write the recording"):
+        RecordingWriter(tmp_path / "missing-dir" / "r.jsonl")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=40), st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+                          st.dictionaries(st.sampled_from(["type", "ts_ns", "step", "pid", "tgid", "comm", "hook", "detail",
+                                                             "fd", "file"]),
+                                          st.one_of(st.none(), st.integers(), st.text(max_size=5),
+                                                    st.sampled_from(["session", "event", "summary"])))
+                          .map(json.dumps)), max_size=6))
+def test_reader_never_crashes_on_hostile_input(tmp_path_factory: pytest.TempPathFactory, lines: list[str]) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
+    path.write_text("\n".join(lines))
+    try:
+        read_recording(path)
+    except SyspathError as error:
+        assert "\n" not in str(error)
