@@ -21,8 +21,15 @@ struct syspath_event {
     char text[SYSPATH_TEXT_LEN];
 };
 
-BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 BPF_ARRAY(lost_events, u64, 1);
+#ifdef SYSPATH_PERF_BUFFER
+/* Kernels before 5.8 have no BPF ring buffer: build each event in a per-CPU
+ * scratch slot and copy it out through a perf buffer. */
+BPF_PERF_OUTPUT(events);
+BPF_PERCPU_ARRAY(scratch, struct syspath_event, 1);
+#else
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+#endif
 /* The process tree being traced, by thread id. User space seeds it with the
  * root pid before that process runs; sched_process_fork adds every child. */
 BPF_HASH(tracked, u32, u8, 65536);
@@ -36,14 +43,24 @@ static __always_inline bool is_tracked(void)
     return tracked.lookup(&tid) != NULL;
 }
 
+static __always_inline void count_lost(void)
+{
+    int zero = 0;
+    u64 *lost = lost_events.lookup(&zero);
+    if (lost)
+        __sync_fetch_and_add(lost, 1);
+}
+
 static __always_inline struct syspath_event *new_event(u32 step)
 {
+#ifdef SYSPATH_PERF_BUFFER
+    int zero = 0;
+    struct syspath_event *e = scratch.lookup(&zero);
+#else
     struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
+#endif
     if (!e) {
-        int zero = 0;
-        u64 *lost = lost_events.lookup(&zero);
-        if (lost)
-            __sync_fetch_and_add(lost, 1);
+        count_lost();
         return NULL;
     }
     u64 id = bpf_get_current_pid_tgid();
@@ -55,6 +72,16 @@ static __always_inline struct syspath_event *new_event(u32 step)
     e->fd = -1;
     bpf_get_current_comm(&e->comm, sizeof(e->comm));
     return e;
+}
+
+static __always_inline void submit_event(void *ctx, struct syspath_event *e)
+{
+#ifdef SYSPATH_PERF_BUFFER
+    if (events.perf_submit(ctx, e, sizeof(*e)) < 0)
+        count_lost();
+#else
+    events.ringbuf_submit(e, 0);
+#endif
 }
 
 /* current->files->fdt->fd[fd], as fs/file.c files_lookup_fd_raw() does it. */

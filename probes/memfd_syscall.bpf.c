@@ -89,7 +89,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
             describe_file(e, file);
             e->arg[0] = magic;
             __builtin_memcpy(e->text, call.text, sizeof(e->text));
-            events.ringbuf_submit(e, 0);
+            submit_event(args, e);
         }
     }
     e = new_event(STEP_MEMFD_CREATE);
@@ -100,7 +100,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     e->arg[0] = call.arg[0];
     e->arg[1] = magic;
     __builtin_memcpy(e->text, call.text, sizeof(e->text));
-    events.ringbuf_submit(e, 0);
+    submit_event(args, e);
     return 0;
 }
 
@@ -173,7 +173,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     e->arg[2] = call.arg[1];
     e->arg[3] = call.arg[2];
     find_vma(e, file, args->ret);
-    events.ringbuf_submit(e, 0);
+    submit_event(args, e);
     return 0;
 }
 
@@ -228,7 +228,7 @@ static __always_inline u64 unix_sock_of_fd(s64 fd, u64 *file_out, u16 *type_out)
     return family == AF_UNIX ? sk : 0;
 }
 
-static __always_inline void emit_passed_files(u32 step, struct scm_rights *rights, u64 sk)
+static __always_inline void emit_passed_files(void *args, u32 step, struct scm_rights *rights, u64 sk)
 {
 #pragma unroll
     for (int i = 0; i < MAX_SCM_FDS; i++) {
@@ -243,7 +243,7 @@ static __always_inline void emit_passed_files(u32 step, struct scm_rights *right
         e->arg[0] = i;
         e->arg[1] = rights->count;
         e->arg[2] = sk;
-        events.ringbuf_submit(e, 0);
+        submit_event(args, e);
     }
 }
 
@@ -267,10 +267,10 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
             e->arg[0] = sk;
             READ_KERNEL(e->arg[1], sk, UNIX_PEER);
             e->arg[2] = rights.count;
-            events.ringbuf_submit(e, 0);
+            submit_event(args, e);
         }
     }
-    emit_passed_files(STEP_SCM_FP_COPY, &rights, sk);
+    emit_passed_files(args, STEP_SCM_FP_COPY, &rights, sk);
     return 0;
 }
 
@@ -297,6 +297,6 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
     if (!sk)
         return 0;
     read_scm_rights(call.arg[1], &rights);
-    emit_passed_files(STEP_RECEIVE_FD, &rights, sk);
+    emit_passed_files(args, STEP_RECEIVE_FD, &rights, sk);
     return 0;
 }

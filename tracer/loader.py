@@ -36,28 +36,43 @@ class Timings:
 @dataclass
 class LoadedProgram:
     bpf: Any
+    perf_buffer: bool = False
     timings: Timings = field(default_factory=Timings)
+    perf_lost: int = 0
 
     def track(self, pid: int) -> None:
         self.bpf["tracked"][ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
 
     def lost(self) -> int:
-        return int(self.bpf["lost_events"][ctypes.c_int(0)].value)
+        """Events the kernel side could not queue, plus those the perf buffer dropped."""
+        return int(self.bpf["lost_events"][ctypes.c_int(0)].value) + self.perf_lost
 
     def on_event(self, callback: Callable[[int, int], None]) -> None:
-        self.bpf["events"].open_ring_buffer(lambda _ctx, data, size: callback(data, size))
+        if self.perf_buffer:
+            self.bpf["events"].open_perf_buffer(lambda _cpu, data, size: callback(data, size),
+                                                page_cnt=RINGBUF_PAGES // 4, lost_cb=self._count_lost)
+        else:
+            self.bpf["events"].open_ring_buffer(lambda _ctx, data, size: callback(data, size))
+
+    def _count_lost(self, count: int) -> None:
+        self.perf_lost += count
 
     def poll(self, timeout_ms: int) -> None:
-        self.bpf.ring_buffer_poll(timeout_ms)
+        if self.perf_buffer:
+            self.bpf.perf_buffer_poll(timeout_ms)
+        else:
+            self.bpf.ring_buffer_poll(timeout_ms)
 
     def close(self) -> None:
         self.bpf.cleanup()
 
 
-def load(tier: str, cflags: list[str]) -> LoadedProgram:
+def load(tier: str, cflags: list[str], perf_buffer: bool = False) -> LoadedProgram:
     from bcc import BPF
 
     flags = [*cflags, f"-DRINGBUF_PAGES={RINGBUF_PAGES}", "-Wno-ignored-attributes"]
+    if perf_buffer:
+        flags.append("-DSYSPATH_PERF_BUFFER")
     started = time.perf_counter()
     with captured_stderr() as err:
         try:
@@ -68,11 +83,11 @@ def load(tier: str, cflags: list[str]) -> LoadedProgram:
     if bpf is None:
         detail = _last_error_line(err.text) or failure
         raise SyspathError(f"the {tier} probe program failed to load: {detail}")
-    loaded = LoadedProgram(bpf)
+    loaded = LoadedProgram(bpf, perf_buffer)
     loaded.timings.compile_s = time.perf_counter() - started
     return loaded
 
 
 def _last_error_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower() or "invalid" in ln.lower()]
-    return lines[-1] if lines else ""
+    lines = [ln.strip() for ln in text.splitlines() if "error:" in ln or "invalid" in ln.lower()]
+    return lines[0] if lines else ""

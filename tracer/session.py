@@ -74,6 +74,12 @@ def scenario_command(scenario: str) -> list[str]:
         raise SyspathError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
     return [sys.executable, str(SCENARIO_DIR / SCENARIOS[scenario])]
 
+def use_perf_buffer() -> bool:
+    """The BPF ring buffer needs 5.8+; SYSPATH_FORCE_PERF_BUFFER=1 tries the fallback anywhere."""
+    return (os.environ.get("SYSPATH_FORCE_PERF_BUFFER") == "1"
+            or not kernel.probe_capabilities()["ringbuf"].available)
+
+
 def kernel_view() -> catalog.KernelView:
     capabilities = kernel.probe_capabilities()
     tiers = {"kprobe": capabilities["kprobe"], "fentry": capabilities["fentry"],
@@ -137,7 +143,7 @@ class Session:
         layout_started = time.perf_counter()
         layout = load_layout()
         startup = Startup(btf_s=time.perf_counter() - layout_started)
-        program = load("syscall", [*layout.cflags(), *catalog.step_defines()])
+        program = load("syscall", [*layout.cflags(), *catalog.step_defines()], use_perf_buffer())
         startup.compile_s = program.timings.compile_s
         startup.total_s = time.perf_counter() - started
         return choices, layout, program, startup

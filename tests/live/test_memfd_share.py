@@ -107,3 +107,34 @@ def test_scenario_runs_as_the_invoking_user_not_root(tmp_path: Path) -> None:
     assert path.stat().st_uid == nobody.pw_uid
     assert f"sender: uid {nobody.pw_uid}:" in done.stdout
     assert f"receiver: uid {nobody.pw_uid}:" in done.stdout
+
+
+def test_perf_buffer_fallback_carries_the_same_story(tmp_path: Path) -> None:
+    path = tmp_path / "perf.jsonl"
+    env = {**os.environ, "SYSPATH_FORCE_PERF_BUFFER": "1"}
+    done = subprocess.run([sys.executable, "-m", "tracer", "run", "memfd-share", "--no-live", "--record", str(path)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    records = read_jsonl(path)
+    [created] = events(records, "memfd_create", "sender")
+    [received] = events(records, "receive_fd", "receiver")
+    assert created["file"] == received["file"] and records[-1]["lost"] == 0
+
+
+def test_only_the_scenarios_process_tree_is_traced(tmp_path: Path) -> None:
+    outsider = subprocess.Popen([sys.executable, "-c",
+                                 "import os, time\n"
+                                 "end = time.time() + 30\n"
+                                 "while time.time() < end:\n"
+                                 "    os.close(os.memfd_create('outsider')); time.sleep(0.002)\n"])
+    try:
+        path = tmp_path / "tree.jsonl"
+        done = run_syspath("run", "memfd-share", "--no-live", "--record", str(path))
+    finally:
+        outsider.kill()
+        outsider.wait()
+    assert done.returncode == 0, done.stderr
+    records = read_jsonl(path)
+    names = {r["detail"].get("name") for r in events(records, "memfd_create")}
+    assert names == {"syspath-demo"}
+    assert outsider.pid not in {r["tgid"] for r in records if r["type"] == "event"}
