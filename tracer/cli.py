@@ -93,7 +93,7 @@ def cmd_doctor(as_json: bool) -> int:
         print(json.dumps(checks_json(checks), indent=2))
     else:
         for check in checks:
-            mark = "ok  " if check.ok else "MISS"
+            mark = "ok  " if check.available else "MISS"
             print(f"{mark} {check.name:<11} {check.detail}" + (f"\n     {'':<11} fix: {check.remedy}" if check.remedy else ""))
     return 0
 

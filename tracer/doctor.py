@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from tracer import kernel
 from tracer.btf import Btf, BtfError
@@ -11,12 +11,8 @@ from tracer.btf import Btf, BtfError
 CAPABILITIES = {"CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    remedy: str = ""
+# A doctor line is a capability found or missing, with its remedy.
+Check = kernel.Capability
 
 
 def _effective_capabilities() -> int:
@@ -71,8 +67,7 @@ def tier_checks() -> list[Check]:
         why = "needs root, bcc and a headers tree to try"
         return [Check(name, False, f"not tried: {why}", "sudo syspath doctor")
                 for name in ("kprobe", "fentry", "tracepoint", "ringbuf")]
-    return [Check(cap.name, cap.available, cap.detail, cap.remedy)
-            for cap in kernel.probe_capabilities(refresh=True).values()]
+    return list(kernel.probe_capabilities(refresh=True).values())
 
 
 def run_checks() -> list[Check]:
