@@ -5,7 +5,7 @@
  * (see tracer/offsets.py). The reads go through bpf_probe_read_kernel.
  */
 #define SYSPATH_TEXT_LEN 32
-#define SYSPATH_ARGS 8
+#define SYSPATH_ARGS 13
 
 struct syspath_event {
     u64 ts_ns;

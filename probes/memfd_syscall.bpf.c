@@ -47,18 +47,6 @@ static __always_inline bool take_call(struct pending_call *call)
     return true;
 }
 
-TRACEPOINT_PROBE(sched, sched_process_fork)
-{
-    track_child(args->child_pid);
-    return 0;
-}
-
-TRACEPOINT_PROBE(sched, sched_process_exit)
-{
-    untrack_current();
-    return 0;
-}
-
 /* ---- memfd_create: mm/memfd.c, the file comes from shmem_file_setup ---- */
 
 TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)

@@ -81,9 +81,17 @@ MEMFD_STEPS: tuple[Step, ...] = (
     )),
 )
 
-SCENARIO_STEPS: dict[str, tuple[Step, ...]] = {"memfd-share": MEMFD_STEPS}
+CLONE_STEPS: tuple[Step, ...] = (
+    Step("clone", "copy_process makes a new task; the CLONE_* flags decide what it shares", (
+        Hook("syscall", "raw_tracepoint:sched_process_fork", ("task/task_newtask", "sched/sched_process_fork"),
+             None, False, "clone flags from task:task_newtask, then parent's and child's "
+             "mm/fs/files/sighand/signal pointers read from both task_structs"),
+    )),
+)
+
+SCENARIO_STEPS: dict[str, tuple[Step, ...]] = {"memfd-share": MEMFD_STEPS, "fork-vs-thread": CLONE_STEPS}
 # Every step id the probes may emit; the number is the STEP_* define.
-ALL_STEP_NAMES: tuple[str, ...] = tuple(step.name for step in MEMFD_STEPS)
+ALL_STEP_NAMES: tuple[str, ...] = tuple(step.name for step in (*MEMFD_STEPS, *CLONE_STEPS))
 
 
 def steps_for(scenario: str | None) -> tuple[Step, ...]:
@@ -147,7 +155,7 @@ def resolve_step(step: Step, tiers: Sequence[str], kernel: KernelView) -> HookCh
         status = "attached" if hook.direct else "fallback"
         reason = hook.reads if not skipped else f"{hook.reads} (not used: {'; '.join(skipped)})"
         if not hook.direct:
-            reason = f"{step.name} itself is not hookable here; observed at {hook.point}: {reason}"
+            reason = f"{step.name} is not hooked as a function here; observed at {hook.point}: {reason}"
         return HookChoice(step.name, hook.point, hook.tier, status, reason)
     return HookChoice(step.name, "", None, "unavailable",
                       "; ".join(skipped) or "no hook in the catalog for this step")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TEXT_LEN = 32
-ARG_COUNT = 8
+ARG_COUNT = 13
 
 PROT_BITS = {0x1: "PROT_READ", 0x2: "PROT_WRITE", 0x4: "PROT_EXEC"}
 MAP_BITS = {0x01: "MAP_SHARED", 0x02: "MAP_PRIVATE", 0x10: "MAP_FIXED", 0x20: "MAP_ANONYMOUS",
@@ -102,7 +102,28 @@ def _passed_file_detail(raw: RawEvent) -> dict[str, Any]:
     return {"index": raw.arg[0], "count": raw.arg[1], "sock": hex_pointer(raw.arg[2])}
 
 
+# include/uapi/linux/sched.h (task_newtask reports kernel_clone_args.flags: no exit signal in it)
+CLONE_BITS = {0x100: "CLONE_VM", 0x200: "CLONE_FS", 0x400: "CLONE_FILES", 0x800: "CLONE_SIGHAND",
+              0x1000: "CLONE_PIDFD", 0x2000: "CLONE_PTRACE", 0x4000: "CLONE_VFORK", 0x8000: "CLONE_PARENT",
+              0x10000: "CLONE_THREAD", 0x20000: "CLONE_NEWNS", 0x40000: "CLONE_SYSVSEM", 0x80000: "CLONE_SETTLS",
+              0x100000: "CLONE_PARENT_SETTID", 0x200000: "CLONE_CHILD_CLEARTID", 0x800000: "CLONE_UNTRACED",
+              0x1000000: "CLONE_CHILD_SETTID", 0x80000000: "CLONE_IO"}
+TASK_SHARED = ("mm", "fs", "files", "sighand", "signal")
+
+
+def _clone_detail(raw: RawEvent) -> dict[str, Any]:
+    flags = raw.arg[0]
+    parent = {name: hex_pointer(raw.arg[3 + i]) for i, name in enumerate(TASK_SHARED)}
+    child = {name: hex_pointer(raw.arg[8 + i]) for i, name in enumerate(TASK_SHARED)}
+    return {"kind": "thread" if flags & 0x10000 else "process",
+            "flags": flag_names(flags, CLONE_BITS),
+            "child_tid": raw.arg[1], "child_tgid": raw.arg[2],
+            "shared": {name: parent[name] is not None and parent[name] == child[name] for name in TASK_SHARED},
+            "parent": parent, "child": child}
+
+
 DETAIL_DECODERS = {
+    "clone": _clone_detail,
     "memfd_create": _memfd_detail,
     "shmem_file_setup": _shmem_detail,
     "do_mmap": _mmap_detail,

@@ -13,15 +13,20 @@ from tracer.fdcapture import captured_stderr
 
 PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
 RINGBUF_PAGES = 256       # 1 MiB: ~6500 events between two polls
-PROGRAM_FILES = {"syscall": ("memfd_syscall.bpf.c",)}
+# The process-tree file always; the others when one of their steps is traced.
+TREE_FILE = "tree_syscall.bpf.c"
+STEP_FILES = {"memfd_syscall.bpf.c": ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg",
+                                      "scm_fp_copy", "receive_fd")}
 
 
-def program_text(tier: str) -> str:
-    """common.h once, then each probe file of the tier without its own include of it."""
-    if tier not in PROGRAM_FILES:
-        raise SyspathError(f"the {tier} tier has no probe program yet")
+def program_files(steps: set[str]) -> list[str]:
+    return [TREE_FILE, *(name for name, owned in STEP_FILES.items() if steps & set(owned))]
+
+
+def program_text(files: list[str]) -> str:
+    """common.h once, then each probe file without its own include of it."""
     parts = [(PROBES_DIR / "common.h").read_text()]
-    for name in PROGRAM_FILES[tier]:
+    for name in files:
         source = (PROBES_DIR / name).read_text()
         parts.append(source.replace('#include "common.h"', f"/* {name} */"))
     return "\n".join(parts)
@@ -67,7 +72,7 @@ class LoadedProgram:
         self.bpf.cleanup()
 
 
-def load(tier: str, cflags: list[str], perf_buffer: bool = False) -> LoadedProgram:
+def load(files: list[str], cflags: list[str], perf_buffer: bool = False) -> LoadedProgram:
     from bcc import BPF
 
     flags = [*cflags, f"-DRINGBUF_PAGES={RINGBUF_PAGES}", "-Wno-ignored-attributes"]
@@ -76,13 +81,13 @@ def load(tier: str, cflags: list[str], perf_buffer: bool = False) -> LoadedProgr
     started = time.perf_counter()
     with captured_stderr() as err:
         try:
-            bpf = BPF(text=program_text(tier), cflags=flags)
+            bpf = BPF(text=program_text(files), cflags=flags)
         except Exception as error:  # bcc raises bare Exception
             bpf = None
             failure = str(error)
     if bpf is None:
         detail = _last_error_line(err.text) or failure
-        raise SyspathError(f"the {tier} probe program failed to load: {detail}")
+        raise SyspathError(f"the probe program ({', '.join(files)}) failed to load: {detail}")
     loaded = LoadedProgram(bpf, perf_buffer)
     loaded.timings.compile_s = time.perf_counter() - started
     return loaded

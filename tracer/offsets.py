@@ -13,6 +13,11 @@ from tracer.btf import BtfError, Member, resolve_offsets
 FIELDS: dict[str, tuple[str, tuple[str, ...], int]] = {
     "TASK_FILES": ("task_struct", ("files",), 8),
     "TASK_MM": ("task_struct", ("mm",), 8),
+    "TASK_FS": ("task_struct", ("fs",), 8),
+    "TASK_SIGHAND": ("task_struct", ("sighand",), 8),
+    "TASK_SIGNAL": ("task_struct", ("signal",), 8),
+    "TASK_PID": ("task_struct", ("pid",), 4),
+    "TASK_TGID": ("task_struct", ("tgid",), 4),
     "FILES_FDT": ("files_struct", ("fdt",), 8),
     "FDT_FD": ("fdtable", ("fd",), 8),
     "FDT_MAX_FDS": ("fdtable", ("max_fds",), 4),

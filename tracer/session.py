@@ -24,12 +24,12 @@ from typing import Any
 from tracer import catalog, kernel
 from tracer.errors import SyspathError
 from tracer.events import Decoder, Event
-from tracer.loader import LoadedProgram, load
+from tracer.loader import LoadedProgram, load, program_files
 from tracer.offsets import KernelLayout, load_layout
 from tracer.record import RecordingWriter, invoking_user
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-SCENARIOS = {"memfd-share": "memfd_share.py"}
+SCENARIOS = {"memfd-share": "memfd_share.py", "fork-vs-thread": "fork_vs_thread.py"}
 # The gate is the shell's stdin; the target gets /dev/null instead.
 GATE = 'read _; exec "$0" "$@" </dev/null'
 
@@ -143,7 +143,10 @@ class Session:
         layout_started = time.perf_counter()
         layout = load_layout()
         startup = Startup(btf_s=time.perf_counter() - layout_started)
-        program = load("syscall", [*layout.cflags(), *catalog.step_defines()], use_perf_buffer())
+        emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier for c in choices) else []
+        traced = {c.step for c in choices if c.tier}
+        program = load(program_files(traced), [*layout.cflags(), *catalog.step_defines(), *emit],
+                       use_perf_buffer())
         startup.compile_s = program.timings.compile_s
         startup.total_s = time.perf_counter() - started
         return choices, layout, program, startup

@@ -27,7 +27,7 @@ def test_syscall_tier_observes_every_memfd_step() -> None:
     assert choices["memfd_create"].hook == "tracepoint:syscalls:sys_exit_memfd_create"
     for step in ("shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd"):
         assert choices[step].status == "fallback"
-        assert f"{step} itself is not hookable here" in choices[step].reason
+        assert f"{step} is not hooked as a function here" in choices[step].reason
 
 
 def test_missing_tracepoint_makes_the_step_unavailable_with_the_reason() -> None:

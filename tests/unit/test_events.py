@@ -6,7 +6,7 @@ from tracer.events import Decoder, RawEvent, flag_names, MAP_BITS
 from tracer.findings import shared_files
 from tracer.events import Event
 
-STEPS = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd")
+STEPS = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd", "clone")
 
 
 def raw(step: int, **fields: object) -> RawEvent:
@@ -23,8 +23,8 @@ def raw(step: int, **fields: object) -> RawEvent:
 
 
 def test_layout_matches_common_h() -> None:
-    # probes/common.h: 8+4+4+16+4+4+8+8+8+8*8+32
-    assert ctypes.sizeof(RawEvent) == 160
+    # probes/common.h: 8+4+4+16+4+4+8+8+8+13*8+32
+    assert ctypes.sizeof(RawEvent) == 200
 
 
 def test_decode_applies_the_refcount_bias_and_names() -> None:
@@ -71,3 +71,12 @@ def test_finding_needs_a_receiver_in_another_process() -> None:
 def test_a_fd_passed_within_one_process_is_not_sharing() -> None:
     created = ev("memfd_create", "sender", 10, 3, "0xa", 1)
     assert shared_files([created, ev("receive_fd", "sender", 10, 4, "0xa", 2)]) == []
+
+
+def test_clone_detail_compares_parent_and_child_pointers() -> None:
+    parent = [0xa1, 0xa2, 0xa3, 0xa4, 0xa5]
+    child = [0xa1, 0xb2, 0xa3, 0xb4, 0xb5]
+    event = Decoder(STEPS, {}, 0).from_raw(raw(6, pid=10, tgid=10, arg=[0x100 | 0x400, 11, 11, *parent, *child]))
+    assert event.detail["kind"] == "process" and event.detail["flags"] == ["CLONE_VM", "CLONE_FILES"]
+    assert event.detail["shared"] == {"mm": True, "fs": False, "files": True, "sighand": False, "signal": False}
+    assert event.detail["child"]["fs"] == "0x00000000000000b2"

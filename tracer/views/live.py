@@ -33,7 +33,7 @@ def final_screen(header: dict[str, Any], events: list[Event], output: list[str],
     stories = shared_files(events)
     highlight = {story.file for story in stories}
     return Group(hooks_table(header), timeline_table(events, header["started_ns"], highlight),
-                 findings_panel(stories, len(events), lost, output))
+                 findings_panel(stories, events, lost, output))
 
 
 class LiveView(Observer):

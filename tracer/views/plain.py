@@ -5,7 +5,7 @@ from typing import Any, TextIO
 
 from tracer.events import Event
 from tracer.findings import shared_files
-from tracer.views.summary import finding_lines, no_finding_lines
+from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
 
@@ -25,7 +25,6 @@ def print_plain(header: dict[str, Any], events: list[Event], output: list[str], 
     say()
     for line in output:
         say(f"program: {line}")
-    stories = shared_files(events)
-    for line in [line for story in stories for line in finding_lines(story)] or no_finding_lines(len(events), lost):
+    for line in conclusion_lines(shared_files(events), events, lost):
         say(line)
     say(f"{len(events)} events, {lost} lost")

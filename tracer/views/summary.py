@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tracer.events import Event
 from tracer.findings import Holder, SharedFile
 
 STATUS_STYLES = {"attached": "green", "fallback": "yellow", "unavailable": "red"}
@@ -50,6 +51,25 @@ def finding_lines(story: SharedFile) -> list[str]:
     return lines
 
 
+# kernel/fork.c: which flag makes copy_process share each structure instead of copying it
+SHARING_FLAG = {"mm": "CLONE_VM", "fs": "CLONE_FS", "files": "CLONE_FILES", "sighand": "CLONE_SIGHAND",
+                "signal": "CLONE_THREAD"}
+
+
+def clone_lines(events: Sequence[Event]) -> list[str]:
+    lines = []
+    for event in (e for e in events if e.step == "clone"):
+        detail = event.detail
+        lines.append(f"{event.comm}[{event.pid}] -> new {detail.get('kind')} tid {detail.get('child_tid')} "
+                     f"tgid {detail.get('child_tgid')}:")
+        for name, flag in SHARING_FLAG.items():
+            shared = detail.get("shared", {}).get(name)
+            parent, child = detail.get("parent", {}).get(name), detail.get("child", {}).get(name)
+            how = f"shared ({flag})" if shared else f"copied (no {flag})"
+            lines.append(f"  {name:<8} parent {parent}  child {child}  {how}")
+    return lines
+
+
 def no_finding_lines(events: int, lost: int) -> list[str]:
     lines = [f"No struct file was seen shared between two processes ({events} events)."]
     if lost:
@@ -57,11 +77,16 @@ def no_finding_lines(events: int, lost: int) -> list[str]:
     return lines
 
 
-def findings_panel(stories: Sequence[SharedFile], events: int, lost: int,
+def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], lost: int) -> list[str]:
+    lines = [line for story in stories for line in finding_lines(story)] + clone_lines(events)
+    return lines or no_finding_lines(len(events), lost)
+
+
+def findings_panel(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
                    output: Sequence[str]) -> Panel:
-    lines = [line for story in stories for line in finding_lines(story)] or no_finding_lines(events, lost)
+    lines = conclusion_lines(stories, events, lost)
     body: list[RenderableType] = [Text("\n".join(lines))]
     if output:
         body.append(Text("\n".join(output), style="dim"))
-    body.append(Text(f"{events} events, {lost} lost", style="dim"))
-    return Panel(Group(*body), title="what the kernel did", border_style="green" if stories else "red")
+    body.append(Text(f"{len(events)} events, {lost} lost", style="dim"))
+    return Panel(Group(*body), title="what the kernel did", border_style="red" if lost else "green")

@@ -34,9 +34,19 @@ def detail_text(event: Event) -> str:
         return text
     if event.step == "unix_stream_sendmsg":
         return f"sock={detail.get('sock')} peer={detail.get('peer')} SCM_RIGHTS fds={detail.get('scm_rights')}"
+    if event.step == "clone":
+        return clone_text(detail)
     if event.step in ("scm_fp_copy", "receive_fd"):
         return f"fd {detail.get('index', 0) + 1}/{detail.get('count')} sock={detail.get('sock')}"
     return " ".join(f"{k}={v}" for k, v in detail.items())
+
+
+def clone_text(detail: dict[str, Any]) -> str:
+    shared = detail.get("shared", {})
+    same = [name for name, yes in shared.items() if yes]
+    copied = [name for name, yes in shared.items() if not yes]
+    return (f"{detail.get('kind')} tid={detail.get('child_tid')} tgid={detail.get('child_tgid')}: "
+            f"shares {','.join(same) or 'nothing'}; own copy of {','.join(copied) or 'nothing'}")
 
 
 def relative_ms(event: Event, started_ns: int) -> str:

@@ -1,0 +1,88 @@
+"""fork-vs-thread: what a new task shares with its parent, and what follows.
+
+1. a thread (pthread_create: CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD...)
+   chdir()s and open()s a file: the main thread sees both (one fs_struct, one files_struct);
+2. a fork()ed child does the same: the parent sees neither (copies);
+3. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) starts /bin/true, for contrast.
+Each step reports on stdout as a JSON line {"role", "say", ...}.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def report(role: str, say: str, **facts: Any) -> None:
+    print(json.dumps({"role": role, "say": say, **facts}), flush=True)
+
+
+def fd_is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def thread_step(workdir: str) -> None:
+    opened: list[int] = []
+
+    def body() -> None:
+        os.chdir(workdir)
+        opened.append(os.open("/dev/null", os.O_RDONLY))
+
+    worker = threading.Thread(target=body, name="worker")
+    worker.start()
+    worker.join()
+    sees_cwd = os.getcwd() == workdir
+    sees_fd = fd_is_open(opened[0])
+    report("thread", f"thread chdir -> main sees cwd {os.getcwd()} ({'shared' if sees_cwd else 'not shared'}); "
+           f"thread's fd {opened[0]} {'open' if sees_fd else 'closed'} in main", cwd_shared=sees_cwd,
+           fd_shared=sees_fd, fd=opened[0])
+    os.close(opened[0])
+    os.chdir("/")
+
+
+def fork_step(workdir: str) -> None:
+    channel_read, channel_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.chdir(workdir)
+        fd = os.open("/dev/null", os.O_RDONLY)
+        os.write(channel_write, str(fd).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    fd = int(os.read(channel_read, 16))
+    sees_cwd = os.getcwd() == workdir
+    sees_fd = fd_is_open(fd) and fd not in (channel_read, channel_write)
+    report("fork", f"child chdir -> parent still in {os.getcwd()} ({'shared' if sees_cwd else 'not shared'}); "
+           f"child's fd {fd} {'open' if sees_fd else 'not open'} in parent", cwd_shared=sees_cwd,
+           fd_shared=sees_fd, child=child)
+    os.close(channel_read)
+    os.close(channel_write)
+
+
+def spawn_step() -> None:
+    pid = os.posix_spawn("/bin/true", ["true"], os.environ)
+    _, status = os.waitpid(pid, 0)
+    report("spawn", f"posix_spawn /bin/true: pid {pid}, exit {os.waitstatus_to_exitcode(status)}", child=pid)
+
+
+def main() -> int:
+    Path("/proc/self/comm").write_text("fork-vs-thread")
+    os.chdir("/")
+    with tempfile.TemporaryDirectory(prefix="syspath-") as workdir:
+        workdir = os.path.realpath(workdir)
+        thread_step(workdir)
+        fork_step(workdir)
+        spawn_step()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
