@@ -38,7 +38,7 @@ test-vm: setup
 	$(PY) -m pytest -m vm tests/vm -v
 
 bench: setup
-	$(PY) bench/run.py
+	@if [ -f bench/run.py ]; then $(PY) bench/run.py; else echo "bench: the benchmark is not written yet (issue 6)" >&2; exit 2; fi
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
