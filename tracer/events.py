@@ -112,11 +112,10 @@ TASK_SHARED = ("mm", "fs", "files", "sighand", "signal")
 
 
 def _clone_detail(raw: RawEvent) -> dict[str, Any]:
-    flags = raw.arg[0]
+    flags = flag_names(raw.arg[0], CLONE_BITS)
     parent = {name: hex_pointer(raw.arg[3 + i]) for i, name in enumerate(TASK_SHARED)}
     child = {name: hex_pointer(raw.arg[8 + i]) for i, name in enumerate(TASK_SHARED)}
-    return {"kind": "thread" if flags & 0x10000 else "process",
-            "flags": flag_names(flags, CLONE_BITS),
+    return {"kind": "thread" if "CLONE_THREAD" in flags else "process", "flags": flags,
             "child_tid": raw.arg[1], "child_tgid": raw.arg[2],
             "shared": {name: parent[name] is not None and parent[name] == child[name] for name in TASK_SHARED},
             "parent": parent, "child": child}

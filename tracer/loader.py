@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracer.catalog import MEMFD_STEPS
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_stderr
 
@@ -15,8 +16,7 @@ PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
 RINGBUF_PAGES = 256       # 1 MiB: ~6500 events between two polls
 # The process-tree file always; the others when one of their steps is traced.
 TREE_FILE = "tree_syscall.bpf.c"
-STEP_FILES = {"memfd_syscall.bpf.c": ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg",
-                                      "scm_fp_copy", "receive_fd")}
+STEP_FILES = {"memfd_syscall.bpf.c": tuple(step.name for step in MEMFD_STEPS)}
 
 
 def program_files(steps: set[str]) -> list[str]:
@@ -86,13 +86,13 @@ def load(files: list[str], cflags: list[str], perf_buffer: bool = False) -> Load
             bpf = None
             failure = str(error)
     if bpf is None:
-        detail = _last_error_line(err.text) or failure
+        detail = _first_error_line(err.text) or failure
         raise SyspathError(f"the probe program ({', '.join(files)}) failed to load: {detail}")
     loaded = LoadedProgram(bpf, perf_buffer)
     loaded.timings.compile_s = time.perf_counter() - started
     return loaded
 
 
-def _last_error_line(text: str) -> str:
+def _first_error_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if "error:" in ln or "invalid" in ln.lower()]
     return lines[0] if lines else ""

@@ -74,14 +74,14 @@ def scenario_command(scenario: str) -> list[str]:
         raise SyspathError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
     return [sys.executable, str(SCENARIO_DIR / SCENARIOS[scenario])]
 
-def use_perf_buffer() -> bool:
+
+def use_perf_buffer(capabilities: dict[str, kernel.Capability]) -> bool:
     """The BPF ring buffer needs 5.8+; SYSPATH_FORCE_PERF_BUFFER=1 tries the fallback anywhere."""
-    return (os.environ.get("SYSPATH_FORCE_PERF_BUFFER") == "1"
-            or not kernel.probe_capabilities()["ringbuf"].available)
+    return os.environ.get("SYSPATH_FORCE_PERF_BUFFER") == "1" or not capabilities["ringbuf"].available
 
 
-def kernel_view() -> catalog.KernelView:
-    capabilities = kernel.probe_capabilities()
+def kernel_view(capabilities: dict[str, kernel.Capability] | None = None) -> catalog.KernelView:
+    capabilities = capabilities or kernel.probe_capabilities()
     tiers = {"kprobe": capabilities["kprobe"], "fentry": capabilities["fentry"],
              "syscall": capabilities["tracepoint"]}
     return catalog.KernelView(
@@ -136,17 +136,18 @@ class Session:
         kernel.require_bcc()
         kernel.require_btf()
         kernel.use_headers()
-        choices = catalog.resolve(self.scenario, self.mode, kernel_view())
+        capabilities = kernel.probe_capabilities()
+        choices = catalog.resolve(self.scenario, self.mode, kernel_view(capabilities))
         tiers = {choice.tier for choice in choices if choice.tier}
         if tiers - {"syscall"}:
             raise SyspathError(f"the {', '.join(sorted(tiers))} tier is not built yet: use --mode syscall")
         layout_started = time.perf_counter()
         layout = load_layout()
         startup = Startup(btf_s=time.perf_counter() - layout_started)
-        emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier for c in choices) else []
         traced = {c.step for c in choices if c.tier}
+        emit = ["-DEMIT_CLONE"] if "clone" in traced else []
         program = load(program_files(traced), [*layout.cflags(), *catalog.step_defines(), *emit],
-                       use_perf_buffer())
+                       use_perf_buffer(capabilities))
         startup.compile_s = program.timings.compile_s
         startup.total_s = time.perf_counter() - started
         return choices, layout, program, startup
