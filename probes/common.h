@@ -14,6 +14,8 @@ struct syspath_event {
     char comm[16];
     u32 step;
     s32 fd;
+    u32 depth;           /* hooked kernel functions this call runs inside */
+    u32 reserved;
     u64 file;
     u64 inode;
     s64 refcount;        /* raw counter; user space applies FILE_REF_BIAS */
@@ -114,6 +116,16 @@ static __always_inline void describe_file(struct syspath_event *e, u64 file)
     READ_KERNEL(inode, file, FILE_INODE);
     if (inode)
         READ_KERNEL(e->inode, inode, INODE_INO);
+}
+
+/* What a clone shares or copies (kernel/fork.c copy_process): mm, fs, files, sighand, signal. */
+static __always_inline void task_pointers(u64 task, u64 *out)
+{
+    READ_KERNEL(out[0], task, TASK_MM);
+    READ_KERNEL(out[1], task, TASK_FS);
+    READ_KERNEL(out[2], task, TASK_FILES);
+    READ_KERNEL(out[3], task, TASK_SIGHAND);
+    READ_KERNEL(out[4], task, TASK_SIGNAL);
 }
 
 static __always_inline void track_child(u32 child_tid)

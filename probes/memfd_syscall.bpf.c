@@ -5,30 +5,19 @@
  * without kprobes and fentry, so each is observed where its effect becomes
  * visible: at the syscall boundary, by walking the caller's fd table and the
  * objects behind it. STEP_* ids and field offsets come in as -D defines.
+ *
+ * SYSCALL_STEPS has bit (1 << STEP_x) set for each step this tier stands for in
+ * this session; the others are hooked as kernel functions (memfd_kernel.bpf.c).
  */
-#include "common.h"
+#include "memfd.h"
 
-#define MAX_SCM_FDS 8
-#define TMPFS_MAGIC 0x01021994
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
-#define AF_UNIX 1
-#define SOCK_STREAM 1
-#define SOL_SOCKET 1
-#define SCM_RIGHTS 1
-#define MAP_SHARED 0x01
-#define VMA_TREE_SLOTS 7
+#define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
 
 struct pending_call {
     u64 arg[5];
     char text[SYSPATH_TEXT_LEN];
 };
 BPF_HASH(pending, u32, struct pending_call, 4096);
-
-struct scm_rights {
-    u32 count;              /* fds in the message, may exceed MAX_SCM_FDS */
-    s32 fd[MAX_SCM_FDS];
-};
 
 static __always_inline void save_call(struct pending_call *call)
 {
@@ -48,6 +37,7 @@ static __always_inline bool take_call(struct pending_call *call)
 }
 
 /* ---- memfd_create: mm/memfd.c, the file comes from shmem_file_setup ---- */
+#if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_SHMEM_FILE_SETUP)
 
 TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
 {
@@ -63,15 +53,13 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
     struct pending_call call;
-    u64 file, inode = 0, sb = 0, magic = 0;
+    u64 file, magic;
     struct syspath_event *e;
     if (!take_call(&call) || args->ret < 0)
         return 0;
     file = file_of_fd(args->ret);
-    READ_KERNEL(inode, file, FILE_INODE);
-    READ_KERNEL(sb, inode, INODE_SB);
-    READ_KERNEL(magic, sb, SB_MAGIC);
-    if (magic == TMPFS_MAGIC) {
+    magic = file_magic(file);
+    if (ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && magic == TMPFS_MAGIC) {
         e = new_event(STEP_SHMEM_FILE_SETUP);
         if (e) {
             describe_file(e, file);
@@ -80,6 +68,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
             submit_event(args, e);
         }
     }
+    if (!ON_SYSCALL(STEP_MEMFD_CREATE))
+        return 0;
     e = new_event(STEP_MEMFD_CREATE);
     if (!e)
         return 0;
@@ -92,7 +82,10 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     return 0;
 }
 
+#endif
+
 /* ---- mmap: mm/mmap.c do_mmap -> mmap_region ---- */
+#if ON_SYSCALL(STEP_DO_MMAP)
 
 TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 {
@@ -106,41 +99,6 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
     call.arg[4] = args->off;
     save_call(&call);
     return 0;
-}
-
-/* The new vma is linked into the file's address_space->i_mmap interval tree
- * (mm/vma.c vma_link_file). Walk the top of that rbtree to find the vma this
- * mmap created: its vm_flags and vm_file are the kernel's own record. */
-static __always_inline void find_vma(struct syspath_event *e, u64 file, u64 addr)
-{
-    u64 mapping = 0, mm = 0, task = bpf_get_current_task();
-    u64 node[VMA_TREE_SLOTS] = {};
-    u32 seen = 0;
-    READ_KERNEL(mm, task, TASK_MM);
-    READ_KERNEL(mapping, file, FILE_MAPPING);
-    if (!mapping)
-        return;
-    READ_KERNEL(node[0], mapping, MAPPING_IMMAP);
-#pragma unroll
-    for (int i = 0; i < VMA_TREE_SLOTS; i++) {
-        u64 vma, vm_mm = 0, vm_start = 0;
-        if (!node[i])
-            continue;
-        seen++;
-        vma = node[i] - VMA_SHARED_RB;
-        READ_KERNEL(vm_mm, vma, VMA_MM);
-        READ_KERNEL(vm_start, vma, VMA_START);
-        if (vm_mm == mm && vm_start == addr) {
-            e->arg[4] = vma;
-            READ_KERNEL(e->arg[5], vma, VMA_FLAGS);
-            READ_KERNEL(e->arg[7], vma, VMA_FILE);
-        }
-        if (2 * i + 2 < VMA_TREE_SLOTS) {
-            READ_KERNEL(node[2 * i + 1], node[i], RB_LEFT);
-            READ_KERNEL(node[2 * i + 2], node[i], RB_RIGHT);
-        }
-    }
-    e->arg[6] = seen;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
@@ -165,39 +123,9 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     return 0;
 }
 
-/* ---- SCM_RIGHTS: net/unix/af_unix.c, net/core/scm.c, fs/file.c ---- */
+#endif
 
-/* The control messages of a user msghdr, as __scm_send walks them. */
-static __always_inline void read_scm_rights(u64 msg, struct scm_rights *out)
-{
-    u64 control = 0, controllen = 0, pos = 0;
-    bpf_probe_read_user(&control, sizeof(control), (void *)(msg + MSGHDR_CONTROL));
-    bpf_probe_read_user(&controllen, sizeof(controllen), (void *)(msg + MSGHDR_CONTROLLEN));
-#pragma unroll
-    for (int c = 0; c < 2; c++) {
-        u64 len = 0;
-        s32 level = 0, type = 0;
-        if (!control || pos + CMSG_DATA_OFFSET > controllen)
-            return;
-        bpf_probe_read_user(&len, sizeof(len), (void *)(control + pos + CMSG_LEN));
-        bpf_probe_read_user(&level, sizeof(level), (void *)(control + pos + CMSG_LEVEL));
-        bpf_probe_read_user(&type, sizeof(type), (void *)(control + pos + CMSG_TYPE));
-        if (len < CMSG_DATA_OFFSET)
-            return;
-        if (level == SOL_SOCKET && type == SCM_RIGHTS) {
-            out->count = (len - CMSG_DATA_OFFSET) / sizeof(s32);
-#pragma unroll
-            for (int i = 0; i < MAX_SCM_FDS; i++) {
-                if (i >= out->count)
-                    break;
-                bpf_probe_read_user(&out->fd[i], sizeof(s32),
-                                    (void *)(control + pos + CMSG_DATA_OFFSET + i * sizeof(s32)));
-            }
-            return;
-        }
-        pos += (len + 7) & ~7ULL;
-    }
-}
+/* ---- SCM_RIGHTS: net/unix/af_unix.c, net/core/scm.c, fs/file.c ---- */
 
 /* A socket fd -> its struct sock, if it is an AF_UNIX socket (0 otherwise). */
 static __always_inline u64 unix_sock_of_fd(s64 fd, u64 *file_out, u16 *type_out)
@@ -235,6 +163,7 @@ static __always_inline void emit_passed_files(void *args, u32 step, struct scm_r
     }
 }
 
+#if ON_SYSCALL(STEP_UNIX_STREAM_SENDMSG) || ON_SYSCALL(STEP_SCM_FP_COPY)
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 {
     struct scm_rights rights = {};
@@ -246,8 +175,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
     sk = unix_sock_of_fd(args->fd, &sock_file, &type);
     if (!sk)
         return 0;
-    read_scm_rights((u64)args->msg, &rights);
-    if (type == SOCK_STREAM) {
+    read_user_scm_rights((u64)args->msg, &rights);
+    if (ON_SYSCALL(STEP_UNIX_STREAM_SENDMSG) && type == SOCK_STREAM) {
         e = new_event(STEP_UNIX_STREAM_SENDMSG);
         if (e) {
             e->fd = args->fd;
@@ -258,10 +187,13 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
             submit_event(args, e);
         }
     }
-    emit_passed_files(args, STEP_SCM_FP_COPY, &rights, sk);
+    if (ON_SYSCALL(STEP_SCM_FP_COPY))
+        emit_passed_files(args, STEP_SCM_FP_COPY, &rights, sk);
     return 0;
 }
+#endif
 
+#if ON_SYSCALL(STEP_RECEIVE_FD)
 TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
 {
     struct pending_call call = {};
@@ -284,7 +216,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
     sk = unix_sock_of_fd(call.arg[0], &sock_file, &type);
     if (!sk)
         return 0;
-    read_scm_rights(call.arg[1], &rights);
+    read_user_scm_rights(call.arg[1], &rights);
     emit_passed_files(args, STEP_RECEIVE_FD, &rights, sk);
     return 0;
 }
+#endif

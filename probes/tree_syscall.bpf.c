@@ -20,15 +20,6 @@ TRACEPOINT_PROBE(task, task_newtask)
     return 0;
 }
 
-static __always_inline void task_pointers(u64 task, u64 *out)
-{
-    READ_KERNEL(out[0], task, TASK_MM);
-    READ_KERNEL(out[1], task, TASK_FS);
-    READ_KERNEL(out[2], task, TASK_FILES);
-    READ_KERNEL(out[3], task, TASK_SIGHAND);
-    READ_KERNEL(out[4], task, TASK_SIGNAL);
-}
-
 RAW_TRACEPOINT_PROBE(sched_process_fork)
 {
     u64 parent = ctx->args[0], child = ctx->args[1];

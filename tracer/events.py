@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ class RawEvent(ctypes.Structure):
         ("comm", ctypes.c_char * 16),
         ("step", ctypes.c_uint32),
         ("fd", ctypes.c_int32),
+        ("depth", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
         ("file", ctypes.c_uint64),
         ("inode", ctypes.c_uint64),
         ("refcount", ctypes.c_int64),
@@ -63,6 +66,12 @@ class Event:
         return cls(**fields, detail=dict(record.get("detail") or {}))
 
 
+def in_call_order(events: Sequence[Event]) -> list[Event]:
+    """Events stamped with their call's entry time arrive when the call returns:
+    sorting by time puts them back in call order (stable for equal stamps)."""
+    return sorted(events, key=lambda event: event.ts_ns)
+
+
 def hex_pointer(value: int) -> str | None:
     return f"0x{value:016x}" if value else None
 
@@ -74,7 +83,7 @@ def flag_names(value: int, bits: dict[int, str]) -> list[str]:
 
 
 def _memfd_detail(raw: RawEvent) -> dict[str, Any]:
-    return {"name": raw.text.decode(errors="replace"), "flags": flag_names(raw.arg[0], MFD_BITS),
+    return {"name": raw.text.decode(errors="replace").removeprefix("memfd:"), "flags": flag_names(raw.arg[0], MFD_BITS),
             "tmpfs": raw.arg[1] == 0x01021994}
 
 
@@ -99,6 +108,8 @@ def _sendmsg_detail(raw: RawEvent) -> dict[str, Any]:
 
 
 def _passed_file_detail(raw: RawEvent) -> dict[str, Any]:
+    if not raw.arg[1]:                      # receive_fd hooked as a function: one file, no message
+        return {}
     return {"index": raw.arg[0], "count": raw.arg[1], "sock": hex_pointer(raw.arg[2])}
 
 
@@ -121,7 +132,13 @@ def _clone_detail(raw: RawEvent) -> dict[str, Any]:
             "parent": parent, "child": child}
 
 
+def _copy_detail(raw: RawEvent) -> dict[str, Any]:
+    return {"from": hex_pointer(raw.arg[0]), "copy": hex_pointer(raw.arg[1])}
+
+
 DETAIL_DECODERS = {
+    "dup_fd": _copy_detail,
+    "dup_mm": _copy_detail,
     "clone": _clone_detail,
     "memfd_create": _memfd_detail,
     "shmem_file_setup": _shmem_detail,
@@ -147,11 +164,14 @@ class Decoder:
     def from_raw(self, raw: RawEvent) -> Event:
         step = self.step_names[raw.step] if raw.step < len(self.step_names) else f"step{raw.step}"
         decode_detail = DETAIL_DECODERS.get(step)
+        detail = decode_detail(raw) if decode_detail else {}
+        if raw.depth:
+            detail["depth"] = raw.depth     # inside that many hooked kernel functions
         return Event(
             ts_ns=raw.ts_ns, pid=raw.pid, tgid=raw.tgid,
             comm=raw.comm.decode(errors="replace"), step=step, hook=self.hooks.get(step, ""),
             fd=raw.fd if raw.fd >= 0 else None, file=hex_pointer(raw.file),
             inode=raw.inode or None,
             refcount=raw.refcount + self.refcount_bias if raw.file else None,
-            detail=decode_detail(raw) if decode_detail else {},
+            detail=detail,
         )

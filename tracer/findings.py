@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tracer.events import Event
+from tracer.events import Event, in_call_order
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,21 @@ def _mapping(events: Sequence[Event], file: str, tgid: int) -> tuple[str | None,
     return None, ()
 
 
+def _installed_fd(events: Sequence[Event], file: str, tgid: int) -> int | None:
+    """Where the file landed in a process's fd table, when the hook that saw it
+    arrive could not tell (receive_fd observed through security_file_receive)."""
+    return next((e.fd for e in events if e.step == "fd_install" and e.file == file and e.tgid == tgid), None)
+
+
 def _holder(events: Sequence[Event], event: Event) -> Holder:
     address, vm_flags = _mapping(events, event.file or "", event.tgid)
-    return Holder(event.comm, event.pid, event.tgid, event.fd, address, vm_flags)
+    fd = event.fd if event.fd is not None else _installed_fd(events, event.file or "", event.tgid)
+    return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags)
 
 
 def shared_files(events: Sequence[Event]) -> list[SharedFile]:
     """Every memfd whose struct file was received by another process."""
+    events = in_call_order(events)
     found: list[SharedFile] = []
     for created in (e for e in events if e.step == "memfd_create" and e.file):
         story = SharedFile(created.file or "", created.inode, _holder(events, created))

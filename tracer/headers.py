@@ -75,7 +75,7 @@ def _candidates(flavour: str) -> list[str]:
     return [line.split()[0] for line in found.splitlines() if line.strip()]
 
 
-def merge_tree(package: str, target: Path) -> None:
+def merge_tree(package: str, target: Path, origin: str = "") -> None:
     """Debian ships linux-headers-X-ARCH (generated files, a Makefile) beside
     linux-headers-X-common (the sources): one tree of symlinks holds both."""
     arch_dir = Path("/usr/src") / package
@@ -89,17 +89,29 @@ def merge_tree(package: str, target: Path) -> None:
     else:
         subprocess.run(["cp", "-as", str(arch_dir), str(staging)], check=True)
     (staging / ".syspath-origin").write_text(
-        f"{package} (nearest distro headers: no package exists for {release()})\n")
+        (origin or f"{package} (nearest distro headers: no package exists for {release()})") + "\n")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
+
+
+def merge_own_split_headers() -> Path | None:
+    """A distro kernel whose own headers are installed but split in two (Debian's
+    -common and -ARCH, with no `source` link bcc could follow): merge them."""
+    package = f"linux-headers-{release()}"
+    if not (Path("/usr/src") / package / "Makefile").exists() or os.geteuid() != 0:
+        return None
+    target = HEADERS_ROOT / release()
+    merge_tree(package, target, f"{package} (the running kernel's own headers, merged)")
+    return headers_dir()
 
 
 def install() -> str:
     if os.geteuid() != 0:
         sys.exit("headers: run as root (sudo make setup)")
     own = f"linux-headers-{release()}"
-    if headers_dir() is None and _known(own):
+    if headers_dir() is None and merge_own_split_headers() is None and _known(own):
         _apt_install(own)
+        merge_own_split_headers()
     present = headers_dir()
     if present is not None and not str(present).startswith(str(HEADERS_ROOT)):
         return f"headers: using the running kernel's own tree {present}"

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,8 +24,9 @@ KALLSYMS_PATH = Path("/proc/kallsyms")
 TRACEFS_PATHS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 CACHE_DIR = Path("/var/cache/syspath")
 HEADERS_ROOT = Path("/var/lib/syspath/kheaders")
-# gcc/clang clones of a function keep its name with a suffix: do_mmap.isra.0
-CLONE_SUFFIX = re.compile(r"^(?P<base>[A-Za-z0-9_]+)\.(?:isra|constprop|part|cold|lto_priv)(?:\.\d+)*")
+# gcc/clang clones of a whole function keep its name with a suffix: do_mmap.isra.0.
+# (.part.N and .cold are pieces split off a function, not its entry: never hooked.)
+CLONE_SUFFIX = re.compile(r"^(?P<base>[A-Za-z0-9_]+)\.(?:isra|constprop|lto_priv)(?:\.\d+)*$")
 
 
 def release() -> str:
@@ -75,17 +77,21 @@ def has_tracepoint(category: str, name: str) -> bool:
 @functools.cache
 def kallsyms() -> dict[str, str]:
     """Function symbol -> the name kallsyms uses for it (the clone name if only a clone exists)."""
-    names: dict[str, str] = {}
     with KALLSYMS_PATH.open() as lines:
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 3 or fields[1] not in "TtWw":
-                continue
-            symbol = fields[2]
-            names.setdefault(symbol, symbol)
-            clone = CLONE_SUFFIX.match(symbol)
-            if clone:
-                names.setdefault(clone.group("base"), symbol)
+        return parse_kallsyms(lines)
+
+
+def parse_kallsyms(lines: Iterable[str]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3 or fields[1] not in "TtWw":
+            continue
+        symbol = fields[2]
+        names.setdefault(symbol, symbol)
+        clone = CLONE_SUFFIX.match(symbol)
+        if clone:
+            names.setdefault(clone.group("base"), symbol)
     return names
 
 
@@ -105,6 +111,10 @@ def headers_origin(headers: Path) -> str:
 
 def use_headers() -> Path:
     headers = headers_dir()
+    if headers is None:
+        from tracer.headers import merge_own_split_headers
+
+        headers = merge_own_split_headers()
     if headers is None:
         raise SyspathError(
             f"no kernel headers tree for {release()}: bcc needs one to compile; "
@@ -149,7 +159,7 @@ def _try_program(text: str, attach_kprobe: str | None = None) -> tuple[bool, str
 
     with captured_stderr() as err:
         try:
-            program = BPF(text=text, cflags=["-Wno-ignored-attributes"])
+            program = BPF(text=text.encode(), cflags=["-Wno-ignored-attributes"])
             try:
                 if attach_kprobe:
                     program.attach_kprobe(event=attach_kprobe, fn_name="probe")

@@ -2,34 +2,60 @@
 from __future__ import annotations
 
 import ctypes
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer.catalog import MEMFD_STEPS
+from tracer.catalog import ALL_STEP_NAMES, CLONE_STEPS, FUNCTION_TIERS, MEMFD_STEPS, HookChoice
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_stderr
 
 PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
 RINGBUF_PAGES = 256       # 1 MiB: ~6500 events between two polls
-# The process-tree file always; the others when one of their steps is traced.
+KRETPROBE_MAXACTIVE = 64  # calls of one function in flight at once before returns go unseen
+INCLUDE = re.compile(r'^#include "(?P<name>[\w.]+)"$', re.MULTILINE)
+# The process-tree file always; a tier's file when one of its steps is hooked on that tier.
 TREE_FILE = "tree_syscall.bpf.c"
-STEP_FILES = {"memfd_syscall.bpf.c": tuple(step.name for step in MEMFD_STEPS)}
+SYSCALL_FILES = {"memfd_syscall.bpf.c": tuple(step.name for step in MEMFD_STEPS)}
+FUNCTION_FILES = {"memfd_kernel.bpf.c": tuple(step.name for step in MEMFD_STEPS),
+                  "clone_kernel.bpf.c": tuple(step.name for step in CLONE_STEPS)}
 
 
-def program_files(steps: set[str]) -> list[str]:
-    return [TREE_FILE, *(name for name, owned in STEP_FILES.items() if steps & set(owned))]
+def program_files(choices: list[HookChoice]) -> list[str]:
+    on_syscall = {c.step for c in choices if c.tier == "syscall"}
+    on_function = {c.step for c in choices if c.tier in FUNCTION_TIERS}
+    return [TREE_FILE, *(name for name, owned in SYSCALL_FILES.items() if on_syscall & set(owned)),
+            *(name for name, owned in FUNCTION_FILES.items() if on_function & set(owned))]
+
+
+def hook_defines(choices: list[HookChoice]) -> list[str]:
+    """-D flags that switch on the probes the catalog chose, with BTF argument positions."""
+    mask = sum(1 << ALL_STEP_NAMES.index(c.step) for c in choices if c.tier == "syscall")
+    flags = [f"-DSYSCALL_STEPS={mask}"]
+    if any(c.tier == "fentry" for c in choices):
+        flags.append("-DFUNC_TIER_FENTRY")
+    for choice in choices:
+        if choice.function:
+            flags += [f"-DHOOK_{choice.function}", f"-DNARGS_{choice.function}={choice.nargs}"]
+            flags += [f"-DARG_{choice.function}_{param}={index}" for param, index in choice.arg_index]
+    return flags
 
 
 def program_text(files: list[str]) -> str:
-    """common.h once, then each probe file without its own include of it."""
-    parts = [(PROBES_DIR / "common.h").read_text()]
-    for name in files:
-        source = (PROBES_DIR / name).read_text()
-        parts.append(source.replace('#include "common.h"', f"/* {name} */"))
-    return "\n".join(parts)
+    """The probe files with their local #includes inlined, each header once."""
+    seen: set[str] = set()
+
+    def inline(name: str) -> str:
+        if name in seen:
+            return f"/* {name}: already included */"
+        seen.add(name)
+        text = (PROBES_DIR / name).read_text()
+        return INCLUDE.sub(lambda match: inline(match.group("name")), text)
+
+    return "\n".join(inline(name) for name in files)
 
 
 @dataclass
@@ -68,6 +94,24 @@ class LoadedProgram:
         else:
             self.bpf.ring_buffer_poll(timeout_ms)
 
+    def attach_functions(self, choices: list[HookChoice]) -> None:
+        """kprobes and kretprobes, on the kallsyms name resolution found (fentry
+        programs were attached by bcc when the program loaded)."""
+        started = time.perf_counter()
+        for choice in choices:
+            if choice.tier != "kprobe" or not choice.symbol:
+                continue
+            try:
+                if choice.entry:
+                    self.bpf.attach_kprobe(event=choice.symbol, fn_name=f"at_entry_{choice.function}")
+                if choice.exit:
+                    self.bpf.attach_kretprobe(event=choice.symbol, fn_name=f"at_return_{choice.function}",
+                                              maxactive=KRETPROBE_MAXACTIVE)
+            except Exception as error:  # bcc raises bare Exception
+                raise SyspathError(f"could not attach {choice.hook} for step {choice.step}: {error}; "
+                                   "try --mode syscall") from None
+        self.timings.attach_s = time.perf_counter() - started
+
     def close(self) -> None:
         self.bpf.cleanup()
 
@@ -81,7 +125,7 @@ def load(files: list[str], cflags: list[str], perf_buffer: bool = False) -> Load
     started = time.perf_counter()
     with captured_stderr() as err:
         try:
-            bpf = BPF(text=program_text(files), cflags=flags)
+            bpf = BPF(text=program_text(files).encode(), cflags=flags)
         except Exception as error:  # bcc raises bare Exception
             bpf = None
             failure = str(error)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer import catalog, kernel
+from tracer import catalog, facts, kernel
 from tracer.errors import SyspathError
 from tracer.events import Decoder, Event
-from tracer.loader import LoadedProgram, load, program_files
+from tracer.loader import LoadedProgram, hook_defines, load, program_files
 from tracer.offsets import KernelLayout, load_layout
 from tracer.record import RecordingWriter, invoking_user
 
@@ -45,6 +45,7 @@ class OutputLine:
 class Startup:
     btf_s: float = 0.0
     compile_s: float = 0.0
+    attach_s: float = 0.0
     total_s: float = 0.0
 
 @dataclass
@@ -81,14 +82,7 @@ def use_perf_buffer(capabilities: dict[str, kernel.Capability]) -> bool:
 
 
 def kernel_view(capabilities: dict[str, kernel.Capability] | None = None) -> catalog.KernelView:
-    capabilities = capabilities or kernel.probe_capabilities()
-    tiers = {"kprobe": capabilities["kprobe"], "fentry": capabilities["fentry"],
-             "syscall": capabilities["tracepoint"]}
-    return catalog.KernelView(
-        tiers={tier: "" if cap.available else cap.detail for tier, cap in tiers.items()},
-        has_symbol=lambda name: name in kernel.kallsyms(),
-        has_tracepoint=kernel.has_tracepoint,
-    )
+    return facts.live_view(facts.tiers_of(capabilities or kernel.probe_capabilities()))
 
 def _target_user() -> tuple[int, int]:
     owner = invoking_user()
@@ -138,17 +132,20 @@ class Session:
         kernel.use_headers()
         capabilities = kernel.probe_capabilities()
         choices = catalog.resolve(self.scenario, self.mode, kernel_view(capabilities))
-        tiers = {choice.tier for choice in choices if choice.tier}
-        if tiers - {"syscall"}:
-            raise SyspathError(f"the {', '.join(sorted(tiers))} tier is not built yet: use --mode syscall")
         layout_started = time.perf_counter()
         layout = load_layout()
         startup = Startup(btf_s=time.perf_counter() - layout_started)
-        traced = {c.step for c in choices if c.tier}
-        emit = ["-DEMIT_CLONE"] if "clone" in traced else []
-        program = load(program_files(traced), [*layout.cflags(), *catalog.step_defines(), *emit],
+        emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
+        program = load(program_files(choices),
+                       [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
                        use_perf_buffer(capabilities))
+        try:
+            program.attach_functions(choices)
+        except BaseException:
+            program.close()
+            raise
         startup.compile_s = program.timings.compile_s
+        startup.attach_s = program.timings.attach_s
         startup.total_s = time.perf_counter() - started
         return choices, layout, program, startup
 

@@ -34,8 +34,12 @@ def test_recording_has_session_events_summary(recorded: tuple[Any, list[dict], P
     session, summary = records[0], records[-1]
     assert session["type"] == "session" and session["version"] == 1
     assert session["scenario"] == "memfd-share" and session["command"] is None
-    assert {h["step"] for h in session["hooks"]} == MEMFD_STEPS
-    assert all(h["status"] in ("attached", "fallback") and h["reason"] for h in session["hooks"])
+    hooks = {h["step"]: h for h in session["hooks"]}
+    assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo"}
+    assert all(hooks[step]["status"] in ("attached", "fallback") and hooks[step]["reason"] for step in MEMFD_STEPS)
+    if hooks["memfd_create"]["hook"].startswith("tracepoint:"):
+        # no function tier here: the extra steps, which exist only as kernel functions, say why
+        assert hooks["fd_install"]["status"] == "unavailable" and "kprobe tier" in hooks["fd_install"]["reason"]
     assert summary["type"] == "summary" and summary["exit_code"] == 0 and summary["lost"] == 0
     assert summary["events"] == sum(1 for r in records if r["type"] == "event")
     assert summary["duration_ns"] > 0

@@ -1,59 +1,143 @@
-"""Resolution against saved kernel facts, not the running kernel."""
+"""Resolution against saved kernel facts (tests/unit/kernels/*.json), not the running kernel.
+
+6.18.44-fc is this project's machine: tracepoints only. 6.12.117+deb12 is Debian's
+distro kernel (the VM tier): kprobes and fentry, scm_fp_copy inlined, __receive_fd
+renamed receive_fd, __do_sys_memfd_create out of line but notrace.
+"""
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import pytest
 
 from tracer import catalog
-from tracer.catalog import KernelView, resolve
+from tracer.catalog import HookChoice, resolve
 from tracer.errors import SyspathError
+from tracer.facts import KernelFacts, saved_view
 
-ALL_TRACEPOINTS = {"syscalls/sys_enter_memfd_create", "syscalls/sys_exit_memfd_create", "syscalls/sys_enter_mmap",
-                   "syscalls/sys_exit_mmap", "syscalls/sys_enter_sendmsg", "syscalls/sys_enter_recvmsg",
-                   "syscalls/sys_exit_recvmsg"}
-# This project's machines (6.18, custom): tracepoints only.
-TRACEPOINTS_ONLY = {"kprobe": "kprobe_events missing", "fentry": "EPERM", "syscall": ""}
-
-
-def view(tiers: dict[str, str], tracepoints: set[str] = ALL_TRACEPOINTS) -> KernelView:
-    return KernelView(tiers=tiers, has_symbol=lambda name: False,
-                      has_tracepoint=lambda cat, name: f"{cat}/{name}" in tracepoints)
+KERNELS = Path(__file__).parent / "kernels"
+MACHINE = KernelFacts.load(KERNELS / "6.18.44-fc-v657.json")
+DEBIAN = KernelFacts.load(KERNELS / "6.12.117+deb12-amd64.json")
+STORY = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd")
 
 
-def test_syscall_tier_observes_every_memfd_step() -> None:
-    choices = {c.step: c for c in resolve("memfd-share", "auto", view(TRACEPOINTS_ONLY))}
-    assert set(choices) == {"memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg",
-                            "scm_fp_copy", "receive_fd"}
-    assert choices["memfd_create"].status == "attached"
-    assert choices["memfd_create"].hook == "tracepoint:syscalls:sys_exit_memfd_create"
-    for step in ("shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd"):
-        assert choices[step].status == "fallback"
-        assert f"{step} is not hooked as a function here" in choices[step].reason
+def choices(facts: KernelFacts, mode: str = "auto", scenario: str = "memfd-share") -> dict[str, HookChoice]:
+    return {c.step: c for c in resolve(scenario, mode, saved_view(facts))}
+
+
+def test_machine_observes_every_step_on_the_syscall_tier() -> None:
+    chosen = choices(MACHINE)
+    assert chosen["memfd_create"].hook == "tracepoint:syscalls:sys_exit_memfd_create"
+    assert chosen["memfd_create"].status == "attached"
+    for step in STORY[1:]:
+        assert chosen[step].status == "fallback"
+        assert chosen[step].tier == "syscall"
+        assert f"{step} is not hooked as a function here (kprobe tier: " in chosen[step].reason
+    for extra in ("fd_install", "alloc_file_pseudo"):
+        assert chosen[extra].status == "unavailable"
+        assert "kprobe_events" in chosen[extra].reason
+
+
+def test_debian_kprobe_tier_hooks_the_functions_and_falls_back_where_inlined() -> None:
+    chosen = choices(DEBIAN, "kprobe")
+    assert {step: chosen[step].hook for step in STORY} == {
+        "memfd_create": "kretprobe:__x64_sys_memfd_create",
+        "shmem_file_setup": "kretprobe:shmem_file_setup",
+        "do_mmap": "kretprobe:do_mmap",
+        "unix_stream_sendmsg": "kretprobe:unix_stream_sendmsg",
+        "scm_fp_copy": "kretprobe:__scm_send",
+        "receive_fd": "kretprobe:receive_fd",
+    }
+    assert chosen["scm_fp_copy"].status == "fallback"
+    assert chosen["scm_fp_copy"].reason.startswith(
+        "scm_fp_copy is not hooked as a function here (scm_fp_copy is not in kallsyms")
+    assert "__receive_fd is not in kallsyms" in chosen["receive_fd"].reason
+    assert chosen["fd_install"].hook == "kprobe:fd_install"
+    # trace_kprobe.c refuses notrace functions as fentry does: __do_sys_* are inline, hence notrace
+    assert "__do_sys_memfd_create is notrace here" in chosen["memfd_create"].reason
+
+
+def test_argument_positions_come_from_btf() -> None:
+    chosen = choices(DEBIAN, "kprobe")
+    do_mmap = chosen["do_mmap"]
+    assert dict(do_mmap.arg_index) == {"file": 0, "len": 2, "prot": 3, "flags": 4}
+    assert do_mmap.nargs == 9                      # 6.12: do_mmap(file, ..., populate, uf)
+    assert dict(chosen["scm_fp_copy"].arg_index) == {"msg": 1, "p": 2}
+    assert chosen["receive_fd"].entry and chosen["receive_fd"].exit
+
+
+def test_debian_fentry_tier_skips_notrace_functions() -> None:
+    chosen = choices(DEBIAN, "fentry")
+    assert chosen["memfd_create"].hook == "fexit:__x64_sys_memfd_create"
+    assert "__do_sys_memfd_create is notrace here" in chosen["memfd_create"].reason
+    assert chosen["memfd_create"].nargs == 1       # the return value follows pt_regs
+    assert chosen["do_mmap"].hook == "fexit:do_mmap"
+    assert chosen["fd_install"].hook == "fentry:fd_install"
+
+
+def test_auto_uses_one_function_tier_and_says_so() -> None:
+    chosen = choices(DEBIAN, "auto")
+    assert {c.tier for c in chosen.values()} == {"kprobe"}
+
+
+def test_auto_falls_back_to_the_syscall_tier_per_step() -> None:
+    no_do_mmap = dataclasses.replace(DEBIAN, symbols={k: v for k, v in DEBIAN.symbols.items() if k != "do_mmap"})
+    chosen = choices(no_do_mmap, "auto")
+    assert chosen["do_mmap"].hook == "tracepoint:syscalls:sys_exit_mmap"
+    assert "kretprobe:do_mmap: do_mmap is not in kallsyms" in chosen["do_mmap"].reason
+    assert chosen["shmem_file_setup"].tier == "kprobe"
+
+
+def test_a_moved_or_missing_argument_is_not_guessed() -> None:
+    functions = dict(DEBIAN.functions, receive_fd=["fd", "ufd", "o_flags"], do_mmap=["file"] + ["x"] * 9)
+    chosen = choices(dataclasses.replace(DEBIAN, functions=functions), "kprobe")
+    assert "has no parameter 'file' on this kernel" in chosen["receive_fd"].reason
+    assert chosen["receive_fd"].hook == "kprobe:security_file_receive"
+    assert chosen["do_mmap"].status == "unavailable"
+
+
+def test_a_clone_serves_a_return_probe_but_not_argument_reads() -> None:
+    symbols = dict(DEBIAN.symbols, __x64_sys_memfd_create="__x64_sys_memfd_create.isra.0",
+                   __do_sys_memfd_create="__do_sys_memfd_create.constprop.0")
+    chosen = choices(dataclasses.replace(DEBIAN, symbols=symbols), "kprobe")
+    assert chosen["memfd_create"].hook == "kretprobe:__x64_sys_memfd_create"
+    assert chosen["memfd_create"].symbol == "__x64_sys_memfd_create.isra.0"
+    assert "only the compiler's clone __do_sys_memfd_create.constprop.0" in chosen["memfd_create"].reason
+
+
+def test_stack_arguments_are_out_of_a_kprobes_reach() -> None:
+    functions = dict(DEBIAN.functions, fd_install=[f"a{i}" for i in range(6)] + ["fd", "file"])
+    chosen = choices(dataclasses.replace(DEBIAN, functions=functions), "kprobe")
+    assert "passed on the stack" in chosen["fd_install"].reason
 
 
 def test_missing_tracepoint_makes_the_step_unavailable_with_the_reason() -> None:
-    choices = {c.step: c for c in resolve("memfd-share", "auto",
-                                          view(TRACEPOINTS_ONLY, ALL_TRACEPOINTS - {"syscalls/sys_exit_recvmsg"}))}
-    assert choices["receive_fd"].status == "unavailable"
-    assert "syscalls:sys_exit_recvmsg does not exist" in choices["receive_fd"].reason
-    assert choices["memfd_create"].status == "attached"
+    facts = dataclasses.replace(MACHINE, tracepoints=[t for t in MACHINE.tracepoints if "exit_recvmsg" not in t])
+    chosen = choices(facts)
+    assert chosen["receive_fd"].status == "unavailable"
+    assert "syscalls:sys_exit_recvmsg does not exist" in chosen["receive_fd"].reason
+    assert chosen["memfd_create"].status == "attached"
 
 
 def test_mode_the_kernel_cannot_do_names_what_it_can() -> None:
-    with pytest.raises(SyspathError, match=r"mode kprobe is not available.*kprobe_events missing.*can do: syscall"):
-        resolve("memfd-share", "kprobe", view(TRACEPOINTS_ONLY))
+    with pytest.raises(SyspathError, match=r"mode kprobe is not available.*kprobe_events.*can do: syscall"):
+        resolve("memfd-share", "kprobe", saved_view(MACHINE))
 
 
 def test_no_tier_at_all() -> None:
+    facts = dataclasses.replace(MACHINE, tiers={"kprobe": "a", "fentry": "b", "syscall": "c"})
     with pytest.raises(SyspathError, match="allows no tracing tier"):
-        resolve("memfd-share", "auto", view({"kprobe": "a", "fentry": "b", "syscall": "c"}))
+        resolve("memfd-share", "auto", saved_view(facts))
 
 
 def test_unknown_mode() -> None:
     with pytest.raises(SyspathError, match="unknown mode"):
-        catalog.allowed_tiers("ebpf", view(TRACEPOINTS_ONLY))
+        catalog.allowed_tiers("ebpf", saved_view(MACHINE))
 
 
 def test_step_ids_are_stable_and_unique() -> None:
     defines = catalog.step_defines()
     assert defines[0] == "-DSTEP_MEMFD_CREATE=0"
     assert len(set(catalog.ALL_STEP_NAMES)) == len(catalog.ALL_STEP_NAMES)
+

@@ -23,8 +23,8 @@ def raw(step: int, **fields: object) -> RawEvent:
 
 
 def test_layout_matches_common_h() -> None:
-    # probes/common.h: 8+4+4+16+4+4+8+8+8+13*8+32
-    assert ctypes.sizeof(RawEvent) == 200
+    # probes/common.h: 8+4+4+16+4+4+4+4+8+8+8+13*8+32
+    assert ctypes.sizeof(RawEvent) == 208
 
 
 def test_decode_applies_the_refcount_bias_and_names() -> None:

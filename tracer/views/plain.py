@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from tracer.events import Event
+from tracer.events import Event, in_call_order
 from tracer.findings import shared_files
 from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
@@ -20,7 +20,7 @@ def print_plain(header: dict[str, Any], events: list[Event], output: list[str], 
         say(f"hook {hook['step']}: {hook['hook'] or '-'} [{hook['status']}] {hook['reason']}")
     say()
     say("\t".join(TIMELINE_COLUMNS))
-    for event in events:
+    for event in in_call_order(events):
         say("\t".join(timeline_row(event, header["started_ns"])))
     say()
     for line in output:

@@ -1,4 +1,5 @@
-"""The timeline: one row per kernel event, in the order the kernel emitted them."""
+"""The timeline: one row per kernel event, in call order (a function that returned is
+placed at its entry time), indented by how many hooked functions it ran inside."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from tracer.events import Event
+from tracer.events import Event, in_call_order
 
 STEP_STYLES = {"memfd_create": "bold green", "shmem_file_setup": "green", "do_mmap": "cyan",
                "unix_stream_sendmsg": "magenta", "scm_fp_copy": "bold magenta",
@@ -25,6 +26,8 @@ def detail_text(event: Event) -> str:
     detail: dict[str, Any] = event.detail
     if event.step == "memfd_create":
         return f"name={detail.get('name')!r} {'|'.join(detail.get('flags', [])) or ''}".strip()
+    if event.step in ("scm_fp_copy", "receive_fd") and "count" in detail:
+        return f"fd {detail.get('index', 0) + 1}/{detail.get('count')} sock={detail.get('sock')}"
     if event.step == "shmem_file_setup":
         return f"shmem inode, s_magic={detail.get('s_magic')}"
     if event.step == "do_mmap":
@@ -36,9 +39,7 @@ def detail_text(event: Event) -> str:
         return f"sock={detail.get('sock')} peer={detail.get('peer')} SCM_RIGHTS fds={detail.get('scm_rights')}"
     if event.step == "clone":
         return clone_text(detail)
-    if event.step in ("scm_fp_copy", "receive_fd"):
-        return f"fd {detail.get('index', 0) + 1}/{detail.get('count')} sock={detail.get('sock')}"
-    return " ".join(f"{k}={v}" for k, v in detail.items())
+    return " ".join(f"{k}={v}" for k, v in detail.items() if k != "depth")
 
 
 def clone_text(detail: dict[str, Any]) -> str:
@@ -53,8 +54,12 @@ def relative_ms(event: Event, started_ns: int) -> str:
     return f"{(event.ts_ns - started_ns) / 1e6:8.3f}"
 
 
+def nested_step(event: Event) -> str:
+    return "  " * int(event.detail.get("depth", 0)) + event.step
+
+
 def timeline_row(event: Event, started_ns: int) -> list[str]:
-    return [relative_ms(event, started_ns), f"{event.comm}[{event.pid}]", event.step,
+    return [relative_ms(event, started_ns), f"{event.comm}[{event.pid}]", nested_step(event),
             short_hook(event.hook), "" if event.fd is None else str(event.fd), event.file or "",
             "" if event.inode is None else str(event.inode),
             "" if event.refcount is None else str(event.refcount), detail_text(event)]
@@ -69,9 +74,9 @@ def timeline_table(events: Sequence[Event], started_ns: int, highlight: set[str]
     for column in TIMELINE_COLUMNS:
         table.add_column(column, no_wrap=column != "detail", overflow="fold",
                          justify="right" if column in ("ms", "fd", "ref", "inode") else "left")
-    for event in events:
+    for event in in_call_order(events):
         row: list[str | Text] = list(timeline_row(event, started_ns))
-        row[2] = Text(event.step, style=STEP_STYLES.get(event.step, ""))
+        row[2] = Text(nested_step(event), style=STEP_STYLES.get(event.step, ""))
         if highlight and event.file in highlight:
             row[5] = Text(event.file or "", style="bold reverse")
         table.add_row(*row)

@@ -1,0 +1,375 @@
+/* syspath, memfd-share, kernel-function tier: kprobes or fentry on the
+ * functions of the story themselves (wrappers and call stash: kfunc.h).
+ */
+#include "kfunc.h"
+#include "memfd.h"
+
+enum memfd_function { FN_MEMFD_CREATE = 1, FN_SHMEM_FILE_SETUP, FN_DO_MMAP, FN_SENDMSG, FN_SCM, FN_RECEIVE_FD };
+
+/* struct file pointers this session follows: made by shmem, or passed in SCM_RIGHTS */
+BPF_HASH(followed, u64, u8, 4096);
+
+static __always_inline void follow(u64 file)
+{
+    u8 yes = 1;
+    if (file)
+        followed.update(&file, &yes);
+}
+
+/* ---- mm/memfd.c: memfd_create ---- */
+
+static __always_inline int memfd_created(void *ctx, s64 fd)
+{
+    struct call call;
+    struct syspath_event *e;
+    u64 file;
+    if (!leave_call(FN_MEMFD_CREATE, &call) || fd < 0)
+        return 0;
+    e = call_event(STEP_MEMFD_CREATE, &call);
+    if (!e)
+        return 0;
+    file = file_of_fd(fd);
+    e->fd = fd;
+    describe_file(e, file);
+    e->arg[0] = call.arg[0];
+    e->arg[1] = file_magic(file);
+    __builtin_memcpy(e->text, call.text, sizeof(e->text));
+    submit_event(ctx, e);
+    return 0;
+}
+
+#ifdef HOOK___do_sys_memfd_create
+ON_ENTRY(__do_sys_memfd_create)
+{
+    struct call call = {};
+    if (!is_tracked())
+        return 0;
+    call.arg[0] = ARG(__do_sys_memfd_create, flags);
+    bpf_probe_read_user_str(call.text, sizeof(call.text), (void *)ARG(__do_sys_memfd_create, uname));
+    enter_call(FN_MEMFD_CREATE, &call);
+    return 0;
+}
+
+ON_RETURN(__do_sys_memfd_create)
+{
+    return memfd_created(ctx, RETVAL(__do_sys_memfd_create));
+}
+#endif
+
+/* The arch wrapper takes only pt_regs: name and flags are left to shmem_file_setup. */
+#ifdef HOOK___x64_sys_memfd_create
+ON_ENTRY(__x64_sys_memfd_create)
+{
+    struct call call = {};
+    if (is_tracked())
+        enter_call(FN_MEMFD_CREATE, &call);
+    return 0;
+}
+
+ON_RETURN(__x64_sys_memfd_create)
+{
+    return memfd_created(ctx, RETVAL(__x64_sys_memfd_create));
+}
+#endif
+
+/* ---- mm/shmem.c: shmem_file_setup -> fs/file_table.c alloc_file_pseudo ---- */
+
+#ifdef HOOK_shmem_file_setup
+ON_ENTRY(shmem_file_setup)
+{
+    struct call call = {};
+    struct call_key memfd = {(u32)bpf_get_current_pid_tgid(), FN_MEMFD_CREATE};
+    struct call *outer;
+    if (!is_tracked())
+        return 0;
+    bpf_probe_read_kernel_str(call.text, sizeof(call.text), (void *)ARG(shmem_file_setup, name));
+    /* mm/memfd.c names the file "memfd:<name>": lend it to a memfd_create hooked without arguments */
+    outer = calls.lookup(&memfd);
+    if (outer && !outer->text[0])
+        __builtin_memcpy(outer->text, call.text, sizeof(call.text));
+    enter_call(FN_SHMEM_FILE_SETUP, &call);
+    return 0;
+}
+
+ON_RETURN(shmem_file_setup)
+{
+    struct call call;
+    struct syspath_event *e;
+    u64 file = RETVAL(shmem_file_setup);
+    if (!leave_call(FN_SHMEM_FILE_SETUP, &call) || IS_ERR_VALUE(file))
+        return 0;
+    follow(file);
+    e = call_event(STEP_SHMEM_FILE_SETUP, &call);
+    if (!e)
+        return 0;
+    describe_file(e, file);
+    e->arg[0] = file_magic(file);
+    __builtin_memcpy(e->text, call.text, sizeof(e->text));
+    submit_event(ctx, e);
+    return 0;
+}
+#endif
+
+/* Sockets and pipes get their files here too: only the one inside shmem_file_setup counts. */
+#ifdef HOOK_alloc_file_pseudo
+ON_RETURN(alloc_file_pseudo)
+{
+    struct syspath_event *e;
+    u64 file = RETVAL(alloc_file_pseudo);
+    if (!in_call(FN_SHMEM_FILE_SETUP) || IS_ERR_VALUE(file))
+        return 0;
+    e = event_here(STEP_ALLOC_FILE_PSEUDO);
+    if (!e)
+        return 0;
+    describe_file(e, file);
+    submit_event(ctx, e);
+    return 0;
+}
+#endif
+
+/* ---- fs/file.c: fd_install, for the files this session follows ---- */
+
+#ifdef HOOK_fd_install
+ON_ENTRY(fd_install)
+{
+    struct syspath_event *e;
+    u64 file = ARG(fd_install, file);
+    if (!is_tracked() || !followed.lookup(&file))
+        return 0;
+    e = event_here(STEP_FD_INSTALL);
+    if (!e)
+        return 0;
+    e->fd = (s32)ARG(fd_install, fd);
+    describe_file(e, file);
+    submit_event(ctx, e);
+    return 0;
+}
+#endif
+
+/* ---- mm/mmap.c: do_mmap, shared file mappings ---- */
+
+#ifdef HOOK_do_mmap
+ON_ENTRY(do_mmap)
+{
+    struct call call = {};
+    u64 file = ARG(do_mmap, file), flags = ARG(do_mmap, flags);
+    if (!is_tracked() || !file || !(flags & MAP_SHARED))
+        return 0;
+    call.arg[0] = file;
+    call.arg[1] = ARG(do_mmap, len);
+    call.arg[2] = ARG(do_mmap, prot);
+    call.arg[3] = flags;
+    enter_call(FN_DO_MMAP, &call);
+    return 0;
+}
+
+ON_RETURN(do_mmap)
+{
+    struct call call;
+    struct syspath_event *e;
+    u64 address = RETVAL(do_mmap);
+    if (!leave_call(FN_DO_MMAP, &call) || IS_ERR_VALUE(address))
+        return 0;
+    e = call_event(STEP_DO_MMAP, &call);
+    if (!e)
+        return 0;
+    describe_file(e, call.arg[0]);
+    e->arg[0] = address;
+    e->arg[1] = call.arg[1];
+    e->arg[2] = call.arg[2];
+    e->arg[3] = call.arg[3];
+    find_vma(e, call.arg[0], address);
+    submit_event(ctx, e);
+    return 0;
+}
+#endif
+
+/* ---- net/unix/af_unix.c: unix_stream_sendmsg ---- */
+
+#ifdef HOOK_unix_stream_sendmsg
+ON_ENTRY(unix_stream_sendmsg)
+{
+    struct call call = {};
+    struct scm_rights rights = {};
+    struct syspath_event *e;
+    u64 socket = ARG(unix_stream_sendmsg, sock), msg = ARG(unix_stream_sendmsg, msg);
+    u64 sk = 0, file = 0, control = 0, controllen = 0;
+    if (!is_tracked())
+        return 0;
+    READ_KERNEL(sk, socket, SOCKET_SK);
+    READ_KERNEL(file, socket, SOCKET_FILE);
+    READ_KERNEL(control, msg, KMSGHDR_CONTROL);
+    READ_KERNEL(controllen, msg, KMSGHDR_CONTROLLEN);
+    read_scm_rights(control, controllen, false, &rights);
+    e = event_here(STEP_UNIX_STREAM_SENDMSG);
+    if (e) {
+        describe_file(e, file);
+        e->arg[0] = sk;
+        READ_KERNEL(e->arg[1], sk, UNIX_PEER);
+        e->arg[2] = rights.count;
+        submit_event(ctx, e);
+    }
+    call.arg[0] = sk;
+    enter_call(FN_SENDMSG, &call);
+    return 0;
+}
+
+ON_RETURN(unix_stream_sendmsg)
+{
+    struct call call;
+    leave_call(FN_SENDMSG, &call);
+    return 0;
+}
+#endif
+
+/* ---- net/core/scm.c: the struct files SCM_RIGHTS took, from the scm_fp_list ---- */
+
+/* One event per file added to the list since `before` (fget_raw took a reference
+ * for each: the refcount shows the file in flight). `rights` has the sender's fds. */
+static __always_inline void emit_fp_list(void *ctx, u64 fpl, u32 before, struct call *call,
+                                         struct scm_rights *rights)
+{
+    struct call_key sendmsg = {(u32)bpf_get_current_pid_tgid(), FN_SENDMSG};
+    struct call *outer = calls.lookup(&sendmsg);
+    u64 sk = outer ? outer->arg[0] : 0;
+    s16 count = 0;
+    READ_KERNEL(count, fpl, SCM_FP_COUNT);
+#pragma unroll
+    for (int i = 0; i < MAX_SCM_FDS; i++) {
+        struct syspath_event *e;
+        u64 file = 0;
+        if (i + before >= count)
+            break;
+        READ_KERNEL(file, fpl, SCM_FP_FP + (i + before) * sizeof(u64));
+        follow(file);
+        e = call_event(STEP_SCM_FP_COPY, call);
+        if (!e)
+            return;
+        if (i < rights->count && i < MAX_SCM_FDS)
+            e->fd = rights->fd[i];
+        describe_file(e, file);
+        e->arg[0] = i + before;
+        e->arg[1] = count;
+        e->arg[2] = sk;
+        submit_event(ctx, e);
+    }
+}
+
+#ifdef HOOK_scm_fp_copy
+ON_ENTRY(scm_fp_copy)
+{
+    struct call call = {};
+    u64 fplp = ARG(scm_fp_copy, fplp), fpl = 0;
+    s16 before = 0;
+    if (!is_tracked())
+        return 0;
+    READ_KERNEL(fpl, fplp, 0);
+    if (fpl)
+        READ_KERNEL(before, fpl, SCM_FP_COUNT);
+    call.arg[0] = fplp;
+    call.arg[1] = ARG(scm_fp_copy, cmsg);
+    call.arg[2] = before;
+    enter_call(FN_SCM, &call);
+    return 0;
+}
+
+ON_RETURN(scm_fp_copy)
+{
+    struct call call;
+    struct scm_rights rights = {};
+    u64 fpl = 0, len = 0;
+    if (!leave_call(FN_SCM, &call) || (s32)RETVAL(scm_fp_copy) < 0)
+        return 0;
+    READ_KERNEL(fpl, call.arg[0], 0);
+    READ_KERNEL(len, call.arg[1], CMSG_LEN);
+    read_scm_rights(call.arg[1], len, false, &rights);
+    if (fpl)
+        emit_fp_list(ctx, fpl, call.arg[2], &call, &rights);
+    return 0;
+}
+#endif
+
+#ifdef HOOK___scm_send
+ON_ENTRY(__scm_send)
+{
+    struct call call = {};
+    if (!is_tracked())
+        return 0;
+    call.arg[0] = ARG(__scm_send, p);
+    call.arg[1] = ARG(__scm_send, msg);
+    enter_call(FN_SCM, &call);
+    return 0;
+}
+
+ON_RETURN(__scm_send)
+{
+    struct call call;
+    struct scm_rights rights = {};
+    u64 fpl = 0, control = 0, controllen = 0;
+    if (!leave_call(FN_SCM, &call) || (s32)RETVAL(__scm_send) < 0)
+        return 0;
+    READ_KERNEL(fpl, call.arg[0], SCM_COOKIE_FP);
+    READ_KERNEL(control, call.arg[1], KMSGHDR_CONTROL);
+    READ_KERNEL(controllen, call.arg[1], KMSGHDR_CONTROLLEN);
+    read_scm_rights(control, controllen, false, &rights);
+    if (fpl)
+        emit_fp_list(ctx, fpl, 0, &call, &rights);
+    return 0;
+}
+#endif
+
+/* ---- fs/file.c: receive_fd (named __receive_fd before 6.8) ---- */
+
+static __always_inline int received(void *ctx, s64 fd)
+{
+    struct call call;
+    struct syspath_event *e;
+    if (!leave_call(FN_RECEIVE_FD, &call) || fd < 0)
+        return 0;
+    e = call_event(STEP_RECEIVE_FD, &call);
+    if (!e)
+        return 0;
+    e->fd = fd;
+    describe_file(e, call.arg[0]);
+    submit_event(ctx, e);
+    return 0;
+}
+
+static __always_inline int receiving(u64 file)
+{
+    struct call call = {};
+    if (!is_tracked())
+        return 0;
+    follow(file);
+    call.arg[0] = file;
+    enter_call(FN_RECEIVE_FD, &call);
+    return 0;
+}
+
+#ifdef HOOK___receive_fd
+ON_ENTRY(__receive_fd) { return receiving(ARG(__receive_fd, file)); }
+ON_RETURN(__receive_fd) { return received(ctx, (s32)RETVAL(__receive_fd)); }
+#endif
+
+#ifdef HOOK_receive_fd
+ON_ENTRY(receive_fd) { return receiving(ARG(receive_fd, file)); }
+ON_RETURN(receive_fd) { return received(ctx, (s32)RETVAL(receive_fd)); }
+#endif
+
+/* security/security.c: the LSM check receive_fd makes before installing the file. */
+#ifdef HOOK_security_file_receive
+ON_ENTRY(security_file_receive)
+{
+    struct syspath_event *e;
+    u64 file = ARG(security_file_receive, file);
+    if (!is_tracked())
+        return 0;
+    follow(file);
+    e = event_here(STEP_RECEIVE_FD);
+    if (!e)
+        return 0;
+    describe_file(e, file);
+    submit_event(ctx, e);
+    return 0;
+}
+#endif

@@ -1,0 +1,76 @@
+"""Every kernel-function probe passes this kernel's verifier, even where it cannot attach.
+
+This machine has no kprobes, but the verifier still checks BPF_PROG_TYPE_KPROBE
+programs at load time (bcc's load_func), so every kprobe/kretprobe body syspath
+can build is loaded here, one hook at a time, with the argument positions of a
+distro kernel's BTF (Debian 6.12) plus the signatures of older names.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from tracer import catalog, kernel
+from tracer.catalog import HookChoice, Step
+from tracer.facts import KernelFacts, saved_view
+from tracer.loader import hook_defines, program_files, program_text
+from tracer.offsets import load_layout
+
+DEBIAN = Path(__file__).resolve().parents[1] / "unit" / "kernels" / "6.12.117+deb12-amd64.json"
+# Functions Debian 6.12 inlines or renamed, as the kernels that have them declare them.
+OLDER_SIGNATURES = {"scm_fp_copy": ["cmsg", "fplp"], "__receive_fd": ["file", "ufd", "o_flags"],
+                    "dup_mm": ["tsk", "oldmm"]}
+
+
+def every_kprobe_hook() -> list[HookChoice]:
+    facts = KernelFacts.load(DEBIAN)
+    everything = dataclasses.replace(
+        facts, symbols={name: name for name in catalog.all_functions()},
+        functions={**facts.functions, **OLDER_SIGNATURES}, traceable=None, tiers={"kprobe": "", "fentry": "", "syscall": ""})
+    view = saved_view(everything)
+    hooks = []
+    for steps in catalog.SCENARIO_STEPS.values():
+        for step in steps:
+            for hook in step.hooks:
+                if hook.tier == "kprobe":
+                    hooks.append(catalog.resolve_step(Step(step.name, step.summary, (hook,)), ["kprobe"], view))
+    return hooks
+
+
+def test_every_kprobe_program_passes_the_verifier() -> None:
+    from bcc import BPF
+
+    kernel.use_headers()
+    choices = every_kprobe_hook()
+    assert {c.function for c in choices} == catalog.all_functions()
+    assert all(c.status != "unavailable" for c in choices), [c.reason for c in choices]
+    cflags = [*load_layout().cflags(), *catalog.step_defines(), *hook_defines(choices),
+              "-DRINGBUF_PAGES=16", "-Wno-ignored-attributes"]
+    bpf = BPF(text=program_text(program_files(choices)).encode(), cflags=cflags)
+    try:
+        loaded = []
+        for choice in choices:
+            names = [f"at_entry_{choice.function}"] * choice.entry + [f"at_return_{choice.function}"] * choice.exit
+            for name in names:
+                assert bpf.load_func(name, BPF.KPROBE).fd >= 0
+                loaded.append(name)
+        assert len(loaded) == 27             # 12 functions at entry and/or return
+    finally:
+        bpf.cleanup()
+
+
+@pytest.mark.parametrize("perf_buffer", [False, True])
+def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool) -> None:
+    """Each memfd step alone on the syscall tier compiles and loads (SYSCALL_STEPS gating)."""
+    from bcc import BPF
+
+    kernel.use_headers()
+    layout = load_layout()
+    for step in catalog.MEMFD_STEPS[:6]:
+        choice = HookChoice(step.name, step.hooks[-1].point, "syscall", "fallback", "")
+        flags = [*layout.cflags(), *catalog.step_defines(), *hook_defines([choice]), "-DRINGBUF_PAGES=16",
+                 "-Wno-ignored-attributes", *(["-DSYSPATH_PERF_BUFFER"] if perf_buffer else [])]
+        bpf = BPF(text=program_text(program_files([choice])).encode(), cflags=flags)
+        bpf.cleanup()
