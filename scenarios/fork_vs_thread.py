@@ -1,15 +1,18 @@
 """fork-vs-thread: what a new task shares with its parent, and what follows.
 
 1. a thread (pthread_create: CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD...)
-   chdir()s and open()s a file: the main thread sees both (one fs_struct, one files_struct);
-2. a fork()ed child does the same: the parent sees neither (copies);
+   chdir()s, open()s a file and sets SIGUSR2 to be ignored: the main thread sees all
+   three (one fs_struct, one files_struct, one sighand_struct);
+2. a fork()ed child does the same: the parent sees none of it (copies);
 3. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) starts /bin/true, for contrast.
 Each step reports on stdout as a JSON line {"role", "say", ...}.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -29,23 +32,48 @@ def fd_is_open(fd: int) -> bool:
     return True
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.signal.restype = ctypes.c_void_p
+LIBC.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+SIG_DFL, SIG_IGN = 0, 1
+
+
+def ignore_sigusr2() -> None:
+    """libc signal(): Python's signal module only lets the main thread change a disposition."""
+    LIBC.signal(signal.SIGUSR2, SIG_IGN)
+
+
+def sigusr2_ignored() -> bool:
+    """The kernel's view (sighand_struct), not Python's: SigIgn in /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGUSR2 - 1) & 1)
+    return False
+
+
 def thread_step(workdir: str) -> None:
     opened: list[int] = []
+    tids: list[int] = []
 
     def body() -> None:
+        tids.append(threading.get_native_id())
         os.chdir(workdir)
         opened.append(os.open("/dev/null", os.O_RDONLY))
+        ignore_sigusr2()
 
     worker = threading.Thread(target=body, name="worker")
     worker.start()
     worker.join()
     sees_cwd = os.getcwd() == workdir
     sees_fd = fd_is_open(opened[0])
+    sees_signal = sigusr2_ignored()
     report("thread", f"thread chdir -> main sees cwd {os.getcwd()} ({'shared' if sees_cwd else 'not shared'}); "
-           f"thread's fd {opened[0]} {'open' if sees_fd else 'closed'} in main", cwd_shared=sees_cwd,
-           fd_shared=sees_fd, fd=opened[0])
+           f"thread's fd {opened[0]} {'open' if sees_fd else 'closed'} in main; thread set SIGUSR2 to "
+           f"ignore -> {'main ignores it too' if sees_signal else 'main does not'}",
+           cwd_shared=sees_cwd, fd_shared=sees_fd, signal_shared=sees_signal, fd=opened[0], child=tids[0])
     os.close(opened[0])
     os.chdir("/")
+    LIBC.signal(signal.SIGUSR2, SIG_DFL)
 
 
 def fork_step(workdir: str) -> None:
@@ -53,6 +81,7 @@ def fork_step(workdir: str) -> None:
     child = os.fork()
     if child == 0:
         os.chdir(workdir)
+        ignore_sigusr2()
         fd = os.open("/dev/null", os.O_RDONLY)
         os.write(channel_write, str(fd).encode())
         os._exit(0)
@@ -60,9 +89,11 @@ def fork_step(workdir: str) -> None:
     fd = int(os.read(channel_read, 16))
     sees_cwd = os.getcwd() == workdir
     sees_fd = fd_is_open(fd) and fd not in (channel_read, channel_write)
+    sees_signal = sigusr2_ignored()
     report("fork", f"child chdir -> parent still in {os.getcwd()} ({'shared' if sees_cwd else 'not shared'}); "
-           f"child's fd {fd} {'open' if sees_fd else 'not open'} in parent", cwd_shared=sees_cwd,
-           fd_shared=sees_fd, child=child)
+           f"child's fd {fd} {'open' if sees_fd else 'not open'} in parent; child set SIGUSR2 to ignore -> "
+           f"{'parent ignores it too' if sees_signal else 'parent does not'}",
+           cwd_shared=sees_cwd, fd_shared=sees_fd, signal_shared=sees_signal, child=child)
     os.close(channel_read)
     os.close(channel_write)
 

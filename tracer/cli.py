@@ -119,7 +119,7 @@ def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
 
 def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace) -> int:
     from tracer.session import Observer, Session, scenario_command
-    from tracer.views.live import LiveView, final_screen, program_lines
+    from tracer.views.live import LiveView, final_screen, program_lines, program_reports
     from tracer.views.plain import print_plain
 
     if scenario:
@@ -135,10 +135,11 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
     startup = result.startup
     print(f"syspath: probes attached {startup.total_s:.2f} s after start (BTF offsets {startup.btf_s:.3f} s, "
           f"compile+load+attach {startup.compile_s:.2f} s)", file=sys.stderr)
+    reports = program_reports(result.output)
     if args.no_live:
-        print_plain(result.header, result.events, output, result.lost, sys.stdout)
+        print_plain(result.header, result.events, output, result.lost, sys.stdout, reports)
     else:
-        console.print(final_screen(result.header, result.events, output, result.lost))
+        console.print(final_screen(result.header, result.events, output, result.lost, reports))
     if scenario:
         return 0 if result.exit_code == 0 else 1
     return result.exit_code

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tracer.events import Event, in_call_order
 
@@ -71,3 +72,65 @@ def shared_files(events: Sequence[Event]) -> list[SharedFile]:
         if story.shared:
             found.append(story)
     return found
+
+
+# kernel/fork.c copy_process: the flag that makes the child share each structure instead of a copy
+SHARING_FLAG = {"mm": "CLONE_VM", "fs": "CLONE_FS", "files": "CLONE_FILES", "sighand": "CLONE_SIGHAND",
+                "signal": "CLONE_THREAD"}
+# the copy functions that fire when the flag is absent, where they are hooked
+COPY_STEP = {"mm": "dup_mm", "files": "dup_fd"}
+# what the scenario checked after each clone: report key -> (structure, what was done in the child)
+CONSEQUENCES = {"cwd_shared": ("fs", "chdir()"), "fd_shared": ("files", "open()"),
+                "signal_shared": ("sighand", "SIGUSR2 -> ignore")}
+
+
+@dataclass(frozen=True)
+class StructureRow:
+    name: str
+    parent: str | None
+    child: str | None
+    shared: bool
+    flag: str
+    copied_by: str | None = None      # "dup_fd" when that copy was seen
+
+
+@dataclass
+class NewTask:
+    event: Event
+    rows: list[StructureRow]
+    consequences: list[str] = field(default_factory=list)
+
+    @property
+    def same_thread_group(self) -> bool:
+        return self.event.detail.get("child_tgid") == self.event.tgid
+
+
+def _copied_by(events: Sequence[Event], name: str, child: str | None) -> str | None:
+    step = COPY_STEP.get(name)
+    seen = any(e.step == step and e.detail.get("copy") == child for e in events) if step and child else False
+    return step if seen else None
+
+
+def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
+    child = event.detail.get("child_tid")
+    lines = []
+    for report in (r for r in reports if r.get("child") == child):
+        for key, (structure, action) in CONSEQUENCES.items():
+            if key in report:
+                seen = "the parent sees it" if report[key] else "the parent does not see it"
+                lines.append(f"{action} in the new task: {seen} ({structure} "
+                             f"{'shared' if report[key] else 'copied'})")
+    return lines
+
+
+def new_tasks(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[NewTask]:
+    """Each clone event, structure by structure, with what the scenario observed after it."""
+    tasks = []
+    for event in (e for e in in_call_order(events) if e.step == "clone"):
+        detail = event.detail
+        rows = [StructureRow(name, detail.get("parent", {}).get(name), detail.get("child", {}).get(name),
+                             bool(detail.get("shared", {}).get(name)), flag,
+                             _copied_by(events, name, detail.get("child", {}).get(name)))
+                for name, flag in SHARING_FLAG.items()]
+        tasks.append(NewTask(event, rows, _consequences(event, reports)))
+    return tasks

@@ -103,9 +103,9 @@ class LoadedProgram:
                 continue
             try:
                 if choice.entry:
-                    self.bpf.attach_kprobe(event=choice.symbol, fn_name=f"at_entry_{choice.function}")
+                    self.bpf.attach_kprobe(event=choice.symbol.encode(), fn_name=f"at_entry_{choice.function}".encode())
                 if choice.exit:
-                    self.bpf.attach_kretprobe(event=choice.symbol, fn_name=f"at_return_{choice.function}",
+                    self.bpf.attach_kretprobe(event=choice.symbol.encode(), fn_name=f"at_return_{choice.function}".encode(),
                                               maxactive=KRETPROBE_MAXACTIVE)
             except Exception as error:  # bcc raises bare Exception
                 raise SyspathError(f"could not attach {choice.hook} for step {choice.step}: {error}; "

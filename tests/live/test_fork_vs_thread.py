@@ -5,12 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.clone_checks import check_fork, check_spawn, check_thread, clones
 from tests.live.conftest import read_jsonl, run_syspath
-
-STRUCTS = ("mm", "fs", "files", "sighand", "signal")
-PTHREAD_FLAGS = {"CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD", "CLONE_SYSVSEM",
-                 "CLONE_SETTLS", "CLONE_PARENT_SETTID", "CLONE_CHILD_CLEARTID"}
-
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict]]:
@@ -20,10 +16,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict]]
     return done.stdout, read_jsonl(path)
 
 
-def clones(records: list[dict]) -> list[dict]:
-    return [r for r in records if r["type"] == "event" and r["step"] == "clone"]
-
-
 def test_one_clone_event_per_new_task(recorded: tuple[str, list[dict]]) -> None:
     _, records = recorded
     assert [c["detail"]["kind"] for c in clones(records)] == ["thread", "process", "process"]
@@ -31,31 +23,15 @@ def test_one_clone_event_per_new_task(recorded: tuple[str, list[dict]]) -> None:
 
 
 def test_thread_shares_everything_and_the_tgid(recorded: tuple[str, list[dict]]) -> None:
-    _, records = recorded
-    thread = clones(records)[0]
-    detail = thread["detail"]
-    assert set(detail["flags"]) == PTHREAD_FLAGS          # what glibc's pthread_create passes
-    assert detail["child_tgid"] == thread["tgid"] and detail["child_tid"] != thread["pid"]
-    assert all(detail["shared"][name] for name in STRUCTS)
-    assert all(detail["parent"][n] == detail["child"][n] and detail["parent"][n].startswith("0xffff")
-               for n in STRUCTS)
+    check_thread(clones(recorded[1])[0])
 
 
 def test_fork_child_copies_everything_and_has_its_own_tgid(recorded: tuple[str, list[dict]]) -> None:
-    _, records = recorded
-    fork = clones(records)[1]
-    detail = fork["detail"]
-    assert not {"CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD"} & set(detail["flags"])
-    assert detail["child_tgid"] == detail["child_tid"] != fork["tgid"]
-    assert not any(detail["shared"].values())
-    assert all(detail["child"][n] and detail["child"][n] != detail["parent"][n] for n in STRUCTS)
+    check_fork(clones(recorded[1])[1])
 
 
 def test_posix_spawn_shares_only_the_address_space(recorded: tuple[str, list[dict]]) -> None:
-    _, records = recorded
-    detail = clones(records)[2]["detail"]
-    assert {"CLONE_VM", "CLONE_VFORK"} <= set(detail["flags"])
-    assert detail["shared"] == {"mm": True, "fs": False, "files": False, "sighand": False, "signal": False}
+    check_spawn(clones(recorded[1])[2])
 
 
 def test_consequences_match_the_flags(recorded: tuple[str, list[dict]]) -> None:
@@ -63,3 +39,6 @@ def test_consequences_match_the_flags(recorded: tuple[str, list[dict]]) -> None:
     assert "(shared); thread's fd" in stdout and "open in main" in stdout
     assert "parent still in / (not shared)" in stdout and "not open in parent" in stdout
     assert "signal   parent 0x" in stdout and "copied (no CLONE_THREAD)" in stdout
+    # CLONE_SIGHAND: a disposition set in the thread is the process's; set in the fork child, it is not
+    assert "observed: SIGUSR2 -> ignore in the new task: the parent sees it (sighand shared)" in stdout
+    assert "observed: SIGUSR2 -> ignore in the new task: the parent does not see it (sighand copied)" in stdout

@@ -54,7 +54,7 @@ def test_every_kprobe_program_passes_the_verifier() -> None:
         for choice in choices:
             names = [f"at_entry_{choice.function}"] * choice.entry + [f"at_return_{choice.function}"] * choice.exit
             for name in names:
-                assert bpf.load_func(name, BPF.KPROBE).fd >= 0
+                assert bpf.load_func(name.encode(), BPF.KPROBE).fd >= 0
                 loaded.append(name)
         assert len(loaded) == 27             # 12 functions at entry and/or return
     finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -12,6 +13,7 @@ from rich.text import Text
 from tracer.events import Event
 from tracer.findings import shared_files
 from tracer.session import Observer, OutputLine, SessionResult
+from tracer.views.clone import clone_tables
 from tracer.views.summary import findings_panel, hooks_table
 from tracer.views.timeline import timeline_table
 
@@ -29,11 +31,16 @@ def program_lines(output: list[OutputLine]) -> list[str]:
     return lines
 
 
-def final_screen(header: dict[str, Any], events: list[Event], output: list[str], lost: int) -> Group:
+def program_reports(output: list[OutputLine]) -> list[dict[str, Any]]:
+    return [line.report for line in output if line.report]
+
+
+def final_screen(header: dict[str, Any], events: list[Event], output: list[str], lost: int,
+                 reports: Sequence[dict[str, Any]] = ()) -> Group:
     stories = shared_files(events)
     highlight = {story.file for story in stories}
     return Group(hooks_table(header), timeline_table(events, header["started_ns"], highlight),
-                 findings_panel(stories, events, lost, output))
+                 *clone_tables(events, reports), findings_panel(stories, events, lost, output))
 
 
 class LiveView(Observer):

@@ -1,6 +1,7 @@
 """--no-live: the same information as plain lines, for pipes and CI."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from tracer.events import Event, in_call_order
@@ -10,7 +11,7 @@ from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
 
 def print_plain(header: dict[str, Any], events: list[Event], output: list[str], lost: int,
-                stream: TextIO) -> None:
+                stream: TextIO, reports: Sequence[dict[str, Any]] = ()) -> None:
     def say(line: str = "") -> None:
         stream.write(line + "\n")
 
@@ -25,6 +26,6 @@ def print_plain(header: dict[str, Any], events: list[Event], output: list[str], 
     say()
     for line in output:
         say(f"program: {line}")
-    for line in conclusion_lines(shared_files(events), events, lost):
+    for line in conclusion_lines(shared_files(events), events, lost, reports):
         say(line)
     say(f"{len(events)} events, {lost} lost")

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.events import Event
-from tracer.findings import Holder, SharedFile
+from tracer.findings import Holder, NewTask, SharedFile, StructureRow, new_tasks
 
 STATUS_STYLES = {"attached": "green", "fallback": "yellow", "unavailable": "red"}
 
@@ -51,22 +51,26 @@ def finding_lines(story: SharedFile) -> list[str]:
     return lines
 
 
-# kernel/fork.c: which flag makes copy_process share each structure instead of copying it
-SHARING_FLAG = {"mm": "CLONE_VM", "fs": "CLONE_FS", "files": "CLONE_FILES", "sighand": "CLONE_SIGHAND",
-                "signal": "CLONE_THREAD"}
+def task_heading(task: NewTask) -> str:
+    detail, event = task.event.detail, task.event
+    group = ("same thread group as its parent" if task.same_thread_group
+             else "a thread group of its own: a new process")
+    return (f"{event.comm}[{event.pid}] -> new {detail.get('kind')} tid {detail.get('child_tid')} "
+            f"tgid {detail.get('child_tgid')} ({group})")
 
 
-def clone_lines(events: Sequence[Event]) -> list[str]:
+def row_verdict(row: StructureRow) -> str:
+    if row.shared:
+        return f"shared ({row.flag})"
+    return f"copied (no {row.flag})" + (f", by {row.copied_by}" if row.copied_by else "")
+
+
+def clone_lines(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[str]:
     lines = []
-    for event in (e for e in events if e.step == "clone"):
-        detail = event.detail
-        lines.append(f"{event.comm}[{event.pid}] -> new {detail.get('kind')} tid {detail.get('child_tid')} "
-                     f"tgid {detail.get('child_tgid')}:")
-        for name, flag in SHARING_FLAG.items():
-            shared = detail.get("shared", {}).get(name)
-            parent, child = detail.get("parent", {}).get(name), detail.get("child", {}).get(name)
-            how = f"shared ({flag})" if shared else f"copied (no {flag})"
-            lines.append(f"  {name:<8} parent {parent}  child {child}  {how}")
+    for task in new_tasks(events, reports):
+        lines.append(task_heading(task) + ":")
+        lines += [f"  {row.name:<8} parent {row.parent}  child {row.child}  {row_verdict(row)}" for row in task.rows]
+        lines += [f"  observed: {line}" for line in task.consequences]
     return lines
 
 
@@ -77,14 +81,19 @@ def no_finding_lines(events: int, lost: int) -> list[str]:
     return lines
 
 
-def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], lost: int) -> list[str]:
-    lines = [line for story in stories for line in finding_lines(story)] + clone_lines(events)
+def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
+                     reports: Sequence[dict[str, Any]] = (), clones: bool = True) -> list[str]:
+    lines = [line for story in stories for line in finding_lines(story)]
+    if clones:
+        lines += clone_lines(events, reports)
+    elif any(e.step == "clone" for e in events):
+        lines.append("Each new task's structures are compared above, parent beside child.")
     return lines or no_finding_lines(len(events), lost)
 
 
 def findings_panel(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
                    output: Sequence[str]) -> Panel:
-    lines = conclusion_lines(stories, events, lost)
+    lines = conclusion_lines(stories, events, lost, clones=False)
     body: list[RenderableType] = [Text("\n".join(lines))]
     if output:
         body.append(Text("\n".join(output), style="dim"))

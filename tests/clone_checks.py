@@ -1,0 +1,36 @@
+"""What a clone event must show, on any tier: shared for the thread, copied for the fork."""
+from __future__ import annotations
+
+STRUCTS = ("mm", "fs", "files", "sighand", "signal")
+PTHREAD_FLAGS = {"CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD", "CLONE_SYSVSEM",
+                 "CLONE_SETTLS", "CLONE_PARENT_SETTID", "CLONE_CHILD_CLEARTID"}
+SHARING_FLAGS = {"CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND", "CLONE_THREAD"}
+
+
+def clones(records: list[dict]) -> list[dict]:
+    return [r for r in records if r["type"] == "event" and r["step"] == "clone"]
+
+
+def check_thread(thread: dict) -> None:
+    detail = thread["detail"]
+    assert detail["kind"] == "thread"
+    assert set(detail["flags"]) == PTHREAD_FLAGS          # what glibc's pthread_create passes
+    assert detail["child_tgid"] == thread["tgid"] and detail["child_tid"] != thread["pid"]
+    assert all(detail["shared"][name] for name in STRUCTS)
+    assert all(detail["parent"][n] == detail["child"][n] and detail["parent"][n].startswith("0xff")
+               for n in STRUCTS)
+
+
+def check_fork(fork: dict) -> None:
+    detail = fork["detail"]
+    assert detail["kind"] == "process"
+    assert not SHARING_FLAGS & set(detail["flags"])
+    assert detail["child_tgid"] == detail["child_tid"] != fork["tgid"]
+    assert not any(detail["shared"].values())
+    assert all(detail["child"][n] and detail["child"][n] != detail["parent"][n] for n in STRUCTS)
+
+
+def check_spawn(spawn: dict) -> None:
+    detail = spawn["detail"]
+    assert {"CLONE_VM", "CLONE_VFORK"} <= set(detail["flags"])
+    assert detail["shared"] == {"mm": True, "fs": False, "files": False, "sighand": False, "signal": False}
