@@ -176,6 +176,8 @@ def _kprobe_capability() -> Capability:
     if symbol is None:
         return Capability("kprobe", False, "no probe target in kallsyms")
     ok, why = _try_program("int probe(void *ctx) { return 0; }", attach_kprobe=symbol)
+    if not ok and "kprobe_events" in why:
+        why = f"no kprobes: tracefs has no kprobe_events ({why})"
     return Capability("kprobe", ok, f"attached to {symbol}" if ok else why,
                       "" if ok else "needs a kernel with CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y")
 
@@ -188,6 +190,8 @@ def _fentry_capability() -> Capability:
                           "needs CONFIG_DEBUG_INFO_BTF and BPF trampolines (x86-64, 5.5+)")
     symbol = "do_mmap" if "do_mmap" in kallsyms() else "vfs_read"
     ok, why = _try_program(f"KFUNC_PROBE({symbol}) {{ return 0; }}")
+    if not ok and "not permitted" in why:
+        why = f"the kernel refuses fentry programs ({why})"
     return Capability("fentry", ok, f"fentry program on {symbol} loaded" if ok else why,
                       "" if ok else "the kernel refuses BPF_PROG_TYPE_TRACING programs "
                       "(lockdown or a restricted build); use --mode syscall")
@@ -210,7 +214,7 @@ def _ringbuf_capability() -> Capability:
 
 def probe_capabilities(refresh: bool = False) -> dict[str, Capability]:
     """kprobe, fentry, tracepoint and ringbuf, each tried; cached per kernel build."""
-    cache = CACHE_DIR / f"capabilities-{build_key()}.json"
+    cache = CACHE_DIR / f"capabilities-v2-{build_key()}.json"
     if not refresh and cache.exists():
         return {name: Capability(**fields) for name, fields in json.loads(cache.read_text()).items()}
     use_headers()
