@@ -10,18 +10,14 @@ Each step reports on stdout as a JSON line {"role", "say", ...}.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
-
-def report(role: str, say: str, **facts: Any) -> None:
-    print(json.dumps({"role": role, "say": say, **facts}), flush=True)
+from stepping import pause, report
 
 
 def fd_is_open(fd: int) -> bool:
@@ -109,8 +105,11 @@ def main() -> int:
     os.chdir("/")
     with tempfile.TemporaryDirectory(prefix="syspath-") as workdir:
         workdir = os.path.realpath(workdir)
+        pause("main", "pthread_create: a thread, which then chdir()s, open()s and ignores SIGUSR2")
         thread_step(workdir)
+        pause("main", "fork(): a child process, which then does the same")
         fork_step(workdir)
+        pause("main", "posix_spawn(/bin/true): clone with CLONE_VM|CLONE_VFORK")
         spawn_step()
     return 0
 

@@ -11,7 +11,6 @@ Each process reports on stdout as JSON lines: {"role", "say", ...facts}.
 from __future__ import annotations
 
 import ctypes
-import json
 import mmap
 import os
 import socket
@@ -19,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+
+from stepping import pause, report, step_fds
 
 SIZE = 4096
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -29,24 +29,23 @@ MEMFD_NAME = "syspath-demo"
 TEXT = "hello from the sender: one struct file, two processes"
 
 
-def report(role: str, say: str, **facts: Any) -> None:
-    print(json.dumps({"role": role, "say": say, **facts}), flush=True)
-
-
 def set_comm(name: str) -> None:
     Path("/proc/self/comm").write_text(name)
 
 
 def sender(socket_path: str) -> int:
     set_comm("sender")
+    pause("sender", "memfd_create(\"syspath-demo\"): a memory-only file and an fd for it")
     fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC)
     os.ftruncate(fd, SIZE)
+    pause("sender", f"mmap(fd {fd}, MAP_SHARED) and write a text into the mapping")
     address = map_shared(fd, mmap.PROT_READ | mmap.PROT_WRITE)
     ctypes.memmove(address, TEXT.encode(), len(TEXT))
     report("sender", f"uid {os.getuid()}: memfd fd={fd}, mapped at {address:#x}, wrote {len(TEXT)} bytes",
            fd=fd, address=hex(address), text=TEXT, pid=os.getpid(), uid=os.getuid())
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
         channel.connect(socket_path)
+        pause("sender", f"sendmsg() with fd {fd} in an SCM_RIGHTS control message")
         socket.send_fds(channel, [b"memfd"], [fd])
         report("sender", f"sent fd {fd} with SCM_RIGHTS", fd=fd)
         channel.recv(1)          # keep the mapping alive until the receiver has read
@@ -69,6 +68,7 @@ def receive_and_read(channel: socket.socket) -> int:
         report("receiver", "no fd arrived", error=True)
         return 1
     fd = fds[0]
+    pause("receiver", f"mmap(fd {fd}, MAP_SHARED) in the receiver and read the text")
     address = map_shared(fd, mmap.PROT_READ)
     text = ctypes.string_at(address, len(TEXT)).decode(errors="replace")
     report("receiver", f"uid {os.getuid()}: received fd={fd}, mapped at {address:#x}, read: {text!r}",
@@ -102,9 +102,9 @@ def run_pair() -> int:
         listener.listen(1)
         me = [sys.executable, __file__]
         receiving = subprocess.Popen([*me, "receiver", str(listener.fileno())],
-                                     pass_fds=[listener.fileno()])
+                                     pass_fds=[listener.fileno(), *step_fds()])
         listener.close()
-        sending = subprocess.Popen([*me, "sender", socket_path])
+        sending = subprocess.Popen([*me, "sender", socket_path], pass_fds=step_fds())
         codes = (sending.wait(), receiving.wait())
     return max(codes)
 

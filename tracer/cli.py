@@ -2,24 +2,32 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from tracer.catalog import MODES
 from tracer.errors import SyspathError
+from tracer.events import Event
 from tracer.session import SCENARIOS
 
+EXPORT_WIDTH = 160          # columns of the exported screen
 EXAMPLES = """examples:
     sudo syspath doctor                       # what this kernel allows, and how to fix what it does not
     sudo syspath probes memfd-share           # which hook stands for each step on this kernel
     sudo syspath run memfd-share              # the headline: two processes, one struct file, live
     sudo syspath run memfd-share --no-live --record out.jsonl
-    sudo syspath trace -- ./my-program arg    # any program's process tree on the same steps
-    syspath replay out.jsonl                  # play a recording back, no root needed
+    sudo syspath run memfd-share --step       # classroom: pause before each step, Enter goes on
+    sudo syspath run fork-vs-thread --pace 2 --export-svg screen.svg
+    sudo syspath trace --follow-file -- ./my-program arg   # any program's process tree, same steps
+    syspath replay out.jsonl --speed 0.5      # play a recording back at half speed, no root needed
+    syspath replay out.jsonl --chrome-trace out.trace.json   # open in Perfetto or chrome://tracing
 """
 
 
@@ -48,7 +56,29 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="play a recording back (no root, no bcc)")
     replay.add_argument("recording", type=Path, metavar="F.jsonl")
     replay.add_argument("--no-live", action="store_true", help="plain text output")
+    replay.add_argument("--speed", type=_positive, default=None, metavar="X",
+                        help="replay the events at X times their recorded pace (default: show at once)")
+    _add_output_options(replay)
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--follow-file", action="store_true",
+                        help="tell the life story of each memfd's struct file, across processes")
+    parser.add_argument("--export-svg", type=Path, metavar="F.svg", help="save the final screen as SVG")
+    parser.add_argument("--export-html", type=Path, metavar="F.html", help="save the final screen as HTML")
+    parser.add_argument("--chrome-trace", type=Path, metavar="F.json",
+                        help="save the events in Trace Event Format (Perfetto, chrome://tracing)")
 
 
 def _add_trace_options(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +86,10 @@ def _add_trace_options(parser: argparse.ArgumentParser) -> None:
                         help="auto (default): per step the best hook this kernel allows")
     parser.add_argument("--record", type=Path, metavar="F.jsonl", help="write a JSONL recording")
     parser.add_argument("--no-live", action="store_true", help="plain text at the end, for pipes and CI")
+    pacing = parser.add_mutually_exclusive_group()
+    pacing.add_argument("--step", action="store_true", help="pause before each step of the scenario (Enter)")
+    pacing.add_argument("--pace", type=_positive, metavar="SECONDS", help="pause SECONDS before each step")
+    _add_output_options(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,11 +110,13 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "probes":
         return cmd_probes(args.scenario, args.mode, args.json)
     if args.command == "replay":
-        return cmd_replay(args.recording, args.no_live)
+        return cmd_replay(args.recording, args)
     if args.command == "trace":
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not command:
             raise SyspathError("trace needs a command: syspath trace -- CMD [ARGS...]")
+        if shutil.which(command[0]) is None:
+            raise SyspathError(f"{command[0]}: command not found (or not executable)")
         return cmd_trace(None, command, args)
     return cmd_trace(args.scenario, [], args)
 
@@ -118,42 +154,63 @@ def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
 
 
 def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace) -> int:
-    from tracer.session import Observer, Session, scenario_command
-    from tracer.views.live import LiveView, final_screen, program_lines, program_reports
-    from tracer.views.plain import print_plain
+    from tracer.session import Observer, Pacing, Session, scenario_command
+    from tracer.views.live import LiveView, program_lines, program_reports
+    from tracer.views.plain import PlainStepView
 
     if scenario:
         scenario_command(scenario)              # unknown scenario: exit 2 before loading anything
+    if args.step and not sys.stdin.isatty():
+        raise SyspathError("--step waits for Enter on a terminal; without one, use --pace SECONDS")
+    pacing = Pacing(None) if args.step else Pacing(args.pace) if args.pace else None
     console = Console()
-    view: Observer = Observer() if args.no_live else LiveView(console)
+    view: Observer = LiveView(console) if not args.no_live else PlainStepView() if pacing else Observer()
     try:
-        result = Session(scenario, command, args.mode, args.record, view).run()
+        result = Session(scenario, command, args.mode, args.record, view, pacing).run()
     finally:
         if isinstance(view, LiveView):
             view.stop()
-    output = program_lines(result.output)
     startup = result.startup
     print(f"syspath: probes attached {startup.total_s:.2f} s after start (BTF offsets {startup.btf_s:.3f} s, "
-          f"compile+load+attach {startup.compile_s:.2f} s)", file=sys.stderr)
-    reports = program_reports(result.output)
-    if args.no_live:
-        print_plain(result.header, result.events, output, result.lost, sys.stdout, reports)
-    else:
-        console.print(final_screen(result.header, result.events, output, result.lost, reports))
+          f"compile+load {startup.compile_s:.2f} s, attach {startup.attach_s:.2f} s)", file=sys.stderr)
+    show(result.header, result.events, program_lines(result.output), result.lost, args,
+         program_reports(result.output))
     if scenario:
         return 0 if result.exit_code == 0 else 1
     return result.exit_code
 
 
-def cmd_replay(path: Path, no_live: bool) -> int:
-    from tracer.record import read_recording
+def show(header: dict[str, Any], events: list[Event], output: list[str], lost: int, args: argparse.Namespace,
+         reports: Sequence[dict[str, Any]] = ()) -> None:
+    """The final screen (or plain lines), then the exports asked for."""
+    from tracer.record import chrome_trace, write_user_file
     from tracer.views.live import final_screen
     from tracer.views.plain import print_plain
 
+    screen = final_screen(header, events, output, lost, reports, follow=args.follow_file)
+    if args.no_live:
+        print_plain(header, events, output, lost, sys.stdout, reports, follow=args.follow_file)
+    else:
+        Console().print(screen)
+    if args.export_svg or args.export_html:
+        recorder = Console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
+        recorder.print(screen)
+        title = f"syspath {header.get('scenario') or ' '.join(header.get('command') or [])}"
+        if args.export_svg:
+            write_user_file(args.export_svg, recorder.export_svg(title=title, clear=False))
+        if args.export_html:
+            write_user_file(args.export_html, recorder.export_html(clear=False))
+    if args.chrome_trace:
+        write_user_file(args.chrome_trace, json.dumps(chrome_trace(header, events)))
+
+
+def cmd_replay(path: Path, args: argparse.Namespace) -> int:
+    from tracer.record import read_recording
+    from tracer.views.live import replay_live
+
     recording = read_recording(path)
     lost = int((recording.summary or {}).get("lost", 0))
-    if no_live:
-        print_plain(recording.session, recording.events, [], lost, sys.stdout)
-    else:
-        Console().print(final_screen(recording.session, recording.events, [], lost))
+    if args.speed and not args.no_live:
+        replay_live(recording.session, recording.events, args.speed, Console())
+    show(recording.session, recording.events, [], lost, args)
     return 0

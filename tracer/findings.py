@@ -22,6 +22,7 @@ class Holder:
     fd: int | None
     address: str | None = None
     vm_flags: tuple[str, ...] = ()
+    vma: str | None = None
 
 
 @dataclass
@@ -37,11 +38,12 @@ class SharedFile:
         return any(r.tgid != self.creator.tgid for r in self.receivers)
 
 
-def _mapping(events: Sequence[Event], file: str, tgid: int) -> tuple[str | None, tuple[str, ...]]:
+def _mapping(events: Sequence[Event], file: str, tgid: int) -> tuple[str | None, tuple[str, ...], str | None]:
     for event in events:
         if event.step == "do_mmap" and event.file == file and event.tgid == tgid:
-            return event.detail.get("address"), tuple(event.detail.get("vm_flags", ()))
-    return None, ()
+            detail = event.detail
+            return detail.get("address"), tuple(detail.get("vm_flags", ())), detail.get("vma")
+    return None, (), None
 
 
 def _installed_fd(events: Sequence[Event], file: str, tgid: int) -> int | None:
@@ -51,9 +53,9 @@ def _installed_fd(events: Sequence[Event], file: str, tgid: int) -> int | None:
 
 
 def _holder(events: Sequence[Event], event: Event) -> Holder:
-    address, vm_flags = _mapping(events, event.file or "", event.tgid)
+    address, vm_flags, vma = _mapping(events, event.file or "", event.tgid)
     fd = event.fd if event.fd is not None else _installed_fd(events, event.file or "", event.tgid)
-    return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags)
+    return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
 
 
 def shared_files(events: Sequence[Event]) -> list[SharedFile]:
@@ -134,3 +136,34 @@ def new_tasks(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -
                 for name, flag in SHARING_FLAG.items()]
         tasks.append(NewTask(event, rows, _consequences(event, reports)))
     return tasks
+
+
+# --follow-file: what each step means in the life of one struct file
+CHAPTER = {"memfd_create": "created: memfd_create returned fd {fd}", "shmem_file_setup": "made by shmem_file_setup",
+           "alloc_file_pseudo": "allocated by alloc_file_pseudo", "fd_install": "installed at fd {fd}",
+           "do_mmap": "mapped at {address}", "scm_fp_copy": "sent: in flight in an SCM_RIGHTS message",
+           "receive_fd": "received", "fput": "released: the last reference is gone"}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    text: str
+    event: Event
+
+
+def life_stories(events: Sequence[Event]) -> dict[str, list[Chapter]]:
+    """Each memfd's struct file, from creation on: every event that touched the pointer."""
+    ordered = in_call_order(events)
+    born = [e.file for e in ordered if e.step in ("memfd_create", "shmem_file_setup") and e.file]
+    stories: dict[str, list[Chapter]] = {}
+    for file in dict.fromkeys(born):
+        mappers: set[int] = set()
+        chapters = []
+        for event in (e for e in ordered if e.file == file and e.step in CHAPTER):
+            text = CHAPTER[event.step].format(fd=event.fd, address=event.detail.get("address"))
+            if event.step == "do_mmap":
+                text += " again, by another process" if mappers - {event.tgid} else ""
+                mappers.add(event.tgid)
+            chapters.append(Chapter(text, event))
+        stories[file] = chapters
+    return stories

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tracer.errors import SyspathError
-from tracer.events import Event
+from tracer.events import Event, in_call_order
 
 VERSION = 1
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
@@ -31,13 +31,36 @@ def invoking_user() -> tuple[int, int] | None:
     return None
 
 
+def _publish(temporary: Path, path: Path) -> None:
+    """Give the finished file to the invoking user and move it into place in one step."""
+    owner = invoking_user()
+    if owner:
+        os.chown(temporary, *owner)
+    os.replace(temporary, path)
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_user_file(path: Path, text: str) -> None:
+    """An export: written whole (temporary file + rename), owned by the invoking user."""
+    temporary = _temporary_name(path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        _publish(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise SyspathError(f"cannot write {path}: {error.strerror}") from None
+
+
 class RecordingWriter:
     """Writes next to the target under a temporary name and renames it into place on
     close, so a reader never sees half a recording; owned by the invoking user."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.temporary = _temporary_name(path)
         try:
             self.stream: IO[str] = self.temporary.open("w", encoding="utf-8")
         except OSError as error:
@@ -51,10 +74,7 @@ class RecordingWriter:
 
     def close(self) -> None:
         self.stream.close()
-        owner = invoking_user()
-        if owner:
-            os.chown(self.temporary, *owner)
-        os.replace(self.temporary, self.path)
+        _publish(self.temporary, self.path)
 
 
 def _parse_line(number: int, line: str, path: Path) -> dict[str, Any]:
@@ -122,3 +142,28 @@ def _event(number: int, record: dict[str, Any], path: Path) -> Event:
             raise SyspathError(f"{path}:{number}: event field {key} is {type(value).__name__}, "
                                f"expected {' or '.join(t.__name__ for t in types)}")
     return Event.from_record(record)
+
+
+def chrome_trace(session: dict[str, Any], events: list[Event]) -> dict[str, Any]:
+    """Trace Event Format (Perfetto, chrome://tracing): a track per thread, an instant per step."""
+    started = int(session.get("started_ns", 0))
+    threads: dict[tuple[int, int], str] = {}
+    trace: list[dict[str, Any]] = []
+    for event in in_call_order(events):
+        threads[(event.tgid, event.pid)] = event.comm          # the latest name: after exec or prctl
+        args = {"hook": event.hook, "fd": event.fd, "file": event.file, "inode": event.inode,
+                "refcount": event.refcount, **event.detail}
+        trace.append({"name": event.step, "cat": event.hook.split(":", 1)[0] or "syspath", "ph": "i", "s": "t",
+                      "ts": (event.ts_ns - started) / 1000, "pid": event.tgid, "tid": event.pid,
+                      "args": {k: v for k, v in args.items() if v is not None}})
+    processes: dict[int, str] = {}
+    for (tgid, pid), comm in threads.items():
+        if pid == tgid or tgid not in processes:       # the leader's name, else the first seen
+            processes[tgid] = comm
+    metadata = [{"name": "process_name", "ph": "M", "pid": tgid, "tid": tgid, "args": {"name": f"{comm} [{tgid}]"}}
+                for tgid, comm in processes.items()]
+    metadata += [{"name": "thread_name", "ph": "M", "pid": tgid, "tid": pid, "args": {"name": f"{comm} [{pid}]"}}
+                 for (tgid, pid), comm in threads.items()]
+    return {"traceEvents": metadata + trace, "displayTimeUnit": "ms",
+            "otherData": {"kernel": session.get("kernel"), "mode": session.get("mode"),
+                          "scenario": session.get("scenario"), "command": session.get("command")}}

@@ -11,12 +11,13 @@ import json
 import os
 import pwd
 import queue
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,29 @@ class Observer:
     def event(self, event: Event) -> None: ...
     def output(self, line: OutputLine) -> None: ...
     def tick(self) -> None: ...
+    def paused(self, role: str, next_step: str, how: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """--step (wait for Enter) or --pace SECONDS before each step of the scenario."""
+
+    seconds: float | None = None      # None: wait for Enter
+
+    def wait(self, keep_polling: Callable[[], None]) -> None:
+        deadline = time.monotonic() + (self.seconds or 0)
+        while True:
+            keep_polling()
+            if self.seconds is not None:
+                if time.monotonic() >= deadline:
+                    return
+            elif select.select([sys.stdin], [], [], 0)[0]:
+                sys.stdin.readline()
+                return
+
+    @property
+    def how(self) -> str:
+        return "press Enter" if self.seconds is None else f"in {self.seconds:g} s"
 
 def scenario_command(scenario: str) -> list[str]:
     if scenario not in SCENARIOS:
@@ -91,14 +115,15 @@ def _target_user() -> tuple[int, int]:
     nobody = pwd.getpwnam("nobody")
     return nobody.pw_uid, nobody.pw_gid
 
-def _spawn_gated(command: Sequence[str]) -> tuple[subprocess.Popen[str], int]:
+def _spawn_gated(command: Sequence[str], step_fd: int | None = None) -> tuple[subprocess.Popen[str], int]:
     gate_read, gate_write = os.pipe()
     uid, gid = _target_user()
+    env = dict(os.environ, SYSPATH_STEP_FD=str(step_fd)) if step_fd is not None else None
     try:
         process = subprocess.Popen(
             ["/bin/sh", "-c", GATE, *command],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=gate_read, user=uid, group=gid, extra_groups=[],
-            start_new_session=True, text=True, cwd="/",
+            start_new_session=True, text=True, cwd="/", env=env, pass_fds=() if step_fd is None else (step_fd,),
         )
     finally:
         os.close(gate_read)
@@ -117,7 +142,9 @@ def _pump(stream: Any, name: str, lines: queue.Queue[OutputLine]) -> None:
 
 class Session:
     def __init__(self, scenario: str | None, command: Sequence[str], mode: str,
-                 record: Path | None, observer: Observer) -> None:
+                 record: Path | None, observer: Observer, pacing: Pacing | None = None) -> None:
+        self.pacing = pacing
+        self.step_write: int | None = None
         self.scenario = scenario
         self.command = list(command)
         self.mode = mode
@@ -189,7 +216,12 @@ class Session:
 
     def _drive(self, program: LoadedProgram, result: SessionResult) -> int:
         command = scenario_command(self.scenario) if self.scenario else self.command
-        process, gate = _spawn_gated(command)
+        step_read, self.step_write = os.pipe() if self.pacing else (None, None)
+        try:
+            process, gate = _spawn_gated(command, step_read)
+        finally:
+            if step_read is not None:
+                os.close(step_read)
         lines: queue.Queue[OutputLine] = queue.Queue()
         pumps = [threading.Thread(target=_pump, args=(stream, name, lines), daemon=True)
                  for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr"))]
@@ -201,20 +233,40 @@ class Session:
             os.close(gate)
             while process.poll() is None or any(p.is_alive() for p in pumps):
                 program.poll(50)
-                self._drain_output(lines, result)
+                self._drain_output(lines, result, program)
                 self.observer.tick()
         except BaseException:
             _kill_group(process)
             raise
+        finally:
+            if self.step_write is not None:
+                os.close(self.step_write)
+                self.step_write = None
         program.poll(0)
-        self._drain_output(lines, result)
+        self._drain_output(lines, result, program)
         return process.returncode
 
-    def _drain_output(self, lines: queue.Queue[OutputLine], result: SessionResult) -> None:
+    def _drain_output(self, lines: queue.Queue[OutputLine], result: SessionResult,
+                      program: LoadedProgram | None = None) -> None:
         while not lines.empty():
             line = lines.get_nowait()
             result.output.append(line)
             self.observer.output(line)
+            if line.report and "pause" in line.report and program and self.step_write is not None:
+                self._pause(line.report, program)
+
+    def _pause(self, report: dict[str, Any], program: LoadedProgram) -> None:
+        """The scenario waits before its next step: show it, then let it go on."""
+        assert self.pacing is not None and self.step_write is not None
+        program.poll(0)         # the events of the step just done, before the pause is shown
+        self.observer.paused(str(report.get("role", "?")), str(report["pause"]), self.pacing.how)
+
+        def keep_polling() -> None:
+            program.poll(20)
+            self.observer.tick()
+
+        self.pacing.wait(keep_polling)
+        os.write(self.step_write, b"g")
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
     try:

@@ -1,0 +1,70 @@
+/* A program that is not one of syspath's scenarios: a parent makes a memfd,
+ * maps it, and passes it to its forked child over a socketpair (SCM_RIGHTS);
+ * the child maps what it received and reads the text. Prints its uid, and
+ * exits with 3 so a test can check that syspath hands the exit code on. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char text[] = "passed by fdpass.c";
+
+static int send_fd(int channel, int fd)
+{
+    char byte = 'f', control[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                         .msg_controllen = sizeof(control)};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    return sendmsg(channel, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int receive_fd(int channel)
+{
+    char byte, control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                         .msg_controllen = sizeof(control)};
+    int fd = -1;
+    if (recvmsg(channel, &msg, 0) != 1 || !CMSG_FIRSTHDR(&msg))
+        return -1;
+    memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof(int));
+    return fd;
+}
+
+int main(void)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0)
+        return 1;
+    pid_t child = fork();
+    if (child == 0) {
+        int fd = receive_fd(pair[1]);
+        char *seen = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+        if (seen == MAP_FAILED)
+            return 1;
+        printf("child uid %d: fd %d reads '%s'\n", getuid(), fd, seen);
+        return strcmp(seen, text) ? 1 : 0;
+    }
+    int fd = memfd_create("fdpass", 0);
+    if (fd < 0 || ftruncate(fd, 4096) < 0)
+        return 1;
+    char *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (shared == MAP_FAILED)
+        return 1;
+    strcpy(shared, text);
+    printf("parent uid %d: memfd fd %d sent\n", getuid(), fd);
+    fflush(stdout);
+    if (send_fd(pair[0], fd) < 0)
+        return 1;
+    int status = 0;
+    waitpid(child, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 3 : 1;
+}

@@ -1,0 +1,37 @@
+"""--follow-file: the life story of each memfd's struct file, whoever touched it."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.panel import Panel
+from rich.table import Table
+
+from tracer.events import Event
+from tracer.findings import Chapter, life_stories
+
+
+def chapter_line(chapter: Chapter, started_ns: int) -> list[str]:
+    event = chapter.event
+    return [f"{(event.ts_ns - started_ns) / 1e6:8.3f}", f"{event.comm}[{event.pid}]", chapter.text,
+            "" if event.refcount is None else str(event.refcount), event.hook]
+
+
+CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at")
+
+
+def life_story_panels(events: Sequence[Event], started_ns: int) -> list[Panel]:
+    panels = []
+    for file, chapters in life_stories(events).items():
+        table = Table(*CHAPTER_COLUMNS, expand=True, box=None)
+        for chapter in chapters:
+            table.add_row(*chapter_line(chapter, started_ns))
+        panels.append(Panel(table, title=f"the life of struct file {file}", border_style="magenta"))
+    return panels
+
+
+def life_story_lines(events: Sequence[Event], started_ns: int) -> list[str]:
+    lines = []
+    for file, chapters in life_stories(events).items():
+        lines.append(f"The life of struct file {file}:")
+        lines += ["  " + "  ".join(chapter_line(chapter, started_ns)) for chapter in chapters]
+    return lines

@@ -1,0 +1,54 @@
+"""The object view: each process's fd table and vma pointing at one struct file.
+
+Drawn so that the shared struct file is visibly a single object with two owners:
+the sender's column on the left, the receivers' on the right, the file between.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tracer.findings import Holder, SharedFile
+
+
+def owner_column(role: str, holder: Holder, left: bool) -> Text:
+    def point(label: str) -> str:
+        return f"{label} ──►" if left else f"◄── {label}"
+
+    lines = Text(justify="right" if left else "left")
+    lines.append(f"{role}: {holder.comm}  pid {holder.pid}  tgid {holder.tgid}\n", style="bold")
+    lines.append(point(f"fd {holder.fd} (fd table)") + "\n", style="cyan")
+    if holder.address:
+        flags = "|".join(f for f in holder.vm_flags if "SHARE" in f) or "?"
+        lines.append(point(f"vma {holder.vma or '?'} @ {holder.address} {flags} (vm_file)") + "\n",
+                     style="magenta")
+    return lines
+
+
+def file_box(story: SharedFile) -> Panel:
+    refcount = story.refcounts[-1][2] if story.refcounts else None
+    body = Text()
+    body.append(f"{story.file}\n", style="bold reverse")
+    body.append(f"f_inode -> inode {story.inode} (shmem)\n")
+    body.append(f"refcount {refcount} (last seen)\n" if refcount is not None else "")
+    body.append(f"{1 + len(story.receivers)} owners, 1 object", style="bold green")
+    return Panel(body, title="struct file", border_style="green", expand=False)
+
+
+def object_view(story: SharedFile) -> Table:
+    grid = Table.grid(padding=(0, 1), expand=False)
+    grid.add_column(justify="right")
+    grid.add_column(justify="center", vertical="middle")
+    grid.add_column(justify="left")
+    receivers = Group(*(owner_column("receiver", holder, left=False) for holder in story.receivers))
+    grid.add_row(owner_column("sender", story.creator, left=True), file_box(story), receivers)
+    return grid
+
+
+def object_panels(stories: Sequence[SharedFile]) -> list[Panel]:
+    return [Panel(object_view(story), title="objects: fd -> struct file <- fd", border_style="cyan")
+            for story in stories]
