@@ -1,10 +1,12 @@
 """Errors for people: one line on stderr, exit 2, no traceback."""
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,23 @@ def test_real_unprivileged_run_is_refused_in_one_line() -> None:
                           text=True, user=nobody.pw_uid, group=nobody.pw_gid, timeout=60)
     assert done.returncode == 2
     assert_one_line(done.stderr, "must run as root")
+
+
+def test_replay_at_a_speed_plays_then_shows_the_same_summary(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    recording = tmp_path / "r.jsonl"
+    base = {"type": "event", "pid": 7, "tgid": 7, "comm": "sender", "hook": "tp", "fd": 3,
+            "file": "0xffff888100000f00", "inode": 9, "refcount": 1, "detail": {}}
+    lines = [{"type": "session", "version": 1, "kernel": "k", "mode": "auto", "scenario": "memfd-share",
+              "command": None, "started_ns": 0, "hooks": []},
+             {**base, "ts_ns": 1_000_000, "step": "memfd_create"},
+             {**base, "ts_ns": 51_000_000, "step": "receive_fd", "pid": 8, "tgid": 8, "comm": "receiver", "fd": 5},
+             {"type": "summary", "events": 2, "lost": 0, "exit_code": 0, "duration_ns": 60_000_000}]
+    recording.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    started = time.monotonic()
+    assert cli.main(["replay", str(recording), "--speed", "2"]) == 0
+    assert time.monotonic() - started >= 0.025              # 50 ms of recorded time at 2x
+    assert "2 events, 0 lost" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["replay", str(recording), "--speed", "0"])
+    assert refused.value.code == 2 and "is not a positive number" in capsys.readouterr().err
