@@ -38,38 +38,55 @@ class SharedFile:
         return any(r.tgid != self.creator.tgid for r in self.receivers)
 
 
-def _mapping(events: Sequence[Event], file: str, tgid: int) -> tuple[str | None, tuple[str, ...], str | None]:
-    for event in events:
-        if event.step == "do_mmap" and event.file == file and event.tgid == tgid:
-            detail = event.detail
-            return detail.get("address"), tuple(detail.get("vm_flags", ())), detail.get("vma")
-    return None, (), None
+# Steps at which a struct file comes into existence (nested: memfd_create > shmem > alloc).
+BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
 
 
-def _installed_fd(events: Sequence[Event], file: str, tgid: int) -> int | None:
-    """Where the file landed in a process's fd table, when the hook that saw it
-    arrive could not tell (receive_fd observed through security_file_receive)."""
-    return next((e.fd for e in events if e.step == "fd_install" and e.file == file and e.tgid == tgid), None)
+def file_lifetimes(events: Sequence[Event]) -> list[list[Event]]:
+    """Events grouped by struct file object, in call order. A pointer names one object only
+    from its birth until the slab hands the same address to the next file: a birth step
+    seen a second time at an address starts a new lifetime (one pass, O(n))."""
+    current: dict[str, list[Event]] = {}
+    lifetimes: list[list[Event]] = []
+    for event in in_call_order(events):
+        if not event.file:
+            continue
+        life = current.get(event.file)
+        reborn = event.step in BIRTH_STEPS and life is not None and any(e.step == event.step for e in life)
+        if life is None or reborn or (life[-1].step == "fput"):
+            life = current[event.file] = []
+            lifetimes.append(life)
+        life.append(event)
+    return lifetimes
 
 
-def _holder(events: Sequence[Event], event: Event) -> Holder:
-    address, vm_flags, vma = _mapping(events, event.file or "", event.tgid)
-    fd = event.fd if event.fd is not None else _installed_fd(events, event.file or "", event.tgid)
+def _holder(life: Sequence[Event], event: Event) -> Holder:
+    """One process's hold on the file: its fd (from fd_install when the hook that saw the
+    file arrive could not tell) and the mapping it made."""
+    fd = event.fd
+    address = vma = None
+    vm_flags: tuple[str, ...] = ()
+    for other in (e for e in life if e.tgid == event.tgid):
+        if fd is None and other.step == "fd_install":
+            fd = other.fd
+        if address is None and other.step == "do_mmap":
+            address, vma = other.detail.get("address"), other.detail.get("vma")
+            vm_flags = tuple(other.detail.get("vm_flags", ()))
     return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
 
 
 def shared_files(events: Sequence[Event]) -> list[SharedFile]:
     """Every memfd whose struct file was received by another process."""
-    events = in_call_order(events)
     found: list[SharedFile] = []
-    for created in (e for e in events if e.step == "memfd_create" and e.file):
-        story = SharedFile(created.file or "", created.inode, _holder(events, created))
-        for event in events:
-            if event.file != created.file:
-                continue
+    for life in file_lifetimes(events):
+        created = next((e for e in life if e.step == "memfd_create"), None)
+        if created is None:
+            continue
+        story = SharedFile(created.file or "", created.inode, _holder(life, created))
+        for event in life:
             if event.step == "receive_fd" and event.tgid != created.tgid:
-                story.receivers.append(_holder(events, event))
-            if event.refcount is not None and event.step != "unix_stream_sendmsg":
+                story.receivers.append(_holder(life, event))
+            if event.refcount is not None:
                 story.refcounts.append((event.step, event.comm, event.refcount))
         if story.shared:
             found.append(story)
@@ -151,19 +168,19 @@ class Chapter:
     event: Event
 
 
-def life_stories(events: Sequence[Event]) -> dict[str, list[Chapter]]:
-    """Each memfd's struct file, from creation on: every event that touched the pointer."""
-    ordered = in_call_order(events)
-    born = [e.file for e in ordered if e.step in ("memfd_create", "shmem_file_setup") and e.file]
-    stories: dict[str, list[Chapter]] = {}
-    for file in dict.fromkeys(born):
+def life_stories(events: Sequence[Event]) -> list[tuple[str, list[Chapter]]]:
+    """Each memfd's struct file, from creation on: every event that touched the object."""
+    stories = []
+    for life in file_lifetimes(events):
+        if not any(e.step in ("memfd_create", "shmem_file_setup") for e in life):
+            continue
         mappers: set[int] = set()
         chapters = []
-        for event in (e for e in ordered if e.file == file and e.step in CHAPTER):
+        for event in (e for e in life if e.step in CHAPTER):
             text = CHAPTER[event.step].format(fd=event.fd, address=event.detail.get("address"))
             if event.step == "do_mmap":
                 text += " again, by another process" if mappers - {event.tgid} else ""
                 mappers.add(event.tgid)
             chapters.append(Chapter(text, event))
-        stories[file] = chapters
+        stories.append((life[0].file or "", chapters))
     return stories

@@ -7,6 +7,7 @@ user (SUDO_UID/SUDO_GID), or nobody, never as root.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
@@ -145,6 +146,7 @@ class Session:
                  record: Path | None, observer: Observer, pacing: Pacing | None = None) -> None:
         self.pacing = pacing
         self.step_write: int | None = None
+        self.decode_pending: Callable[[], None] = lambda: None
         self.scenario = scenario
         self.command = list(command)
         self.mode = mode
@@ -198,14 +200,21 @@ class Session:
             writer.write(header)
         decoder = Decoder(catalog.ALL_STEP_NAMES, {c.step: c.hook for c in choices}, layout.refcount_bias)
 
-        def on_event(data: int, size: int) -> None:
-            event = decoder.decode(data, size)
-            result.events.append(event)
-            if writer:
-                writer.write_event(event)
-            self.observer.event(event)
+        pending: list[bytes] = []
 
-        program.on_event(on_event)
+        def decode_pending() -> None:
+            """Decoded between polls: the ring buffer callback only copies the bytes out."""
+            batch = pending[:]
+            pending.clear()
+            for data in batch:
+                event = decoder.decode(data)
+                result.events.append(event)
+                if writer:
+                    writer.write_event(event)
+                self.observer.event(event)
+
+        program.on_event(lambda data, size: pending.append(ctypes.string_at(data, size)))
+        self.decode_pending = decode_pending
         self.observer.started(result)
         result.exit_code = self._drive(program, result)
         result.lost = program.lost()
@@ -233,6 +242,7 @@ class Session:
             os.close(gate)
             while process.poll() is None or any(p.is_alive() for p in pumps):
                 program.poll(50)
+                self.decode_pending()
                 self._drain_output(lines, result, program)
                 self.observer.tick()
         except BaseException:
@@ -243,6 +253,7 @@ class Session:
                 os.close(self.step_write)
                 self.step_write = None
         program.poll(0)
+        self.decode_pending()
         self._drain_output(lines, result, program)
         return process.returncode
 
@@ -259,10 +270,12 @@ class Session:
         """The scenario waits before its next step: show it, then let it go on."""
         assert self.pacing is not None and self.step_write is not None
         program.poll(0)         # the events of the step just done, before the pause is shown
+        self.decode_pending()
         self.observer.paused(str(report.get("role", "?")), str(report["pause"]), self.pacing.how)
 
         def keep_polling() -> None:
             program.poll(20)
+            self.decode_pending()
             self.observer.tick()
 
         self.pacing.wait(keep_polling)

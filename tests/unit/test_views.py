@@ -74,7 +74,7 @@ def test_object_view_draws_one_file_with_two_owners() -> None:
 
 
 def test_life_story_in_call_order() -> None:
-    [(file, chapters)] = life_stories(STORY).items()
+    [(file, chapters)] = life_stories(STORY)
     assert file == FILE
     assert [c.text for c in chapters] == [
         "created: memfd_create returned fd 3", "made by shmem_file_setup", "mapped at 0x7f00",

@@ -12,6 +12,9 @@ from tracer.findings import NewTask, new_tasks
 from tracer.views.summary import row_verdict, task_heading
 
 
+SHOWN_TASKS = 6
+
+
 def task_table(task: NewTask) -> Table:
     flags = "|".join(task.event.detail.get("flags", [])) or "none"
     table = Table(title=task_heading(task), caption=f"clone flags: {flags}", expand=True,
@@ -28,4 +31,4 @@ def task_table(task: NewTask) -> Table:
 
 
 def clone_tables(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[Table]:
-    return [task_table(task) for task in new_tasks(events, reports)]
+    return [task_table(task) for task in new_tasks(events, reports)[:SHOWN_TASKS]]

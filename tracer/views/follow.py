@@ -16,12 +16,13 @@ def chapter_line(chapter: Chapter, started_ns: int) -> list[str]:
             "" if event.refcount is None else str(event.refcount), event.hook]
 
 
+SHOWN_STORIES = 3           # a loop can make thousands of memfds: the first few tell the story
 CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at")
 
 
 def life_story_panels(events: Sequence[Event], started_ns: int) -> list[Panel]:
     panels = []
-    for file, chapters in life_stories(events).items():
+    for file, chapters in life_stories(events)[:SHOWN_STORIES]:
         table = Table(*CHAPTER_COLUMNS, expand=True, box=None)
         for chapter in chapters:
             table.add_row(*chapter_line(chapter, started_ns))
@@ -31,7 +32,7 @@ def life_story_panels(events: Sequence[Event], started_ns: int) -> list[Panel]:
 
 def life_story_lines(events: Sequence[Event], started_ns: int) -> list[str]:
     lines = []
-    for file, chapters in life_stories(events).items():
+    for file, chapters in life_stories(events)[:SHOWN_STORIES]:
         lines.append(f"The life of struct file {file}:")
         lines += ["  " + "  ".join(chapter_line(chapter, started_ns)) for chapter in chapters]
     return lines

@@ -12,6 +12,7 @@ from rich.text import Text
 from tracer.events import Event
 from tracer.findings import Holder, NewTask, SharedFile, StructureRow, new_tasks
 
+SHOWN_FINDINGS = 3
 STATUS_STYLES = {"attached": "green", "fallback": "yellow", "unavailable": "red"}
 
 
@@ -67,10 +68,13 @@ def row_verdict(row: StructureRow) -> str:
 
 def clone_lines(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[str]:
     lines = []
-    for task in new_tasks(events, reports):
+    tasks = new_tasks(events, reports)
+    for task in tasks[:SHOWN_FINDINGS * 2]:
         lines.append(task_heading(task) + ":")
         lines += [f"  {row.name:<8} parent {row.parent}  child {row.child}  {row_verdict(row)}" for row in task.rows]
         lines += [f"  observed: {line}" for line in task.consequences]
+    if len(tasks) > SHOWN_FINDINGS * 2:
+        lines.append(f"... and {len(tasks) - SHOWN_FINDINGS * 2} more new tasks")
     return lines
 
 
@@ -83,7 +87,10 @@ def no_finding_lines(events: int, lost: int) -> list[str]:
 
 def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
                      reports: Sequence[dict[str, Any]] = (), clones: bool = True) -> list[str]:
-    lines = [line for story in stories for line in finding_lines(story)]
+    lines = [line for story in stories[:SHOWN_FINDINGS] for line in finding_lines(story)]
+    if len(stories) > SHOWN_FINDINGS:
+        lines.append(f"... and {len(stories) - SHOWN_FINDINGS} more struct files shared the same way "
+                     f"({len(stories)} in all)")
     if clones:
         lines += clone_lines(events, reports)
     elif any(e.step == "clone" for e in events):

@@ -68,13 +68,18 @@ def timeline_row(event: Event, started_ns: int) -> list[str]:
 TIMELINE_COLUMNS = ("ms", "process", "step", "hook", "fd", "struct file", "inode", "ref", "detail")
 
 
+SHOWN_ROWS = 200            # on screen; plain output and recordings keep every event
+
+
 def timeline_table(events: Sequence[Event], started_ns: int, highlight: set[str] | None = None,
                    title: str = "kernel events") -> Table:
-    table = Table(title=title, expand=True, title_justify="left")
+    hidden = max(0, len(events) - SHOWN_ROWS)
+    caption = f"{hidden} later events not shown: --no-live or replay --no-live lists them all" if hidden else None
+    table = Table(title=title, expand=True, title_justify="left", caption=caption)
     for column in TIMELINE_COLUMNS:
         table.add_column(column, no_wrap=column != "detail", overflow="fold",
                          justify="right" if column in ("ms", "fd", "ref", "inode") else "left")
-    for event in in_call_order(events):
+    for event in in_call_order(events)[:SHOWN_ROWS]:
         row: list[str | Text] = list(timeline_row(event, started_ns))
         row[2] = Text(nested_step(event), style=STEP_STYLES.get(event.step, ""))
         if highlight and event.file in highlight:

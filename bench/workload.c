@@ -1,0 +1,129 @@
+/* syspath benchmark workload.
+ *
+ *   workload roundtrip N      N times: memfd_create + ftruncate + mmap(MAP_SHARED),
+ *                             pass the fd over a socketpair (SCM_RIGHTS) to a child,
+ *                             which receives it, maps it, reads, unmaps, closes, acks.
+ *   workload memfd N RATE     N times memfd_create + close, at most RATE per second
+ *                             (0: as fast as possible): a dense event source.
+ *
+ * Prints one line: "start <CLOCK_MONOTONIC ns at main()> loop_s <seconds in the loop>".
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SIZE 4096
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int send_fd(int channel, int fd)
+{
+    char byte = 'f', control[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                         .msg_controllen = sizeof(control)};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    return sendmsg(channel, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int receive_fd(int channel)
+{
+    char byte, control[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&byte, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                         .msg_controllen = sizeof(control)};
+    int fd = -1;
+    if (recvmsg(channel, &msg, 0) != 1 || !CMSG_FIRSTHDR(&msg))
+        return -1;
+    memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof(int));
+    return fd;
+}
+
+static int receiver(int channel, long n)
+{
+    for (long i = 0; i < n; i++) {
+        int fd = receive_fd(channel);
+        char *page = fd < 0 ? MAP_FAILED : mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
+        if (page == MAP_FAILED)
+            return 1;
+        char ack = page[0];
+        munmap(page, SIZE);
+        close(fd);
+        if (write(channel, &ack, 1) != 1)
+            return 1;
+    }
+    return 0;
+}
+
+static int roundtrip(long n)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0)
+        return 1;
+    pid_t child = fork();
+    if (child == 0)
+        _exit(receiver(pair[1], n));
+    for (long i = 0; i < n; i++) {
+        char ack;
+        int fd = memfd_create("bench", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, SIZE) < 0)
+            return 1;
+        char *page = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (page == MAP_FAILED)
+            return 1;
+        page[0] = 'x';
+        if (send_fd(pair[0], fd) < 0 || read(pair[0], &ack, 1) != 1)
+            return 1;
+        munmap(page, SIZE);
+        close(fd);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static int memfds(long n, long rate)
+{
+    double began = now_s();
+    for (long i = 0; i < n; i++) {
+        int fd = memfd_create("bench", 0);
+        if (fd < 0)
+            return 1;
+        close(fd);
+        if (rate > 0 && i % 64 == 63) {
+            double ahead = (double)(i + 1) / rate - (now_s() - began);
+            if (ahead > 0)
+                usleep((useconds_t)(ahead * 1e6));
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    if (argc < 3)
+        return 2;
+    long n = atol(argv[2]);
+    double began = now_s();
+    int rc = strcmp(argv[1], "roundtrip") == 0 ? roundtrip(n)
+           : strcmp(argv[1], "memfd") == 0 && argc > 3 ? memfds(n, atol(argv[3])) : 2;
+    printf("start %lld loop_s %.6f\n", (long long)start.tv_sec * 1000000000LL + start.tv_nsec, now_s() - began);
+    return rc;
+}
