@@ -1,0 +1,231 @@
+"""syspath benchmark (`sudo make bench`): startup, overhead, throughput and memory,
+side by side with strace and bpftrace, in one run (ratios, never absolute times across runs).
+
+  workload  bench/workload.c, built here: a loop of memfd_create + mmap(MAP_SHARED) +
+            SCM_RIGHTS pass to a child, which maps, reads and acks; or a dense memfd loop.
+  startup   launch -> probes attached: the workload starts only once the tracer is ready
+            (syspath opens its gate after attaching; bpftrace -c likewise), so the
+            workload's first CLOCK_MONOTONIC reading minus the launch time measures it.
+  overhead  the workload's own loop time, traced / untraced, interleaved repetitions, median.
+  throughput the dense loop at rising rates: delivered events/s and lost events.
+  memory    peak RSS of the tracer process (wait4), which includes clang compiling the probes.
+
+Writes bench/results.json and prints a table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results.json"
+ROUNDS = 5                       # interleaved repetitions of the overhead comparison
+LOOP = 20_000                    # round trips per overhead run
+STRACE_LOOP = 1_000              # strace is ~10-80x slower: a shorter loop, its own untraced twin
+RATES = (25_000, 50_000, 100_000, 200_000, 400_000, 0)   # memfds/s for throughput; 0 = flat out
+RATE_SECONDS = 1.5
+WORKLOAD_LINE = re.compile(r"start (?P<start>\d+) loop_s (?P<loop>[\d.]+)")
+EVENTS_LINE = re.compile(r"(?P<events>\d+) events, (?P<lost>\d+) lost")
+STARTUP_LINE = re.compile(r"probes attached (?P<total>[\d.]+) s after start \(BTF offsets (?P<btf>[\d.]+) s, "
+                          r"compile\+load (?P<compile>[\d.]+) s, attach (?P<attach>[\d.]+) s\)")
+BPFTRACE_PROBES = " ".join(
+    f'tracepoint:syscalls:{point} /comm == "workload"/ {{ printf("{point} %d\\n", {field}); }}'
+    for point, field in (("sys_exit_memfd_create", "args->ret"), ("sys_exit_mmap", "args->ret"),
+                         ("sys_enter_sendmsg", "args->fd"), ("sys_exit_recvmsg", "args->ret")))
+
+
+@dataclass
+class Run:
+    loop_s: float
+    start_ns: int
+    launched_ns: int
+    rss_mb: float
+    events: int = 0
+    lost: int = 0
+    stderr: str = ""
+
+    @property
+    def ready_s(self) -> float:
+        return (self.start_ns - self.launched_ns) / 1e9
+
+
+def build_workload(directory: Path) -> Path:
+    """Built where the unprivileged user syspath runs commands as can execute it."""
+    directory.chmod(0o755)
+    binary = directory / "workload"
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(binary), str(REPO / "bench" / "workload.c")], check=True)
+    return binary
+
+
+def run(command: list[str]) -> Run:
+    """Run a command, wait4() it for its peak RSS, and read the workload's line."""
+    launched = time.monotonic_ns()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    streams: dict[str, str] = {}
+    readers = [threading.Thread(target=lambda name=name, pipe=pipe: streams.__setitem__(name, pipe.read()))
+               for name, pipe in (("out", process.stdout), ("err", process.stderr))]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(process.pid, 0)       # not communicate(): wait4 gives the peak RSS
+    process.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    stdout, stderr = streams["out"], streams["err"]
+    rss = usage.ru_maxrss / 1024
+    found = WORKLOAD_LINE.search(stdout)
+    if not found:
+        raise SystemExit(f"bench: {' '.join(command[:6])}... printed no workload line:\n{stdout[-800:]}\n{stderr[-800:]}")
+    counts = EVENTS_LINE.search(stdout)
+    return Run(float(found["loop"]), int(found["start"]), launched, rss,
+               int(counts["events"]) if counts else 0, int(counts["lost"]) if counts else 0, stderr)
+
+
+def syspath(mode: str, *workload: str) -> list[str]:
+    return [sys.executable, "-m", "tracer", "trace", "--mode", mode, "--no-live", "--", *workload]
+
+
+def bpftrace(*workload: str) -> list[str]:
+    return ["bpftrace", "-o", "/dev/null", "-e", BPFTRACE_PROBES, "-c", " ".join(workload)]
+
+
+def usable_tiers() -> list[str]:
+    from tracer import kernel
+
+    kernel.use_headers()
+    found = kernel.probe_capabilities()
+    return [tier for tier, cap in (("kprobe", found["kprobe"]), ("fentry", found["fentry"]),
+                                   ("syscall", found["tracepoint"])) if cap.available]
+
+
+def startup(workload: Path) -> dict[str, object]:
+    for cached in Path("/var/cache/syspath").glob("*.json"):
+        if cached.name.startswith(("offsets-", "capabilities-")):
+            cached.unlink()
+    cold = run(syspath("auto", str(workload), "memfd", "0", "0"))
+    warm = [run(syspath("auto", str(workload), "memfd", "0", "0")) for _ in range(3)]
+    bpf = [run(bpftrace(str(workload), "memfd", "0", "0")) for _ in range(3)]
+    parts = STARTUP_LINE.search(warm[-1].stderr)
+    return {"cold_s": cold.ready_s, "warm_s": statistics.median(r.ready_s for r in warm),
+            "bpftrace_s": statistics.median(r.ready_s for r in bpf),
+            "split_s": {k: float(v) for k, v in parts.groupdict().items()} if parts else {}}
+
+
+def overhead(workload: Path, tiers: list[str]) -> dict[str, object]:
+    contenders: dict[str, list[str]] = {"untraced": [str(workload), "roundtrip", str(LOOP)]}
+    contenders |= {f"syspath {tier}": syspath(tier, str(workload), "roundtrip", str(LOOP)) for tier in tiers}
+    contenders["bpftrace"] = bpftrace(str(workload), "roundtrip", str(LOOP))
+    contenders["untraced (short)"] = [str(workload), "roundtrip", str(STRACE_LOOP)]
+    contenders["strace -f"] = ["strace", "-f", "-o", "/dev/null", str(workload), "roundtrip", str(STRACE_LOOP)]
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    runs: dict[str, list[Run]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_number in range(ROUNDS):
+        order = names[round_number % len(names):] + names[:round_number % len(names)]   # rotate
+        for name in order:
+            result = run(contenders[name])
+            times[name].append(result.loop_s)
+            runs[name].append(result)
+
+    def ratio(name: str, baseline: str) -> float:
+        return statistics.median(t / b for t, b in zip(times[name], times[baseline]))
+
+    return {
+        "ratios": {tier: ratio(f"syspath {tier}", "untraced") for tier in tiers},
+        "bpftrace": ratio("bpftrace", "untraced"), "strace": ratio("strace -f", "untraced (short)"),
+        "untraced_s": statistics.median(times["untraced"]),
+        "events": {tier: runs[f"syspath {tier}"][-1].events for tier in tiers},
+        "lost": {tier: max(r.lost for r in runs[f"syspath {tier}"]) for tier in tiers},
+        "rss_mb": max(r.rss_mb for tier in tiers for r in runs[f"syspath {tier}"]),
+    }
+
+
+def throughput(workload: Path) -> list[dict[str, float]]:
+    rows = []
+    for rate in RATES:
+        count = int((rate or 300_000) * RATE_SECONDS)
+        result = run(syspath("auto", str(workload), "memfd", str(count), str(rate)))
+        rows.append({"asked_memfds_per_s": rate, "events": result.events, "lost": result.lost,
+                     "events_per_s": result.events / result.loop_s if result.loop_s else 0.0})
+    return rows
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("bench: run as root (sudo make bench)", file=sys.stderr)
+        return 2
+    missing = [tool for tool in ("gcc", "strace", "bpftrace") if not shutil.which(tool)]
+    if missing:
+        print(f"bench: {', '.join(missing)} missing: run sudo make setup", file=sys.stderr)
+        return 2
+    console = Console()
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="syspath-bench-") as directory:
+        workload = build_workload(Path(directory))
+        tiers = usable_tiers()
+        console.print(f"bench: tiers usable here: {', '.join(tiers)}; {ROUNDS} interleaved rounds of "
+                      f"{LOOP} round trips (strace: {STRACE_LOOP})")
+        started = startup(workload)
+        compared = overhead(workload, tiers)
+        rates = throughput(workload)
+    no_loss = [row["events_per_s"] for row in rates if row["lost"] == 0 and row["events"]]
+    results = {
+        "machine": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "startup_s": round(float(started["warm_s"]), 3),
+        "startup": started,
+        "overhead_ratio": {tier: round(r, 3) for tier, r in compared["ratios"].items()},
+        "strace_ratio": round(compared["strace"], 2),
+        "bpftrace_ratio": round(compared["bpftrace"], 3),
+        "untraced_loop_s": round(compared["untraced_s"], 3),
+        "overhead_events": compared["events"],
+        "overhead_lost": compared["lost"],
+        "max_events_per_s_no_loss": round(max(no_loss)) if no_loss else 0,
+        "throughput": rates,
+        "rss_mb": round(compared["rss_mb"], 1),
+        "bench_s": round(time.monotonic() - began, 1),
+    }
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    console.print(results_table(results))
+    console.print(f"bench: {RESULTS.relative_to(REPO)} written in {results['bench_s']} s")
+    return 0
+
+
+def results_table(results: dict) -> Table:
+    table = Table(title=f"syspath bench on {results['machine']['kernel']} ({results['machine']['cpus']} CPUs)",
+                  title_justify="left")
+    for column in ("measure", "value", "target"):
+        table.add_column(column)
+    startup_split = results["startup"].get("split_s", {})
+    table.add_row("launch -> probes attached, warm", f"{results['startup_s']:.2f} s", "<= 1.0 s")
+    table.add_row("  cold (no caches)", f"{results['startup']['cold_s']:.2f} s", "")
+    table.add_row("  split (warm, in-process)",
+                  ", ".join(f"{k} {v:.3f} s" for k, v in startup_split.items()), "")
+    table.add_row("  bpftrace, same tracepoints", f"{results['startup']['bpftrace_s']:.2f} s", "")
+    for tier, ratio in results["overhead_ratio"].items():
+        table.add_row(f"overhead, syspath {tier}", f"{ratio:.2f}x  ({results['overhead_events'][tier]} events, "
+                      f"{results['overhead_lost'][tier]} lost)", "<= 1.15x")
+    table.add_row("overhead, bpftrace (4 printf tracepoints)", f"{results['bpftrace_ratio']:.2f}x", "")
+    table.add_row("overhead, strace -f", f"{results['strace_ratio']:.1f}x", "")
+    for row in results["throughput"]:
+        asked = f"{row['asked_memfds_per_s']} memfds/s" if row["asked_memfds_per_s"] else "flat out"
+        table.add_row(f"throughput, {asked}", f"{row['events_per_s']:,.0f} events/s, {row['lost']} lost", "")
+    table.add_row("max events/s with zero loss", f"{results['max_events_per_s_no_loss']:,}", ">= 200,000")
+    table.add_row("tracer peak RSS", f"{results['rss_mb']:.0f} MB", "<= 150 MB")
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(main())
