@@ -5,6 +5,7 @@ import argparse
 import io
 import json
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from tracer.catalog import MODES
-from tracer.errors import SyspathError
+from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
 from tracer.events import Event
 from tracer.session import SCENARIOS
 
@@ -94,14 +95,23 @@ def _add_trace_options(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return dispatch(args)
     except SyspathError as error:
         print(f"syspath: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("syspath: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Interrupted) as stop:
+        saved = f"; recording saved in {args.record}" if getattr(args, "record", None) else ""
+        print(f"syspath: interrupted, probes detached{saved}", file=sys.stderr)
+        return interrupt_exit_code(stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -160,6 +170,7 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
 
     if scenario:
         scenario_command(scenario)              # unknown scenario: exit 2 before loading anything
+    check_outputs(args)
     if args.step and not sys.stdin.isatty():
         raise SyspathError("--step waits for Enter on a terminal; without one, use --pace SECONDS")
     pacing = Pacing(None) if args.step else Pacing(args.pace) if args.pace else None
@@ -178,6 +189,15 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
     if scenario:
         return 0 if result.exit_code == 0 else 1
     return result.exit_code
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    from tracer.record import ensure_writable
+
+    for option, what in (("record", "recording"), ("export_svg", "SVG export"), ("export_html", "HTML export"),
+                         ("chrome_trace", "Chrome trace")):
+        if getattr(args, option, None):
+            ensure_writable(getattr(args, option), what)
 
 
 def show(header: dict[str, Any], events: list[Event], output: list[str], lost: int, args: argparse.Namespace,
@@ -208,6 +228,7 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     from tracer.record import read_recording
     from tracer.views.live import replay_live
 
+    check_outputs(args)
     recording = read_recording(path)
     lost = int((recording.summary or {}).get("lost", 0))
     if args.speed and not args.no_live:

@@ -26,7 +26,7 @@ CACHE_DIR = Path("/var/cache/syspath")
 HEADERS_ROOT = Path("/var/lib/syspath/kheaders")
 # gcc/clang clones of a whole function keep its name with a suffix: do_mmap.isra.0.
 # (.part.N and .cold are pieces split off a function, not its entry: never hooked.)
-CLONE_SUFFIX = re.compile(r"^(?P<base>[A-Za-z0-9_]+)\.(?:isra|constprop|lto_priv)(?:\.\d+)*$")
+CLONE_SUFFIX = re.compile(r"^(?P<base>[A-Za-z0-9_]+)(?:\.(?:isra|constprop|lto_priv)(?:\.\d+)*)+$")
 
 
 def release() -> str:

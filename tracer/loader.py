@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import time
 from collections.abc import Callable
@@ -22,6 +23,16 @@ TREE_FILE = "tree_syscall.bpf.c"
 SYSCALL_FILES = {"memfd_syscall.bpf.c": tuple(step.name for step in MEMFD_STEPS)}
 FUNCTION_FILES = {"memfd_kernel.bpf.c": tuple(step.name for step in MEMFD_STEPS),
                   "clone_kernel.bpf.c": tuple(step.name for step in CLONE_STEPS)}
+
+
+def ring_pages() -> int:
+    """SYSPATH_RINGBUF_PAGES (a power of two) shrinks the ring buffer: the loss tests use it."""
+    pages = os.environ.get("SYSPATH_RINGBUF_PAGES", "")
+    if not pages:
+        return RINGBUF_PAGES
+    if not pages.isdigit() or int(pages) < 1 or int(pages) & (int(pages) - 1):
+        raise SyspathError(f"SYSPATH_RINGBUF_PAGES={pages} must be a power of two")
+    return int(pages)
 
 
 def program_files(choices: list[HookChoice]) -> list[str]:
@@ -81,7 +92,7 @@ class LoadedProgram:
     def on_event(self, callback: Callable[[int, int], None]) -> None:
         if self.perf_buffer:
             self.bpf["events"].open_perf_buffer(lambda _cpu, data, size: callback(data, size),
-                                                page_cnt=RINGBUF_PAGES // 4, lost_cb=self._count_lost)
+                                                page_cnt=max(1, ring_pages() // 4), lost_cb=self._count_lost)
         else:
             self.bpf["events"].open_ring_buffer(lambda _ctx, data, size: callback(data, size))
 
@@ -119,7 +130,7 @@ class LoadedProgram:
 def load(files: list[str], cflags: list[str], perf_buffer: bool = False) -> LoadedProgram:
     from bcc import BPF
 
-    flags = [*cflags, f"-DRINGBUF_PAGES={RINGBUF_PAGES}", "-Wno-ignored-attributes"]
+    flags = [*cflags, f"-DRINGBUF_PAGES={ring_pages()}", "-Wno-ignored-attributes"]
     if perf_buffer:
         flags.append("-DSYSPATH_PERF_BUFFER")
     started = time.perf_counter()

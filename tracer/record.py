@@ -43,6 +43,17 @@ def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def ensure_writable(path: Path, what: str) -> None:
+    """Fail before tracing, not after, when an output path cannot be written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise SyspathError(f"cannot write the {what} {path}: it is a directory")
+    if not folder.is_dir():
+        raise SyspathError(f"cannot write the {what} {path}: no directory {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SyspathError(f"cannot write the {what} {path}: {folder} is not writable")
+
+
 def write_user_file(path: Path, text: str) -> None:
     """An export: written whole (temporary file + rename), owned by the invoking user."""
     temporary = _temporary_name(path)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tracer import catalog, facts, kernel
-from tracer.errors import SyspathError
+from tracer.errors import SyspathError, interrupt_exit_code
 from tracer.events import Decoder, Event
 from tracer.loader import LoadedProgram, hook_defines, load, program_files
 from tracer.offsets import KernelLayout, load_layout
@@ -147,6 +147,7 @@ class Session:
         self.pacing = pacing
         self.step_write: int | None = None
         self.decode_pending: Callable[[], None] = lambda: None
+        self.result: SessionResult | None = None        # the session under way, until finished
         self.scenario = scenario
         self.command = list(command)
         self.mode = mode
@@ -180,13 +181,28 @@ class Session:
 
     def run(self) -> SessionResult:
         choices, layout, program, startup = self.prepare()
-        writer = RecordingWriter(self.record_path) if self.record_path else None
+        writer: RecordingWriter | None = None
         try:
+            writer = RecordingWriter(self.record_path) if self.record_path else None
             return self._run_traced(choices, layout, program, startup, writer)
+        except BaseException as stop:
+            if self.result is not None:        # interrupted or failed: the recording still ends well
+                self._finish(program, self.result, writer, interrupt_exit_code(stop))
+            raise
         finally:
             program.close()
             if writer:
                 writer.close()
+
+    def _finish(self, program: LoadedProgram, result: SessionResult, writer: RecordingWriter | None,
+                exit_code: int) -> None:
+        self.decode_pending()
+        result.exit_code = exit_code
+        result.lost = program.lost()
+        result.duration_ns = time.monotonic_ns() - result.header["started_ns"]
+        if writer:
+            writer.write(result.summary_record())
+        self.result = None
 
     def _run_traced(self, choices: list[catalog.HookChoice], layout: KernelLayout,
                     program: LoadedProgram, startup: Startup,
@@ -195,7 +211,7 @@ class Session:
                   "scenario": self.scenario, "command": None if self.scenario else self.command,
                   "started_ns": time.monotonic_ns(),
                   "hooks": [choice.as_record() for choice in choices]}
-        result = SessionResult(header=header, startup=startup)
+        result = self.result = SessionResult(header=header, startup=startup)
         if writer:
             writer.write(header)
         decoder = Decoder(catalog.ALL_STEP_NAMES, {c.step: c.hook for c in choices}, layout.refcount_bias)
@@ -216,11 +232,8 @@ class Session:
         program.on_event(lambda data, size: pending.append(ctypes.string_at(data, size)))
         self.decode_pending = decode_pending
         self.observer.started(result)
-        result.exit_code = self._drive(program, result)
-        result.lost = program.lost()
-        result.duration_ns = time.monotonic_ns() - header["started_ns"]
-        if writer:
-            writer.write(result.summary_record())
+        exit_code = self._drive(program, result)
+        self._finish(program, result, writer, exit_code)
         return result
 
     def _drive(self, program: LoadedProgram, result: SessionResult) -> int:
@@ -255,7 +268,8 @@ class Session:
         program.poll(0)
         self.decode_pending()
         self._drain_output(lines, result, program)
-        return process.returncode
+        # killed by a signal: report it the way a shell does, 128 + the signal number
+        return process.returncode if process.returncode >= 0 else 128 - process.returncode
 
     def _drain_output(self, lines: queue.Queue[OutputLine], result: SessionResult,
                       program: LoadedProgram | None = None) -> None:

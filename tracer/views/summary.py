@@ -91,6 +91,8 @@ def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], los
     if len(stories) > SHOWN_FINDINGS:
         lines.append(f"... and {len(stories) - SHOWN_FINDINGS} more struct files shared the same way "
                      f"({len(stories)} in all)")
+    if lost and lines:
+        lines.append(f"{lost} events were lost (the ring buffer was full): what is above may be incomplete.")
     if clones:
         lines += clone_lines(events, reports)
     elif any(e.step == "clone" for e in events):

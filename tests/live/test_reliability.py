@@ -1,0 +1,159 @@
+"""Reliability: clean detach on every exit path, loss reported, own processes only, stress."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.live.conftest import REPO, read_jsonl, run_syspath
+from tracer.record import read_recording
+
+WORKLOAD = REPO / "bench" / "workload.c"
+
+
+def bpf_programs() -> int:
+    shown = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True)
+    return len(json.loads(shown.stdout or "[]"))
+
+
+@pytest.fixture(scope="module")
+def workload() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="syspath-test-"))
+    folder.chmod(0o755)
+    binary = folder / "workload"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(WORKLOAD)], check=True)
+    yield binary
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tracer", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def wait_for_probes(process: subprocess.Popen[str], before: int) -> None:
+    deadline = time.monotonic() + 30
+    while bpf_programs() <= before:
+        assert process.poll() is None and time.monotonic() < deadline, "probes never attached"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_a_signal_mid_run_detaches_everything_and_saves_the_recording(tmp_path: Path, signum: int,
+                                                                      code: int) -> None:
+    before = bpf_programs()
+    recording = tmp_path / "cut.jsonl"
+    process = start("trace", "--no-live", "--record", str(recording), "--", "/bin/sleep", "31.25")
+    wait_for_probes(process, before)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == code, err
+    assert "syspath: interrupted, probes detached; recording saved in" in err and "Traceback" not in err
+    assert bpf_programs() == before
+    summary = read_recording(recording).summary
+    assert summary is not None and summary["exit_code"] == code
+    assert subprocess.run(["pgrep", "-f", "sleep 31.25"], capture_output=True).returncode == 1
+
+
+def test_ctrl_c_during_compile_leaves_nothing_loaded() -> None:
+    before = bpf_programs()
+    process = start("run", "memfd-share", "--no-live")
+    time.sleep(0.3)                      # inside clang, before anything is attached
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in err
+    assert bpf_programs() == before
+
+
+def test_ctrl_c_during_the_live_view(tmp_path: Path) -> None:
+    before = bpf_programs()
+    recording = tmp_path / "live.jsonl"
+    process = start("run", "memfd-share", "--pace", "5", "--record", str(recording))
+    wait_for_probes(process, before)
+    time.sleep(1)                        # the scenario is paused before a step, the view is live
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert bpf_programs() == before
+    assert read_recording(recording).summary["exit_code"] == 130
+
+
+def test_a_crashing_command_is_reported_like_a_shell_does(tmp_path: Path) -> None:
+    before = bpf_programs()
+    recording = tmp_path / "crash.jsonl"
+    done = run_syspath("trace", "--no-live", "--record", str(recording), "--", "/bin/sh", "-c", "kill -SEGV $$")
+    assert done.returncode == 139
+    assert read_recording(recording).summary["exit_code"] == 139
+    assert bpf_programs() == before
+
+
+def test_forced_loss_is_counted_and_reported(workload: Path, tmp_path: Path) -> None:
+    recording = tmp_path / "loss.jsonl"
+    done = subprocess.run([sys.executable, "-m", "tracer", "trace", "--no-live", "--record", str(recording), "--",
+                           str(workload), "memfd", "100000", "0"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "SYSPATH_RINGBUF_PAGES": "1"})
+    assert done.returncode == 0, done.stderr
+    summary = read_jsonl(recording)[-1]
+    assert summary["lost"] > 0
+    assert summary["events"] + summary["lost"] == 200_000        # memfd_create + shmem_file_setup each
+    assert f"{summary['lost']} events were lost" in done.stdout
+    assert done.stdout.rstrip().endswith(f"{summary['events']} events, {summary['lost']} lost")
+
+
+def test_two_sessions_each_see_only_their_own_processes(workload: Path, tmp_path: Path) -> None:
+    rounds = 3000
+    paths = [tmp_path / f"session{i}.jsonl" for i in range(2)]
+    sessions = [start("trace", "--no-live", "--record", str(path), "--", str(workload), "roundtrip", str(rounds))
+                for path in paths]
+    for session in sessions:
+        session.communicate(timeout=120)
+        assert session.returncode == 0
+    trees = []
+    for path in paths:
+        records = read_jsonl(path)
+        events = [r for r in records if r["type"] == "event"]
+        assert records[-1]["lost"] == 0 and len(events) == 7 * rounds + 1
+        trees.append({e["tgid"] for e in events})
+    assert not trees[0] & trees[1] and all(len(tree) == 2 for tree in trees)
+
+
+def test_stress_every_pass_is_accounted_for(workload: Path, tmp_path: Path) -> None:
+    rounds = 5000
+    recording = tmp_path / "stress.jsonl"
+    done = run_syspath("trace", "--no-live", "--record", str(recording), "--", str(workload), "roundtrip",
+                       str(rounds), timeout=180)
+    assert done.returncode == 0, done.stderr
+    records = read_jsonl(recording)
+    events = [r for r in records if r["type"] == "event"]
+    steps = Counter(e["step"] for e in events)
+    assert steps == {"memfd_create": rounds, "shmem_file_setup": rounds, "do_mmap": 2 * rounds,
+                     "unix_stream_sendmsg": rounds, "scm_fp_copy": rounds, "receive_fd": rounds, "clone": 1}
+    assert records[-1]["lost"] == 0
+    sent = [e["file"] for e in events if e["step"] == "scm_fp_copy"]
+    received = [e["file"] for e in events if e["step"] == "receive_fd"]
+    assert sent == received                       # each pass arrives as the very struct file sent
+
+
+def test_commands_run_unprivileged() -> None:
+    done = run_syspath("trace", "--no-live", "--", "/usr/bin/id", "-u")
+    env_uid = os.environ.get("SUDO_UID")
+    expected = env_uid if env_uid and env_uid != "0" else "65534"
+    assert done.returncode == 0 and f"program: stdout: {expected}" in done.stdout
+
+
+def test_an_unwritable_output_fails_before_tracing(tmp_path: Path) -> None:
+    before = bpf_programs()
+    done = run_syspath("run", "memfd-share", "--no-live", "--chrome-trace", str(tmp_path / "missing" / "t.json"))
+    assert done.returncode == 2 and "probes attached" not in done.stderr
+    assert done.stderr.strip().startswith("syspath: cannot write the Chrome trace")
+    assert bpf_programs() == before

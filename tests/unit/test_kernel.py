@@ -1,0 +1,33 @@
+"""Kernel facts that need no kernel: tracefs discovery, kallsyms parsing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracer import kernel
+
+
+def test_tracefs_missing_and_not_mountable_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(kernel, "TRACEFS_PATHS", (tmp_path / "tracing", tmp_path / "debug" / "tracing"))
+    monkeypatch.setattr(kernel.os, "geteuid", lambda: 1000)          # cannot mount it
+    assert kernel.tracefs_dir() is None
+    capability = kernel._tracepoint_capability()
+    assert not capability.available and "mount -t tracefs tracefs /sys/kernel/tracing" in capability.remedy
+
+
+def test_tracefs_found_where_it_is_mounted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "debug" / "tracing" / "events").mkdir(parents=True)
+    monkeypatch.setattr(kernel, "TRACEFS_PATHS", (tmp_path / "tracing", tmp_path / "debug" / "tracing"))
+    assert kernel.tracefs_dir() == tmp_path / "debug" / "tracing"
+
+
+def test_kallsyms_keeps_whole_function_clones_only() -> None:
+    names = kernel.parse_kallsyms([
+        "ffffffff81000000 T do_mmap\n", "ffffffff81000100 t scm_fp_copy.isra.0\n",
+        "ffffffff81000200 t copy_process.cold\n", "ffffffff81000300 t shmem_thing.part.0\n",
+        "ffffffff81000400 D some_data\n", "ffffffff81000500 t receive_fd.constprop.0.isra.0\n",
+    ])
+    assert names["do_mmap"] == "do_mmap" and names["scm_fp_copy"] == "scm_fp_copy.isra.0"
+    assert "copy_process" not in names and "shmem_thing" not in names and "some_data" not in names
+    assert names["receive_fd"] == "receive_fd.constprop.0.isra.0"
