@@ -59,22 +59,12 @@ static __always_inline int copy_made(void *ctx, u32 fn, u32 step, u64 copy)
     return 0;
 }
 
-static __always_inline int copying(u32 fn, u64 original)
-{
-    struct call call = {};
-    if (is_tracked()) {
-        call.arg[0] = original;
-        enter_call(fn, &call);
-    }
-    return 0;
-}
-
 #ifdef HOOK_dup_fd
-ON_ENTRY(dup_fd) { return copying(FN_DUP_FD, ARG(dup_fd, oldf)); }
+ON_ENTRY(dup_fd) { return enter_tracked(FN_DUP_FD, ARG(dup_fd, oldf)); }
 ON_RETURN(dup_fd) { return copy_made(ctx, FN_DUP_FD, STEP_DUP_FD, RETVAL(dup_fd)); }
 #endif
 
 #ifdef HOOK_dup_mm
-ON_ENTRY(dup_mm) { return copying(FN_DUP_MM, ARG(dup_mm, oldmm)); }
+ON_ENTRY(dup_mm) { return enter_tracked(FN_DUP_MM, ARG(dup_mm, oldmm)); }
 ON_RETURN(dup_mm) { return copy_made(ctx, FN_DUP_MM, STEP_DUP_MM, RETVAL(dup_mm)); }
 #endif

@@ -78,6 +78,17 @@ static __always_inline void enter_call(u32 fn, struct call *call)
     set_depth(call->depth + 1);
 }
 
+/* The common entry: for a traced thread, remember one value until the return. */
+static __always_inline int enter_tracked(u32 fn, u64 value)
+{
+    struct call call = {};
+    if (is_tracked()) {
+        call.arg[0] = value;
+        enter_call(fn, &call);
+    }
+    return 0;
+}
+
 static __always_inline bool leave_call(u32 fn, struct call *call)
 {
     struct call_key key = {(u32)bpf_get_current_pid_tgid(), fn};

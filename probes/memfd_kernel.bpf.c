@@ -60,10 +60,7 @@ ON_RETURN(__do_sys_memfd_create)
 #ifdef HOOK___x64_sys_memfd_create
 ON_ENTRY(__x64_sys_memfd_create)
 {
-    struct call call = {};
-    if (is_tracked())
-        enter_call(FN_MEMFD_CREATE, &call);
-    return 0;
+    return enter_tracked(FN_MEMFD_CREATE, 0);
 }
 
 ON_RETURN(__x64_sys_memfd_create)
@@ -337,13 +334,9 @@ static __always_inline int received(void *ctx, s64 fd)
 
 static __always_inline int receiving(u64 file)
 {
-    struct call call = {};
-    if (!is_tracked())
-        return 0;
-    follow(file);
-    call.arg[0] = file;
-    enter_call(FN_RECEIVE_FD, &call);
-    return 0;
+    if (is_tracked())
+        follow(file);
+    return enter_tracked(FN_RECEIVE_FD, file);
 }
 
 #ifdef HOOK___receive_fd
@@ -366,6 +359,28 @@ ON_ENTRY(security_file_receive)
         return 0;
     follow(file);
     e = event_here(STEP_RECEIVE_FD);
+    if (!e)
+        return 0;
+    describe_file(e, file);
+    submit_event(ctx, e);
+    return 0;
+}
+#endif
+
+/* ---- fs/file_table.c: __fput, the end of a followed file ---- */
+
+/* The last reference may drop in any task (a kworker runs delayed fputs), so the
+ * filter is the followed map, not the process tree. Forgetting the pointer here
+ * keeps a later file that the slab puts at the same address from being followed. */
+#ifdef HOOK___fput
+ON_ENTRY(__fput)
+{
+    struct syspath_event *e;
+    u64 file = ARG(__fput, file);
+    if (!followed.lookup(&file))
+        return 0;
+    followed.delete(&file);
+    e = event_here(STEP_FPUT);
     if (!e)
         return 0;
     describe_file(e, file);

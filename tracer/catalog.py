@@ -125,6 +125,10 @@ MEMFD_STEPS: tuple[Step, ...] = (
     Step("alloc_file_pseudo", "fs/file_table.c alloc_file_pseudo makes the struct file for shmem's inode", (
         *_function("alloc_file_pseudo", "the struct file it returns, inside shmem_file_setup", entry=False),
     ), optional=True),
+    Step("fput", "fs/file_table.c __fput releases the struct file once its last reference is gone", (
+        *_function("__fput", "the struct file being released, for files this session follows",
+                   ("file",), exit=False),
+    ), optional=True),
 )
 
 CLONE_STEPS: tuple[Step, ...] = (

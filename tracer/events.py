@@ -183,5 +183,12 @@ class Decoder:
         return Event(
             ts_ns=ts_ns, pid=pid, tgid=tgid, comm=comm.split(b"\0", 1)[0].decode(errors="replace"),
             step=step, hook=self.hooks.get(step, ""), fd=fd if fd >= 0 else None, file=hex_pointer(file),
-            inode=inode or None, refcount=refcount + self.refcount_bias if file else None, detail=detail,
+            inode=inode or None, refcount=self._refcount(step, file, refcount), detail=detail,
         )
+
+    def _refcount(self, step: str, file: int, raw: int) -> int | None:
+        if not file:
+            return None
+        # fs/file_table.c __fput runs after the last reference went: a file_ref_t then holds
+        # FILE_REF_DEAD, not a count
+        return 0 if step == "fput" else raw + self.refcount_bias

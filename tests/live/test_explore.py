@@ -30,7 +30,7 @@ def public_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def fdpass(public_dir: Path) -> Path:
     binary = public_dir / "fdpass"
-    subprocess.run(["gcc", "-O1", "-Wall", "-o", str(binary), str(FDPASS)], check=True)
+    subprocess.run(["gcc", "-O1", "-Wall", "-I", str(REPO / "bench"), "-o", str(binary), str(FDPASS)], check=True)
     return binary
 
 

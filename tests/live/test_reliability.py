@@ -21,9 +21,26 @@ from tracer.record import read_recording
 WORKLOAD = REPO / "bench" / "workload.c"
 
 
-def bpf_programs() -> int:
+def loaded_program_ids() -> set[int]:
     shown = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True)
-    return len(json.loads(shown.stdout or "[]"))
+    return {program["id"] for program in json.loads(shown.stdout or "[]")}
+
+
+def programs_of(pid: int) -> set[int]:
+    """The BPF programs a process holds, from its fds (fdinfo's prog_id): exactly ours,
+    whatever else runs on the machine."""
+    found = set()
+    for info in Path(f"/proc/{pid}/fdinfo").glob("*"):
+        try:
+            text = info.read_text()
+        except OSError:
+            continue
+        found |= {int(line.split()[1]) for line in text.splitlines() if line.startswith("prog_id:")}
+    return found
+
+
+def assert_all_unloaded(ours: set[int]) -> None:
+    assert not ours & loaded_program_ids(), "programs left in the kernel"
 
 
 @pytest.fixture(scope="module")
@@ -41,60 +58,65 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
-def wait_for_probes(process: subprocess.Popen[str], before: int) -> None:
+def wait_for_probes(process: subprocess.Popen[str]) -> set[int]:
+    """Until the tracer holds its programs and its target runs (the gate opens after attach)."""
     deadline = time.monotonic() + 30
-    while bpf_programs() <= before:
+    while not (subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True).returncode == 0
+               and programs_of(process.pid)):
         assert process.poll() is None and time.monotonic() < deadline, "probes never attached"
         time.sleep(0.05)
+    time.sleep(0.3)
+    return programs_of(process.pid)
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_a_signal_mid_run_detaches_everything_and_saves_the_recording(tmp_path: Path, signum: int,
                                                                       code: int) -> None:
-    before = bpf_programs()
     recording = tmp_path / "cut.jsonl"
     process = start("trace", "--no-live", "--record", str(recording), "--", "/bin/sleep", "31.25")
-    wait_for_probes(process, before)
+    ours = wait_for_probes(process)
+    assert len(ours) >= 3
+    target = int(subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()[0])
     process.send_signal(signum)
     _, err = process.communicate(timeout=30)
     assert process.returncode == code, err
     assert "syspath: interrupted, probes detached; recording saved in" in err and "Traceback" not in err
-    assert bpf_programs() == before
+    assert_all_unloaded(ours)
     summary = read_recording(recording).summary
     assert summary is not None and summary["exit_code"] == code
-    assert subprocess.run(["pgrep", "-f", "sleep 31.25"], capture_output=True).returncode == 1
+    assert not Path(f"/proc/{target}").exists(), "the traced command outlived syspath"
 
 
 def test_ctrl_c_during_compile_leaves_nothing_loaded() -> None:
-    before = bpf_programs()
     process = start("run", "memfd-share", "--no-live")
     time.sleep(0.3)                      # inside clang, before anything is attached
+    ours = programs_of(process.pid)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130 and "Traceback" not in err
-    assert bpf_programs() == before
+    assert_all_unloaded(ours)
 
 
 def test_ctrl_c_during_the_live_view(tmp_path: Path) -> None:
-    before = bpf_programs()
     recording = tmp_path / "live.jsonl"
     process = start("run", "memfd-share", "--pace", "5", "--record", str(recording))
-    wait_for_probes(process, before)
+    ours = wait_for_probes(process)
     time.sleep(1)                        # the scenario is paused before a step, the view is live
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=30)
     assert process.returncode == 130
-    assert bpf_programs() == before
+    assert_all_unloaded(ours)
     assert read_recording(recording).summary["exit_code"] == 130
 
 
 def test_a_crashing_command_is_reported_like_a_shell_does(tmp_path: Path) -> None:
-    before = bpf_programs()
     recording = tmp_path / "crash.jsonl"
-    done = run_syspath("trace", "--no-live", "--record", str(recording), "--", "/bin/sh", "-c", "kill -SEGV $$")
-    assert done.returncode == 139
+    process = start("trace", "--no-live", "--record", str(recording), "--", "/bin/sh", "-c", "sleep 1; kill -SEGV $$")
+    ours = wait_for_probes(process)
+    process.communicate(timeout=30)
+    assert process.returncode == 139
     assert read_recording(recording).summary["exit_code"] == 139
-    assert bpf_programs() == before
+    assert_all_unloaded(ours)
 
 
 def test_forced_loss_is_counted_and_reported(workload: Path, tmp_path: Path) -> None:
@@ -152,8 +174,6 @@ def test_commands_run_unprivileged() -> None:
 
 
 def test_an_unwritable_output_fails_before_tracing(tmp_path: Path) -> None:
-    before = bpf_programs()
     done = run_syspath("run", "memfd-share", "--no-live", "--chrome-trace", str(tmp_path / "missing" / "t.json"))
     assert done.returncode == 2 and "probes attached" not in done.stderr
     assert done.stderr.strip().startswith("syspath: cannot write the Chrome trace")
-    assert bpf_programs() == before
