@@ -35,7 +35,7 @@ def test_recording_has_session_events_summary(recorded: tuple[Any, list[dict], P
     assert session["type"] == "session" and session["version"] == 1
     assert session["scenario"] == "memfd-share" and session["command"] is None
     hooks = {h["step"]: h for h in session["hooks"]}
-    assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo"}
+    assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo", "fput"}
     assert all(hooks[step]["status"] in ("attached", "fallback") and hooks[step]["reason"] for step in MEMFD_STEPS)
     if hooks["memfd_create"]["hook"].startswith("tracepoint:"):
         # no function tier here: the extra steps, which exist only as kernel functions, say why
