@@ -207,7 +207,9 @@ def show(header: dict[str, Any], events: list[Event], output: list[str], lost: i
     from tracer.views.live import final_screen
     from tracer.views.plain import print_plain
 
-    screen = final_screen(header, events, output, lost, reports, follow=args.follow_file)
+    screen = None
+    if not args.no_live or args.export_svg or args.export_html:
+        screen = final_screen(header, events, output, lost, reports, follow=args.follow_file)
     if args.no_live:
         print_plain(header, events, output, lost, sys.stdout, reports, follow=args.follow_file)
     else:

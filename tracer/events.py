@@ -91,10 +91,19 @@ def hex_pointer(value: int) -> str | None:
     return f"0x{value:016x}" if value else None
 
 
+_FLAG_NAMES: dict[tuple[int, int], list[str]] = {}
+
+
 def flag_names(value: int, bits: dict[int, str]) -> list[str]:
-    names = [name for bit, name in bits.items() if value & bit]
-    unknown = value & ~sum(bits)
-    return names + ([hex(unknown)] if unknown else [])
+    """Names of the bits set (unknown ones in hex). The same flags recur in every event of
+    a loop: each combination is built once and shared (read-only)."""
+    key = (id(bits), value)
+    names = _FLAG_NAMES.get(key)
+    if names is None:
+        names = [name for bit, name in bits.items() if value & bit]
+        unknown = value & ~sum(bits)
+        names = _FLAG_NAMES[key] = names + ([hex(unknown)] if unknown else [])
+    return names
 
 
 def _memfd_detail(raw: Raw) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from tracer.loader import LoadedProgram, hook_defines, load, program_files
 from tracer.offsets import KernelLayout, load_layout
 from tracer.record import RecordingWriter, invoking_user
 
+DRAIN_EVERY = 2048          # events decoded between two drains of the ring buffer
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIOS = {"memfd-share": "memfd_share.py", "fork-vs-thread": "fork_vs_thread.py"}
 # The gate is the shell's stdin; the target gets /dev/null instead.
@@ -219,10 +220,14 @@ class Session:
         pending: list[bytes] = []
 
         def decode_pending() -> None:
-            """Decoded between polls: the ring buffer callback only copies the bytes out."""
+            """Decoded between polls: the ring buffer callback only copies the bytes out, and
+            the ring is drained again every DRAIN_EVERY events, so that a burst waits in
+            user memory rather than overflowing the kernel's ring."""
             batch = pending[:]
             pending.clear()
-            for data in batch:
+            for count, data in enumerate(batch, start=1):
+                if count % DRAIN_EVERY == 0:
+                    program.poll(0)
                 event = decoder.decode(data)
                 result.events.append(event)
                 if writer:
