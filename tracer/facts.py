@@ -127,7 +127,10 @@ def live_view(tiers: dict[str, str]) -> KernelView:
         listed = traceable()
         return None if listed is None else name in listed
 
-    return KernelView(tiers, kernel.kallsyms().get, params, is_traceable, kernel.has_tracepoint)
+    def symbol(name: str) -> str | None:
+        return kernel.function_symbols(catalog.all_functions()).get(name)
+
+    return KernelView(tiers, symbol, params, is_traceable, kernel.has_tracepoint)
 
 
 def saved_view(facts: KernelFacts) -> KernelView:

@@ -81,6 +81,19 @@ def kallsyms() -> dict[str, str]:
         return parse_kallsyms(lines)
 
 
+def function_symbols(names: set[str]) -> dict[str, str]:
+    """kallsyms names of `names`, cached per kernel build: parsing /proc/kallsyms takes
+    a quarter of a second, and only a dozen functions matter."""
+    cache = CACHE_DIR / f"symbols-{build_key()}.json"
+    if cache.exists() and cache.stat().st_uid == 0:
+        cached = json.loads(cache.read_text())
+        if set(cached["asked"]) >= names:
+            return {name: symbol for name, symbol in cached["found"].items() if name in names}
+    found = {name: kallsyms()[name] for name in names if name in kallsyms()}
+    write_private_json(cache, {"asked": sorted(names), "found": found})
+    return found
+
+
 def parse_kallsyms(lines: Iterable[str]) -> dict[str, str]:
     names: dict[str, str] = {}
     for line in lines:
