@@ -116,7 +116,7 @@ def startup(workload: Path) -> dict[str, object]:
         if cached.name.startswith(("offsets-", "capabilities-")):
             cached.unlink()
     cold = run(syspath("auto", str(workload), "memfd", "0", "0"))
-    warm = [run(syspath("auto", str(workload), "memfd", "0", "0")) for _ in range(3)]
+    warm = [run(syspath("auto", str(workload), "memfd", "0", "0")) for _ in range(5)]
     bpf = [run(bpftrace(str(workload), "memfd", "0", "0")) for _ in range(3)]
     parts = STARTUP_LINE.search(warm[-1].stderr)
     return {"cold_s": cold.ready_s, "warm_s": statistics.median(r.ready_s for r in warm),
