@@ -100,3 +100,14 @@ def test_replay_at_a_speed_plays_then_shows_the_same_summary(capsys: pytest.Capt
     with pytest.raises(SystemExit) as refused:
         cli.main(["replay", str(recording), "--speed", "0"])
     assert refused.value.code == 2 and "is not a positive number" in capsys.readouterr().err
+
+
+def test_replay_runs_without_bcc(tmp_path: Path) -> None:
+    recording = tmp_path / "r.jsonl"
+    recording.write_text(json.dumps({"type": "session", "version": 1, "kernel": "k", "mode": "auto",
+                                     "scenario": None, "command": ["x"], "started_ns": 0, "hooks": []}) + "\n")
+    blocked = "import sys; sys.modules['bcc'] = None; from tracer.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", blocked, "replay", str(recording), "--no-live"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "0 events, 0 lost" in done.stdout
