@@ -9,6 +9,18 @@ enum memfd_function { FN_MEMFD_CREATE = 1, FN_SHMEM_FILE_SETUP, FN_DO_MMAP, FN_S
 /* struct file pointers this session follows: made by shmem, or passed in SCM_RIGHTS */
 BPF_HASH(followed, u64, u8, 4096);
 
+/* An event about one struct file, where the call is now (fd -1: not known here). */
+static __always_inline int file_event(void *ctx, u32 step, u64 file, s32 fd)
+{
+    struct syspath_event *e = event_here(step);
+    if (!e)
+        return 0;
+    e->fd = fd;
+    describe_file(e, file);
+    submit_event(ctx, e);
+    return 0;
+}
+
 static __always_inline void follow(u64 file)
 {
     u8 yes = 1;
@@ -111,16 +123,10 @@ ON_RETURN(shmem_file_setup)
 #ifdef HOOK_alloc_file_pseudo
 ON_RETURN(alloc_file_pseudo)
 {
-    struct syspath_event *e;
     u64 file = RETVAL(alloc_file_pseudo);
     if (!in_call(FN_SHMEM_FILE_SETUP) || IS_ERR_VALUE(file))
         return 0;
-    e = event_here(STEP_ALLOC_FILE_PSEUDO);
-    if (!e)
-        return 0;
-    describe_file(e, file);
-    submit_event(ctx, e);
-    return 0;
+    return file_event(ctx, STEP_ALLOC_FILE_PSEUDO, file, -1);
 }
 #endif
 
@@ -129,17 +135,10 @@ ON_RETURN(alloc_file_pseudo)
 #ifdef HOOK_fd_install
 ON_ENTRY(fd_install)
 {
-    struct syspath_event *e;
     u64 file = ARG(fd_install, file);
     if (!is_tracked() || !followed.lookup(&file))
         return 0;
-    e = event_here(STEP_FD_INSTALL);
-    if (!e)
-        return 0;
-    e->fd = (s32)ARG(fd_install, fd);
-    describe_file(e, file);
-    submit_event(ctx, e);
-    return 0;
+    return file_event(ctx, STEP_FD_INSTALL, file, (s32)ARG(fd_install, fd));
 }
 #endif
 
@@ -353,17 +352,11 @@ ON_RETURN(receive_fd) { return received(ctx, (s32)RETVAL(receive_fd)); }
 #ifdef HOOK_security_file_receive
 ON_ENTRY(security_file_receive)
 {
-    struct syspath_event *e;
     u64 file = ARG(security_file_receive, file);
     if (!is_tracked())
         return 0;
     follow(file);
-    e = event_here(STEP_RECEIVE_FD);
-    if (!e)
-        return 0;
-    describe_file(e, file);
-    submit_event(ctx, e);
-    return 0;
+    return file_event(ctx, STEP_RECEIVE_FD, file, -1);
 }
 #endif
 
@@ -375,16 +368,10 @@ ON_ENTRY(security_file_receive)
 #ifdef HOOK___fput
 ON_ENTRY(__fput)
 {
-    struct syspath_event *e;
     u64 file = ARG(__fput, file);
     if (!followed.lookup(&file))
         return 0;
     followed.delete(&file);
-    e = event_here(STEP_FPUT);
-    if (!e)
-        return 0;
-    describe_file(e, file);
-    submit_event(ctx, e);
-    return 0;
+    return file_event(ctx, STEP_FPUT, file, -1);
 }
 #endif
