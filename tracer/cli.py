@@ -46,15 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     probes.add_argument("--mode", default="auto", choices=MODES)
     probes.add_argument("--json", action="store_true", help="machine-readable output")
 
-    run = commands.add_parser("run", help="run a scenario under the tracer")
+    run = commands.add_parser("run", help="run a scenario under the tracer", epilog=EXAMPLES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("scenario", metavar="SCENARIO", help=f"one of: {', '.join(SCENARIOS)}")
     _add_trace_options(run)
 
-    trace = commands.add_parser("trace", help="trace any command's process tree")
+    trace = commands.add_parser("trace", help="trace any command's process tree", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_trace_options(trace)
     trace.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
 
-    replay = commands.add_parser("replay", help="play a recording back (no root, no bcc)")
+    replay = commands.add_parser("replay", help="play a recording back (no root, no bcc)", epilog=EXAMPLES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     replay.add_argument("recording", type=Path, metavar="F.jsonl")
     replay.add_argument("--no-live", action="store_true", help="plain text output")
     replay.add_argument("--speed", type=_positive, default=None, metavar="X",
