@@ -1,7 +1,6 @@
 """Events: the C record the probes emit, and the Event every other module uses."""
 from __future__ import annotations
 
-import ctypes
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,26 +31,6 @@ class Raw:
 
     arg: tuple[int, ...]
     text: bytes
-
-
-class RawEvent(ctypes.Structure):
-    """Mirror of struct syspath_event in probes/common.h (for building records in tests)."""
-
-    _fields_ = [
-        ("ts_ns", ctypes.c_uint64),
-        ("pid", ctypes.c_uint32),
-        ("tgid", ctypes.c_uint32),
-        ("comm", ctypes.c_char * 16),
-        ("step", ctypes.c_uint32),
-        ("fd", ctypes.c_int32),
-        ("depth", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32),
-        ("file", ctypes.c_uint64),
-        ("inode", ctypes.c_uint64),
-        ("refcount", ctypes.c_int64),
-        ("arg", ctypes.c_uint64 * ARG_COUNT),
-        ("text", ctypes.c_char * TEXT_LEN),
-    ]
 
 
 @dataclass(slots=True)
@@ -175,7 +154,7 @@ DETAIL_DECODERS = {
 
 @dataclass(frozen=True)
 class Decoder:
-    """Turns RawEvent bytes into Events, knowing the session's step names and hooks."""
+    """Turns event records (struct syspath_event bytes) into Events, knowing the session's step names and hooks."""
 
     step_names: tuple[str, ...]
     hooks: dict[str, str]

@@ -1,48 +1,43 @@
 from __future__ import annotations
 
-import ctypes
-
-from tracer.events import Decoder, RawEvent, flag_names, MAP_BITS
+from tracer.events import ARG_COUNT, RECORD, Decoder, flag_names, MAP_BITS
 from tracer.findings import shared_files
 from tracer.events import Event
 
 STEPS = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd", "clone")
 
 
-def raw(step: int, **fields: object) -> RawEvent:
-    event = RawEvent()
-    event.step = step
-    event.fd = -1
-    for name, value in fields.items():
-        if name == "arg":
-            for i, v in enumerate(value):  # type: ignore[arg-type]
-                event.arg[i] = v
-        else:
-            setattr(event, name, value)
-    return event
+FIELDS = ("ts_ns", "pid", "tgid", "comm", "step", "fd", "depth", "reserved", "file", "inode", "refcount")
+
+
+def raw(step: int, **fields: object) -> bytes:
+    """A struct syspath_event as the probes write it."""
+    values = {name: 0 for name in FIELDS} | {"comm": b"", "step": step, "fd": -1} | fields
+    arg = list(fields.get("arg", ())) + [0] * ARG_COUNT  # type: ignore[call-overload]
+    return RECORD.pack(*(values[name] for name in FIELDS), *arg[:ARG_COUNT], fields.get("text", b""))
 
 
 def test_layout_matches_common_h() -> None:
     # probes/common.h: 8+4+4+16+4+4+4+4+8+8+8+13*8+32
-    assert ctypes.sizeof(RawEvent) == 208
+    assert RECORD.size == 208
 
 
 def test_decode_applies_the_refcount_bias_and_names() -> None:
     decoder = Decoder(STEPS, {"memfd_create": "tracepoint:syscalls:sys_exit_memfd_create"}, refcount_bias=1)
-    event = decoder.decode(bytes(raw(0, ts_ns=5, pid=7, tgid=7, comm=b"sender", fd=3, file=0xffff888100001000,
-                                     inode=42, refcount=0, arg=[3], text=b"demo")))
+    event = decoder.decode(raw(0, ts_ns=5, pid=7, tgid=7, comm=b"sender", fd=3, file=0xffff888100001000,
+                                 inode=42, refcount=0, arg=[3], text=b"demo"))
     assert event.step == "memfd_create" and event.hook == "tracepoint:syscalls:sys_exit_memfd_create"
     assert event.file == "0xffff888100001000" and event.refcount == 1 and event.fd == 3
     assert event.detail == {"name": "demo", "flags": ["MFD_CLOEXEC", "MFD_ALLOW_SEALING"], "tmpfs": False}
 
 
 def test_no_file_means_no_refcount_and_no_fd() -> None:
-    event = Decoder(STEPS, {}, 1).decode(bytes(raw(3)))
+    event = Decoder(STEPS, {}, 1).decode(raw(3))
     assert event.file is None and event.refcount is None and event.fd is None
 
 
 def test_mmap_detail_reads_vma_flags() -> None:
-    event = Decoder(STEPS, {}, 0).decode(bytes(raw(2, fd=3, file=0x1000, arg=[0x7f00, 4096, 3, 1, 0xaa00, 0xfb, 2, 0x1000])))
+    event = Decoder(STEPS, {}, 0).decode(raw(2, fd=3, file=0x1000, arg=[0x7f00, 4096, 3, 1, 0xaa00, 0xfb, 2, 0x1000]))
     assert event.detail["vm_flags"] == ["VM_READ", "VM_WRITE", "VM_SHARED", "VM_MAYREAD", "VM_MAYWRITE",
                                         "VM_MAYEXEC", "VM_MAYSHARE"]
     assert event.detail["vm_file"] == "0x0000000000001000" and event.detail["address"] == "0x7f00"
@@ -76,7 +71,7 @@ def test_a_fd_passed_within_one_process_is_not_sharing() -> None:
 def test_clone_detail_compares_parent_and_child_pointers() -> None:
     parent = [0xa1, 0xa2, 0xa3, 0xa4, 0xa5]
     child = [0xa1, 0xb2, 0xa3, 0xb4, 0xb5]
-    event = Decoder(STEPS, {}, 0).decode(bytes(raw(6, pid=10, tgid=10, arg=[0x100 | 0x400, 11, 11, *parent, *child])))
+    event = Decoder(STEPS, {}, 0).decode(raw(6, pid=10, tgid=10, arg=[0x100 | 0x400, 11, 11, *parent, *child]))
     assert event.detail["kind"] == "process" and event.detail["flags"] == ["CLONE_VM", "CLONE_FILES"]
     assert event.detail["shared"] == {"mm": True, "fs": False, "files": True, "sighand": False, "signal": False}
     assert event.detail["child"]["fs"] == "0x00000000000000b2"
