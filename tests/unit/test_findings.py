@@ -42,3 +42,13 @@ def test_refcounts_follow_call_order_not_arrival_order() -> None:
     assert [step for step, _, _ in story.refcounts] == ["memfd_create", "shmem_file_setup", "receive_fd",
                                                         "fd_install"]
     assert story.receivers[0].fd == 5          # from fd_install when receive_fd could not tell
+
+
+def test_lost_events_are_reported_whatever_the_findings() -> None:
+    from tracer.views.summary import conclusion_lines
+
+    forked = {name: f"0xb{i}" for i, name in enumerate(PARENT)}
+    with_clone = conclusion_lines([], [clone(102, forked, [])], lost=5)
+    assert with_clone[0].startswith("main[100] -> new process tid 102")
+    assert with_clone[-1].startswith("5 events were lost")
+    assert conclusion_lines([], [], lost=0) == ["No struct file was seen shared between two processes (0 events)."]

@@ -78,11 +78,8 @@ def clone_lines(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ())
     return lines
 
 
-def no_finding_lines(events: int, lost: int) -> list[str]:
-    lines = [f"No struct file was seen shared between two processes ({events} events)."]
-    if lost:
-        lines.append(f"{lost} events were lost: the story may be incomplete.")
-    return lines
+def lost_lines(lost: int) -> list[str]:
+    return [f"{lost} events were lost (the ring buffer was full): what is above may be incomplete."] if lost else []
 
 
 def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
@@ -91,13 +88,13 @@ def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], los
     if len(stories) > SHOWN_FINDINGS:
         lines.append(f"... and {len(stories) - SHOWN_FINDINGS} more struct files shared the same way "
                      f"({len(stories)} in all)")
-    if lost and lines:
-        lines.append(f"{lost} events were lost (the ring buffer was full): what is above may be incomplete.")
     if clones:
         lines += clone_lines(events, reports)
     elif any(e.step == "clone" for e in events):
         lines.append("Each new task's structures are compared above, parent beside child.")
-    return lines or no_finding_lines(len(events), lost)
+    if not lines:
+        lines.append(f"No struct file was seen shared between two processes ({len(events)} events).")
+    return lines + lost_lines(lost)
 
 
 def findings_panel(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
