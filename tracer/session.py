@@ -259,8 +259,7 @@ class Session:
             os.write(gate, b"go\n")
             os.close(gate)
             while process.poll() is None or any(p.is_alive() for p in pumps):
-                program.poll(50)
-                self.decode_pending()
+                self._collect(program, 50)
                 self._drain_output(lines, result, program)
                 self.observer.tick()
         except BaseException:
@@ -270,31 +269,33 @@ class Session:
             if self.step_write is not None:
                 os.close(self.step_write)
                 self.step_write = None
-        program.poll(0)
-        self.decode_pending()
+        self._collect(program, 0)
         self._drain_output(lines, result, program)
         # killed by a signal: report it the way a shell does, 128 + the signal number
         return process.returncode if process.returncode >= 0 else 128 - process.returncode
 
+    def _collect(self, program: LoadedProgram, timeout_ms: int) -> None:
+        """Take what the kernel queued, and decode it."""
+        program.poll(timeout_ms)
+        self.decode_pending()
+
     def _drain_output(self, lines: queue.Queue[OutputLine], result: SessionResult,
-                      program: LoadedProgram | None = None) -> None:
+                      program: LoadedProgram) -> None:
         while not lines.empty():
             line = lines.get_nowait()
             result.output.append(line)
             self.observer.output(line)
-            if line.report and "pause" in line.report and program and self.step_write is not None:
+            if line.report and "pause" in line.report and self.step_write is not None:
                 self._pause(line.report, program)
 
     def _pause(self, report: dict[str, Any], program: LoadedProgram) -> None:
         """The scenario waits before its next step: show it, then let it go on."""
         assert self.pacing is not None and self.step_write is not None
-        program.poll(0)         # the events of the step just done, before the pause is shown
-        self.decode_pending()
+        self._collect(program, 0)       # the events of the step just done, before the pause is shown
         self.observer.paused(str(report.get("role", "?")), str(report["pause"]), self.pacing.how)
 
         def keep_polling() -> None:
-            program.poll(20)
-            self.decode_pending()
+            self._collect(program, 20)
             self.observer.tick()
 
         self.pacing.wait(keep_polling)

@@ -8,11 +8,12 @@ from rich.table import Table
 
 from tracer.events import Event
 from tracer.findings import Chapter, life_stories
+from tracer.views.timeline import relative_ms
 
 
 def chapter_line(chapter: Chapter, started_ns: int) -> list[str]:
     event = chapter.event
-    return [f"{(event.ts_ns - started_ns) / 1e6:8.3f}", f"{event.comm}[{event.pid}]", chapter.text,
+    return [relative_ms(event, started_ns), f"{event.comm}[{event.pid}]", chapter.text,
             "" if event.refcount is None else str(event.refcount), event.hook]
 
 

@@ -51,17 +51,24 @@ def statuses(header: dict[str, Any]) -> dict[str, str]:
     return {hook["step"]: hook["status"] for hook in header.get("hooks", [])}
 
 
-def narration_panel(events: Sequence[Event], header: dict[str, Any], title: str = "what the kernel did, step by step") -> Panel:
-    """One paragraph per step, where it first appears."""
+def first_narrations(events: Sequence[Event], header: dict[str, Any]) -> list[tuple[Event, str, str]]:
+    """(event, where in the source, explanation) for each step, where it first appears."""
     status = statuses(header)
-    body = Text()
     seen: set[str] = set()
+    told = []
     for event in in_call_order(events):
-        told = narrate(event.step, event.hook, status.get(event.step, "attached"))
-        if event.step in seen or told is None:
+        if event.step in seen:
             continue
         seen.add(event.step)
-        where, text = told
+        narration = narrate(event.step, event.hook, status.get(event.step, "attached"))
+        if narration is not None:
+            told.append((event, *narration))
+    return told
+
+
+def narration_panel(events: Sequence[Event], header: dict[str, Any], title: str = "what the kernel did, step by step") -> Panel:
+    body = Text()
+    for event, where, text in first_narrations(events, header):
         body.append(f"{event.step}", style="bold")
         body.append(f" in {event.comm}  ")
         body.append(f"{where}\n", style="dim")

@@ -9,20 +9,14 @@ from tracer.events import Event, in_call_order
 from tracer.findings import shared_files
 from tracer.session import Observer, SessionResult
 from tracer.views.follow import life_story_lines
-from tracer.views.narration import narrate, statuses
+from tracer.views.narration import first_narrations
 from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
 
 def narration_lines(events: Sequence[Event], header: dict[str, Any]) -> list[str]:
-    status, seen, lines = statuses(header), set[str](), []
-    for event in in_call_order(events):
-        told = narrate(event.step, event.hook, status.get(event.step, "attached"))
-        if event.step in seen or told is None:
-            continue
-        seen.add(event.step)
-        lines.append(f"why {event.step} in {event.comm}: {told[1]} [{told[0]}]")
-    return lines
+    return [f"why {event.step} in {event.comm}: {text} [{where}]"
+            for event, where, text in first_narrations(events, header)]
 
 
 def print_plain(header: dict[str, Any], events: list[Event], output: list[str], lost: int,
