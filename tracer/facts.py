@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tracer import catalog, kernel
+from tracer.btf import Btf
 from tracer.catalog import KernelView
 
 @dataclass(frozen=True)
@@ -51,8 +52,13 @@ class KernelFacts:
 
 
 def _base_names(symbol: str) -> tuple[str, ...]:
-    clone = kernel.CLONE_SUFFIX.match(symbol)
-    return (symbol, clone.group("base")) if clone else (symbol,)
+    base = kernel.clone_base(symbol)
+    return (symbol, base) if base else (symbol,)
+
+
+def _param_names(btf: Btf, function: str) -> list[str] | None:
+    found = btf.func_params(function)
+    return None if found is None else [param for param, _type in found]
 
 
 def traceable_functions(names: set[str], path: Path | None = None) -> list[str] | None:
@@ -86,18 +92,13 @@ class Sources:
 def capture(functions: set[str], tracepoints: set[str], tiers: dict[str, str],
             sources: Sources | None = None) -> KernelFacts:
     """The facts about `functions` and `tracepoints` on one kernel."""
-    from tracer.btf import Btf
-
     sources = sources or Sources(kernel.release(), os.uname().machine)
     with sources.kallsyms.open() as lines:
         names = kernel.parse_kallsyms(lines)
     btf = Btf.load(str(sources.btf)) if sources.btf.exists() else None
     symbols = {name: names[name] for name in sorted(functions) if name in names}
-    params: dict[str, list[str]] = {}
-    for name in sorted(functions):
-        found = btf.func_params(name) if btf else None
-        if found is not None:
-            params[name] = [param for param, _type in found]
+    params = {name: found for name in sorted(functions)
+              if btf and (found := _param_names(btf, name)) is not None}
     if sources.tracepoints is None:
         present = sorted(tp for tp in tracepoints if kernel.has_tracepoint(*tp.split("/")))
     else:
@@ -108,8 +109,6 @@ def capture(functions: set[str], tracepoints: set[str], tiers: dict[str, str],
 
 def live_view(tiers: dict[str, str]) -> KernelView:
     """Resolution's view of the running kernel; BTF and ftrace are read only if asked."""
-    from tracer.btf import Btf
-
     @functools.cache
     def btf() -> Btf:
         return Btf.load()
@@ -120,15 +119,18 @@ def live_view(tiers: dict[str, str]) -> KernelView:
         return None if found is None else set(found)
 
     def params(name: str) -> list[str] | None:
-        found = btf().func_params(name)
-        return None if found is None else [param for param, _type in found]
+        return _param_names(btf(), name)
 
     def is_traceable(name: str) -> bool | None:
         listed = traceable()
         return None if listed is None else name in listed
 
+    @functools.cache
+    def symbols() -> dict[str, str]:
+        return kernel.function_symbols(catalog.all_functions())
+
     def symbol(name: str) -> str | None:
-        return kernel.function_symbols(catalog.all_functions()).get(name)
+        return symbols().get(name)
 
     return KernelView(tiers, symbol, params, is_traceable, kernel.has_tracepoint)
 

@@ -102,10 +102,16 @@ def parse_kallsyms(lines: Iterable[str]) -> dict[str, str]:
             continue
         symbol = fields[2]
         names.setdefault(symbol, symbol)
-        clone = CLONE_SUFFIX.match(symbol)
-        if clone:
-            names.setdefault(clone.group("base"), symbol)
+        base = clone_base(symbol)
+        if base:
+            names.setdefault(base, symbol)
     return names
+
+
+def clone_base(symbol: str) -> str | None:
+    """do_mmap for do_mmap.isra.0; None when the symbol is not a whole-function clone."""
+    clone = CLONE_SUFFIX.match(symbol)
+    return clone.group("base") if clone else None
 
 
 def headers_dir() -> Path | None:
