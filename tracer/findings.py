@@ -124,10 +124,9 @@ class NewTask:
         return self.event.detail.get("child_tgid") == self.event.tgid
 
 
-def _copied_by(events: Sequence[Event], name: str, child: str | None) -> str | None:
+def _copied_by(copies: set[tuple[str, str | None]], name: str, child: str | None) -> str | None:
     step = COPY_STEP.get(name)
-    seen = any(e.step == step and e.detail.get("copy") == child for e in events) if step and child else False
-    return step if seen else None
+    return step if step and child and (step, child) in copies else None
 
 
 def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
@@ -145,11 +144,12 @@ def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
 def new_tasks(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[NewTask]:
     """Each clone event, structure by structure, with what the scenario observed after it."""
     tasks = []
+    copies = {(e.step, e.detail.get("copy")) for e in events if e.step in COPY_STEP.values()}
     for event in (e for e in in_call_order(events) if e.step == "clone"):
         detail = event.detail
         rows = [StructureRow(name, detail.get("parent", {}).get(name), detail.get("child", {}).get(name),
                              bool(detail.get("shared", {}).get(name)), flag,
-                             _copied_by(events, name, detail.get("child", {}).get(name)))
+                             _copied_by(copies, name, detail.get("child", {}).get(name)))
                 for name, flag in SHARING_FLAG.items()]
         tasks.append(NewTask(event, rows, _consequences(event, reports)))
     return tasks
