@@ -63,6 +63,7 @@ class LiveView(Observer):
         self.last_refresh = 0.0
         self.next_step: str | None = None
         self.step_began = 0               # index of the first event of the step shown last
+        self.last_step_events: list[Event] = []
 
     def started(self, result: SessionResult) -> None:
         self.result = result
