@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
 from tracer.events import Event
+from tracer.text import console
 from tracer.session import SCENARIOS
 
 EXPORT_WIDTH = 160          # columns of the exported screen
@@ -162,7 +162,7 @@ def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
 
     header = {"kernel": kernel.release(), "mode": mode, "scenario": scenario or "all steps",
               "hooks": [choice.as_record() for choice in choices]}
-    Console().print(hooks_table(header))
+    console().print(hooks_table(header))
     return 0
 
 
@@ -177,8 +177,8 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
     if args.step and not sys.stdin.isatty():
         raise SyspathError("--step waits for Enter on a terminal; without one, use --pace SECONDS")
     pacing = Pacing(None) if args.step else Pacing(args.pace) if args.pace else None
-    console = Console()
-    view: Observer = LiveView(console) if not args.no_live else PlainStepView() if pacing else Observer()
+    screen_console = console()
+    view: Observer = LiveView(screen_console) if not args.no_live else PlainStepView() if pacing else Observer()
     try:
         result = Session(scenario, command, args.mode, args.record, view, pacing).run()
     finally:
@@ -216,9 +216,9 @@ def show(header: dict[str, Any], events: list[Event], output: list[str], lost: i
     if args.no_live:
         print_plain(header, events, output, lost, sys.stdout, reports, follow=args.follow_file)
     else:
-        Console().print(screen)
+        console().print(screen)
     if args.export_svg or args.export_html:
-        recorder = Console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
+        recorder = console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
         recorder.print(screen)
         title = f"syspath {header.get('scenario') or ' '.join(header.get('command') or [])}"
         if args.export_svg:
@@ -237,6 +237,6 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     recording = read_recording(path)
     lost = int((recording.summary or {}).get("lost", 0))
     if args.speed and not args.no_live:
-        replay_live(recording.session, recording.events, args.speed, Console())
+        replay_live(recording.session, recording.events, args.speed, console())
     show(recording.session, recording.events, [], lost, args)
     return 0

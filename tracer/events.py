@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer.text import printable
+
 TEXT_LEN = 32
 ARG_COUNT = 13
 
@@ -85,13 +87,18 @@ def flag_names(value: int, bits: dict[int, str]) -> list[str]:
     return names
 
 
+def kernel_text(data: bytes) -> str:
+    """A NUL-terminated string the kernel or the traced program chose, safe to show."""
+    return printable(data.split(b"\0", 1)[0].decode(errors="replace"))
+
+
 def _memfd_detail(raw: Raw) -> dict[str, Any]:
-    return {"name": raw.text.decode(errors="replace").removeprefix("memfd:"), "flags": flag_names(raw.arg[0], MFD_BITS),
+    return {"name": kernel_text(raw.text).removeprefix("memfd:"), "flags": flag_names(raw.arg[0], MFD_BITS),
             "tmpfs": raw.arg[1] == 0x01021994}
 
 
 def _shmem_detail(raw: Raw) -> dict[str, Any]:
-    return {"name": raw.text.decode(errors="replace"), "s_magic": hex(raw.arg[0])}
+    return {"name": kernel_text(raw.text), "s_magic": hex(raw.arg[0])}
 
 
 def _mmap_detail(raw: Raw) -> dict[str, Any]:
@@ -165,11 +172,11 @@ class Decoder:
          *arg, text) = RECORD.unpack_from(data)
         step = self.step_names[step_id] if step_id < len(self.step_names) else f"step{step_id}"
         decode_detail = DETAIL_DECODERS.get(step)
-        detail = decode_detail(Raw(tuple(arg), text.split(b"\0", 1)[0])) if decode_detail else {}
+        detail = decode_detail(Raw(tuple(arg), text)) if decode_detail else {}
         if depth:
             detail["depth"] = depth           # inside that many hooked kernel functions
         return Event(
-            ts_ns=ts_ns, pid=pid, tgid=tgid, comm=comm.split(b"\0", 1)[0].decode(errors="replace"),
+            ts_ns=ts_ns, pid=pid, tgid=tgid, comm=kernel_text(comm),
             step=step, hook=self.hooks.get(step, ""), fd=fd if fd >= 0 else None, file=hex_pointer(file),
             inode=inode or None, refcount=self._refcount(step, file, refcount), detail=detail,
         )

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
+from tracer.text import printable_tree
 
 VERSION = 1
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
@@ -95,7 +96,7 @@ def _parse_line(number: int, line: str, path: Path) -> dict[str, Any]:
         raise SyspathError(f"{path}:{number}: not JSON ({error.msg})") from None
     if not isinstance(record, dict) or record.get("type") not in ("session", "event", "summary"):
         raise SyspathError(f"{path}:{number}: not a syspath record (no type session/event/summary)")
-    return record
+    return printable_tree(record)
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

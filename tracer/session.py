@@ -29,6 +29,7 @@ from tracer.events import Decoder, Event
 from tracer.loader import LoadedProgram, hook_defines, load, program_files
 from tracer.offsets import KernelLayout, load_layout
 from tracer.record import RecordingWriter, invoking_user
+from tracer.text import printable
 
 DRAIN_EVERY = 2048          # events decoded between two drains of the ring buffer
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -133,7 +134,7 @@ def _spawn_gated(command: Sequence[str], step_fd: int | None = None) -> tuple[su
 
 def _pump(stream: Any, name: str, lines: queue.Queue[OutputLine]) -> None:
     for text in stream:
-        text = text.rstrip("\n")
+        text = printable(text.rstrip("\n"))
         report = None
         if name == "stdout" and text.startswith("{"):
             try:
