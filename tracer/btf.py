@@ -13,6 +13,8 @@ from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from tracer.errors import SyspathError
 from struct import Struct
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
@@ -67,7 +69,7 @@ _HEADER_BE = Struct(">HBBIIIII")
 _MAX_CHAIN = 64
 
 
-class BtfError(Exception):
+class BtfError(SyspathError):
     """BTF is malformed, or lacks what was asked for."""
 
 

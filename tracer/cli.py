@@ -15,8 +15,10 @@ from typing import Any
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
 from tracer.events import Event
+from tracer.findings import Findings
+from tracer.observer import Observer, Observers
+from tracer.target import SCENARIOS
 from tracer.text import console
-from tracer.session import SCENARIOS
 
 EXPORT_WIDTH = 160          # columns of the exported screen
 EXAMPLES = """examples:
@@ -104,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SyspathError as error:
         print(f"syspath: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:         # a file or device the user named, or the machine, said no
+        where = f" {error.filename}" if error.filename else ""
+        print(f"syspath:{where} {error.strerror or error}: check the path and its permissions", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, Interrupted) as stop:
         saved = f"; recording saved in {args.record}" if getattr(args, "record", None) else ""
         print(f"syspath: interrupted, probes detached{saved}", file=sys.stderr)
@@ -148,13 +154,10 @@ def cmd_doctor(as_json: bool) -> int:
 
 
 def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
-    from tracer import catalog, kernel
-    from tracer.session import kernel_view
+    from tracer import kernel
+    from tracer.build import choose_hooks
 
-    kernel.require_root()
-    kernel.require_bcc()
-    kernel.use_headers()
-    choices = catalog.resolve(scenario, mode, kernel_view())
+    choices = choose_hooks(scenario, mode)
     if as_json:
         print(json.dumps([choice.as_record() for choice in choices], indent=2))
         return 0
@@ -166,10 +169,29 @@ def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
     return 0
 
 
+class EventList(Observer):
+    """Every event, for the one output that needs them all at the end (the Chrome trace)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def event(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def views_for(args: argparse.Namespace, findings: Findings, live: Observer | None) -> tuple[Observers, EventList | None]:
+    """The findings model first (the views read it), then the screen or the plain lines."""
+    from tracer.views.plain import PlainView
+
+    kept = EventList() if args.chrome_trace else None
+    screen = PlainView(findings, sys.stdout, follow=args.follow_file) if args.no_live else live
+    return Observers(*(o for o in (findings, screen, kept) if o is not None)), kept
+
+
 def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace) -> int:
-    from tracer.session import Observer, Pacing, Session, scenario_command
-    from tracer.views.live import LiveView, program_lines, program_reports
-    from tracer.views.plain import PlainStepView
+    from tracer.session import Pacing, Session
+    from tracer.target import scenario_command
+    from tracer.views.live import LiveView
 
     if scenario:
         scenario_command(scenario)              # unknown scenario: exit 2 before loading anything
@@ -177,18 +199,17 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
     if args.step and not sys.stdin.isatty():
         raise SyspathError("--step waits for Enter on a terminal; without one, use --pace SECONDS")
     pacing = Pacing(None) if args.step else Pacing(args.pace) if args.pace else None
-    screen_console = console()
-    view: Observer = LiveView(screen_console) if not args.no_live else PlainStepView() if pacing else Observer()
+    findings = Findings()
+    live = None if args.no_live else LiveView(console(), findings)
+    observers, kept = views_for(args, findings, live)
     try:
-        result = Session(scenario, command, args.mode, args.record, view, pacing).run()
+        result = Session(scenario, command, args.mode, args.record, observers, pacing).run()
     finally:
-        if isinstance(view, LiveView):
-            view.stop()
-    startup = result.startup
-    print(f"syspath: probes attached {startup.total_s:.2f} s after start (BTF offsets {startup.btf_s:.3f} s, "
-          f"compile+load {startup.compile_s:.2f} s, attach {startup.attach_s:.2f} s)", file=sys.stderr)
-    show(result.header, result.events, program_lines(result.output), result.lost, args,
-         program_reports(result.output))
+        if live is not None:
+            live.stop()
+    if result.startup:
+        print(f"syspath: {result.startup.line()}", file=sys.stderr)
+    show(findings, args, kept.events if kept else [])
     if scenario:
         return 0 if result.exit_code == 0 else 1
     return result.exit_code
@@ -203,30 +224,26 @@ def check_outputs(args: argparse.Namespace) -> None:
             ensure_writable(getattr(args, option), what)
 
 
-def show(header: dict[str, Any], events: list[Event], output: list[str], lost: int, args: argparse.Namespace,
-         reports: Sequence[dict[str, Any]] = ()) -> None:
-    """The final screen (or plain lines), then the exports asked for."""
+def show(findings: Findings, args: argparse.Namespace, events: list[Event]) -> None:
+    """The final screen (the plain lines were written as the events came), then the exports asked for."""
     from tracer.record import chrome_trace, write_user_file
     from tracer.views.live import final_screen
-    from tracer.views.plain import print_plain
 
-    screen = None
     if not args.no_live or args.export_svg or args.export_html:
-        screen = final_screen(header, events, output, lost, reports, follow=args.follow_file)
-    if args.no_live:
-        print_plain(header, events, output, lost, sys.stdout, reports, follow=args.follow_file)
-    else:
-        console().print(screen)
-    if args.export_svg or args.export_html:
-        recorder = console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
-        recorder.print(screen)
-        title = f"syspath {header.get('scenario') or ' '.join(header.get('command') or [])}"
-        if args.export_svg:
-            write_user_file(args.export_svg, recorder.export_svg(title=title, clear=False))
-        if args.export_html:
-            write_user_file(args.export_html, recorder.export_html(clear=False))
+        screen = final_screen(findings, follow=args.follow_file)
+        if not args.no_live:
+            console().print(screen)
+        if args.export_svg or args.export_html:
+            recorder = console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
+            recorder.print(screen)
+            header = findings.header
+            title = f"syspath {header.get('scenario') or ' '.join(header.get('command') or [])}"
+            if args.export_svg:
+                write_user_file(args.export_svg, recorder.export_svg(title=title, clear=False))
+            if args.export_html:
+                write_user_file(args.export_html, recorder.export_html(clear=False))
     if args.chrome_trace:
-        write_user_file(args.chrome_trace, json.dumps(chrome_trace(header, events)))
+        write_user_file(args.chrome_trace, json.dumps(chrome_trace(findings.header, events)))
 
 
 def cmd_replay(path: Path, args: argparse.Namespace) -> int:
@@ -235,8 +252,17 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
 
     check_outputs(args)
     recording = read_recording(path)
-    lost = int((recording.summary or {}).get("lost", 0))
+    findings = Findings()
+    observers, kept = views_for(args, findings, None)
+    observers.started(recording.session)
+    for event in recording.events:
+        observers.event(event)
+    summary = recording.summary or {}
+    if recording.summary is None:
+        print(f"syspath: {path} has no summary line: the tracer stopped early (killed?); "
+              "showing the events it had written", file=sys.stderr)
     if args.speed and not args.no_live:
-        replay_live(recording.session, recording.events, args.speed, console())
-    show(recording.session, recording.events, [], lost, args)
+        replay_live(findings, recording.events, args.speed, console())
+    observers.finished(int(summary.get("lost", 0)), int(summary.get("exit_code", -1)))
+    show(findings, args, kept.events if kept else [])
     return 0

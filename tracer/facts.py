@@ -20,6 +20,7 @@ from pathlib import Path
 from tracer import catalog, kernel
 from tracer.btf import Btf
 from tracer.catalog import KernelView
+from tracer.preflight import preflight
 
 @dataclass(frozen=True)
 class KernelFacts:
@@ -159,8 +160,7 @@ def main(argv: list[str]) -> int:
         tiers = json.loads((source / "tiers.json").read_text())
         out = Path(argv[2])
     elif len(argv) == 1:
-        kernel.require_root()
-        kernel.use_headers()
+        preflight(btf=False)
         sources, tiers, out = None, tiers_of(kernel.probe_capabilities()), Path(argv[0])
     else:
         print("usage: sudo python3 -m tracer.facts [--from DIR] OUT.json", file=sys.stderr)

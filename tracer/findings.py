@@ -1,15 +1,25 @@
-"""What the events prove: the conclusions the summary states.
+"""What the events prove: one model, built one event at a time, that every view renders.
 
-Pure functions over events, so a live session and a replayed recording reach
-the same conclusion.
+A live session and a replayed recording feed the same model, so they reach the same
+conclusions. Memory stays flat whatever the number of events: the model keeps the
+first few stories of each kind in full (what the screens show) and counts the rest.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.events import Event, in_call_order
+from tracer.events import Event
+from tracer.observer import Observer, OutputLine
+
+KEPT_STORIES = 6            # shared files, file lives and new tasks kept in full
+KEPT_EVENTS_PER_FILE = 64   # events of one file's life kept for its story
+KEPT_REPORTS = 1000         # JSON lines the traced program printed
+KEPT_OUTPUT = 10_000        # lines the traced program printed, kept for the final screen
+RECENT_COPIES = 256         # dup_fd/dup_mm copies remembered until their clone event arrives
 
 
 @dataclass(frozen=True)
@@ -42,55 +52,126 @@ class SharedFile:
 BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
 
 
-def file_lifetimes(events: Sequence[Event]) -> list[list[Event]]:
-    """Events grouped by struct file object, in call order. A pointer names one object only
-    from its birth until the slab hands the same address to the next file: a birth step
-    seen a second time at an address starts a new lifetime (one pass, O(n))."""
-    current: dict[str, list[Event]] = {}
-    lifetimes: list[list[Event]] = []
-    for event in in_call_order(events):
-        if not event.file:
-            continue
-        life = current.get(event.file)
-        reborn = event.step in BIRTH_STEPS and life is not None and any(e.step == event.step for e in life)
-        if life is None or reborn or (life[-1].step == "fput"):
-            life = current[event.file] = []
-            lifetimes.append(life)
-        life.append(event)
-    return lifetimes
+class FileLife:
+    """One struct file object, from its birth until its address is reused: a pointer names one
+    object only until the slab hands the same address to the next file."""
 
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.events: list[Event] = []       # in call order, the first KEPT_EVENTS_PER_FILE
+        self.more_events = 0
+        self.births: set[str] = set()
+        self.ended = False
+        self.memfd = False
+        self.created: Event | None = None
+        self.received_elsewhere = False
 
-def _holder(life: Sequence[Event], event: Event) -> Holder:
-    """One process's hold on the file: its fd (from fd_install when the hook that saw the
-    file arrive could not tell) and the mapping it made."""
-    fd = event.fd
-    address = vma = None
-    vm_flags: tuple[str, ...] = ()
-    for other in (e for e in life if e.tgid == event.tgid):
-        if fd is None and other.step == "fd_install":
-            fd = other.fd
-        if address is None and other.step == "do_mmap":
-            address, vma = other.detail.get("address"), other.detail.get("vma")
-            vm_flags = tuple(other.detail.get("vm_flags", ()))
-    return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
+    def reborn_by(self, event: Event) -> bool:
+        return self.ended or (event.step in BIRTH_STEPS and event.step in self.births)
 
+    def add(self, event: Event) -> None:
+        if event.step in BIRTH_STEPS:
+            self.births.add(event.step)
+            self.memfd = self.memfd or event.step in ("memfd_create", "shmem_file_setup")
+        if event.step == "memfd_create" and self.created is None:
+            self.created = event
+        if event.step == "fput":
+            self.ended = True
+        if len(self.events) < KEPT_EVENTS_PER_FILE:
+            bisect.insort(self.events, event, key=lambda e: e.ts_ns)
+        else:
+            self.more_events += 1
+        if not self.received_elsewhere and event.step in ("receive_fd", "memfd_create") and self.created:
+            creator = self.created.tgid
+            self.received_elsewhere = any(e.step == "receive_fd" and e.tgid != creator for e in self.events)
 
-def shared_files(events: Sequence[Event]) -> list[SharedFile]:
-    """Every memfd whose struct file was received by another process."""
-    found: list[SharedFile] = []
-    for life in file_lifetimes(events):
-        created = next((e for e in life if e.step == "memfd_create"), None)
+    def holder(self, event: Event) -> Holder:
+        """One process's hold on the file: its fd (from fd_install when the hook that saw the
+        file arrive could not tell) and the mapping it made."""
+        fd = event.fd
+        address = vma = None
+        vm_flags: tuple[str, ...] = ()
+        for other in (e for e in self.events if e.tgid == event.tgid):
+            if fd is None and other.step == "fd_install":
+                fd = other.fd
+            if address is None and other.step == "do_mmap":
+                address, vma = other.detail.get("address"), other.detail.get("vma")
+                vm_flags = tuple(other.detail.get("vm_flags", ()))
+        return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
+
+    def shared_file(self) -> SharedFile | None:
+        """This life as "one struct file in several processes", if a memfd reached another one."""
+        created = next((e for e in self.events if e.step == "memfd_create"), None)
         if created is None:
-            continue
-        story = SharedFile(created.file or "", created.inode, _holder(life, created))
-        for event in life:
+            return None
+        story = SharedFile(created.file or "", created.inode, self.holder(created))
+        for event in self.events:
             if event.step == "receive_fd" and event.tgid != created.tgid:
-                story.receivers.append(_holder(life, event))
+                story.receivers.append(self.holder(event))
             if event.refcount is not None:
                 story.refcounts.append((event.step, event.comm, event.refcount))
-        if story.shared:
-            found.append(story)
-    return found
+        return story if story.shared else None
+
+
+# --follow-file: what each step means in the life of one struct file
+CHAPTER = {"memfd_create": "created: memfd_create returned fd {fd}", "shmem_file_setup": "made by shmem_file_setup",
+           "alloc_file_pseudo": "allocated by alloc_file_pseudo", "fd_install": "installed at fd {fd}",
+           "do_mmap": "mapped at {address}", "scm_fp_copy": "sent: in flight in an SCM_RIGHTS message",
+           "receive_fd": "received", "fput": "released: the last reference is gone"}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    text: str
+    event: Event
+
+
+def chapters_of(life: FileLife) -> list[Chapter]:
+    mappers: set[int] = set()
+    chapters = []
+    for event in (e for e in life.events if e.step in CHAPTER):
+        text = CHAPTER[event.step].format(fd=event.fd, address=event.detail.get("address"))
+        if event.step == "do_mmap":
+            text += " again, by another process" if mappers - {event.tgid} else ""
+            mappers.add(event.tgid)
+        chapters.append(Chapter(text, event))
+    return chapters
+
+
+class FileStories:
+    """Every struct file the events name, grouped into lives; the first few memfd lives and
+    the first few shared files are kept, the others counted."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, FileLife] = {}      # bounded by the addresses in use at once
+        self.memfd_lives: list[FileLife] = []        # kept for --follow-file
+        self.memfd_count = 0
+        self.shared_lives: list[FileLife] = []       # kept: a memfd received in another process
+        self.shared_count = 0
+
+    def add(self, event: Event) -> None:
+        if not event.file:
+            return
+        life = self.current.get(event.file)
+        if life is None or life.reborn_by(event):
+            life = self.current[event.file] = FileLife(event.file)
+        was_memfd, was_shared = life.memfd, life.received_elsewhere
+        life.add(event)
+        if life.memfd and not was_memfd:
+            self.memfd_count += 1
+            if len(self.memfd_lives) < KEPT_STORIES:
+                self.memfd_lives.append(life)
+        if life.received_elsewhere and not was_shared:
+            self.shared_count += 1
+            if len(self.shared_lives) < KEPT_STORIES:
+                self.shared_lives.append(life)
+
+    def shared_files(self) -> list[SharedFile]:
+        found = (life.shared_file() for life in self.shared_lives)
+        return [story for story in found if story is not None]
+
+    def life_stories(self) -> list[tuple[str, list[Chapter]]]:
+        return [(life.file, chapters_of(life)) for life in self.memfd_lives]
 
 
 # kernel/fork.c copy_process: the flag that makes the child share each structure instead of a copy
@@ -124,11 +205,6 @@ class NewTask:
         return self.event.detail.get("child_tgid") == self.event.tgid
 
 
-def _copied_by(copies: set[tuple[str, str | None]], name: str, child: str | None) -> str | None:
-    step = COPY_STEP.get(name)
-    return step if step and child and (step, child) in copies else None
-
-
 def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
     child = event.detail.get("child_tid")
     lines = []
@@ -141,46 +217,162 @@ def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def new_tasks(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[NewTask]:
-    """Each clone event, structure by structure, with what the scenario observed after it."""
-    tasks = []
-    copies = {(e.step, e.detail.get("copy")) for e in events if e.step in COPY_STEP.values()}
-    for event in (e for e in in_call_order(events) if e.step == "clone"):
-        detail = event.detail
-        rows = [StructureRow(name, detail.get("parent", {}).get(name), detail.get("child", {}).get(name),
-                             bool(detail.get("shared", {}).get(name)), flag,
-                             _copied_by(copies, name, detail.get("child", {}).get(name)))
-                for name, flag in SHARING_FLAG.items()]
-        tasks.append(NewTask(event, rows, _consequences(event, reports)))
-    return tasks
+class NewTasks:
+    """Each clone event, structure by structure; the first few kept, the others counted."""
+
+    def __init__(self) -> None:
+        self.clones: list[Event] = []
+        self.count = 0
+        # dup_fd/dup_mm return inside copy_process, so they arrive before their clone event
+        self.recent_copies: deque[tuple[str, str | None]] = deque(maxlen=RECENT_COPIES)
+        self.copies_of_kept: set[tuple[str, str | None]] = set()
+
+    def add(self, event: Event) -> None:
+        if event.step in COPY_STEP.values():
+            self.recent_copies.append((event.step, event.detail.get("copy")))
+            self._keep_copies()
+        elif event.step == "clone":
+            self.count += 1
+            if len(self.clones) < KEPT_STORIES:
+                bisect.insort(self.clones, event, key=lambda e: e.ts_ns)
+                self._keep_copies()
+
+    def _keep_copies(self) -> None:
+        kept_children = {child for clone in self.clones for child in clone.detail.get("child", {}).values()}
+        self.copies_of_kept |= {copy for copy in self.recent_copies if copy[1] in kept_children}
+
+    def tasks(self, reports: Sequence[dict[str, Any]]) -> list[NewTask]:
+        tasks = []
+        for event in self.clones:
+            detail = event.detail
+            child = detail.get("child", {})
+            rows = [StructureRow(name, detail.get("parent", {}).get(name), child.get(name),
+                                 bool(detail.get("shared", {}).get(name)), flag,
+                                 self._copied_by(name, child.get(name)))
+                    for name, flag in SHARING_FLAG.items()]
+            tasks.append(NewTask(event, rows, _consequences(event, reports)))
+        return tasks
+
+    def _copied_by(self, name: str, child: str | None) -> str | None:
+        step = COPY_STEP.get(name)
+        return step if step and child and (step, child) in self.copies_of_kept else None
 
 
-# --follow-file: what each step means in the life of one struct file
-CHAPTER = {"memfd_create": "created: memfd_create returned fd {fd}", "shmem_file_setup": "made by shmem_file_setup",
-           "alloc_file_pseudo": "allocated by alloc_file_pseudo", "fd_install": "installed at fd {fd}",
-           "do_mmap": "mapped at {address}", "scm_fp_copy": "sent: in flight in an SCM_RIGHTS message",
-           "receive_fd": "received", "fput": "released: the last reference is gone"}
+FIRST_EVENTS = 200          # the timeline's rows on the final screen
+RECENT_EVENTS = 25          # the live view's rows
 
 
-@dataclass(frozen=True)
-class Chapter:
-    text: str
-    event: Event
+class Timeline:
+    """The first events in call order (the final screen) and the latest ones (the live view)."""
+
+    def __init__(self) -> None:
+        self.first: list[Event] = []
+        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+        self.count = 0
+
+    def add(self, event: Event) -> None:
+        self.count += 1
+        self.recent.append(event)
+        if len(self.first) < FIRST_EVENTS or event.ts_ns < self.first[-1].ts_ns:
+            bisect.insort(self.first, event, key=lambda e: e.ts_ns)
+            del self.first[FIRST_EVENTS:]
 
 
-def life_stories(events: Sequence[Event]) -> list[tuple[str, list[Chapter]]]:
-    """Each memfd's struct file, from creation on: every event that touched the object."""
-    stories = []
-    for life in file_lifetimes(events):
-        if not any(e.step in ("memfd_create", "shmem_file_setup") for e in life):
-            continue
-        mappers: set[int] = set()
-        chapters = []
-        for event in (e for e in life if e.step in CHAPTER):
-            text = CHAPTER[event.step].format(fd=event.fd, address=event.detail.get("address"))
-            if event.step == "do_mmap":
-                text += " again, by another process" if mappers - {event.tgid} else ""
-                mappers.add(event.tgid)
-            chapters.append(Chapter(text, event))
-        stories.append((life[0].file or "", chapters))
-    return stories
+@dataclass
+class Findings(Observer):
+    """Everything the views show, from the session header, the events and the program's output.
+    It observes a session (or a replay) like any view, and the views render it."""
+
+    header: dict[str, Any] = field(default_factory=dict)
+    files: FileStories = field(default_factory=FileStories)
+    new_tasks: NewTasks = field(default_factory=NewTasks)
+    timeline: Timeline = field(default_factory=Timeline)
+    first_of_step: dict[str, Event] = field(default_factory=dict)
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    output_lines: list[str] = field(default_factory=list)
+    output_dropped: int = 0
+    lost: int = 0
+    exit_code: int | None = None
+
+    @property
+    def started_ns(self) -> int:
+        return int(self.header.get("started_ns", 0))
+
+    @property
+    def events(self) -> int:
+        return self.timeline.count
+
+    def add(self, event: Event) -> None:
+        self.timeline.add(event)
+        self.files.add(event)
+        self.new_tasks.add(event)
+        first = self.first_of_step.get(event.step)
+        if first is None or event.ts_ns < first.ts_ns:
+            self.first_of_step[event.step] = event
+
+    # as an Observer
+    def started(self, header: dict[str, Any]) -> None:
+        self.header = header
+
+    def event(self, event: Event) -> None:
+        self.add(event)
+
+    def output(self, line: OutputLine) -> None:
+        if line.report:
+            self.add_report(line.report)
+        shown = line.shown()
+        if shown is None:
+            return
+        if len(self.output_lines) < KEPT_OUTPUT:
+            self.output_lines.append(shown)
+        else:
+            self.output_dropped += 1
+
+    def finished(self, lost: int, exit_code: int) -> None:
+        self.lost, self.exit_code = lost, exit_code
+
+    def add_all(self, events: Iterable[Event]) -> Findings:
+        for event in events:
+            self.add(event)
+        return self
+
+    def add_report(self, report: dict[str, Any]) -> None:
+        if len(self.reports) < KEPT_REPORTS:
+            self.reports.append(report)
+
+    def shared_files(self) -> list[SharedFile]:
+        return self.files.shared_files()
+
+    @property
+    def shared_count(self) -> int:
+        return self.files.shared_count
+
+    def tasks(self) -> list[NewTask]:
+        return self.new_tasks.tasks(self.reports)
+
+    def life_stories(self) -> list[tuple[str, list[Chapter]]]:
+        return self.files.life_stories()
+
+    def first_events_by_step(self) -> list[Event]:
+        """The first event of each step, in call order (what the narration tells)."""
+        return sorted(self.first_of_step.values(), key=lambda e: e.ts_ns)
+
+
+def findings_of(events: Iterable[Event], header: dict[str, Any] | None = None,
+                reports: Iterable[dict[str, Any]] = ()) -> Findings:
+    findings = Findings(header or {}).add_all(events)
+    for report in reports:
+        findings.add_report(report)
+    return findings
+
+
+def shared_files(events: Iterable[Event]) -> list[SharedFile]:
+    return findings_of(events).shared_files()
+
+
+def new_tasks(events: Iterable[Event], reports: Sequence[dict[str, Any]] = ()) -> list[NewTask]:
+    return findings_of(events, reports=reports).tasks()
+
+
+def life_stories(events: Iterable[Event]) -> list[tuple[str, list[Chapter]]]:
+    return findings_of(events).life_stories()

@@ -84,6 +84,9 @@ class RecordingWriter:
     def write_event(self, event: Event) -> None:
         self.write(event.as_record())
 
+    def flush(self) -> None:
+        self.stream.flush()
+
     def close(self) -> None:
         self.stream.close()
         _publish(self.temporary, self.path)

@@ -102,12 +102,55 @@ def test_replay_at_a_speed_plays_then_shows_the_same_summary(capsys: pytest.Capt
     assert refused.value.code == 2 and "is not a positive number" in capsys.readouterr().err
 
 
-def test_replay_runs_without_bcc(tmp_path: Path) -> None:
+# What replay must not need: bcc, and the modules that load probes or read the running kernel.
+KERNEL_SIDE = ("bcc", "tracer.loader", "tracer.kernel", "tracer.facts", "tracer.offsets", "tracer.build",
+               "tracer.session", "tracer.sink", "tracer.preflight", "tracer.headers", "tracer.btf")
+
+
+@pytest.mark.parametrize("no_live", [True, False])
+def test_replay_imports_nothing_of_the_kernel_side(tmp_path: Path, no_live: bool) -> None:
     recording = tmp_path / "r.jsonl"
-    recording.write_text(json.dumps({"type": "session", "version": 1, "kernel": "k", "mode": "auto",
-                                     "scenario": None, "command": ["x"], "started_ns": 0, "hooks": []}) + "\n")
-    blocked = "import sys; sys.modules['bcc'] = None; from tracer.cli import main; sys.exit(main(sys.argv[1:]))"
-    done = subprocess.run([sys.executable, "-c", blocked, "replay", str(recording), "--no-live"], cwd=REPO,
+    event = {"type": "event", "ts_ns": 5, "pid": 7, "tgid": 7, "comm": "c", "step": "memfd_create", "hook": "h",
+             "fd": 3, "file": "0xffff888100000f00", "inode": 1, "refcount": 1, "detail": {}}
+    recording.write_text("\n".join(json.dumps(r) for r in (
+        {"type": "session", "version": 1, "kernel": "k", "mode": "auto", "scenario": None, "command": ["x"],
+         "started_ns": 0, "hooks": []}, event,
+        {"type": "summary", "events": 1, "lost": 0, "exit_code": 0, "duration_ns": 9})) + "\n")
+    blocked = ("import sys\n"
+               f"for name in {KERNEL_SIDE!r}: sys.modules[name] = None\n"
+               "from tracer.cli import main\n"
+               "sys.exit(main(sys.argv[1:]))")
+    args = ["replay", str(recording), "--export-svg", str(tmp_path / "r.svg"), "--chrome-trace", str(tmp_path / "r.json")]
+    done = subprocess.run([sys.executable, "-c", blocked, *args, *(["--no-live"] if no_live else [])], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "0 events, 0 lost" in done.stdout
+    assert "1 events, 0 lost" in done.stdout
+    assert (tmp_path / "r.svg").exists() and (tmp_path / "r.json").exists()
+
+
+def test_no_import_cycle_between_tracer_modules() -> None:
+    import ast
+
+    imports: dict[str, set[str]] = {}
+    for path in (REPO / "tracer").rglob("*.py"):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tracer"):
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names if alias.name.startswith("tracer"))
+        imports[module] = names
+    graph = {module: {name for name in names if name in imports and name != module} for module, names in imports.items()}
+
+    def cycle_from(start: str, path: list[str]) -> list[str] | None:
+        for follower in graph[path[-1]]:
+            if follower == start:
+                return [*path, start]
+            if follower not in path and (found := cycle_from(start, [*path, follower])):
+                return found
+        return None
+
+    cycles = [cycle for module in graph if (cycle := cycle_from(module, [module]))]
+    assert not cycles, " -> ".join(cycles[0])

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tracer.events import Event
-from tracer.findings import new_tasks, shared_files
+from tracer.findings import findings_of, new_tasks, shared_files
 
 PARENT = {"mm": "0xa1", "fs": "0xa2", "files": "0xa3", "sighand": "0xa4", "signal": "0xa5"}
 
@@ -48,7 +48,8 @@ def test_lost_events_are_reported_whatever_the_findings() -> None:
     from tracer.views.summary import conclusion_lines
 
     forked = {name: f"0xb{i}" for i, name in enumerate(PARENT)}
-    with_clone = conclusion_lines([], [clone(102, forked, [])], lost=5)
-    assert with_clone[0].startswith("main[100] -> new process tid 102")
-    assert with_clone[-1].startswith("5 events were lost")
-    assert conclusion_lines([], [], lost=0) == ["No struct file was seen shared between two processes (0 events)."]
+    with_clone = findings_of([clone(102, forked, [])])
+    with_clone.finished(lost=5, exit_code=0)
+    assert conclusion_lines(with_clone)[0].startswith("main[100] -> new process tid 102")
+    assert conclusion_lines(with_clone)[-1].startswith("5 events were lost")
+    assert conclusion_lines(findings_of([])) == ["No struct file was seen shared between two processes (0 events)."]

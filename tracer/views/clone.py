@@ -1,18 +1,11 @@
 """fork-vs-thread: parent and child side by side, one table per new task."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from rich.table import Table
 from rich.text import Text
 
-from tracer.events import Event
-from tracer.findings import NewTask, new_tasks
+from tracer.findings import Findings, NewTask
 from tracer.views.summary import row_verdict, task_heading
-
-
-SHOWN_TASKS = 6
 
 
 def task_table(task: NewTask) -> Table:
@@ -30,5 +23,5 @@ def task_table(task: NewTask) -> Table:
     return table
 
 
-def clone_tables(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[Table]:
-    return [task_table(task) for task in new_tasks(events, reports)[:SHOWN_TASKS]]
+def clone_tables(findings: Findings) -> list[Table]:
+    return [task_table(task) for task in findings.tasks()]

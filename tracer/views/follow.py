@@ -1,13 +1,10 @@
 """--follow-file: the life story of each memfd's struct file, whoever touched it."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.panel import Panel
 from rich.table import Table
 
-from tracer.events import Event
-from tracer.findings import Chapter, life_stories
+from tracer.findings import Chapter, Findings
 from tracer.views.timeline import relative_ms
 
 
@@ -21,19 +18,19 @@ SHOWN_STORIES = 3           # a loop can make thousands of memfds: the first few
 CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at")
 
 
-def life_story_panels(events: Sequence[Event], started_ns: int) -> list[Panel]:
+def life_story_panels(findings: Findings) -> list[Panel]:
     panels = []
-    for file, chapters in life_stories(events)[:SHOWN_STORIES]:
+    for file, chapters in findings.life_stories()[:SHOWN_STORIES]:
         table = Table(*CHAPTER_COLUMNS, expand=True, box=None)
         for chapter in chapters:
-            table.add_row(*chapter_line(chapter, started_ns))
+            table.add_row(*chapter_line(chapter, findings.started_ns))
         panels.append(Panel(table, title=f"the life of struct file {file}", border_style="magenta"))
     return panels
 
 
-def life_story_lines(events: Sequence[Event], started_ns: int) -> list[str]:
+def life_story_lines(findings: Findings) -> list[str]:
     lines = []
-    for file, chapters in life_stories(events)[:SHOWN_STORIES]:
+    for file, chapters in findings.life_stories()[:SHOWN_STORIES]:
         lines.append(f"The life of struct file {file}:")
-        lines += ["  " + "  ".join(chapter_line(chapter, started_ns)) for chapter in chapters]
+        lines += ["  " + "  ".join(chapter_line(chapter, findings.started_ns)) for chapter in chapters]
     return lines

@@ -52,8 +52,8 @@ def object_view(story: SharedFile) -> Table:
 SHOWN_OBJECTS = 2
 
 
-def object_panels(stories: Sequence[SharedFile]) -> list[Panel]:
-    more = len(stories) - SHOWN_OBJECTS
+def object_panels(stories: Sequence[SharedFile], total: int | None = None) -> list[Panel]:
+    more = (len(stories) if total is None else total) - SHOWN_OBJECTS
     return [Panel(object_view(story), title="objects: fd -> struct file <- fd", border_style="cyan",
                   subtitle=f"and {more} more shared files like it" if more > 0 and i == SHOWN_OBJECTS - 1 else None)
             for i, story in enumerate(stories[:SHOWN_OBJECTS])]

@@ -1,17 +1,48 @@
-"""--no-live: the same information as plain lines, for pipes and CI."""
+"""--no-live: the same information as plain lines, for pipes and CI.
+
+Event rows are written as they come (in call order, within a short reordering
+window), so a long trace prints everything without keeping it in memory."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from tracer.events import Event, in_call_order
-from tracer.findings import shared_files
-from tracer.session import Observer, SessionResult
+from tracer.events import Event
+from tracer.findings import Findings
+from tracer.observer import Observer
 from tracer.views.follow import life_story_lines
 from tracer.views.narration import first_narrations
 from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
+
+# A function-tier event is stamped with its call's entry time but arrives at its return,
+# after the events of the calls it made: rows wait this long (or this many) to be sorted.
+REORDER_WINDOW_NS = 1_000_000_000
+REORDER_MAX = 8192
+
+
+class CallOrder:
+    """Events in, events out in call order (by time stamp), within a bounded window."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[int, int, Event]] = []
+        self.sequence = itertools.count()
+        self.newest = 0
+
+    def add(self, event: Event) -> list[Event]:
+        heapq.heappush(self.heap, (event.ts_ns, next(self.sequence), event))
+        self.newest = max(self.newest, event.ts_ns)
+        ready = []
+        while self.heap and (len(self.heap) > REORDER_MAX or self.heap[0][0] < self.newest - REORDER_WINDOW_NS):
+            ready.append(heapq.heappop(self.heap)[2])
+        return ready
+
+    def drain(self) -> list[Event]:
+        ready = [heapq.heappop(self.heap)[2] for _ in range(len(self.heap))]
+        return ready
 
 
 def narration_lines(events: Sequence[Event], header: dict[str, Any]) -> list[str]:
@@ -19,47 +50,56 @@ def narration_lines(events: Sequence[Event], header: dict[str, Any]) -> list[str
             for event, where, text in first_narrations(events, header)]
 
 
-def print_plain(header: dict[str, Any], events: list[Event], output: list[str], lost: int,
-                stream: TextIO, reports: Sequence[dict[str, Any]] = (), follow: bool = False) -> None:
-    def say(line: str = "") -> None:
-        stream.write(line + "\n")
+def header_lines(header: dict[str, Any]) -> list[str]:
+    lines = [f"syspath: kernel {header.get('kernel')}, mode {header.get('mode')}, "
+             f"{header.get('scenario') or ' '.join(header.get('command') or [])}"]
+    lines += [f"hook {hook['step']}: {hook['hook'] or '-'} [{hook['status']}] {hook['reason']}"
+              for hook in header.get("hooks", [])]
+    return lines + ["", "\t".join(TIMELINE_COLUMNS)]
 
-    say(f"syspath: kernel {header.get('kernel')}, mode {header.get('mode')}, "
-        f"{header.get('scenario') or ' '.join(header.get('command') or [])}")
-    for hook in header.get("hooks", []):
-        say(f"hook {hook['step']}: {hook['hook'] or '-'} [{hook['status']}] {hook['reason']}")
-    say()
-    say("\t".join(TIMELINE_COLUMNS))
-    for event in in_call_order(events):
-        say("\t".join(timeline_row(event, header["started_ns"])))
-    say()
-    for line in output:
-        say(f"program: {line}")
-    for line in narration_lines(events, header):
-        say(line)
+
+def closing_lines(findings: Findings, follow: bool) -> list[str]:
+    lines = [""] + [f"program: {line}" for line in findings.output_lines]
+    if findings.output_dropped:
+        lines.append(f"program: ... {findings.output_dropped} more lines not kept")
+    lines += narration_lines(findings.first_events_by_step(), findings.header)
     if follow:
-        for line in life_story_lines(events, header["started_ns"]):
-            say(line)
-    for line in conclusion_lines(shared_files(events), events, lost, reports):
-        say(line)
-    say(f"{len(events)} events, {lost} lost")
+        lines += life_story_lines(findings)
+    lines += conclusion_lines(findings)
+    return lines + [f"{findings.events} events, {findings.lost} lost"]
 
 
-class PlainStepView(Observer):
-    """--no-live with --step/--pace: each step's kernel events as lines, as the scenario pauses."""
+class PlainView(Observer):
+    """The header first, then each event as a row, then what they prove. In step mode,
+    the rows of each step are written when the scenario pauses before the next one."""
 
-    def __init__(self, stream: TextIO = sys.stdout) -> None:
+    def __init__(self, findings: Findings, stream: TextIO = sys.stdout, follow: bool = False) -> None:
+        self.findings = findings
         self.stream = stream
-        self.result: SessionResult | None = None
-        self.step_began = 0
+        self.follow = follow
+        self.order = CallOrder()
 
-    def started(self, result: SessionResult) -> None:
-        self.result = result
+    def _say(self, lines: Sequence[str]) -> None:
+        self.stream.write("".join(line + "\n" for line in lines))
+
+    def _rows(self, events: Sequence[Event]) -> None:
+        started_ns = self.findings.started_ns
+        self._say(["\t".join(timeline_row(event, started_ns)) for event in events])
+
+    def started(self, header: dict[str, Any]) -> None:
+        self._say(header_lines(header))
+
+    def event(self, event: Event) -> None:
+        ready = self.order.add(event)
+        if ready:
+            self._rows(ready)
 
     def paused(self, role: str, next_step: str, how: str) -> None:
-        assert self.result is not None
-        for event in in_call_order(self.result.events[self.step_began:]):
-            self.stream.write("\t".join(timeline_row(event, self.result.header["started_ns"])) + "\n")
-        self.step_began = len(self.result.events)
-        self.stream.write(f"--- next, in the {role}: {next_step} ({how})\n")
+        self._rows(self.order.drain())
+        self._say([f"--- next, in the {role}: {next_step} ({how})"])
+        self.stream.flush()
+
+    def finished(self, lost: int, exit_code: int) -> None:
+        self._rows(self.order.drain())
+        self._say(closing_lines(self.findings, self.follow))
         self.stream.flush()

@@ -1,7 +1,6 @@
 """The session header (which hook stands for each step) and the findings panel."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -9,8 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tracer.events import Event
-from tracer.findings import Holder, NewTask, SharedFile, StructureRow, new_tasks
+from tracer.findings import Findings, Holder, NewTask, SharedFile, StructureRow
 
 SHOWN_FINDINGS = 3
 STATUS_STYLES = {"attached": "green", "fallback": "yellow", "unavailable": "red"}
@@ -66,15 +64,15 @@ def row_verdict(row: StructureRow) -> str:
     return f"copied (no {row.flag})" + (f", by {row.copied_by}" if row.copied_by else "")
 
 
-def clone_lines(events: Sequence[Event], reports: Sequence[dict[str, Any]] = ()) -> list[str]:
+def clone_lines(findings: Findings) -> list[str]:
     lines = []
-    tasks = new_tasks(events, reports)
-    for task in tasks[:SHOWN_FINDINGS * 2]:
+    for task in findings.tasks():
         lines.append(task_heading(task) + ":")
         lines += [f"  {row.name:<8} parent {row.parent}  child {row.child}  {row_verdict(row)}" for row in task.rows]
         lines += [f"  observed: {line}" for line in task.consequences]
-    if len(tasks) > SHOWN_FINDINGS * 2:
-        lines.append(f"... and {len(tasks) - SHOWN_FINDINGS * 2} more new tasks")
+    more = findings.new_tasks.count - len(findings.new_tasks.clones)
+    if more > 0:
+        lines.append(f"... and {more} more new tasks")
     return lines
 
 
@@ -82,26 +80,24 @@ def lost_lines(lost: int) -> list[str]:
     return [f"{lost} events were lost (the ring buffer was full): what is above may be incomplete."] if lost else []
 
 
-def conclusion_lines(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
-                     reports: Sequence[dict[str, Any]] = (), clones: bool = True) -> list[str]:
+def conclusion_lines(findings: Findings, clones: bool = True) -> list[str]:
+    stories = findings.shared_files()
     lines = [line for story in stories[:SHOWN_FINDINGS] for line in finding_lines(story)]
-    if len(stories) > SHOWN_FINDINGS:
-        lines.append(f"... and {len(stories) - SHOWN_FINDINGS} more struct files shared the same way "
-                     f"({len(stories)} in all)")
+    if findings.shared_count > SHOWN_FINDINGS:
+        lines.append(f"... and {findings.shared_count - SHOWN_FINDINGS} more struct files shared the same way "
+                     f"({findings.shared_count} in all)")
     if clones:
-        lines += clone_lines(events, reports)
-    elif any(e.step == "clone" for e in events):
+        lines += clone_lines(findings)
+    elif findings.new_tasks.count:
         lines.append("Each new task's structures are compared above, parent beside child.")
     if not lines:
-        lines.append(f"No struct file was seen shared between two processes ({len(events)} events).")
-    return lines + lost_lines(lost)
+        lines.append(f"No struct file was seen shared between two processes ({findings.events} events).")
+    return lines + lost_lines(findings.lost)
 
 
-def findings_panel(stories: Sequence[SharedFile], events: Sequence[Event], lost: int,
-                   output: Sequence[str]) -> Panel:
-    lines = conclusion_lines(stories, events, lost, clones=False)
-    body: list[RenderableType] = [Text("\n".join(lines))]
-    if output:
-        body.append(Text("\n".join(output), style="dim"))
-    body.append(Text(f"{len(events)} events, {lost} lost", style="dim"))
-    return Panel(Group(*body), title="what the kernel did", border_style="red" if lost else "green")
+def findings_panel(findings: Findings) -> Panel:
+    body: list[RenderableType] = [Text("\n".join(conclusion_lines(findings, clones=False)))]
+    if findings.output_lines:
+        body.append(Text("\n".join(findings.output_lines), style="dim"))
+    body.append(Text(f"{findings.events} events, {findings.lost} lost", style="dim"))
+    return Panel(Group(*body), title="what the kernel did", border_style="red" if findings.lost else "green")

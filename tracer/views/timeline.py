@@ -2,7 +2,7 @@
 placed at its entry time), indented by how many hooked functions it ran inside."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
@@ -68,18 +68,16 @@ def timeline_row(event: Event, started_ns: int) -> list[str]:
 TIMELINE_COLUMNS = ("ms", "process", "step", "hook", "fd", "struct file", "inode", "ref", "detail")
 
 
-SHOWN_ROWS = 200            # on screen; plain output and recordings keep every event
-
-
-def timeline_table(events: Sequence[Event], started_ns: int, highlight: set[str] | None = None,
-                   title: str = "kernel events") -> Table:
-    hidden = max(0, len(events) - SHOWN_ROWS)
+def timeline_table(events: Iterable[Event], started_ns: int, highlight: set[str] | None = None,
+                   title: str = "kernel events", total: int | None = None) -> Table:
+    rows = in_call_order(list(events))
+    hidden = max(0, (len(rows) if total is None else total) - len(rows))
     caption = f"{hidden} later events not shown: --no-live or replay --no-live lists them all" if hidden else None
     table = Table(title=title, expand=True, title_justify="left", caption=caption)
     for column in TIMELINE_COLUMNS:
         table.add_column(column, no_wrap=column != "detail", overflow="fold",
                          justify="right" if column in ("ms", "fd", "ref", "inode") else "left")
-    for event in in_call_order(events)[:SHOWN_ROWS]:
+    for event in rows:
         row: list[str | Text] = list(timeline_row(event, started_ns))
         row[2] = Text(nested_step(event), style=STEP_STYLES.get(event.step, ""))
         if highlight and event.file in highlight:

@@ -1,0 +1,88 @@
+"""The probe build: which hook stands for each step here, the offsets, the program loaded and attached."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from tracer import catalog, facts, kernel
+from tracer.btf import BtfError
+from tracer.errors import SyspathError
+from tracer.loader import LoadedProgram, hook_defines, load, program_files
+from tracer.offsets import KernelLayout, load_layout
+from tracer.preflight import preflight
+
+
+@dataclass
+class Startup:
+    btf_s: float = 0.0
+    compile_s: float = 0.0
+    attach_s: float = 0.0
+    total_s: float = 0.0
+
+    def line(self) -> str:
+        return (f"probes attached {self.total_s:.2f} s after start (BTF offsets {self.btf_s:.3f} s, "
+                f"compile+load {self.compile_s:.2f} s, attach {self.attach_s:.2f} s)")
+
+
+@dataclass
+class Probes:
+    """The hooks chosen for a session and the loaded program that implements them."""
+
+    choices: list[catalog.HookChoice]
+    layout: KernelLayout
+    program: LoadedProgram
+    startup: Startup = field(default_factory=Startup)
+
+    @property
+    def hooks(self) -> dict[str, str]:
+        return {choice.step: choice.hook for choice in self.choices}
+
+    def close(self) -> None:
+        self.program.close()
+
+
+def use_perf_buffer(capabilities: dict[str, kernel.Capability]) -> bool:
+    """The BPF ring buffer needs 5.8+; SYSPATH_FORCE_PERF_BUFFER=1 tries the fallback anywhere."""
+    return os.environ.get("SYSPATH_FORCE_PERF_BUFFER") == "1" or not capabilities["ringbuf"].available
+
+
+def kernel_view(capabilities: dict[str, kernel.Capability] | None = None) -> catalog.KernelView:
+    return facts.live_view(facts.tiers_of(capabilities or kernel.probe_capabilities()))
+
+
+def kernel_layout() -> KernelLayout:
+    try:
+        return load_layout()
+    except BtfError as error:
+        raise SyspathError(f"this kernel's BTF lacks a field syspath reads ({error}): this kernel is not "
+                           "supported yet; `syspath probes --mode syscall` and `syspath doctor` show what it has") from None
+
+
+def choose_hooks(scenario: str | None, mode: str) -> list[catalog.HookChoice]:
+    """`syspath probes`: the resolution alone, nothing loaded."""
+    preflight(btf=False)
+    return catalog.resolve(scenario, mode, kernel_view())
+
+
+def build(scenario: str | None, mode: str) -> Probes:
+    started = time.perf_counter()
+    preflight()
+    capabilities = kernel.probe_capabilities()
+    choices = catalog.resolve(scenario, mode, kernel_view(capabilities))
+    layout_started = time.perf_counter()
+    layout = kernel_layout()
+    startup = Startup(btf_s=time.perf_counter() - layout_started)
+    emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
+    program = load(program_files(choices),
+                   [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
+                   use_perf_buffer(capabilities))
+    try:
+        program.attach_functions(choices)
+    except BaseException:
+        program.close()
+        raise
+    startup.compile_s = program.timings.compile_s
+    startup.attach_s = program.timings.attach_s
+    startup.total_s = time.perf_counter() - started
+    return Probes(choices, layout, program, startup)
