@@ -34,3 +34,16 @@ def check_spawn(spawn: dict) -> None:
     detail = spawn["detail"]
     assert {"CLONE_VM", "CLONE_VFORK"} <= set(detail["flags"])
     assert detail["shared"] == {"mm": True, "fs": False, "files": False, "sighand": False, "signal": False}
+
+
+LINUXTHREADS_FLAGS = {"CLONE_VM", "CLONE_FS", "CLONE_FILES", "CLONE_SIGHAND"}
+
+
+def check_linuxthreads(task: dict) -> None:
+    """clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND), no CLONE_THREAD: four structures
+    shared, its own signal_struct, and a thread group (a pid) of its own."""
+    detail = task["detail"]
+    assert detail["kind"] == "process"
+    assert LINUXTHREADS_FLAGS <= set(detail["flags"]) and "CLONE_THREAD" not in detail["flags"]
+    assert detail["shared"] == {"mm": True, "fs": True, "files": True, "sighand": True, "signal": False}
+    assert detail["child_tgid"] == detail["child_tid"] != task["tgid"]

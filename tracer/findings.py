@@ -181,7 +181,8 @@ SHARING_FLAG = {"mm": "CLONE_VM", "fs": "CLONE_FS", "files": "CLONE_FILES", "sig
 COPY_STEP = {"mm": "dup_mm", "files": "dup_fd"}
 # what the scenario checked after each clone: report key -> (structure, what was done in the child)
 CONSEQUENCES = {"cwd_shared": ("fs", "chdir()"), "fd_shared": ("files", "open()"),
-                "signal_shared": ("sighand", "SIGUSR2 -> ignore")}
+                "signal_shared": ("sighand", "SIGUSR2 -> ignore"),
+                "rlimit_shared": ("signal", "setrlimit(RLIMIT_NOFILE)")}
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,13 @@ def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
     child = event.detail.get("child_tid")
     lines = []
     for report in (r for r in reports if r.get("child") == child):
+        # the scenario acts in the new task and looks in the parent, or, for a task that runs
+        # no Python (the LinuxThreads one), acts in the parent and looks in the task
+        doer, looker = ("the parent", "the new task") if report.get("by") == "parent" else ("the new task", "the parent")
         for key, (structure, action) in CONSEQUENCES.items():
             if key in report:
-                seen = "the parent sees it" if report[key] else "the parent does not see it"
-                lines.append(f"{action} in the new task: {seen} ({structure} "
+                seen = f"{looker} sees it" if report[key] else f"{looker} does not see it"
+                lines.append(f"{action} in {doer}: {seen} ({structure} "
                              f"{'shared' if report[key] else 'copied'})")
     return lines
 

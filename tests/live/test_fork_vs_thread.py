@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clone_checks import check_fork, check_spawn, check_thread, clones
+from tests.clone_checks import check_fork, check_linuxthreads, check_spawn, check_thread, clones
 from tests.live.conftest import read_jsonl, run_syspath
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict]]
 
 def test_one_clone_event_per_new_task(recorded: tuple[str, list[dict]]) -> None:
     _, records = recorded
-    assert [c["detail"]["kind"] for c in clones(records)] == ["thread", "process", "process"]
+    assert [c["detail"]["kind"] for c in clones(records)] == ["thread", "process", "process", "process"]
     assert records[0]["hooks"][0]["step"] == "clone" and records[-1]["lost"] == 0
 
 
@@ -26,12 +26,16 @@ def test_thread_shares_everything_and_the_tgid(recorded: tuple[str, list[dict]])
     check_thread(clones(recorded[1])[0])
 
 
+def test_linuxthreads_task_shares_four_structures_but_not_the_thread_group(recorded: tuple[str, list[dict]]) -> None:
+    check_linuxthreads(clones(recorded[1])[1])
+
+
 def test_fork_child_copies_everything_and_has_its_own_tgid(recorded: tuple[str, list[dict]]) -> None:
-    check_fork(clones(recorded[1])[1])
+    check_fork(clones(recorded[1])[2])
 
 
 def test_posix_spawn_shares_only_the_address_space(recorded: tuple[str, list[dict]]) -> None:
-    check_spawn(clones(recorded[1])[2])
+    check_spawn(clones(recorded[1])[3])
 
 
 def test_consequences_match_the_flags(recorded: tuple[str, list[dict]]) -> None:
@@ -42,3 +46,7 @@ def test_consequences_match_the_flags(recorded: tuple[str, list[dict]]) -> None:
     # CLONE_SIGHAND: a disposition set in the thread is the process's; set in the fork child, it is not
     assert "observed: SIGUSR2 -> ignore in the new task: the parent sees it (sighand shared)" in stdout
     assert "observed: SIGUSR2 -> ignore in the new task: the parent does not see it (sighand copied)" in stdout
+    # signal_struct holds the rlimits: shared by the thread, not by the LinuxThreads task or the fork child
+    assert "observed: setrlimit(RLIMIT_NOFILE) in the new task: the parent sees it (signal shared)" in stdout
+    assert "observed: chdir() in the parent: the new task sees it (fs shared)" in stdout
+    assert "observed: setrlimit(RLIMIT_NOFILE) in the new task: the parent does not see it (signal copied)" in stdout

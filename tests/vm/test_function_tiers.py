@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import vmrun
-from tests.clone_checks import check_fork, check_spawn, check_thread, clones
+from tests.clone_checks import check_fork, check_linuxthreads, check_spawn, check_thread, clones
 
 pytestmark = pytest.mark.vm
 TIERS = ("kprobe", "fentry")
@@ -126,8 +126,9 @@ def test_fork_vs_thread_through_copy_process(guest: GuestRun, mode: str) -> None
     records = guest.records("fork-vs-thread", mode)
     hooks = {h["step"]: h for h in records[0]["hooks"]}
     assert hooks["clone"]["hook"] == f"{'kretprobe' if mode == 'kprobe' else 'fexit'}:copy_process"
-    thread, fork, spawn = clones(records)
+    thread, linuxthreads, fork, spawn = clones(records)
     check_thread(thread)
+    check_linuxthreads(linuxthreads)
     check_fork(fork)
     check_spawn(spawn)
     assert records[-1]["exit_code"] == 0 and records[-1]["lost"] == 0
@@ -136,7 +137,7 @@ def test_fork_vs_thread_through_copy_process(guest: GuestRun, mode: str) -> None
 @pytest.mark.parametrize("mode", TIERS)
 def test_dup_fd_copies_the_fd_table_for_the_fork_only(guest: GuestRun, mode: str) -> None:
     records = guest.records("fork-vs-thread", mode)
-    thread, fork, spawn = clones(records)
+    thread, _, fork, spawn = clones(records)
     copies = [e for e in records if e["type"] == "event" and e["step"] == "dup_fd"]
     assert [c["detail"]["copy"] for c in copies] == [fork["detail"]["child"]["files"],
                                                      spawn["detail"]["child"]["files"]]
