@@ -10,6 +10,10 @@ side by side with strace and bpftrace, in one run (ratios, never absolute times 
   throughput the dense loop at rising rates: delivered events/s and lost events.
   memory    peak RSS of the tracer process (wait4), which includes clang compiling the probes.
 
+  loops     two: a two-process ping-pong (roundtrip) and a one-process loop (selfloop) that
+            has no idle time to hide the per-event cost in.
+  probes    each probe program's ns per run (kernel.bpf_stats_enabled) during a traced selfloop.
+
 Writes bench/results.json and prints a table.
 """
 from __future__ import annotations
@@ -124,12 +128,15 @@ def startup(workload: Path) -> dict[str, object]:
             "split_s": {k: float(v) for k, v in parts.groupdict().items()} if parts else {}}
 
 
-def overhead(workload: Path, tiers: list[str]) -> dict[str, object]:
-    contenders: dict[str, list[str]] = {"untraced": [str(workload), "roundtrip", str(LOOP)]}
-    contenders |= {f"syspath {tier}": syspath(tier, str(workload), "roundtrip", str(LOOP)) for tier in tiers}
-    contenders["bpftrace"] = bpftrace(str(workload), "roundtrip", str(LOOP))
-    contenders["untraced (short)"] = [str(workload), "roundtrip", str(STRACE_LOOP)]
-    contenders["strace -f"] = ["strace", "-f", "-o", "/dev/null", str(workload), "roundtrip", str(STRACE_LOOP)]
+LOOPS = ("roundtrip", "selfloop")   # two processes ping-ponging; one process, no idle time to hide in
+
+
+def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
+    contenders: dict[str, list[str]] = {"untraced": [str(workload), loop, str(LOOP)]}
+    contenders |= {f"syspath {tier}": syspath(tier, str(workload), loop, str(LOOP)) for tier in tiers}
+    contenders["bpftrace"] = bpftrace(str(workload), loop, str(LOOP))
+    contenders["untraced (short)"] = [str(workload), loop, str(STRACE_LOOP)]
+    contenders["strace -f"] = ["strace", "-f", "-o", "/dev/null", str(workload), loop, str(STRACE_LOOP)]
     times: dict[str, list[float]] = {name: [] for name in contenders}
     runs: dict[str, list[Run]] = {name: [] for name in contenders}
     names = list(contenders)
@@ -140,17 +147,58 @@ def overhead(workload: Path, tiers: list[str]) -> dict[str, object]:
             times[name].append(result.loop_s)
             runs[name].append(result)
 
+    def ratios(name: str, baseline: str) -> list[float]:
+        return sorted(t / b for t, b in zip(times[name], times[baseline]))
+
     def ratio(name: str, baseline: str) -> float:
-        return statistics.median(t / b for t, b in zip(times[name], times[baseline]))
+        return statistics.median(ratios(name, baseline))
 
     return {
         "ratios": {tier: ratio(f"syspath {tier}", "untraced") for tier in tiers},
+        "spread": {tier: [round(r, 3) for r in ratios(f"syspath {tier}", "untraced")] for tier in tiers},
         "bpftrace": ratio("bpftrace", "untraced"), "strace": ratio("strace -f", "untraced (short)"),
         "untraced_s": statistics.median(times["untraced"]),
         "events": {tier: runs[f"syspath {tier}"][-1].events for tier in tiers},
         "lost": {tier: max(r.lost for r in runs[f"syspath {tier}"]) for tier in tiers},
         "rss_mb": max(r.rss_mb for tier in tiers for r in runs[f"syspath {tier}"]),
     }
+
+
+def programs_of(pid: int) -> dict[int, str]:
+    """BPF programs held by a process: prog_id -> name, from its fds' fdinfo."""
+    found: dict[int, str] = {}
+    for info in Path(f"/proc/{pid}/fdinfo").glob("*"):
+        try:
+            text = info.read_text()
+        except OSError:
+            continue
+        prog = re.search(r"^prog_id:\s*(\d+)", text, re.MULTILINE)
+        if prog:
+            found[int(prog.group(1))] = ""
+    return found
+
+
+def program_costs(workload: Path, loop: str) -> dict[str, dict[str, float]]:
+    """ns per run of each of syspath's programs during one traced loop (kernel.bpf_stats_enabled)."""
+    stats = Path("/proc/sys/kernel/bpf_stats_enabled")
+    previous = stats.read_text().strip()
+    stats.write_text("1")
+    last: dict[int, dict[str, float]] = {}
+    try:
+        process = subprocess.Popen(syspath("syscall", str(workload), loop, str(LOOP)), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, cwd=REPO)
+        while process.poll() is None:
+            ids = programs_of(process.pid)
+            if ids:
+                shown = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True).stdout
+                for prog in json.loads(shown or "[]"):
+                    if prog.get("id") in ids and prog.get("run_cnt"):
+                        last[prog["id"]] = {"name": prog.get("name", "?"), "runs": prog["run_cnt"],
+                                            "ns": prog["run_time_ns"]}
+            time.sleep(0.1)
+    finally:
+        stats.write_text(previous)
+    return {p["name"]: {"runs": p["runs"], "ns_per_run": round(p["ns"] / p["runs"], 1)} for p in last.values()}
 
 
 def throughput(workload: Path) -> list[dict[str, float]]:
@@ -179,22 +227,23 @@ def main() -> int:
         console.print(f"bench: tiers usable here: {', '.join(tiers)}; {ROUNDS} interleaved rounds of "
                       f"{LOOP} round trips (strace: {STRACE_LOOP})")
         started = startup(workload)
-        compared = overhead(workload, tiers)
+        compared = {loop: overhead(workload, tiers, loop) for loop in LOOPS}
+        costs = program_costs(workload, "selfloop") if shutil.which("bpftool") else {}
         rates = throughput(workload)
     no_loss = [row["events_per_s"] for row in rates if row["lost"] == 0 and row["events"]]
     results = {
         "machine": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "startup_s": round(float(started["warm_s"]), 3),
         "startup": started,
-        "overhead_ratio": {tier: round(r, 3) for tier, r in compared["ratios"].items()},
-        "strace_ratio": round(compared["strace"], 2),
-        "bpftrace_ratio": round(compared["bpftrace"], 3),
-        "untraced_loop_s": round(compared["untraced_s"], 3),
-        "overhead_events": compared["events"],
-        "overhead_lost": compared["lost"],
+        "overhead": {loop: {"ratio": {tier: round(r, 3) for tier, r in found["ratios"].items()},
+                            "spread": found["spread"], "strace_ratio": round(found["strace"], 2),
+                            "bpftrace_ratio": round(found["bpftrace"], 3),
+                            "untraced_loop_s": round(found["untraced_s"], 3), "events": found["events"],
+                            "lost": found["lost"]} for loop, found in compared.items()},
+        "program_ns_per_run": costs,
         "max_events_per_s_no_loss": round(max(no_loss)) if no_loss else 0,
         "throughput": rates,
-        "rss_mb": round(compared["rss_mb"], 1),
+        "rss_mb": round(max(found["rss_mb"] for found in compared.values()), 1),
         "bench_s": round(time.monotonic() - began, 1),
     }
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
@@ -214,11 +263,15 @@ def results_table(results: dict) -> Table:
     table.add_row("  split (warm, in-process)",
                   ", ".join(f"{k} {v:.3f} s" for k, v in startup_split.items()), "")
     table.add_row("  bpftrace, same tracepoints", f"{results['startup']['bpftrace_s']:.2f} s", "")
-    for tier, ratio in results["overhead_ratio"].items():
-        table.add_row(f"overhead, syspath {tier}", f"{ratio:.2f}x  ({results['overhead_events'][tier]} events, "
-                      f"{results['overhead_lost'][tier]} lost)", "<= 1.15x")
-    table.add_row("overhead, bpftrace (4 printf tracepoints)", f"{results['bpftrace_ratio']:.2f}x", "")
-    table.add_row("overhead, strace -f", f"{results['strace_ratio']:.1f}x", "")
+    for loop, found in results["overhead"].items():
+        for tier, ratio in found["ratio"].items():
+            spread = found["spread"][tier]
+            table.add_row(f"overhead {loop}, syspath {tier}", f"{ratio:.2f}x ({spread[0]:.2f}-{spread[-1]:.2f}; "
+                          f"{found['events'][tier]} events, {found['lost'][tier]} lost)", "<= 1.15x")
+        table.add_row(f"overhead {loop}, bpftrace (4 printf tracepoints)", f"{found['bpftrace_ratio']:.2f}x", "")
+        table.add_row(f"overhead {loop}, strace -f", f"{found['strace_ratio']:.1f}x", "")
+    for name, cost in sorted(results["program_ns_per_run"].items(), key=lambda item: -item[1]["ns_per_run"]):
+        table.add_row(f"  probe {name}", f"{cost['ns_per_run']:.0f} ns/run ({cost['runs']} runs)", "")
     for row in results["throughput"]:
         asked = f"{row['asked_memfds_per_s']} memfds/s" if row["asked_memfds_per_s"] else "flat out"
         table.add_row(f"throughput, {asked}", f"{row['events_per_s']:,.0f} events/s, {row['lost']} lost", "")

@@ -3,6 +3,9 @@
  *   workload roundtrip N      N times: memfd_create + ftruncate + mmap(MAP_SHARED),
  *                             pass the fd over a socketpair (SCM_RIGHTS) to a child,
  *                             which receives it, maps it, reads, unmaps, closes, acks.
+ *   workload selfloop N       the same work in one process: it passes each memfd to itself
+ *                             over a socketpair, receives it, maps it and reads it. No
+ *                             idle time hides the tracer's cost per event here.
  *   workload memfd N RATE     N times memfd_create + close, at most RATE per second
  *                             (0: as fast as possible): a dense event source.
  *
@@ -72,6 +75,31 @@ static int roundtrip(long n)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+static int selfloop(long n)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0)
+        return 1;
+    for (long i = 0; i < n; i++) {
+        int fd = memfd_create("bench", MFD_CLOEXEC);
+        if (fd < 0 || ftruncate(fd, SIZE) < 0)
+            return 1;
+        char *page = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (page == MAP_FAILED || send_fd(pair[0], fd) < 0)
+            return 1;
+        page[0] = 'x';
+        int received = receive_fd(pair[1]);
+        char *again = received < 0 ? MAP_FAILED : mmap(NULL, SIZE, PROT_READ, MAP_SHARED, received, 0);
+        if (again == MAP_FAILED || again[0] != 'x')
+            return 1;
+        munmap(again, SIZE);
+        munmap(page, SIZE);
+        close(received);
+        close(fd);
+    }
+    return 0;
+}
+
 static int memfds(long n, long rate)
 {
     double began = now_s();
@@ -98,6 +126,7 @@ int main(int argc, char **argv)
     long n = atol(argv[2]);
     double began = now_s();
     int rc = strcmp(argv[1], "roundtrip") == 0 ? roundtrip(n)
+           : strcmp(argv[1], "selfloop") == 0 ? selfloop(n)
            : strcmp(argv[1], "memfd") == 0 && argc > 3 ? memfds(n, atol(argv[3])) : 2;
     printf("start %lld loop_s %.6f\n", (long long)start.tv_sec * 1000000000LL + start.tv_nsec, now_s() - began);
     return rc;
