@@ -87,9 +87,19 @@ def flag_names(value: int, bits: dict[int, str]) -> list[str]:
     return names
 
 
+_TEXTS: dict[bytes, str] = {}
+_TEXTS_KEPT = 4096
+
+
 def kernel_text(data: bytes) -> str:
-    """A NUL-terminated string the kernel or the traced program chose, safe to show."""
-    return printable(data.split(b"\0", 1)[0].decode(errors="replace"))
+    """A NUL-terminated string the kernel or the traced program chose, safe to show. The same
+    few comms and names recur in every event of a loop: each is decoded once."""
+    text = _TEXTS.get(data)
+    if text is None:
+        if len(_TEXTS) >= _TEXTS_KEPT:
+            _TEXTS.clear()
+        text = _TEXTS[data] = printable(data.split(b"\0", 1)[0].decode(errors="replace"))
+    return text
 
 
 def _memfd_detail(raw: Raw) -> dict[str, Any]:

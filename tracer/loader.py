@@ -13,6 +13,7 @@ from typing import Any
 from tracer.catalog import ALL_STEP_NAMES, CLONE_STEPS, FUNCTION_TIERS, MEMFD_STEPS, HookChoice
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_stderr
+from tracer.ringbuf import PAGE, RingReader
 
 PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
 RINGBUF_PAGES = 2048      # 8 MiB: ~40000 events of burst while user space decodes
@@ -89,21 +90,22 @@ class LoadedProgram:
         """Events the kernel side could not queue, plus those the perf buffer dropped."""
         return int(self.bpf["lost_events"][ctypes.c_int(0)].value) + self.perf_lost
 
-    def on_event(self, callback: Callable[[int, int], None]) -> None:
+    def ring_reader(self) -> RingReader | None:
+        """The ring buffer read from its memory; None on the perf buffer (see on_record)."""
         if self.perf_buffer:
-            self.bpf["events"].open_perf_buffer(lambda _cpu, data, size: callback(data, size),
-                                                page_cnt=max(1, ring_pages() // 4), lost_cb=self._count_lost)
-        else:
-            self.bpf["events"].open_ring_buffer(lambda _ctx, data, size: callback(data, size))
+            return None
+        return RingReader(self.bpf["events"].map_fd, ring_pages() * PAGE)
+
+    def on_record(self, callback: Callable[[int, int], None]) -> None:
+        """Perf buffer only: one callback per record, taken by poll()."""
+        self.bpf["events"].open_perf_buffer(lambda _cpu, data, size: callback(data, size),
+                                            page_cnt=max(1, ring_pages() // 4), lost_cb=self._count_lost)
 
     def _count_lost(self, count: int) -> None:
         self.perf_lost += count
 
     def poll(self, timeout_ms: int) -> None:
-        if self.perf_buffer:
-            self.bpf.perf_buffer_poll(timeout_ms)
-        else:
-            self.bpf.ring_buffer_poll(timeout_ms)
+        self.bpf.perf_buffer_poll(timeout_ms)
 
     def attach_functions(self, choices: list[HookChoice]) -> None:
         """kprobes and kretprobes, on the kallsyms name resolution found (fentry

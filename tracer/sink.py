@@ -1,38 +1,140 @@
-"""The event sink: records from the ring buffer, decoded, recorded and told to the observers."""
+"""The event sink: records from the ring buffer, decoded, recorded and told to the observers.
+
+Taking records out of the kernel's ring and decoding them are two jobs. Taking is
+cheap (a block copy) and must keep up with the probes, or the ring overflows and
+events are lost. Decoding, recording and showing cost microseconds an event and may
+fall behind in a burst: the records wait in a spool, in memory up to SPOOL_MEMORY
+bytes, then in an unlinked temporary file, so a burst costs disk, not memory, and
+nothing is dropped. Decoding works in time slices between two takes.
+"""
 from __future__ import annotations
 
+import array
 import ctypes
-from collections.abc import Callable
+import struct
+import tempfile
+import time
+from collections import deque
+from typing import IO
 
 from tracer.events import Decoder
 from tracer.observer import Observer
 from tracer.record import RecordingWriter
+from tracer.ringbuf import Block
 
-DRAIN_EVERY = 2048          # events decoded between two drains of the ring buffer
+SPOOL_MEMORY = 64 << 20         # bytes of undecoded records kept in memory before spilling to disk
+SPILL_HEADER = struct.Struct("<III")   # data bytes, record size, record count
+
+
+class Spool:
+    """Blocks of records, first in first out: in memory, then on disk past SPOOL_MEMORY."""
+
+    def __init__(self, memory_limit: int = SPOOL_MEMORY) -> None:
+        self.memory: deque[Block] = deque()
+        self.memory_bytes = 0
+        self.memory_limit = memory_limit
+        self.disk: IO[bytes] | None = None
+        self.disk_read = 0
+        self.disk_write = 0
+        self.records = 0
+
+    def put(self, block: Block) -> None:
+        self.records += len(block.offsets)
+        if self.disk_write > self.disk_read or self.memory_bytes + len(block.data) > self.memory_limit:
+            self._spill(block)
+        else:
+            self.memory.append(block)
+            self.memory_bytes += len(block.data)
+
+    def _spill(self, block: Block) -> None:
+        if self.disk is None:
+            self.disk = tempfile.TemporaryFile(prefix="syspath-spool-")
+        offsets = array.array("I", block.offsets).tobytes()
+        self.disk.seek(self.disk_write)
+        self.disk.write(SPILL_HEADER.pack(len(block.data), block.size, len(block.offsets)) + offsets + block.data)
+        self.disk_write = self.disk.tell()
+
+    def get(self) -> Block | None:
+        if self.memory:
+            block = self.memory.popleft()
+            self.memory_bytes -= len(block.data)
+        elif self.disk is not None and self.disk_read < self.disk_write:
+            block = self._unspill()
+        else:
+            return None
+        self.records -= len(block.offsets)
+        return block
+
+    def _unspill(self) -> Block:
+        assert self.disk is not None
+        self.disk.seek(self.disk_read)
+        length, size, count = SPILL_HEADER.unpack(self.disk.read(SPILL_HEADER.size))
+        offsets = array.array("I")
+        offsets.frombytes(self.disk.read(4 * count))
+        data = self.disk.read(length)
+        self.disk_read = self.disk.tell()
+        if self.disk_read == self.disk_write:          # caught up: start the file over
+            self.disk.seek(0)
+            self.disk.truncate()
+            self.disk_read = self.disk_write = 0
+        return Block(data, offsets.tolist(), size)
+
+    def close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
 
 
 class EventSink:
-    """The ring buffer callback only copies the bytes out; they are decoded between polls,
-    and the ring is drained again every DRAIN_EVERY events, so that a burst waits in user
-    memory rather than overflowing the kernel's ring."""
+    """Takes records as blocks (ring buffer) or one by one (perf buffer callback), and
+    decodes them in time slices: each event recorded, then told to the observers."""
 
     def __init__(self, decoder: Decoder, observer: Observer, writer: RecordingWriter | None) -> None:
         self.decoder = decoder
         self.observer = observer
         self.writer = writer
-        self.pending: list[bytes] = []
+        self.spool = Spool()
         self.count = 0
+        self.current: Block | None = None
+        self.next_record = 0
+
+    def take_block(self, block: Block) -> None:
+        self.spool.put(block)
 
     def take(self, data: int, size: int) -> None:
-        self.pending.append(ctypes.string_at(data, size))
+        """A perf buffer callback's record (kernels without the BPF ring buffer)."""
+        self.spool.put(Block(ctypes.string_at(data, size), [0], size))
 
-    def decode_pending(self, drain: Callable[[], None]) -> None:
-        batch, self.pending = self.pending, []
-        for count, data in enumerate(batch, start=1):
-            if count % DRAIN_EVERY == 0:
-                drain()
-            event = self.decoder.decode(data)
-            self.count += 1
-            if self.writer:
-                self.writer.write_event(event)
-            self.observer.event(event)
+    @property
+    def backlog(self) -> int:
+        """Records taken but not decoded yet."""
+        pending = len(self.current.offsets) - self.next_record if self.current else 0
+        return self.spool.records + pending
+
+    def decode(self, budget_s: float | None = None) -> None:
+        """Decode what waits, for at most budget_s seconds (None: all of it)."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        while True:
+            if self.current is None or self.next_record >= len(self.current.offsets):
+                self.current, self.next_record = self.spool.get(), 0
+                if self.current is None:
+                    return
+            self._decode_some(self.current, 512)
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def _decode_some(self, block: Block, most: int) -> None:
+        view = memoryview(block.data)
+        size = block.size
+        first = self.next_record
+        last = min(first + most, len(block.offsets))
+        decode, observe, writer = self.decoder.decode, self.observer.event, self.writer
+        for offset in block.offsets[first:last]:
+            event = decode(view[offset:offset + size])
+            if writer:
+                writer.write_event(event)
+            observe(event)
+        self.count += last - first
+        self.next_record = last
+
+    def close(self) -> None:
+        self.spool.close()

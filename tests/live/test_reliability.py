@@ -87,9 +87,16 @@ def test_a_signal_mid_run_detaches_everything_and_saves_the_recording(tmp_path: 
     assert not Path(f"/proc/{target}").exists(), "the traced command outlived syspath"
 
 
+def wait_for_bcc(pid: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while "libbcc" not in Path(f"/proc/{pid}/maps").read_text():
+        assert time.monotonic() < deadline, "syspath never loaded bcc"
+        time.sleep(0.01)
+
+
 def test_ctrl_c_during_compile_leaves_nothing_loaded() -> None:
     process = start("run", "memfd-share", "--no-live")
-    time.sleep(0.3)                      # inside clang, before anything is attached
+    wait_for_bcc(process.pid)            # bcc is loaded: clang compiles next, before anything is attached
     ours = programs_of(process.pid)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)

@@ -4,8 +4,7 @@ Event rows are written as they come (in call order, within a short reordering
 window), so a long trace prints everything without keeping it in memory."""
 from __future__ import annotations
 
-import heapq
-import itertools
+import bisect
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -19,30 +18,41 @@ from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
 # A function-tier event is stamped with its call's entry time but arrives at its return,
-# after the events of the calls it made: rows wait this long (or this many) to be sorted.
+# after the events of the calls it made: rows wait to be sorted, in batches of REORDER_MAX,
+# and those older than the window go out (in a dense burst, the older half of a larger batch).
 REORDER_WINDOW_NS = 1_000_000_000
 REORDER_MAX = 8192
 
 
 class CallOrder:
-    """Events in, events out in call order (by time stamp), within a bounded window."""
+    """Events in, events out in call order (by time stamp), within a bounded window. They
+    arrive almost sorted: a batch is sorted at once (cheap on nearly sorted data), and what
+    is newer than the window waits for the next batch."""
 
     def __init__(self) -> None:
-        self.heap: list[tuple[int, int, Event]] = []
-        self.sequence = itertools.count()
-        self.newest = 0
+        self.waiting: list[Event] = []
+        self.batch = REORDER_MAX
 
     def add(self, event: Event) -> list[Event]:
-        heapq.heappush(self.heap, (event.ts_ns, next(self.sequence), event))
-        self.newest = max(self.newest, event.ts_ns)
-        ready = []
-        while self.heap and (len(self.heap) > REORDER_MAX or self.heap[0][0] < self.newest - REORDER_WINDOW_NS):
-            ready.append(heapq.heappop(self.heap)[2])
+        self.waiting.append(event)
+        if len(self.waiting) < self.batch:
+            return []
+        self.waiting.sort(key=_stamp)
+        cut = bisect.bisect_left(self.waiting, self.waiting[-1].ts_ns - REORDER_WINDOW_NS, key=_stamp)
+        # a burst within the window: the older half goes anyway, or the batch would grow without end
+        self.batch = REORDER_MAX if cut else self.batch * 2
+        if self.batch > REORDER_MAX * 8:
+            cut, self.batch = len(self.waiting) // 2, REORDER_MAX
+        ready, self.waiting = self.waiting[:cut], self.waiting[cut:]
         return ready
 
     def drain(self) -> list[Event]:
-        ready = [heapq.heappop(self.heap)[2] for _ in range(len(self.heap))]
+        ready, self.waiting = sorted(self.waiting, key=_stamp), []
         return ready
+
+
+def _stamp(event: Event) -> int:
+    return event.ts_ns
 
 
 def narration_lines(events: Sequence[Event], header: dict[str, Any]) -> list[str]:

@@ -1,0 +1,54 @@
+"""The spool keeps undecoded records in order, in memory and then on disk; the plain view's
+reordering puts a late call event back in call order."""
+from __future__ import annotations
+
+from tracer.events import Event
+from tracer.ringbuf import Block
+from tracer.sink import Spool
+from tracer.views.plain import REORDER_MAX, REORDER_WINDOW_NS, CallOrder
+
+
+def block(first: int, count: int, size: int = 16) -> Block:
+    data = b"".join(i.to_bytes(size, "little") for i in range(first, first + count))
+    return Block(data, [i * size for i in range(count)], size)
+
+
+def records(found: Block) -> list[int]:
+    return [int.from_bytes(found.data[o:o + found.size], "little") for o in found.offsets]
+
+
+def test_spool_spills_past_its_memory_and_keeps_the_order() -> None:
+    spool = Spool(memory_limit=1000)
+    for first in range(0, 400, 20):          # 20 blocks of 320 bytes: most go to disk
+        spool.put(block(first, 20))
+    assert spool.disk is not None and spool.records == 400
+    seen: list[int] = []
+    while (found := spool.get()) is not None:
+        seen += records(found)
+    assert seen == list(range(400)) and spool.records == 0
+    spool.put(block(400, 3))                 # caught up: back to memory
+    assert records(spool.get() or block(0, 0)) == [400, 401, 402]
+    spool.close()
+
+
+def event(ts: int) -> Event:
+    return Event(ts, 1, 1, "c", "memfd_create", "h")
+
+
+def test_call_order_sorts_a_late_outer_call_back_in_place() -> None:
+    order = CallOrder()
+    stamps = list(range(1000, 1000 + 3 * REORDER_MAX))
+    stamps[10], stamps[11] = stamps[11], stamps[10]          # the outer call arrives after its inner one
+    out: list[Event] = []
+    for ts in stamps:
+        out += order.add(event(ts))
+    out += order.drain()
+    assert [e.ts_ns for e in out] == sorted(stamps)
+
+
+def test_call_order_releases_what_is_older_than_the_window() -> None:
+    order = CallOrder()
+    out: list[Event] = []
+    for i in range(REORDER_MAX):
+        out += order.add(event(i * REORDER_WINDOW_NS // 1000))      # a slow stream: ~8 s in all
+    assert out and all(e.ts_ns < REORDER_MAX * REORDER_WINDOW_NS // 1000 - REORDER_WINDOW_NS for e in out)
