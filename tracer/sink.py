@@ -22,7 +22,7 @@ from tracer.observer import Observer
 from tracer.record import RecordingWriter
 from tracer.ringbuf import Block
 
-SPOOL_MEMORY = 64 << 20         # bytes of undecoded records kept in memory before spilling to disk
+SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~75k events) before spilling to disk
 SPILL_HEADER = struct.Struct("<III")   # data bytes, record size, record count
 
 

@@ -5,6 +5,7 @@ window), so a long trace prints everything without keeping it in memory."""
 from __future__ import annotations
 
 import bisect
+import operator
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -18,41 +19,40 @@ from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
 # A function-tier event is stamped with its call's entry time but arrives at its return,
-# after the events of the calls it made: rows wait to be sorted, in batches of REORDER_MAX,
-# and those older than the window go out (in a dense burst, the older half of a larger batch).
+# after the events of the calls it made: rows wait to be sorted, every REORDER_MAX events,
+# and those older than the window go out (in a dense burst, all but the newest REORDER_KEPT).
 REORDER_WINDOW_NS = 1_000_000_000
 REORDER_MAX = 8192
+REORDER_KEPT = 4 * REORDER_MAX
 
 
 class CallOrder:
     """Events in, events out in call order (by time stamp), within a bounded window. They
-    arrive almost sorted: a batch is sorted at once (cheap on nearly sorted data), and what
-    is newer than the window waits for the next batch."""
+    arrive almost sorted: a batch is sorted at once (cheap on nearly sorted data); those
+    older than the window go out, and in a dense burst all but the newest few batches."""
 
     def __init__(self) -> None:
         self.waiting: list[Event] = []
-        self.batch = REORDER_MAX
+        self.next_sort = REORDER_MAX
 
     def add(self, event: Event) -> list[Event]:
         self.waiting.append(event)
-        if len(self.waiting) < self.batch:
+        if len(self.waiting) < self.next_sort:
             return []
-        self.waiting.sort(key=_stamp)
-        cut = bisect.bisect_left(self.waiting, self.waiting[-1].ts_ns - REORDER_WINDOW_NS, key=_stamp)
-        # a burst within the window: the older half goes anyway, or the batch would grow without end
-        self.batch = REORDER_MAX if cut else self.batch * 2
-        if self.batch > REORDER_MAX * 8:
-            cut, self.batch = len(self.waiting) // 2, REORDER_MAX
+        self.waiting.sort(key=_STAMP)
+        cut = bisect.bisect_left(self.waiting, self.waiting[-1].ts_ns - REORDER_WINDOW_NS, key=_STAMP)
+        cut = max(cut, len(self.waiting) - REORDER_KEPT)
         ready, self.waiting = self.waiting[:cut], self.waiting[cut:]
+        self.next_sort = len(self.waiting) + REORDER_MAX
         return ready
 
     def drain(self) -> list[Event]:
-        ready, self.waiting = sorted(self.waiting, key=_stamp), []
+        ready, self.waiting = sorted(self.waiting, key=_STAMP), []
+        self.next_sort = REORDER_MAX
         return ready
 
 
-def _stamp(event: Event) -> int:
-    return event.ts_ns
+_STAMP = operator.attrgetter("ts_ns")
 
 
 def narration_lines(events: Sequence[Event], header: dict[str, Any]) -> list[str]:

@@ -1,0 +1,85 @@
+"""Scale: memory flat in the number of events; a killed tracer leaves a replayable recording
+and no traced program behind."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.live.conftest import REPO, run_syspath
+from tests.live.test_reliability import programs_of, wait_for_probes, workload  # noqa: F401 (fixture)
+
+MEMFDS = 1_000_000          # two events each (memfd_create, shmem_file_setup): 2M events
+EARLY = 20_000
+FLAT_MB = 50
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class RowCounter(threading.Thread):
+    """Counts the event rows syspath --no-live writes as it decodes, and samples its RSS
+    when the count passes EARLY and just before the closing lines."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        super().__init__(daemon=True)
+        self.process = process
+        self.rows = 0
+        self.early_mb = 0.0
+        self.late_mb = 0.0
+
+    def run(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.count(b"\t") < 8:
+                continue
+            self.rows += 1
+            if self.rows == EARLY:
+                self.early_mb = rss_mb(self.process.pid)
+            elif self.rows % 100_000 == 0:
+                self.late_mb = rss_mb(self.process.pid)
+
+
+def test_memory_is_flat_in_the_number_of_events(workload: Path) -> None:  # noqa: F811
+    process = subprocess.Popen([sys.executable, "-m", "tracer", "trace", "--no-live", "--", str(workload),
+                                "memfd", str(MEMFDS), "0"], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    counter = RowCounter(process)
+    counter.start()
+    _, err = process.communicate(timeout=600)
+    counter.join(timeout=60)
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert counter.rows >= 2 * MEMFDS * 0.99, f"only {counter.rows} rows"
+    assert counter.early_mb and counter.late_mb
+    assert counter.late_mb - counter.early_mb < FLAT_MB, \
+        f"RSS {counter.early_mb:.0f} MB after {EARLY} events, {counter.late_mb:.0f} MB after {counter.rows}"
+
+
+def test_sigkill_leaves_a_replayable_recording_and_no_traced_program(workload: Path,  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    recording = tmp_path / "killed.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "tracer", "trace", "--no-live", "--record", str(recording),
+                                "--", str(workload), "memfd", "100000000", "20000"], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_probes(process)            # type: ignore[arg-type]
+    target = int(subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()[0])
+    time.sleep(1.0)                     # some thousands of events written
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{target}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{target}").exists(), "the traced program outlived syspath"
+    assert recording.exists(), f"no recording at {recording}: {sorted(os.listdir(tmp_path))}"
+    replayed = run_syspath("replay", str(recording), "--no-live")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "stopped early" in replayed.stderr
+    assert "\tmemfd_create\t" in replayed.stdout
