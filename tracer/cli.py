@@ -15,6 +15,7 @@ from typing import Any
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
 from tracer.events import Event
+from tracer.resources import version
 from tracer.text import console
 from tracer.session import SCENARIOS
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syspath", description="Watch the kernel path a program takes, with real pointers (eBPF).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"syspath {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     doctor = commands.add_parser("doctor", help="what this kernel allows, with remedies")

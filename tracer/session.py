@@ -29,10 +29,11 @@ from tracer.events import Decoder, Event
 from tracer.loader import LoadedProgram, hook_defines, load, program_files
 from tracer.offsets import KernelLayout, load_layout
 from tracer.record import RecordingWriter, invoking_user
+from tracer.resources import scenario_dir
 from tracer.text import printable
 
 DRAIN_EVERY = 2048          # events decoded between two drains of the ring buffer
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = scenario_dir()
 SCENARIOS = {"memfd-share": "memfd_share.py", "fork-vs-thread": "fork_vs_thread.py"}
 # The gate is the shell's stdin; the target gets /dev/null instead.
 GATE = 'read _; exec "$0" "$@" </dev/null'
