@@ -235,6 +235,8 @@ class Session:
                 if writer:
                     writer.write_event(event)
                 self.observer.event(event)
+            if writer:
+                writer.flush()              # killed at any moment: the recording holds what was seen
 
         program.on_event(lambda data, size: pending.append(ctypes.string_at(data, size)))
         self.decode_pending = decode_pending

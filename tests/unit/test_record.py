@@ -27,7 +27,8 @@ def test_round_trip(tmp_path: Path) -> None:
     writer.write(SESSION)
     writer.write_event(sample_event())
     writer.write({"type": "summary", "events": 1, "lost": 0, "exit_code": 0, "duration_ns": 9})
-    assert not path.exists(), "the recording appears only when complete"
+    writer.flush()
+    assert len(path.read_text().splitlines()) == 3, "the recording is in place and flushed as it grows"
     writer.close()
     recording = read_recording(path)
     assert recording.session == SESSION
