@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
-from tracer.text import printable_tree
+from tracer.text import printable
 
 VERSION = 1
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
@@ -111,16 +111,23 @@ def ensure_writable(path: Path, what: str) -> None:
 
 
 def _check_target(path: Path, what: str) -> None:
+    """What the user could not do at path, checked without following a link there
+    (a link at the final name is replaced, never written through)."""
     folder = path.parent
-    if path.is_dir():
-        raise _fail(path, what, "it is a directory")
-    if not folder.is_dir():
-        raise _fail(path, what, f"no directory {folder}")
+    try:
+        here = os.stat(folder)
+    except OSError as error:
+        raise _fail(path, what, f"cannot reach the directory {folder} ({error.strerror})") from None
+    if not stat.S_ISDIR(here.st_mode):
+        raise _fail(path, what, f"{folder} is not a directory")
     try:
         old = os.lstat(path)
-    except OSError:
+    except FileNotFoundError:
         return
-    here = os.stat(folder)
+    except OSError as error:
+        raise _fail(path, what, error.strerror) from None
+    if stat.S_ISDIR(old.st_mode):
+        raise _fail(path, what, "it is a directory")
     if here.st_mode & stat.S_ISVTX and _writer_uid() not in (0, old.st_uid, here.st_uid):
         raise _fail(path, what, f"{path.name} belongs to someone else in the sticky directory {folder}")
 
@@ -210,7 +217,25 @@ def _parse_line(number: int, raw: bytes, path: Path) -> dict[str, Any]:
         raise SyspathError(f"{where}: not JSON syspath can read ({str(error)[:80]})") from None
     if not isinstance(record, dict) or record.get("type") not in ("session", "event", "summary"):
         raise SyspathError(f"{where}: not a syspath record (no type session/event/summary)")
-    return printable_tree(record)
+    return _shown_tree(record)
+
+
+def _shown(text: str) -> str:
+    """Text syspath recorded is printable already (escaped when it was decoded): shown as
+    it is, so a replay looks like the live run. Text with raw control characters (a file
+    made by hand) is escaped whole."""
+    bare = text.replace("\\", "")
+    return text if printable(bare) == bare else printable(text)
+
+
+def _shown_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return _shown(value)
+    if isinstance(value, list):
+        return [_shown_tree(item) for item in value]
+    if isinstance(value, dict):
+        return {_shown(str(key)): _shown_tree(item) for key, item in value.items()}
+    return value
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
