@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.live.conftest import REPO
 
@@ -23,17 +19,8 @@ def _run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return done
 
 
-@pytest.fixture
-def readable_dir() -> Iterator[Path]:
-    """The scenario runs as an unprivileged user: it must be able to read the venv."""
-    folder = Path(tempfile.mkdtemp(prefix="syspath-wheel-", dir="/tmp"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder)
-
-
-def test_the_installed_wheel_runs_a_scenario_outside_the_checkout(readable_dir: Path) -> None:
-    tmp_path = readable_dir
+def test_the_installed_wheel_runs_a_scenario_outside_the_checkout(shared_dir: Path) -> None:
+    tmp_path = shared_dir                           # the scenario runs as nobody: it must read the venv
     source = tmp_path / "source"                    # build from a copy: the checkout stays clean
     shutil.copytree(REPO, source, ignore=NOT_SOURCES)
     _run(SYSTEM_PYTHON, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), ".",

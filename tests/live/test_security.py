@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,6 @@ INSTALLED = Path("/usr/local/bin/syspath")
 def syspath(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "tracer", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=120, env=env or AS_NOBODY)
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A world-writable sticky directory anyone reaches, like /tmp."""
-    folder = Path(tempfile.mkdtemp(prefix="syspath-shared-", dir="/tmp"))
-    folder.chmod(0o1777)
-    yield folder
-    shutil.rmtree(folder)
 
 
 @pytest.fixture
