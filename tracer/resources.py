@@ -8,7 +8,7 @@ maps them), read through importlib.resources.
 from __future__ import annotations
 
 import functools
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 
 import tracer
@@ -43,6 +43,8 @@ def scenario_path(script: str) -> Path:
 
 def version() -> str:
     """The installed distribution's version; the package's own in a bare checkout."""
+    from importlib import metadata
+
     try:
         return metadata.version("syspath")
     except metadata.PackageNotFoundError:
