@@ -1,45 +1,109 @@
 # syspath: every target is idempotent. Run as root (sudo make ...).
+#
+# setup/demo install what *running* needs, nothing else: bcc's Python module, a venv,
+# the project, a kernel headers tree when the kernel has none. What root runs is a copy:
+# the wheel built from this checkout, installed in a root-owned venv ($(PREFIX)), so that
+# whoever can write the checkout cannot change the code root runs. The checkout's own
+# editable venv ($(VENV)) is for development, tests and the benchmark, which also install
+# their own tools (test-tools).
+SYSPY    := /usr/bin/python3
+PREFIX   := /usr/local/lib/syspath
+BIN      := /usr/local/bin/syspath
 VENV     := .venv
 PY       := $(VENV)/bin/python
-SYSPY    := /usr/bin/python3
-# bcc and its tools; bpftool (tests read BTF independently with it);
-# qemu + busybox for the distro-kernel VM tier; strace and bpftrace for the benchmark;
-# gcc for the benchmark's workload and the tests' C program.
-APT_PACKAGES := bpfcc-tools python3-bpfcc bpftool python3-venv qemu-system-x86 busybox-static strace bpftrace gcc libc6-dev
+SOURCES  := pyproject.toml $(wildcard tracer/*.py tracer/views/*.py probes/* scenarios/*)
 
-.PHONY: setup apt-packages root demo test test-vm bench clean
+# Package names that exist on Debian and Ubuntu alike. An item is PACKAGE[+PACKAGE...],
+# alternatives separated by |, then =what is lost without it (for optional tools).
+RUN_PACKAGES  := python3-bpfcc python3-venv
+TEST_PACKAGES := 'gcc+libc6-dev=the C test programs and the benchmark workload' \
+                 'strace=the benchmark'"'"'s strace comparison' \
+                 'bpftrace=the benchmark'"'"'s bpftrace comparison' \
+                 'bpftool|linux-tools-common+linux-tools-$(shell uname -r)=the BTF cross-check and the probe-leak test' \
+                 'qemu-system-x86+busybox-static=the VM tier (kprobe and fentry on a distro kernel)'
 
-setup: $(VENV)/.installed
-	@$(PY) -m tracer.headers
-	@ln -sf "$(CURDIR)/$(VENV)/bin/syspath" /usr/local/bin/syspath
-	@echo "setup: done; syspath is $$(readlink -f /usr/local/bin/syspath)"
+# sh -c "$$APT" apt need|want ITEM...: install what is missing. `need`: exit 2 when it
+# cannot; `want`: say in one line what is lost and go on.
+define APT
+mode=$$1; shift
+installed() { for p in $$(echo "$$1" | tr + ' '); do dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q ' installed$$' || return 1; done; }
+known() { for p in $$(echo "$$1" | tr + ' '); do apt-cache policy "$$p" 2>/dev/null | grep -q 'Candidate: [^(]' || return 1; done; }
+missing=""
+for item; do
+  choices=$${item%%=*}; ok=""
+  for choice in $$(echo "$$choices" | tr '|' ' '); do installed "$$choice" && ok=1 && break; done
+  [ -n "$$ok" ] || missing="$$missing
+$$item"
+done
+[ -n "$$missing" ] || exit 0
+names=$$(echo "$$missing" | sed '/^$$/d; s/=.*//; s/|.*//; s/+/ /g' | tr '\n' ' ' | sed 's/ *$$//')
+if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "setup: no apt-get here: install these packages with your package manager, then rerun: $$names" >&2; exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null 2>&1 || echo "setup: apt-get update failed; trying the package lists at hand" >&2
+echo "$$missing" | sed '/^$$/d' | while IFS= read -r item; do
+  choices=$${item%%=*}; what=$${item#*=}; done_=""
+  for choice in $$(echo "$$choices" | tr '|' ' '); do
+    known "$$choice" || continue
+    apt-get install -y -q --no-install-recommends $$(echo "$$choice" | tr + ' ') >/dev/null 2>&1 && done_=1 && break
+  done
+  [ -n "$$done_" ] && { echo "setup: installed $$choice" | tr + ' '; continue; }
+  if [ "$$mode" = need ]; then
+    echo "setup: cannot install $$(echo "$$choices" | tr '+|' ' /'): run apt-get install $$(echo "$${choices%%|*}" | tr + ' ') and look at its error" >&2; exit 2
+  fi
+  echo "setup: skipped $$(echo "$$choices" | tr '+|' ' /') (not installable here); lost: $$what" >&2
+done
+endef
+export APT
 
-apt-packages: root
-	@installed=$$(dpkg-query -W -f='$${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -c 'ok installed'); \
-	if [ "$$installed" -ne $(words $(APT_PACKAGES)) ]; then \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
-	fi
+.PHONY: setup run-packages test-tools root demo test test-vm bench clean
+
+setup: $(PREFIX)/.installed
+	@$(PREFIX)/bin/python -I -m tracer.headers
+	@ln -sfn $(PREFIX)/bin/syspath $(BIN)
+	@echo "setup: done; $(BIN) runs $$($(BIN) --version) from $(PREFIX)"
 
 root:
 	@[ "$$(id -u)" -eq 0 ] || { echo "run as root: sudo make $(MAKECMDGOALS)" >&2; exit 2; }
 
-$(VENV)/.installed: pyproject.toml | apt-packages
+run-packages: root
+	@sh -c "$$APT" apt need $(RUN_PACKAGES)
+
+test-tools: root
+	@sh -c "$$APT" apt want $(TEST_PACKAGES)
+
+# The wheel, installed (not editable) into a root-owned venv that only root can write;
+# its entry point runs Python isolated (-I: no PYTHONPATH, user site or current directory).
+$(PREFIX)/.installed: $(SOURCES) | run-packages
+	@umask 022; [ -x $(PREFIX)/bin/python ] || $(SYSPY) -m venv --system-site-packages $(PREFIX)
+	@umask 022; wheels=$$(mktemp -d) && trap 'rm -rf "$$wheels" build' EXIT && \
+	  $(PREFIX)/bin/pip wheel -q --no-deps -w "$$wheels" . && \
+	  $(PREFIX)/bin/pip install -q --force-reinstall --no-deps "$$wheels"/syspath-*.whl && \
+	  $(PREFIX)/bin/pip install -q "$$wheels"/syspath-*.whl
+	@sed -i '1s|^#!.*|#!$(PREFIX)/bin/python -I|' $(PREFIX)/bin/syspath
+	@chown -R root:root $(PREFIX) && chmod -R go-w $(PREFIX)
+	@touch $@
+
+# The checkout's editable install: tests, the VM tier (virtme-ng) and the benchmark.
+$(VENV)/.installed: pyproject.toml | run-packages
 	$(SYSPY) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q -e '.[test]' virtme-ng
 	@touch $@
 
 demo: setup
-	$(VENV)/bin/syspath run memfd-share
+	$(PREFIX)/bin/syspath run memfd-share
 
-# unit + live on this kernel; the VM tier (tests/vm) runs when qemu can, else says why
-test: setup
-	$(PY) -m pytest tests -ra
+# unit + live on this kernel; the VM tier (tests/vm) runs when qemu can, else says why.
+# pytest's exit 5 (no tests collected) fails, and says so.
+test: setup test-tools $(VENV)/.installed
+	@$(PY) -m pytest tests -ra || { rc=$$?; [ $$rc -ne 5 ] || echo "test: pytest collected no tests: the suite is missing" >&2; exit $$rc; }
 
-test-vm: setup
+test-vm: setup test-tools $(VENV)/.installed
 	$(PY) -m pytest -m vm tests/vm -v
 
-bench: setup
+bench: setup test-tools $(VENV)/.installed
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache build

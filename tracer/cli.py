@@ -18,6 +18,7 @@ from tracer.events import Event
 from tracer.findings import Findings
 from tracer.observer import Observer, Observers
 from tracer.target import SCENARIOS
+from tracer.resources import version
 from tracer.text import console
 
 EXPORT_WIDTH = 160          # columns of the exported screen
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syspath", description="Watch the kernel path a program takes, with real pointers (eBPF).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, nargs=0, help="show syspath's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     doctor = commands.add_parser("doctor", help="what this kernel allows, with remedies")
@@ -66,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replay the events at X times their recorded pace (default: show at once)")
     _add_output_options(replay)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version, read from the package metadata only when asked (it costs a scan of sys.path)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"syspath {version()}")
+        parser.exit()
 
 
 def _positive(text: str) -> float:

@@ -17,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tracer.kernel import HEADERS_ROOT, headers_dir, release
+from tracer.errors import SyspathError
+from tracer.headertree import HEADERS_ROOT, merge_own_split_headers, merge_tree
+from tracer.kernel import headers_dir, release
 
 # linux-headers-6.12.117+deb12-amd64, linux-headers-6.1.0-27-amd64; not -cloud-amd64 or -rt-amd64
 VERSION = re.compile(r"^linux-headers-(\d+)\.(\d+)\.(\d+)[^-]*(-\d+)?-(?P<flavour>[a-z0-9]+)$")
@@ -31,7 +33,8 @@ def _apt(*args: str) -> subprocess.CompletedProcess[str]:
 def _apt_install(package: str) -> None:
     done = _apt("install", "-y", "-q", "--no-install-recommends", package)
     if done.returncode != 0:
-        sys.exit(f"headers: apt-get install {package} failed:\n{done.stderr.strip()}")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SyspathError(f"apt-get install {package} failed ({last}); install it by hand and rerun")
 
 
 def _known(package: str) -> bool:
@@ -75,56 +78,49 @@ def _candidates(flavour: str) -> list[str]:
     return [line.split()[0] for line in found.splitlines() if line.strip()]
 
 
-def merge_tree(package: str, target: Path, origin: str = "") -> None:
-    """Debian ships linux-headers-X-ARCH (generated files, a Makefile) beside
-    linux-headers-X-common (the sources): one tree of symlinks holds both."""
-    arch_dir = Path("/usr/src") / package
-    common_dir = Path("/usr/src") / re.sub(r"-[a-z0-9]+$", "-common", package)
-    staging = target.with_name(target.name + ".new")
-    shutil.rmtree(staging, ignore_errors=True)
-    HEADERS_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
-    if common_dir.is_dir():
-        subprocess.run(["cp", "-as", str(common_dir), str(staging)], check=True)
-        subprocess.run(["cp", "-asf", f"{arch_dir}/.", f"{staging}/"], check=True)
-    else:
-        subprocess.run(["cp", "-as", str(arch_dir), str(staging)], check=True)
-    (staging / ".syspath-origin").write_text(
-        (origin or f"{package} (nearest distro headers: no package exists for {release()})") + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-
-
-def merge_own_split_headers() -> Path | None:
-    """A distro kernel whose own headers are installed but split in two (Debian's
-    -common and -ARCH, with no `source` link bcc could follow): merge them."""
-    package = f"linux-headers-{release()}"
-    if not (Path("/usr/src") / package / "Makefile").exists() or os.geteuid() != 0:
-        return None
-    target = HEADERS_ROOT / release()
-    merge_tree(package, target, f"{package} (the running kernel's own headers, merged)")
-    return headers_dir()
+def _merged_package(target: Path) -> str | None:
+    """The distro package a merged tree links into, if that package is still installed."""
+    marker = target / ".syspath-origin"
+    package = marker.read_text().split()[0] if marker.is_file() and marker.read_text().strip() else None
+    return package if package and (Path("/usr/src") / package).is_dir() else None
 
 
 def install() -> str:
     if os.geteuid() != 0:
-        sys.exit("headers: run as root (sudo make setup)")
+        raise SyspathError("run as root: sudo make setup")
     own = f"linux-headers-{release()}"
-    if headers_dir() is None and merge_own_split_headers() is None and _known(own):
+    if headers_dir() is None and not merge_own_split_headers(release()) and _known(own):
         _apt_install(own)
-        merge_own_split_headers()
+        merge_own_split_headers(release())
     present = headers_dir()
     if present is not None and not str(present).startswith(str(HEADERS_ROOT)):
         return f"headers: using the running kernel's own tree {present}"
+    merged = _merged_package(HEADERS_ROOT / release())
+    if present is not None and merged:
+        return f"headers: {release()} has no headers package; reusing {merged}, merged in {present}"
+    if shutil.which("apt-get") is None:
+        raise SyspathError(f"no kernel headers tree for {release()} and no apt-get to fetch one: "
+                           "install your distribution's kernel headers (linux-headers) and rerun")
     flavour = _architecture()
     package = nearest_headers(_candidates(flavour), release(), flavour)
     if package is None:
-        sys.exit(f"headers: no linux-headers package for {release()} and none of flavour {flavour}")
+        raise SyspathError(f"no linux-headers package for {release()} and none of flavour {flavour}: "
+                           "install a headers tree for this kernel at /lib/modules/$(uname -r)/build")
     _apt_install(package)
     target = HEADERS_ROOT / release()
     if not (target / ".syspath-origin").exists() or package not in (target / ".syspath-origin").read_text():
-        merge_tree(package, target)
+        merge_tree(package, target, f"{package} (nearest distro headers: no package exists for {release()})")
     return f"headers: {release()} has no headers package; using {package}, merged in {target}"
 
 
+def main() -> int:
+    try:
+        print(install())
+    except SyspathError as error:
+        print(f"headers: {error}", file=sys.stderr)
+        return error.exit_code
+    return 0
+
+
 if __name__ == "__main__":
-    print(install())
+    sys.exit(main())

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_stderr
+from tracer.headertree import HEADERS_ROOT, merge_own_split_headers
 
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 KALLSYMS_PATH = Path("/proc/kallsyms")
 TRACEFS_PATHS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 CACHE_DIR = Path("/var/cache/syspath")
-HEADERS_ROOT = Path("/var/lib/syspath/kheaders")
 # gcc/clang clones of a whole function keep its name with a suffix: do_mmap.isra.0.
 # (.part.N and .cold are pieces split off a function, not its entry: never hooked.)
 CLONE_SUFFIX = re.compile(r"^(?P<base>[A-Za-z0-9_]+)(?:\.(?:isra|constprop|lto_priv)(?:\.\d+)*)+$")
@@ -130,10 +130,8 @@ def headers_origin(headers: Path) -> str:
 
 def use_headers() -> Path:
     headers = headers_dir()
-    if headers is None:
-        from tracer.headers import merge_own_split_headers
-
-        headers = merge_own_split_headers()
+    if headers is None and merge_own_split_headers(release()):
+        headers = headers_dir()
     if headers is None:
         raise SyspathError(
             f"no kernel headers tree for {release()}: bcc needs one to compile; "

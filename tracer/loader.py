@@ -7,15 +7,15 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tracer.catalog import ALL_STEP_NAMES, CLONE_STEPS, FUNCTION_TIERS, MEMFD_STEPS, HookChoice
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_stderr
 from tracer.ringbuf import PAGE, RingReader
+from tracer.resources import probes_dir
 
-PROBES_DIR = Path(__file__).resolve().parent.parent / "probes"
+PROBES_DIR = probes_dir()
 RINGBUF_PAGES = 2048      # 8 MiB: ~40000 events of burst while user space decodes
 KRETPROBE_MAXACTIVE = 64  # calls of one function in flight at once before returns go unseen
 INCLUDE = re.compile(r'^#include "(?P<name>[\w.]+)"$', re.MULTILINE)

@@ -1,8 +1,14 @@
 """Recordings: JSONL as design.md fixes it (session line, events, summary line)."""
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import json
 import os
+import pwd
+import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +16,13 @@ from typing import IO, Any
 
 from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
-from tracer.text import printable_tree
+from tracer.text import printable
 
 VERSION = 1
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
 SUMMARY_KEYS = ("type", "events", "lost", "exit_code", "duration_ns")
+LIBC = ctypes.CDLL(None, use_errno=True)
+SETGROUPS_SYSCALL = {"x86_64": 116, "aarch64": 159, "riscv64": 159}
 
 
 @dataclass
@@ -32,51 +40,154 @@ def invoking_user() -> tuple[int, int] | None:
     return None
 
 
-def _publish(temporary: Path, path: Path) -> None:
-    """Give the finished file to the invoking user and move it into place in one step."""
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _groups(uid: int, gid: int) -> list[int]:
+    try:
+        return os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
+    except KeyError:
+        return [gid]
+
+
+def _set_thread_groups(groups: list[int]) -> None:
+    """setgroups(2) for this thread only: glibc's setgroups() changes every thread of the
+    process (the tracer's other threads must keep root's), the raw system call does not."""
+    number = SETGROUPS_SYSCALL.get(os.uname().machine)
+    if number is None:
+        raise SyspathError(f"cannot write files as the invoking user on {os.uname().machine}: "
+                           "run syspath without sudo's SUDO_UID, or write to a root-owned place")
+    array = (ctypes.c_uint * len(groups))(*groups)
+    if LIBC.syscall(number, len(groups), array) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+@contextlib.contextmanager
+def as_invoking_user() -> Iterator[None]:
+    """File-system rights of the user behind sudo, for this thread (setfsuid/setfsgid and
+    the user's groups): whatever is created here is the user's, and what the user may not
+    create fails with EACCES. Root's own rights when syspath was not started through sudo."""
     owner = invoking_user()
-    if owner:
-        os.chown(temporary, *owner)
-    os.replace(temporary, path)
+    if owner is None or os.geteuid() != 0:
+        yield
+        return
+    uid, gid = owner
+    saved_groups = os.getgroups()
+    _set_thread_groups(_groups(uid, gid))
+    LIBC.setfsgid(gid)
+    LIBC.setfsuid(uid)
+    try:
+        if LIBC.setfsuid(uid) != uid or LIBC.setfsgid(gid) != gid:     # returns the current value
+            raise SyspathError("cannot take the invoking user's file-system rights (setfsuid)")
+        yield
+    finally:
+        LIBC.setfsuid(0)
+        LIBC.setfsgid(0)
+        _set_thread_groups(saved_groups)
 
 
-def _temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _writer_uid() -> int:
+    """Whose rights files are written with."""
+    owner = invoking_user()
+    return owner[0] if owner and os.geteuid() == 0 else os.geteuid()
+
+
+def _fail(path: Path, what: str, reason: str) -> SyspathError:
+    return SyspathError(f"cannot write the {what} {path}: {reason}")
 
 
 def ensure_writable(path: Path, what: str) -> None:
-    """Fail before tracing, not after, when an output path cannot be written."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise SyspathError(f"cannot write the {what} {path}: it is a directory")
-    if not folder.is_dir():
-        raise SyspathError(f"cannot write the {what} {path}: no directory {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SyspathError(f"cannot write the {what} {path}: {folder} is not writable")
+    """Fail before tracing, not after, when the user could not create the output path:
+    the same exclusive create (then removed) and the same checks as the real write."""
+    with as_invoking_user():
+        _check_target(path, what)
+        descriptor, temporary = _create_beside(path, what)
+        os.close(descriptor)
+        os.unlink(temporary)
+
+
+def _check_target(path: Path, what: str) -> None:
+    """What the user could not do at path, checked without following a link there
+    (a link at the final name is replaced, never written through)."""
+    folder = path.parent
+    try:
+        here = os.stat(folder)
+    except OSError as error:
+        raise _fail(path, what, f"cannot reach the directory {folder} ({error.strerror})") from None
+    if not stat.S_ISDIR(here.st_mode):
+        raise _fail(path, what, f"{folder} is not a directory")
+    try:
+        old = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise _fail(path, what, error.strerror) from None
+    if stat.S_ISDIR(old.st_mode):
+        raise _fail(path, what, "it is a directory")
+    if here.st_mode & stat.S_ISVTX and _writer_uid() not in (0, old.st_uid, here.st_uid):
+        raise _fail(path, what, f"{path.name} belongs to someone else in the sticky directory {folder}")
+
+
+def _create_beside(path: Path, what: str) -> tuple[int, str]:
+    """A new file under an unpredictable name in the target's directory, created
+    exclusively (O_CREAT|O_EXCL: a planted name, link or not, makes it fail)."""
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        reason = f"{path.parent} is not writable by {_user_name(_writer_uid())}" if error.errno in (errno.EACCES, errno.EPERM) \
+            else error.strerror
+        raise _fail(path, what, reason) from None
+    os.fchmod(descriptor, 0o666 & ~_umask())
+    return descriptor, temporary
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def _create_in_place(path: Path, what: str) -> int:
+    """Created as the invoking user under a temporary name, then renamed over the target
+    (a symlink planted there is replaced, never followed): returns the open descriptor."""
+    with as_invoking_user():
+        _check_target(path, what)
+        descriptor, temporary = _create_beside(path, what)
+        try:
+            os.replace(temporary, path)
+        except OSError as error:
+            os.close(descriptor)
+            os.unlink(temporary)
+            raise _fail(path, what, error.strerror) from None
+    return descriptor
 
 
 def write_user_file(path: Path, text: str) -> None:
-    """An export: written whole (temporary file + rename), owned by the invoking user."""
-    temporary = _temporary_name(path)
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        _publish(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise SyspathError(f"cannot write {path}: {error.strerror}") from None
+    """An export: written whole under a temporary name, then renamed into place, as the user."""
+    with as_invoking_user():
+        _check_target(path, "file")
+        descriptor, temporary = _create_beside(path, "file")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            os.replace(temporary, path)
+        except OSError as error:
+            os.unlink(temporary)
+            raise _fail(path, "file", error.strerror) from None
 
 
 class RecordingWriter:
-    """Writes next to the target under a temporary name and renames it into place on
-    close, so a reader never sees half a recording; owned by the invoking user."""
+    """The recording is at its path from the start (created as the invoking user and
+    renamed into place at once) and flushed every poll cycle: if syspath is killed, what
+    was seen is there and replayable, only the summary line is missing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.temporary = _temporary_name(path)
-        try:
-            self.stream: IO[str] = self.temporary.open("w", encoding="utf-8")
-        except OSError as error:
-            raise SyspathError(f"cannot write the recording {path}: {error.strerror}") from None
+        self.stream: IO[str] = os.fdopen(_create_in_place(path, "recording"), "w", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
         self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -89,29 +200,52 @@ class RecordingWriter:
 
     def close(self) -> None:
         self.stream.close()
-        _publish(self.temporary, self.path)
 
 
-def _parse_line(number: int, line: str, path: Path) -> dict[str, Any]:
+def _parse_line(number: int, raw: bytes, path: Path) -> dict[str, Any]:
+    where = f"{path}:{number}"
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SyspathError(f"{where}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise SyspathError(f"{path}:{number}: not JSON ({error.msg})") from None
+        cut = "" if raw.endswith(b"\n") else ", the line is cut short (the recording was not finished)"
+        raise SyspathError(f"{where}: not JSON ({error.msg}{cut})") from None
+    except (ValueError, RecursionError) as error:          # digits beyond int's limit, nesting too deep
+        raise SyspathError(f"{where}: not JSON syspath can read ({str(error)[:80]})") from None
     if not isinstance(record, dict) or record.get("type") not in ("session", "event", "summary"):
-        raise SyspathError(f"{path}:{number}: not a syspath record (no type session/event/summary)")
-    return printable_tree(record)
+        raise SyspathError(f"{where}: not a syspath record (no type session/event/summary)")
+    return _shown_tree(record)
+
+
+def _shown(text: str) -> str:
+    """Text syspath recorded is printable already (escaped when it was decoded): shown as
+    it is, so a replay looks like the live run. Text with raw control characters (a file
+    made by hand) is escaped whole."""
+    bare = text.replace("\\", "")
+    return text if printable(bare) == bare else printable(text)
+
+
+def _shown_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return _shown(value)
+    if isinstance(value, list):
+        return [_shown_tree(item) for item in value]
+    if isinstance(value, dict):
+        return {_shown(str(key)): _shown_tree(item) for key, item in value.items()}
+    return value
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    yield number, _parse_line(number, line, path)
+        with path.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                if raw.strip():
+                    yield number, _parse_line(number, raw, path)
     except OSError as error:
         raise SyspathError(f"cannot read {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise SyspathError(f"{path}: not UTF-8 text") from None
 
 
 def read_recording(path: Path) -> Recording:
@@ -125,7 +259,7 @@ def read_recording(path: Path) -> Recording:
         elif kind == "event":
             recording.events.append(_event(number, record, path))
         elif kind == "summary":
-            recording.summary = record
+            recording.summary = _summary(number, record, path)
         else:
             raise SyspathError(f"{path}:{number}: a second session line")
     if recording is None:
@@ -133,13 +267,32 @@ def read_recording(path: Path) -> Recording:
     return recording
 
 
+SESSION_TYPES: dict[str, tuple[type, ...]] = {
+    "version": (int,), "kernel": (str,), "mode": (str,), "scenario": (str, type(None)), "command": (list, type(None)),
+}
+
+
 def _session(number: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
     hooks = record.get("hooks")
     if not isinstance(record.get("started_ns"), int) or not isinstance(hooks, list):
         raise SyspathError(f"{path}:{number}: session line without started_ns or hooks")
+    for key, types in SESSION_TYPES.items():
+        if key in record and (not isinstance(record[key], types) or isinstance(record[key], bool)):
+            raise SyspathError(f"{path}:{number}: session field {key} is {type(record[key]).__name__}, "
+                               f"expected {' or '.join(t.__name__ for t in types)}")
+    if not all(isinstance(word, str) for word in record.get("command") or []):
+        raise SyspathError(f"{path}:{number}: session field command holds something other than strings")
     for hook in hooks:
         if not isinstance(hook, dict) or not all(isinstance(hook.get(k), str) for k in ("step", "hook", "status", "reason")):
             raise SyspathError(f"{path}:{number}: malformed hook entry {str(hook)[:60]!r}")
+    return record
+
+
+def _summary(number: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
+    for key in SUMMARY_KEYS[1:]:
+        value = record.get(key)
+        if key in record and (not isinstance(value, int) or isinstance(value, bool)):
+            raise SyspathError(f"{path}:{number}: summary field {key} is {type(value).__name__}, expected int")
     return record
 
 
@@ -150,12 +303,39 @@ EVENT_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_TEXT = (str, type(None))
+_NUMBER = (int, type(None))
+# The detail fields the views read, by shape: a type tuple, or ("list"|"dict", type tuple)
+# for the items or values. Fields not listed are shown as they are.
+DETAIL_SHAPES: dict[str, Any] = {
+    **{key: ("list", (str,)) for key in ("flags", "vm_flags", "prot")},
+    **{key: (int,) for key in ("index", "count", "depth")},         # computed with, never null
+    **{key: _NUMBER for key in ("child_tid", "child_tgid", "length", "scm_rights",
+                                "vmas_in_file_tree", "sig", "target_tid", "pfn")},
+    **{key: _TEXT for key in ("address", "vma", "sock", "peer", "name", "kind", "s_magic", "vm_file", "entry",
+                              "file_kind", "file_name", "f_op", "skb", "addr", "copy")},
+    "shared": ("dict", (bool,)), "parent": ("dict", _TEXT), "child": ("dict", _TEXT), "users": ("dict", _NUMBER),
+}
+
+
+def _fits(value: Any, shape: Any) -> bool:
+    if isinstance(shape, tuple) and shape and shape[0] in ("list", "dict"):
+        kind, items = shape
+        if not isinstance(value, list if kind == "list" else dict):
+            return False
+        return all(_fits(item, items) for item in (value if kind == "list" else value.values()))
+    return isinstance(value, shape) and (bool in shape or not isinstance(value, bool))
+
+
 def _event(number: int, record: dict[str, Any], path: Path) -> Event:
     for key, types in EVENT_TYPES.items():
         value = record.get(key)
-        if not isinstance(value, types) or isinstance(value, bool):
+        if not _fits(value, types):
             raise SyspathError(f"{path}:{number}: event field {key} is {type(value).__name__}, "
                                f"expected {' or '.join(t.__name__ for t in types)}")
+    for key, value in (record.get("detail") or {}).items():
+        if key in DETAIL_SHAPES and not _fits(value, DETAIL_SHAPES[key]):
+            raise SyspathError(f"{path}:{number}: event detail {key} has the wrong type ({json.dumps(value)[:40]})")
     return Event.from_record(record)
 
 

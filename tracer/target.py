@@ -17,14 +17,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from tracer.errors import SyspathError
 from tracer.observer import OutputLine
 from tracer.record import invoking_user
+from tracer.resources import scenario_dir
 from tracer.text import printable, printable_tree
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = scenario_dir()
 SCENARIOS = {"memfd-share": "memfd_share.py", "fork-vs-thread": "fork_vs_thread.py"}
 # The gate is the shell's stdin; the target gets /dev/null instead.
 GATE = 'read _; exec "$0" "$@" </dev/null'

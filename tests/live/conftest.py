@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,12 @@ def run_syspath(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[s
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A world-writable sticky directory anyone reaches, like /tmp."""
+    folder = Path(tempfile.mkdtemp(prefix="syspath-shared-", dir="/tmp"))
+    folder.chmod(0o1777)
+    yield folder
+    shutil.rmtree(folder)

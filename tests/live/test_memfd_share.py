@@ -101,9 +101,9 @@ def test_replay_reaches_the_same_finding(recorded: tuple[Any, list[dict], Path])
     assert finding and all(line in replayed.stdout for line in finding)
 
 
-def test_scenario_runs_as_the_invoking_user_not_root(tmp_path: Path) -> None:
+def test_scenario_runs_as_the_invoking_user_not_root(shared_dir: Path) -> None:
     nobody = pwd.getpwnam("nobody")
-    path = tmp_path / "rec.jsonl"
+    path = shared_dir / "rec.jsonl"                 # the recording is written as nobody: somewhere nobody may
     env = {**os.environ, "SUDO_UID": str(nobody.pw_uid), "SUDO_GID": str(nobody.pw_gid)}
     done = subprocess.run([sys.executable, "-m", "tracer", "run", "memfd-share", "--no-live", "--record",
                            str(path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)

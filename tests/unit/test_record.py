@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from tracer.errors import SyspathError
 from tracer.events import Event
-from tracer.record import RecordingWriter, read_recording
+from tracer.record import RecordingWriter, read_recording, write_user_file
 
 SESSION = {"type": "session", "version": 1, "kernel": "6.18", "mode": "auto", "scenario": "memfd-share",
            "command": None, "started_ns": 5, "hooks": [{"step": "memfd_create", "hook": "tp", "status": "attached",
@@ -27,7 +28,8 @@ def test_round_trip(tmp_path: Path) -> None:
     writer.write(SESSION)
     writer.write_event(sample_event())
     writer.write({"type": "summary", "events": 1, "lost": 0, "exit_code": 0, "duration_ns": 9})
-    assert not path.exists(), "the recording appears only when complete"
+    writer.flush()
+    assert len(path.read_text().splitlines()) == 3, "the recording is in place and flushed as it grows"
     writer.close()
     recording = read_recording(path)
     assert recording.session == SESSION
@@ -76,3 +78,65 @@ def test_reader_never_crashes_on_hostile_input(tmp_path_factory: pytest.TempPath
         read_recording(path)
     except SyspathError as error:
         assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("content, message", [
+    (json.dumps(SESSION).encode() + b"\n" + b'{"type":"event","comm":"\xff\xfe"}\n', r":2: not UTF-8 text \(byte 0xff"),
+    (json.dumps(SESSION).encode() + b"\n" + json.dumps(sample_event().as_record()).encode()[:30],
+     r":2: not JSON .*cut short"),
+    (json.dumps(SESSION).encode() + b'\n{"type":"summary","events":"many"}\n', ":2: summary field events is str"),
+    (json.dumps({**SESSION, "command": 5}).encode() + b"\n", ":1: session field command is int"),
+    (json.dumps({**SESSION, "command": ["a", 1]}).encode() + b"\n", ":1: session field command holds"),
+    (json.dumps(SESSION).encode() + b"\n" + json.dumps({**sample_event().as_record(), "detail": {"flags": 7}}).encode()
+     + b"\n", ":2: event detail flags has the wrong type"),
+    (json.dumps(SESSION).encode() + b"\n" + json.dumps({**sample_event().as_record(),
+                                                          "detail": {"shared": {"mm": "yes"}}}).encode() + b"\n",
+     ":2: event detail shared has the wrong type"),
+    (json.dumps(SESSION).encode() + b'\n{"type":"event","ts_ns":' + b"9" * 5000 + b"}\n", ":2: not JSON syspath can read"),
+    (json.dumps(SESSION).encode() + b"\n" + b"[" * 100000 + b"\n", ":2: not JSON"),
+])
+def test_any_corruption_names_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(SyspathError, match=f"^{path}{message}"):
+        read_recording(path)
+
+
+def test_a_recording_cut_before_its_summary_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "killed.jsonl"
+    path.write_text(json.dumps(SESSION) + "\n" + json.dumps(sample_event().as_record()) + "\n")
+    recording = read_recording(path)
+    assert recording.events == [sample_event()] and recording.summary is None
+
+
+def test_a_planted_temporary_name_is_never_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first name the writer tries is a planted link to a victim: O_EXCL refuses it,
+    the next name is used, and the victim is untouched."""
+    victim = tmp_path / "victim"
+    victim.write_text("secret")
+    names = iter(["planted", "fresh01", "fresh02", "fresh03"])
+    monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+    (tmp_path / ".r.jsonl.planted.tmp").symlink_to(victim)
+    (tmp_path / "r.jsonl").symlink_to(victim)             # the final name planted too: replaced, not followed
+    writer = RecordingWriter(tmp_path / "r.jsonl")
+    writer.write(SESSION)
+    writer.close()
+    assert victim.read_text() == "secret"
+    assert not (tmp_path / "r.jsonl").is_symlink() and read_recording(tmp_path / "r.jsonl").session == SESSION
+    write_user_file(tmp_path / "r.jsonl", "export")        # an export renames over it in one step
+    assert (tmp_path / "r.jsonl").read_text() == "export" and victim.read_text() == "secret"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.jsonl.planted.tmp", "r.jsonl", "victim"]
+
+
+def test_replay_shows_recorded_text_as_the_live_run_did(tmp_path: Path) -> None:
+    """The decoder escaped the comm when it recorded it: the reader does not escape it twice.
+    Raw control characters (a hand-made file) are escaped."""
+    shown_live = "\\e]0;OWNED\\x07[red]"
+    hostile = "\x1b]0;OWNED\x07[red]"
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in (
+        SESSION, {**sample_event().as_record(), "comm": shown_live},
+        {**sample_event().as_record(), "comm": hostile, "detail": {"name": "a\\b\x9b"}})) + "\n")
+    first, second = read_recording(path).events
+    assert first.comm == shown_live
+    assert second.comm == shown_live and second.detail["name"] == "a\\\\b\\x9b"

@@ -8,15 +8,15 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.panel import Panel
 from rich.text import Text
 
 from tracer.events import Event, in_call_order
+from tracer.resources import scenario_dir
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIO_DIR = scenario_dir()
 
 
 @functools.cache
