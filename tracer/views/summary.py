@@ -3,27 +3,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from tracer.findings import Findings, Holder, NewTask, SharedFile, StructureRow
+from tracer.views.hooks import hook_line, kernel_line, session_title
 
 SHOWN_FINDINGS = 3
 STATUS_STYLES = {"attached": "green", "fallback": "yellow", "unavailable": "red"}
 
 
 def hooks_table(header: dict[str, Any]) -> Table:
-    title = (f"kernel {header.get('kernel')}  mode {header.get('mode')}  "
-             f"{header.get('scenario') or ' '.join(header.get('command') or [])}")
-    table = Table(title=title, expand=True, title_justify="left")
-    for column in ("step", "hook", "status", "why"):
-        table.add_column(column, overflow="fold", no_wrap=column != "why")
-    for hook in header.get("hooks", []):
-        status = hook.get("status", "")
-        table.add_row(hook.get("step", ""), hook.get("hook", "") or "-",
-                      Text(status, style=STATUS_STYLES.get(status, "")), hook.get("reason", ""))
+    """The kernel's verdict once, in the title; then one line per step (the reading cut with an
+    ellipsis at narrow widths: it is prose; step and hook names are never cut)."""
+    table = Table(title=f"{session_title(header)}\n{kernel_line(header)}", expand=True, title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("step", no_wrap=True)
+    table.add_column("hook", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("reads", no_wrap=True, overflow="ellipsis", ratio=1)
+    for line in map(hook_line, header.get("hooks", [])):
+        table.add_row(line.step, line.hook, Text(line.status, style=STATUS_STYLES.get(line.status, "")),
+                      Text(line.reads, style="dim"))
     return table
 
 
