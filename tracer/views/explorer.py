@@ -18,6 +18,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
@@ -114,6 +115,7 @@ class Explorer(App[None]):
         self.rows: dict[str, Event] = {}
         self.shown_objects = -1
         self.shared_files: set[str] = set()
+        self.told_done = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="top")
@@ -125,10 +127,10 @@ class Explorer(App[None]):
                     with VerticalScroll(id="details"):
                         yield Static(Text("select an event"), id="detail")
             with TabPane("objects", id="objects"):
-                with VerticalScroll():
+                with VerticalScroll(id="objects-view"):
                     yield Static(id="essentials")
             with TabPane("hooks & steps", id="kernel"):
-                with VerticalScroll():
+                with VerticalScroll(id="kernel-view"):
                     yield Static(id="hooks")
         yield Static(id="status")
         yield Footer()
@@ -146,6 +148,12 @@ class Explorer(App[None]):
         return self.feed.findings.started_ns
 
     def refresh_from_feed(self) -> None:
+        try:
+            self.read_feed()
+        except NoMatches:           # the timer fired while the app was being torn down
+            pass
+
+    def read_feed(self) -> None:
         if self.feed.failed is not None:
             self.exit()
             return
@@ -159,6 +167,11 @@ class Explorer(App[None]):
         self.show_status()
         if fresh or missed or self.shown_objects < 0:
             self.show_findings()
+        if self.feed.done and not self.told_done:
+            self.told_done = True
+            self.show_findings()
+            if self.shared_files or self.feed.findings.new_tasks.count:
+                self.action_tab("objects")          # the run is over: what it proved, first
 
     def add_rows(self, events: list[Event]) -> None:
         table = self.query_one("#events", DataTable)
@@ -209,7 +222,7 @@ class Explorer(App[None]):
     def show_status(self) -> None:
         pause, done = self.feed.pause, self.feed.done
         if pause:
-            text = Text(f"next, in the {pause.role}: {pause.next_step}  ({pause.how}; space goes on)",
+            text = Text(f"next, in the {pause.role}: {pause.next_step}  ({pause.how})",
                         style="bold yellow")
         elif done:
             lost, code = done
@@ -255,7 +268,7 @@ class Explorer(App[None]):
         pick: dict[str, Callable[[], Filters]] = {
             "pid": lambda: replace(self.filters, pid=None if self.filters.pid == event.pid else event.pid),
             "step": lambda: replace(self.filters, step=None if self.filters.step else event.step),
-            "file": lambda: replace(self.filters, file=None if self.filters.file else event.file),
+            "file": lambda: Filters() if self.filters.file else Filters(file=event.file),   # its whole life
         }
         self.set_filters(pick[what]())
 
@@ -279,7 +292,9 @@ class Explorer(App[None]):
             self.query_one("#events", DataTable).focus()
 
     def action_tab(self, tab: str) -> None:
+        # focus follows the tab: a focused widget in another pane would bring its pane back
         self.query_one(TabbedContent).active = tab
+        self.query_one("#events" if tab == "timeline" else f"#{tab}-view").focus()
 
     def action_follow(self) -> None:
         table = self.query_one("#events", DataTable)

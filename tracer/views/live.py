@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.panel import Panel
 from rich.text import Text
 
 from tracer.events import Event, in_call_order
@@ -21,7 +22,7 @@ from tracer.views.timeline import timeline_table
 def essentials(findings: Findings) -> Group:
     """What the run proved: the object view (or each new task's table) and the findings."""
     parts: list[RenderableType] = [*object_panels(findings.shared_files(), findings.shared_count),
-                                   *clone_tables(findings), findings_panel(findings)]
+                                   *clone_tables(findings), findings_panel(findings, output=False)]
     return Group(*parts)
 
 
@@ -35,6 +36,8 @@ def final_screen(findings: Findings, follow: bool = False) -> Group:
                                    narration_panel(findings.first_events_by_step(), findings.header)]
     if follow:
         parts += life_story_panels(findings)
+    if findings.output_lines:
+        parts.append(Panel(Text("\n".join(findings.output_lines)), title="program output", border_style="dim"))
     return Group(*parts, essentials(findings))
 
 

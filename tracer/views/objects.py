@@ -55,10 +55,8 @@ def stacked(story: SharedFile) -> Group:
         return Text.assemble(owner_column(role, holder, left=True).plain.replace("──►", arrow).rstrip("\n"),
                              style="bold" if role == "sender" else "")
 
-    parts: list[RenderableType] = [owner("sender", story.creator, "──┐"), Text("   ▼ both point at", style="cyan"),
-                                   file_box(story)]
-    for holder in story.receivers:
-        parts += [Text("   ▲ both point at", style="cyan"), owner("receiver", holder, "──┘")]
+    parts: list[RenderableType] = [owner("sender", story.creator, "──▼"), file_box(story)]
+    parts += [owner("receiver", holder, "──▲") for holder in story.receivers]
     return Group(*parts)
 
 

@@ -49,7 +49,8 @@ def finding_lines(story: SharedFile) -> list[str]:
     lines.append("  different fd numbers, same kernel object" if len(fds) > 1
                  else "  same fd number by chance; what they share is the kernel object")
     if story.refcounts:
-        counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in story.refcounts)
+        changes = [change for i, change in enumerate(story.refcounts) if i == 0 or change[2] != story.refcounts[i - 1][2]]
+        counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in changes)
         lines.append(f"  refcount: {counts}")
     return lines
 
@@ -99,9 +100,9 @@ def conclusion_lines(findings: Findings, clones: bool = True) -> list[str]:
     return lines + lost_lines(findings.lost)
 
 
-def findings_panel(findings: Findings) -> Panel:
+def findings_panel(findings: Findings, output: bool = True) -> Panel:
     body: list[RenderableType] = [Text("\n".join(conclusion_lines(findings, clones=False)))]
-    if findings.output_lines:
+    if output and findings.output_lines:
         body.append(Text("\n".join(findings.output_lines), style="dim"))
-    body.append(Text(f"{findings.events} events, {findings.lost} lost", style="dim"))
-    return Panel(Group(*body), title="what the kernel did", border_style="red" if findings.lost else "green")
+    return Panel(Group(*body), title="what the kernel did", subtitle=f"{findings.events} events, {findings.lost} lost",
+                 border_style="red" if findings.lost else "green")
