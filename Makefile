@@ -7,7 +7,10 @@ SYSPY    := /usr/bin/python3
 # gcc for the benchmark's workload and the tests' C program.
 APT_PACKAGES := bpfcc-tools python3-bpfcc bpftool python3-venv qemu-system-x86 busybox-static strace bpftrace gcc libc6-dev
 
-.PHONY: setup apt-packages root demo test test-vm bench clean
+# test-only: chromium opens the HTML report headless (tests/unit/test_screens.py)
+TEST_APT_PACKAGES := chromium
+
+.PHONY: setup apt-packages test-packages root demo test test-vm bench clean
 
 setup: $(VENV)/.installed
 	@$(PY) -m tracer.headers
@@ -19,6 +22,10 @@ apt-packages: root
 	if [ "$$installed" -ne $(words $(APT_PACKAGES)) ]; then \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
+
+test-packages: root
+	@dpkg-query -W -f='$${Status}\n' $(TEST_APT_PACKAGES) 2>/dev/null | grep -q 'ok installed' || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TEST_APT_PACKAGES)
 
 root:
 	@[ "$$(id -u)" -eq 0 ] || { echo "run as root: sudo make $(MAKECMDGOALS)" >&2; exit 2; }
@@ -32,7 +39,7 @@ demo: setup
 	$(VENV)/bin/syspath run memfd-share
 
 # unit + live on this kernel; the VM tier (tests/vm) runs when qemu can, else says why
-test: setup
+test: setup test-packages
 	$(PY) -m pytest tests -ra
 
 test-vm: setup

@@ -24,8 +24,8 @@ def owner_column(role: str, holder: Holder, left: bool) -> Text:
     lines.append(point(f"fd {holder.fd} (fd table)") + "\n", style="cyan")
     if holder.address:
         flags = "|".join(f for f in holder.vm_flags if "SHARE" in f) or "?"
-        lines.append(point(f"vma {holder.vma or '?'} @ {holder.address} {flags} (vm_file)") + "\n",
-                     style="magenta")
+        lines.append(point(f"vma {holder.vma or '?'} (vm_file)") + "\n", style="magenta")
+        lines.append(f"@ {holder.address} {flags}\n", style="magenta")
     return lines
 
 
@@ -50,14 +50,17 @@ def side_by_side(story: SharedFile) -> Table:
 
 
 def stacked(story: SharedFile) -> Group:
-    """Owners above and below the file, for terminals too narrow for the three columns."""
+    """Owners above and below the file, two lines each, for terminals too narrow for three columns."""
     def owner(role: str, holder: Holder, arrow: str) -> Text:
-        return Text.assemble(owner_column(role, holder, left=True).plain.replace("──►", arrow).rstrip("\n"),
-                             style="bold" if role == "sender" else "")
+        text = Text(f"{role}: {holder.comm}  pid {holder.pid}  tgid {holder.tgid}  ", style="bold")
+        text.append(f"fd {holder.fd} (fd table) {arrow}", style="cyan")
+        if holder.address:
+            flags = "|".join(f for f in holder.vm_flags if "SHARE" in f) or "?"
+            text.append(f"\nvma {holder.vma or '?'} (vm_file) {arrow} @ {holder.address} {flags}", style="magenta")
+        return text
 
-    parts: list[RenderableType] = [owner("sender", story.creator, "──▼"), file_box(story)]
-    parts += [owner("receiver", holder, "──▲") for holder in story.receivers]
-    return Group(*parts)
+    return Group(owner("sender", story.creator, "──▼"), file_box(story),
+                 *(owner("receiver", holder, "──▲") for holder in story.receivers))
 
 
 class ObjectView:
