@@ -88,7 +88,7 @@ def test_step_mode_is_a_key_and_the_finished_run_opens_on_the_objects() -> None:
         feed.paused("sender", "memfd_create(\"syspath-demo\")", "press space")
         app = Explorer(feed, live=True)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause(0.2)
+            await pilot.pause(0.5)
             assert "next, in the sender: memfd_create" in str(app.query_one("#status", Static).render())
             assert not feed.ready()
             await pilot.press("space")
@@ -97,7 +97,10 @@ def test_step_mode_is_a_key_and_the_finished_run_opens_on_the_objects() -> None:
             for event in recording.events:
                 feed.event(event)
             feed.finished(0, 0)
-            await pilot.pause(0.3)
+            for _ in range(50):                       # the app reads the feed on its own clock
+                await pilot.pause(0.1)
+                if app.query_one(TabbedContent).active == "objects":
+                    break
             assert app.query_one(TabbedContent).active == "objects"
             assert "done: exit 0, 10 events, 0 lost" in str(app.query_one("#status", Static).render())
     asyncio.run(drive())

@@ -245,8 +245,9 @@ class Explorer(App[None]):
     # selection
     def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
         event = self.rows.get(str(message.row_key.value))
-        if event is not None:
-            self.query_one("#detail", Static).update(details_text(event, self.feed))
+        details = self.query("#detail")
+        if event is not None and details:           # none while the app is torn down
+            details.first(Static).update(details_text(event, self.feed))
 
     def selected(self) -> Event | None:
         table = self.query_one("#events", DataTable)
