@@ -13,6 +13,7 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.live.conftest import REPO
@@ -60,35 +61,37 @@ class Screen:
         return False
 
 
-def test_run_in_the_explorer_steps_by_key_then_quits(tmp_path: Path) -> None:
-    recording = tmp_path / "explored.jsonl"
+def stepped_run(recording: Path, drive: Callable[[subprocess.Popen[bytes], int, Screen], int]) -> dict:
+    """`run memfd-share --step` on a pty, driven until it exits; the recording's summary."""
     process, master = on_a_terminal("run", "memfd-share", "--step", "--record", str(recording))
     screen = Screen(master)
     try:
         assert screen.wait_for("press space")
+        assert drive(process, master, screen) == process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    summary = read_recording(recording).summary
+    assert summary is not None
+    return summary
+
+
+def test_run_in_the_explorer_steps_by_key_then_quits(tmp_path: Path) -> None:
+    def steps_then_quit(process: subprocess.Popen[bytes], master: int, screen: Screen) -> int:
         for _ in range(8):
             os.write(master, b" ")
             time.sleep(1)
         assert screen.wait_for("done: exit 0")
         os.write(master, b"q")
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    summary = read_recording(recording).summary
-    assert summary is not None and summary["exit_code"] == 0 and summary["events"] >= 8
+        return 0
+
+    summary = stepped_run(tmp_path / "explored.jsonl", steps_then_quit)
+    assert summary["exit_code"] == 0 and summary["events"] >= 8
 
 
 def test_sigterm_in_the_explorer_detaches_and_ends_the_recording(tmp_path: Path) -> None:
-    recording = tmp_path / "cut.jsonl"
-    process, master = on_a_terminal("run", "memfd-share", "--step", "--record", str(recording))
-    screen = Screen(master)
-    try:
-        assert screen.wait_for("press space")
+    def terminate(process: subprocess.Popen[bytes], master: int, screen: Screen) -> int:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 143
-    finally:
-        if process.poll() is None:
-            process.kill()
-    summary = read_recording(recording).summary
-    assert summary is not None and summary["exit_code"] == 143
+        return 143
+
+    assert stepped_run(tmp_path / "cut.jsonl", terminate)["exit_code"] == 143

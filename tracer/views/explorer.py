@@ -87,7 +87,6 @@ class Explorer(App[None]):
     TabbedContent { height: 1fr; }
     #status { height: auto; background: $boost; padding: 0 1; }
     #search { display: none; height: 3; }
-    #search.shown { display: block; }
     #events { height: 1fr; }
     #details { height: 40%; border-top: solid $secondary; padding: 0 1; }
     """
@@ -278,18 +277,18 @@ class Explorer(App[None]):
 
     def action_search(self) -> None:
         search = self.query_one("#search", Input)
-        search.add_class("shown")
+        search.display = True
         search.focus()
 
     def on_input_submitted(self, message: Input.Submitted) -> None:
-        message.input.remove_class("shown")
+        message.input.display = False
         self.set_filters(replace(self.filters, text=message.value.strip()))
         self.query_one("#events", DataTable).focus()
 
     def on_key(self, key: object) -> None:
         search = self.query_one("#search", Input)
         if getattr(key, "key", "") == "escape" and search.has_focus:
-            search.remove_class("shown")
+            search.display = False
             self.query_one("#events", DataTable).focus()
 
     def action_tab(self, tab: str) -> None:
