@@ -20,7 +20,8 @@ TEST_PACKAGES := 'gcc+libc6-dev=the C test programs and the benchmark workload' 
                  'strace=the benchmark'"'"'s strace comparison' \
                  'bpftrace=the benchmark'"'"'s bpftrace comparison' \
                  'bpftool|linux-tools-common+linux-tools-$(shell uname -r)=the BTF cross-check and the probe-leak test' \
-                 'qemu-system-x86+busybox-static=the VM tier (kprobe and fentry on a distro kernel)'
+                 'qemu-system-x86+busybox-static=the VM tier (kprobe and fentry on a distro kernel)' \
+                 'chromium=the HTML report opened in a headless browser (tests/unit/test_screens.py)'
 
 # sh -c "$$APT" apt need|want ITEM...: install what is missing. `need`: exit 2 when it
 # cannot; `want`: say in one line what is lost and go on.

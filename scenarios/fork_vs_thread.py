@@ -160,14 +160,41 @@ def linuxthreads_step(workdir: str, limit: int) -> None:
         report("linuxthreads", f"clone() failed: {os.strerror(ctypes.get_errno())}", error=True)
         return
     try:
+        in_pause = wait_until_paused(task)
         observe_linuxthreads_task(task, workdir, limit)
     finally:
         os.kill(task, signal.SIGUSR1)       # its pid names that task alone: it returns from pause()
-        _, status = os.waitpid(task, 0)
+        status = reap(task)
     report("linuxthreads", f"kill({task}, SIGUSR1) reached that task alone: it left pause() and exited "
            f"({os.waitstatus_to_exitcode(status)}); the process {os.getpid()} goes on",
-           sig=int(signal.SIGUSR1), target=task, child=task)
+           sig=int(signal.SIGUSR1), target=task, child=task, was_paused=in_pause)
     del stack
+
+
+def wait_until_paused(task: int) -> bool:
+    """A signal that arrives before the task reaches pause() would be handled and forgotten,
+    and pause() would then wait for ever: wait until /proc says it sleeps in pause."""
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{task}/syscall").read_text().split()[0] == str(SYS_PAUSE):
+                return True
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.001)
+    return False
+
+
+def reap(task: int) -> int:
+    """The task's wait status; SIGKILL if it did not leave pause() (it must not outlive us)."""
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while time.monotonic() < deadline:
+        found, status = os.waitpid(task, os.WNOHANG)
+        if found:
+            return status
+        time.sleep(0.01)
+    os.kill(task, signal.SIGKILL)
+    return os.waitpid(task, 0)[1]
 
 
 def observe_linuxthreads_task(task: int, workdir: str, limit: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
-from tracer.events import Event
+from tracer.events import Event, in_call_order
 from tracer.findings import Findings
 from tracer.observer import Observer, Observers
 from tracer.target import SCENARIOS
@@ -92,7 +92,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--follow-file", action="store_true",
                         help="tell the life story of each memfd's struct file, across processes")
     parser.add_argument("--export-svg", type=Path, metavar="F.svg", help="save the final screen as SVG")
-    parser.add_argument("--export-html", type=Path, metavar="F.html", help="save the final screen as HTML")
+    parser.add_argument("--export-html", type=Path, metavar="F.html",
+                        help="save an interactive report (one file, opens offline): diagram, timeline, paths")
     parser.add_argument("--chrome-trace", type=Path, metavar="F.json",
                         help="save the events in Trace Event Format (Perfetto, chrome://tracing)")
 
@@ -180,49 +181,81 @@ def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
 
 
 class EventList(Observer):
-    """Every event, for the one output that needs them all at the end (the Chrome trace)."""
+    """The events for the outputs written at the end: every one for the Chrome trace, the
+    first SHOWN_EVENTS for the HTML report alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self.events: list[Event] = []
+        self.limit = limit
 
     def event(self, event: Event) -> None:
-        self.events.append(event)
+        if self.limit is None or len(self.events) < self.limit:
+            self.events.append(event)
 
 
-def views_for(args: argparse.Namespace, findings: Findings, live: Observer | None) -> tuple[Observers, EventList | None]:
-    """The findings model first (the views read it), then the screen or the plain lines."""
+def event_list(args: argparse.Namespace) -> EventList | None:
+    from tracer.views.report import SHOWN_EVENTS
+
+    if args.chrome_trace:
+        return EventList()
+    return EventList(SHOWN_EVENTS) if args.export_html else None
+
+
+def interactive(args: argparse.Namespace) -> bool:
+    """The explorer owns the terminal when there is one both ways and --no-live was not asked."""
+    return not args.no_live and sys.stdout.isatty() and sys.stdin.isatty()
+
+
+def views_for(args: argparse.Namespace, findings: Findings) -> tuple[Observers, EventList | None]:
+    """The findings model first (the views read it), then the plain lines if asked for."""
     from tracer.views.plain import PlainView
 
-    kept = EventList() if args.chrome_trace else None
-    screen = PlainView(findings, sys.stdout, follow=args.follow_file) if args.no_live else live
+    kept = event_list(args)
+    screen = PlainView(findings, sys.stdout, follow=args.follow_file) if args.no_live else None
     return Observers(*(o for o in (findings, screen, kept) if o is not None)), kept
 
 
 def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace) -> int:
     from tracer.session import Pacing, Session
     from tracer.target import scenario_command
-    from tracer.views.live import LiveView
 
     if scenario:
         scenario_command(scenario)              # unknown scenario: exit 2 before loading anything
     check_outputs(args)
     if args.step and not sys.stdin.isatty():
         raise SyspathError("--step waits for Enter on a terminal; without one, use --pace SECONDS")
-    pacing = Pacing(None) if args.step else Pacing(args.pace) if args.pace else None
     findings = Findings()
-    live = None if args.no_live else LiveView(console(), findings)
-    observers, kept = views_for(args, findings, live)
-    try:
+    if interactive(args):
+        result, events = explore_session(scenario, command, args, findings)
+    else:
+        pacing = Pacing(None) if args.step else Pacing(args.pace) if args.pace else None
+        observers, kept = views_for(args, findings)
         result = Session(scenario, command, args.mode, args.record, observers, pacing).run()
-    finally:
-        if live is not None:
-            live.stop()
+        events = kept.events if kept else []
     if result.startup:
         print(f"syspath: {result.startup.line()}", file=sys.stderr)
-    show(findings, args, kept.events if kept else [])
+    show(findings, args, events, explored=interactive(args))
     if scenario:
         return 0 if result.exit_code == 0 else 1
     return result.exit_code
+
+
+def explore_session(scenario: str | None, command: list[str], args: argparse.Namespace,
+                    findings: Findings) -> tuple[Any, list[Event]]:
+    """The session in a worker thread, the explorer on the terminal; --step/--pace are keys there."""
+    from tracer.preflight import preflight
+    from tracer.session import Pacing, Session
+    from tracer.views.explorer import run_explorer
+    from tracer.views.feed import Feed
+
+    preflight()                                 # not root, no bcc: one line before the screen opens
+    feed = Feed(findings)
+    pacing = (Pacing(args.pace, ready=feed.ready, key="space", resumed=feed.resumed)
+              if args.step or args.pace else None)
+    kept = event_list(args)
+    observer = Observers(feed, kept) if kept else feed
+    session = Session(scenario, command, args.mode, args.record, observer, pacing)
+    return run_explorer(feed, session.run, live=True), kept.events if kept else []
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -234,24 +267,24 @@ def check_outputs(args: argparse.Namespace) -> None:
             ensure_writable(getattr(args, option), what)
 
 
-def show(findings: Findings, args: argparse.Namespace, events: list[Event]) -> None:
-    """The final screen (the plain lines were written as the events came), then the exports asked for."""
+def show(findings: Findings, args: argparse.Namespace, events: list[Event], explored: bool = False) -> None:
+    """The final screen (after the explorer: its essentials only, to stay in the terminal),
+    then the exports asked for."""
     from tracer.record import chrome_trace, write_user_file
-    from tracer.views.live import final_screen
+    from tracer.views.live import essentials, final_screen
 
-    if not args.no_live or args.export_svg or args.export_html:
-        screen = final_screen(findings, follow=args.follow_file)
-        if not args.no_live:
-            console().print(screen)
-        if args.export_svg or args.export_html:
-            recorder = console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
-            recorder.print(screen)
-            header = findings.header
-            title = f"syspath {header.get('scenario') or ' '.join(header.get('command') or [])}"
-            if args.export_svg:
-                write_user_file(args.export_svg, recorder.export_svg(title=title, clear=False))
-            if args.export_html:
-                write_user_file(args.export_html, recorder.export_html(clear=False))
+    if not args.no_live:
+        console().print(essentials(findings) if explored else final_screen(findings, follow=args.follow_file))
+    if args.export_svg:
+        recorder = console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
+        recorder.print(final_screen(findings, follow=args.follow_file))
+        header = findings.header
+        title = f"syspath {header.get('scenario') or ' '.join(header.get('command') or [])}"
+        write_user_file(args.export_svg, recorder.export_svg(title=title, clear=False))
+    if args.export_html:
+        from tracer.views.report import html_report
+
+        write_user_file(args.export_html, html_report(findings, events or findings.timeline.first))
     if args.chrome_trace:
         write_user_file(args.chrome_trace, json.dumps(chrome_trace(findings.header, events)))
 
@@ -262,17 +295,42 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
 
     check_outputs(args)
     recording = read_recording(path)
-    findings = Findings()
-    observers, kept = views_for(args, findings, None)
-    observers.started(recording.session)
-    for event in recording.events:
-        observers.event(event)
     summary = recording.summary or {}
     if recording.summary is None:
         print(f"syspath: {path} has no summary line: the tracer stopped early (killed?); "
               "showing the events it had written", file=sys.stderr)
-    if args.speed and not args.no_live:
-        replay_live(findings, recording.events, args.speed, console())
-    observers.finished(int(summary.get("lost", 0)), int(summary.get("exit_code", -1)))
-    show(findings, args, kept.events if kept else [])
+    lost, exit_code = int(summary.get("lost", 0)), int(summary.get("exit_code", -1))
+    findings = Findings()
+    if interactive(args):
+        from tracer.views.explorer import run_explorer
+        from tracer.views.feed import Feed
+
+        feed = Feed(findings)
+        run_explorer(feed, lambda: play(feed, recording.session, recording.events, args.speed, lost, exit_code),
+                     live=False)
+    else:
+        observers, _ = views_for(args, findings)
+        observers.started(recording.session)
+        for event in recording.events:
+            observers.event(event)
+        if args.speed and not args.no_live:
+            replay_live(findings, recording.events, args.speed, console())
+        observers.finished(lost, exit_code)
+    show(findings, args, recording.events, explored=interactive(args))
     return 0
+
+
+def play(feed: Observer, header: dict[str, Any], events: list[Event], speed: float | None,
+         lost: int, exit_code: int) -> None:
+    """A recording told to the explorer, at its recorded pace times `speed` (or at once)."""
+    import time
+
+    feed.started(header)
+    previous: int | None = None
+    for event in in_call_order(events) if speed else events:
+        if speed and previous is not None:
+            time.sleep(max(0.0, (event.ts_ns - previous) / 1e9 / speed))
+        previous = event.ts_ns
+        feed.tick()
+        feed.event(event)
+    feed.finished(lost, exit_code)

@@ -30,24 +30,33 @@ DECODE_SLICE_S = 0.02     # decoding between two takes, while the program runs
 
 @dataclass(frozen=True)
 class Pacing:
-    """--step (wait for Enter) or --pace SECONDS before each step of the scenario."""
+    """--step (wait for a go) or --pace SECONDS before each step of the scenario. The go is
+    a line on stdin, unless `ready` says it (the explorer owns the terminal: a key there)."""
 
-    seconds: float | None = None      # None: wait for Enter
+    seconds: float | None = None      # None: wait for the go
+    ready: Callable[[], bool] | None = None
+    key: str = "Enter"
+    resumed: Callable[[], None] = lambda: None
 
     def wait(self, keep_polling: Callable[[], None]) -> None:
         deadline = time.monotonic() + (self.seconds or 0)
         while True:
             keep_polling()
-            if self.seconds is not None:
-                if time.monotonic() >= deadline:
-                    return
-            elif select.select([sys.stdin], [], [], 0)[0]:
-                sys.stdin.readline()
+            if self._go() or (self.seconds is not None and time.monotonic() >= deadline):
+                self.resumed()
                 return
+
+    def _go(self) -> bool:
+        if self.ready is not None:
+            return self.ready()
+        if self.seconds is None and select.select([sys.stdin], [], [], 0)[0]:
+            sys.stdin.readline()
+            return True
+        return False
 
     @property
     def how(self) -> str:
-        return "press Enter" if self.seconds is None else f"in {self.seconds:g} s"
+        return f"press {self.key}" if self.seconds is None else f"in {self.seconds:g} s"
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -24,8 +24,8 @@ def owner_column(role: str, holder: Holder, left: bool) -> Text:
     lines.append(point(f"fd {holder.fd} (fd table)") + "\n", style="cyan")
     if holder.address:
         flags = "|".join(f for f in holder.vm_flags if "SHARE" in f) or "?"
-        lines.append(point(f"vma {holder.vma or '?'} @ {holder.address} {flags} (vm_file)") + "\n",
-                     style="magenta")
+        lines.append(point(f"vma {holder.vma or '?'} (vm_file)") + "\n", style="magenta")
+        lines.append(f"@ {holder.address} {flags}\n", style="magenta")
     return lines
 
 
@@ -39,7 +39,7 @@ def file_box(story: SharedFile) -> Panel:
     return Panel(body, title="struct file", border_style="green", expand=False)
 
 
-def object_view(story: SharedFile) -> Table:
+def side_by_side(story: SharedFile) -> Table:
     grid = Table.grid(padding=(0, 1), expand=False)
     grid.add_column(justify="right")
     grid.add_column(justify="center", vertical="middle")
@@ -47,6 +47,41 @@ def object_view(story: SharedFile) -> Table:
     receivers = Group(*(owner_column("receiver", holder, left=False) for holder in story.receivers))
     grid.add_row(owner_column("sender", story.creator, left=True), file_box(story), receivers)
     return grid
+
+
+def stacked(story: SharedFile) -> Group:
+    """Owners above and below the file, two lines each, for terminals too narrow for three columns."""
+    def owner(role: str, holder: Holder, arrow: str) -> Text:
+        text = Text(f"{role}: {holder.comm}  pid {holder.pid}  tgid {holder.tgid}  ", style="bold")
+        text.append(f"fd {holder.fd} (fd table) {arrow}", style="cyan")
+        if holder.address:
+            flags = "|".join(f for f in holder.vm_flags if "SHARE" in f) or "?"
+            text.append(f"\nvma {holder.vma or '?'} (vm_file) {arrow} @ {holder.address} {flags}", style="magenta")
+        return text
+
+    return Group(owner("sender", story.creator, "──▼"), file_box(story),
+                 *(owner("receiver", holder, "──▲") for holder in story.receivers))
+
+
+class ObjectView:
+    """fd -> struct file <- fd: side by side where it fits, else stacked; never cropped."""
+
+    def __init__(self, story: SharedFile) -> None:
+        self.story = story
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        story = self.story
+        parts = [owner_column("sender", story.creator, left=True), file_box(story),
+                 *(owner_column("receiver", holder, left=False) for holder in story.receivers)]
+        widths = [console.measure(part, options=options.update(width=10_000)).maximum for part in parts]
+        if widths[0] + widths[1] + max(widths[2:], default=0) + 2 <= options.max_width:
+            yield side_by_side(story)
+        else:
+            yield stacked(self.story)
+
+
+def object_view(story: SharedFile) -> ObjectView:
+    return ObjectView(story)
 
 
 SHOWN_OBJECTS = 2

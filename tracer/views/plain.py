@@ -14,6 +14,7 @@ from tracer.events import Event
 from tracer.findings import Findings
 from tracer.observer import Observer
 from tracer.views.follow import life_story_lines
+from tracer.views.hooks import hook_line, kernel_line
 from tracer.views.narration import first_narrations
 from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
@@ -62,9 +63,10 @@ def narration_lines(events: Sequence[Event], header: dict[str, Any]) -> list[str
 
 def header_lines(header: dict[str, Any]) -> list[str]:
     lines = [f"syspath: kernel {header.get('kernel')}, mode {header.get('mode')}, "
-             f"{header.get('scenario') or ' '.join(header.get('command') or [])}"]
-    lines += [f"hook {hook['step']}: {hook['hook'] or '-'} [{hook['status']}] {hook['reason']}"
-              for hook in header.get("hooks", [])]
+             f"{header.get('scenario') or ' '.join(header.get('command') or [])}",
+             f"kernel: {kernel_line(header)}"]
+    lines += [f"hook {line.step}: {line.hook} [{line.status}] {line.reads}"
+              for line in map(hook_line, header.get("hooks", []))]
     return lines + ["", "\t".join(TIMELINE_COLUMNS)]
 
 

@@ -3,27 +3,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from tracer.findings import Findings, Holder, NewTask, SharedFile, StructureRow
+from tracer.views.hooks import hook_line, kernel_line, session_title
 
 SHOWN_FINDINGS = 3
 STATUS_STYLES = {"attached": "green", "fallback": "yellow", "unavailable": "red"}
 
 
 def hooks_table(header: dict[str, Any]) -> Table:
-    title = (f"kernel {header.get('kernel')}  mode {header.get('mode')}  "
-             f"{header.get('scenario') or ' '.join(header.get('command') or [])}")
-    table = Table(title=title, expand=True, title_justify="left")
-    for column in ("step", "hook", "status", "why"):
-        table.add_column(column, overflow="fold", no_wrap=column != "why")
-    for hook in header.get("hooks", []):
-        status = hook.get("status", "")
-        table.add_row(hook.get("step", ""), hook.get("hook", "") or "-",
-                      Text(status, style=STATUS_STYLES.get(status, "")), hook.get("reason", ""))
+    """The kernel's verdict once, in the title; then one line per step (the reading cut with an
+    ellipsis at narrow widths: it is prose; step and hook names are never cut)."""
+    table = Table(title=f"{session_title(header)}\n{kernel_line(header)}", expand=True, title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("step", no_wrap=True)
+    table.add_column("hook", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("reads", no_wrap=True, overflow="ellipsis", ratio=1)
+    for line in map(hook_line, header.get("hooks", [])):
+        table.add_row(line.step, line.hook, Text(line.status, style=STATUS_STYLES.get(line.status, "")),
+                      Text(line.reads, style="dim"))
     return table
 
 
@@ -45,7 +49,8 @@ def finding_lines(story: SharedFile) -> list[str]:
     lines.append("  different fd numbers, same kernel object" if len(fds) > 1
                  else "  same fd number by chance; what they share is the kernel object")
     if story.refcounts:
-        counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in story.refcounts)
+        changes = [change for i, change in enumerate(story.refcounts) if i == 0 or change[2] != story.refcounts[i - 1][2]]
+        counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in changes)
         lines.append(f"  refcount: {counts}")
     return lines
 
@@ -95,9 +100,9 @@ def conclusion_lines(findings: Findings, clones: bool = True) -> list[str]:
     return lines + lost_lines(findings.lost)
 
 
-def findings_panel(findings: Findings) -> Panel:
+def findings_panel(findings: Findings, output: bool = True) -> Panel:
     body: list[RenderableType] = [Text("\n".join(conclusion_lines(findings, clones=False)))]
-    if findings.output_lines:
+    if output and findings.output_lines:
         body.append(Text("\n".join(findings.output_lines), style="dim"))
-    body.append(Text(f"{findings.events} events, {findings.lost} lost", style="dim"))
-    return Panel(Group(*body), title="what the kernel did", border_style="red" if findings.lost else "green")
+    return Panel(Group(*body), title="what the kernel did", subtitle=f"{findings.events} events, {findings.lost} lost",
+                 border_style="red" if findings.lost else "green")

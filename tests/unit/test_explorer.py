@@ -1,0 +1,130 @@
+"""The explorer driven headless (Textual's pilot): filters, search, selection, step mode, snapshots."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Static, TabbedContent
+
+from tracer.cli import play
+from tracer.findings import Findings
+from tracer.record import read_recording
+from tracer.views.explorer import Explorer, Filters
+from tracer.views.feed import Feed
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def fed(name: str, window: int = 10_000) -> Feed:
+    recording = read_recording(FIXTURES / f"{name}.jsonl")
+    feed = Feed(Findings(), window)
+    play(feed, recording.session, recording.events, None, 0, 0)
+    return feed
+
+
+def rows(app: Explorer) -> list[str]:
+    table = app.query_one("#events", DataTable)
+    return [" ".join(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)]
+
+
+async def cursor_to(pilot, app: Explorer, step: str) -> None:
+    table = app.query_one("#events", DataTable)
+    index = next(i for i in range(table.row_count) if str(table.get_row_at(i)[2]) == step)
+    table.move_cursor(row=index)
+    await pilot.pause()
+
+
+def test_filters_narrow_to_one_memfd_life_in_a_few_keys() -> None:
+    async def drive() -> None:
+        app = Explorer(fed("chromium"), live=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert len(rows(app)) == 300
+            received = {row.split()[5] for row in rows(app) if " receive_fd " in row}
+            await pilot.press("e", "slash", *"memfd_create", "enter")
+            created = rows(app)
+            assert created and all("memfd_create" in row for row in created)
+            index = next(i for i, row in enumerate(created) if row.split()[5] in received)
+            app.query_one("#events", DataTable).move_cursor(row=index)
+            file = created[index].split()[5]
+            await pilot.press("f")
+            life = rows(app)
+            assert app.filters.file == file and len(life) >= 3
+            assert all(file in row for row in life)
+            assert {"memfd_create", "receive_fd"} <= {row.split()[3] for row in life}
+            await pilot.press("c")
+            assert app.filters == Filters() and len(rows(app)) == 300
+    asyncio.run(drive())
+
+
+def test_selection_shows_fields_path_and_narration() -> None:
+    async def drive() -> None:
+        feed = fed("memfd-share")
+        app = Explorer(feed, live=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("e")
+            await cursor_to(pilot, app, "receive_fd")
+            shown = str(app.query_one("#detail", Static).render())
+            assert "0xffff888108f653c0" in shown and "net/core/scm.c" in shown or "fs/file.c" in shown
+    asyncio.run(drive())
+
+
+def test_a_recorded_stack_is_shown_as_the_path() -> None:
+    feed = fed("memfd-share")
+    event = feed.snapshot()[-1]
+    event.detail["stack"] = ["mmap_region", "do_mmap", "vm_mmap_pgoff", "ksys_mmap_pgoff", "do_syscall_64"]
+    from tracer.views.explorer import details_text
+
+    text = details_text(event, feed).plain
+    assert "path:" in text and text.index("do_syscall_64") < text.index("mmap_region")
+
+
+def test_step_mode_is_a_key_and_the_finished_run_opens_on_the_objects() -> None:
+    async def drive() -> None:
+        feed = Feed(Findings())
+        recording = read_recording(FIXTURES / "memfd-share.jsonl")
+        feed.started(recording.session)
+        feed.paused("sender", "memfd_create(\"syspath-demo\")", "press space")
+        app = Explorer(feed, live=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.5)
+            assert "next, in the sender: memfd_create" in str(app.query_one("#status", Static).render())
+            assert not feed.ready()
+            await pilot.press("space")
+            assert feed.ready()
+            feed.resumed()
+            for event in recording.events:
+                feed.event(event)
+            feed.finished(0, 0)
+            for _ in range(50):                       # the app reads the feed on its own clock
+                await pilot.pause(0.1)
+                if app.query_one(TabbedContent).active == "objects":
+                    break
+            assert app.query_one(TabbedContent).active == "objects"
+            assert "done: exit 0, 10 events, 0 lost" in str(app.query_one("#status", Static).render())
+    asyncio.run(drive())
+
+
+def test_the_window_is_bounded() -> None:
+    feed = fed("chromium", window=50)
+    assert len(feed.snapshot()) == 50 and feed.count == 300 and feed.findings.events == 300
+    fresh, missed = feed.since(0)
+    assert missed and len(fresh) == 50
+
+
+def test_quitting_stops_the_work_like_ctrl_c() -> None:
+    feed = Feed(Findings())
+    feed.stop()
+    with pytest.raises(Exception) as stopped:
+        feed.tick()
+    assert getattr(stopped.value, "exit_code", None) == 130
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+def test_screens_snapshot(snap_compare, size: tuple[int, int]) -> None:
+    assert snap_compare(Explorer(fed("memfd-share"), live=False), terminal_size=size, press=["e"])
+
+
+def test_objects_snapshot(snap_compare) -> None:
+    assert snap_compare(Explorer(fed("memfd-share"), live=False), terminal_size=(80, 24), press=["o"])
