@@ -176,8 +176,7 @@ class Run:
         it), taking again between slices; then get the recording onto disk."""
         self._take(wait_s)
         while True:
-            self.sink.decode(decode_s or DECODE_SLICE_S)
-            self._take(0)
+            self.sink.decode(decode_s or DECODE_SLICE_S, take=lambda: self._take(0))
             if decode_s is not None or not self.sink.backlog:
                 break
         if self.writer:

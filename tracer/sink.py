@@ -15,6 +15,7 @@ import struct
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import IO
 
 from tracer.events import Decoder
@@ -24,6 +25,7 @@ from tracer.ringbuf import Block
 
 SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~75k events) before spilling to disk
 SPILL_HEADER = struct.Struct("<III")   # data bytes, record size, record count
+DECODE_BATCH = 256              # records decoded between two looks at the kernel's ring
 
 
 class Spool:
@@ -110,15 +112,17 @@ class EventSink:
         pending = len(self.current.offsets) - self.next_record if self.current else 0
         return self.spool.records + pending
 
-    def decode(self, budget_s: float | None = None) -> None:
-        """Decode what waits, for at most budget_s seconds (None: all of it)."""
+    def decode(self, budget_s: float | None = None, take: Callable[[], None] = lambda: None) -> None:
+        """Decode what waits, for at most budget_s seconds (None: all of it), calling `take`
+        between two small batches so that the kernel's ring is emptied meanwhile."""
         deadline = None if budget_s is None else time.monotonic() + budget_s
         while True:
             if self.current is None or self.next_record >= len(self.current.offsets):
                 self.current, self.next_record = self.spool.get(), 0
                 if self.current is None:
                     return
-            self._decode_some(self.current, 512)
+            self._decode_some(self.current, DECODE_BATCH)
+            take()
             if deadline is not None and time.monotonic() >= deadline:
                 return
 
