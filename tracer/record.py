@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
-from tracer.text import printable
+from tracer.text import map_strings, printable
 
 VERSION = 1
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
@@ -217,7 +217,7 @@ def _parse_line(number: int, raw: bytes, path: Path) -> dict[str, Any]:
         raise SyspathError(f"{where}: not JSON syspath can read ({str(error)[:80]})") from None
     if not isinstance(record, dict) or record.get("type") not in ("session", "event", "summary"):
         raise SyspathError(f"{where}: not a syspath record (no type session/event/summary)")
-    return _shown_tree(record)
+    return map_strings(record, _shown)
 
 
 def _shown(text: str) -> str:
@@ -226,16 +226,6 @@ def _shown(text: str) -> str:
     made by hand) is escaped whole."""
     bare = text.replace("\\", "")
     return text if printable(bare) == bare else printable(text)
-
-
-def _shown_tree(value: Any) -> Any:
-    if isinstance(value, str):
-        return _shown(value)
-    if isinstance(value, list):
-        return [_shown_tree(item) for item in value]
-    if isinstance(value, dict):
-        return {_shown(str(key)): _shown_tree(item) for key, item in value.items()}
-    return value
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

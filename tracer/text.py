@@ -9,6 +9,7 @@ makes (tracer.text.console), so `[red]` in a comm stays literal.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -34,15 +35,20 @@ def printable(text: str) -> str:
     return _UNSAFE.sub(_escape, text.replace("\\", "\\\\"))
 
 
-def printable_tree(value: Any) -> Any:
-    """printable() applied to every string inside a JSON value (a recording's records)."""
+def map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """`change` applied to every string inside a JSON value, keys included."""
     if isinstance(value, str):
-        return printable(value)
+        return change(value)
     if isinstance(value, list):
-        return [printable_tree(item) for item in value]
+        return [map_strings(item, change) for item in value]
     if isinstance(value, dict):
-        return {printable(str(key)): printable_tree(item) for key, item in value.items()}
+        return {change(str(key)): map_strings(item, change) for key, item in value.items()}
     return value
+
+
+def printable_tree(value: Any) -> Any:
+    """printable() applied to every string inside a JSON value (a program's report line)."""
+    return map_strings(value, printable)
 
 
 def console(**options: Any) -> Console:
