@@ -35,7 +35,8 @@ class CStruct:
 
     def offsets(self) -> dict[str, tuple[int, int]]:
         """member -> (offset, size), as the mirror lays them out."""
-        placed, offset = {}, 0
+        placed: dict[str, tuple[int, int]] = {}
+        offset = 0
         for member, fmt in self.members:
             size = struct.calcsize("<" + fmt)
             placed[member] = (offset, size)
