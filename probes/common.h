@@ -4,24 +4,7 @@
  * syspath took from the running kernel's BTF and passed in as -D<NAME>=<offset>
  * (see tracer/offsets.py). The reads go through bpf_probe_read_kernel.
  */
-#define SYSPATH_TEXT_LEN 32
-#define SYSPATH_ARGS 13
-
-struct syspath_event {
-    u64 ts_ns;
-    u32 pid;
-    u32 tgid;
-    char comm[16];
-    u32 step;
-    s32 fd;
-    u32 depth;           /* hooked kernel functions this call runs inside */
-    u32 reserved;
-    u64 file;
-    u64 inode;
-    s64 refcount;        /* raw counter; user space applies FILE_REF_BIAS */
-    u64 arg[SYSPATH_ARGS];
-    char text[SYSPATH_TEXT_LEN];
-};
+#include "event.h"
 
 BPF_ARRAY(lost_events, u64, 1);
 #ifdef SYSPATH_PERF_BUFFER
@@ -38,6 +21,9 @@ BPF_HASH(tracked, u32, u8, 65536);
 
 #define READ_KERNEL(dst, base, off) \
     bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
+
+/* include/linux/err.h: the last page of the address space holds -errno values. */
+#define IS_ERR_VALUE(x) ((u64)(x) >= (u64)-4095)
 
 static __always_inline bool is_tracked(void)
 {
@@ -86,53 +72,119 @@ static __always_inline void submit_event(void *ctx, struct syspath_event *e)
 #endif
 }
 
-/* current->files->fdt->fd[fd], as fs/file.c files_lookup_fd_raw() does it. */
-static __always_inline u64 file_of_fd(s64 fd)
+static __always_inline void discard_event(struct syspath_event *e)
 {
-    u64 task = bpf_get_current_task();
-    u64 files = 0, fdt = 0, fdarray = 0, file = 0;
-    u32 max_fds = 0;
-    if (fd < 0)
-        return 0;
+#ifndef SYSPATH_PERF_BUFFER
+    events.ringbuf_discard(e, 0);
+#endif
+}
+
+/* ---- entry -> exit: what a call's entry saw, kept for its return ----
+ * Keyed by thread and call id; the call id is the STEP_* the call stands for,
+ * so a hook can also look at an enclosing call of another step. */
+struct call_key {
+    u32 tid;
+    u32 id;
+};
+
+struct call {
+    u64 ts_ns;               /* function tier: entry time, depth at entry */
+    u32 depth;
+    s32 fd;
+    u64 object;              /* the kernel object the return reads (a struct file, an scm cookie) */
+    u64 message;             /* the msghdr or cmsghdr of a socket call */
+    union syspath_payload payload;   /* the step's fields known at entry */
+};
+
+BPF_HASH(calls, struct call_key, struct call, 4096);
+
+static __always_inline struct call_key call_key(u32 id)
+{
+    struct call_key key = {(u32)bpf_get_current_pid_tgid(), id};
+    return key;
+}
+
+static __always_inline void stash_call(u32 id, struct call *call)
+{
+    struct call_key key = call_key(id);
+    calls.update(&key, call);
+}
+
+/* The current thread's call `id` under way, or NULL. */
+static __always_inline struct call *open_call(u32 id)
+{
+    struct call_key key = call_key(id);
+    return calls.lookup(&key);
+}
+
+static __always_inline bool take_call(u32 id, struct call *call)
+{
+    struct call_key key = call_key(id);
+    struct call *saved = calls.lookup(&key);
+    if (!saved)
+        return false;
+    __builtin_memcpy(call, saved, sizeof(*call));
+    calls.delete(&key);
+    return true;
+}
+
+/* ---- files ---- */
+
+/* current->files->fdt, read once for any number of fd lookups (fs/file.c files_lookup_fd_raw). */
+struct fd_table {
+    u64 fd;                  /* fdtable.fd: the array of struct file pointers */
+    u32 max_fds;
+};
+
+static __always_inline void current_fd_table(struct fd_table *table)
+{
+    u64 task = bpf_get_current_task(), files = 0, fdt = 0;
     READ_KERNEL(files, task, TASK_FILES);
     if (!files)
-        return 0;
+        return;
     READ_KERNEL(fdt, files, FILES_FDT);
-    READ_KERNEL(max_fds, fdt, FDT_MAX_FDS);
-    if ((u64)fd >= max_fds)
+    READ_KERNEL(table->max_fds, fdt, FDT_MAX_FDS);
+    READ_KERNEL(table->fd, fdt, FDT_FD);
+}
+
+static __always_inline u64 file_in_table(struct fd_table *table, s64 fd)
+{
+    u64 file = 0;
+    if (fd < 0 || (u64)fd >= table->max_fds)
         return 0;
-    READ_KERNEL(fdarray, fdt, FDT_FD);
-    READ_KERNEL(file, fdarray, fd * sizeof(u64));
+    READ_KERNEL(file, table->fd, fd * sizeof(u64));
     return file;
 }
 
-static __always_inline void describe_file(struct syspath_event *e, u64 file)
+static __always_inline u64 file_of_fd(s64 fd)
+{
+    struct fd_table table = {};
+    if (fd < 0)
+        return 0;
+    current_fd_table(&table);
+    return file_in_table(&table, fd);
+}
+
+/* The event's struct file, its refcount and inode number; returns the inode. */
+static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
     u64 inode = 0;
     e->file = file;
     if (!file)
-        return;
+        return 0;
     READ_KERNEL(e->refcount, file, FILE_REF);
     READ_KERNEL(inode, file, FILE_INODE);
     if (inode)
         READ_KERNEL(e->inode, inode, INODE_INO);
+    return inode;
 }
 
-/* What a clone shares or copies (kernel/fork.c copy_process): mm, fs, files, sighand, signal. */
-static __always_inline void task_pointers(u64 task, u64 *out)
-{
-    READ_KERNEL(out[0], task, TASK_MM);
-    READ_KERNEL(out[1], task, TASK_FS);
-    READ_KERNEL(out[2], task, TASK_FILES);
-    READ_KERNEL(out[3], task, TASK_SIGHAND);
-    READ_KERNEL(out[4], task, TASK_SIGNAL);
-}
+/* ---- the process tree ---- */
 
 static __always_inline void track_child(u32 child_tid)
 {
     u8 yes = 1;
-    if (is_tracked())
-        tracked.update(&child_tid, &yes);
+    tracked.update(&child_tid, &yes);
 }
 
 static __always_inline void untrack_current(void)

@@ -7,7 +7,8 @@
  * Argument positions come from the running kernel's BTF as ARG_<fn>_<param>;
  * an fexit program finds the return value after the arguments, at NARGS_<fn>.
  *
- * An entry stashes what its return needs in `calls` (key: thread, function id).
+ * An entry stashes what its return needs with enter_call (common.h's stash,
+ * keyed by thread and the STEP_* the function stands for) and bumps the depth.
  * Events of a call are stamped with its entry time and the depth at entry, so
  * views show them in call order and nested.
  */
@@ -38,22 +39,6 @@ static __always_inline u64 kprobe_arg(struct pt_regs *ctx, int index)
 }
 #endif
 
-#define IS_ERR_VALUE(x) ((u64)(x) >= (u64)-4095)
-
-struct call_key {
-    u32 tid;
-    u32 fn;
-};
-
-struct call {
-    u64 ts_ns;
-    u32 depth;
-    u64 arg[4];
-    char text[SYSPATH_TEXT_LEN];
-};
-
-/* Function ids are per probe file: memfd_kernel 1-15, clone_kernel 16-31. */
-BPF_HASH(calls, struct call_key, struct call, 4096);
 BPF_HASH(call_depth, u32, u32, 4096);
 
 static __always_inline u32 current_depth(void)
@@ -69,42 +54,31 @@ static __always_inline void set_depth(u32 value)
     call_depth.update(&tid, &value);
 }
 
-static __always_inline void enter_call(u32 fn, struct call *call)
+static __always_inline void enter_call(u32 id, struct call *call)
 {
-    struct call_key key = {(u32)bpf_get_current_pid_tgid(), fn};
     call->ts_ns = bpf_ktime_get_ns();
     call->depth = current_depth();
-    calls.update(&key, call);
+    stash_call(id, call);
     set_depth(call->depth + 1);
 }
 
-/* The common entry: for a traced thread, remember one value until the return. */
-static __always_inline int enter_tracked(u32 fn, u64 value)
+/* The common entry: for a traced thread, remember one object until the return. */
+static __always_inline int enter_tracked(u32 id, u64 object)
 {
     struct call call = {};
     if (is_tracked()) {
-        call.arg[0] = value;
-        enter_call(fn, &call);
+        call.object = object;
+        enter_call(id, &call);
     }
     return 0;
 }
 
-static __always_inline bool leave_call(u32 fn, struct call *call)
+static __always_inline bool leave_call(u32 id, struct call *call)
 {
-    struct call_key key = {(u32)bpf_get_current_pid_tgid(), fn};
-    struct call *saved = calls.lookup(&key);
-    if (!saved)
+    if (!take_call(id, call))
         return false;
-    __builtin_memcpy(call, saved, sizeof(*call));
-    calls.delete(&key);
     set_depth(call->depth);
     return true;
-}
-
-static __always_inline bool in_call(u32 fn)
-{
-    struct call_key key = {(u32)bpf_get_current_pid_tgid(), fn};
-    return calls.lookup(&key) != NULL;
 }
 
 /* An event for a call that has returned: it carries the entry time and depth. */

@@ -1,7 +1,9 @@
-/* syspath, memfd-share: what the syscall tier and the kernel-function tier share. */
+/* syspath, memfd-share: one body per step, shared by the syscall tier and the
+ * kernel-function tier. Each read_<step>() fills an event from the kernel
+ * objects of that step; the tiers only find those objects.
+ */
 #include "common.h"
 
-#define MAX_SCM_FDS 8
 #define TMPFS_MAGIC 0x01021994
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -17,49 +19,79 @@ struct scm_rights {
     s32 fd[MAX_SCM_FDS];
 };
 
-/* superblock magic of the file's inode: TMPFS_MAGIC means shmem made it */
-static __always_inline u64 file_magic(u64 file)
+/* memfd_create, shmem_file_setup: the file, and its superblock magic
+ * (TMPFS_MAGIC: mm/shmem.c made it). `entry` has the name and flags. */
+static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct memfd_payload *entry)
 {
-    u64 inode = 0, sb = 0, magic = 0;
-    READ_KERNEL(inode, file, FILE_INODE);
+    u64 inode = describe_file(e, file), sb = 0;
+    e->payload.memfd = *entry;
+    if (!inode)
+        return;
     READ_KERNEL(sb, inode, INODE_SB);
-    READ_KERNEL(magic, sb, SB_MAGIC);
-    return magic;
+    READ_KERNEL(e->payload.memfd.s_magic, sb, SB_MAGIC);
 }
 
 /* The new vma is linked into the file's address_space->i_mmap interval tree
  * (mm/vma.c vma_link_file). Walk the top of that rbtree to find the vma this
  * mmap created: its vm_flags and vm_file are the kernel's own record. */
-static __always_inline void find_vma(struct syspath_event *e, u64 file, u64 addr)
+static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 address)
 {
     u64 mapping = 0, mm = 0, task = bpf_get_current_task();
     u64 node[VMA_TREE_SLOTS] = {};
-    u32 seen = 0;
-    READ_KERNEL(mm, task, TASK_MM);
     READ_KERNEL(mapping, file, FILE_MAPPING);
     if (!mapping)
         return;
+    READ_KERNEL(mm, task, TASK_MM);
     READ_KERNEL(node[0], mapping, MAPPING_IMMAP);
 #pragma unroll
     for (int i = 0; i < VMA_TREE_SLOTS; i++) {
         u64 vma, vm_mm = 0, vm_start = 0;
         if (!node[i])
             continue;
-        seen++;
+        p->vmas_in_file_tree++;
         vma = node[i] - VMA_SHARED_RB;
-        READ_KERNEL(vm_mm, vma, VMA_MM);
         READ_KERNEL(vm_start, vma, VMA_START);
-        if (vm_mm == mm && vm_start == addr) {
-            e->arg[4] = vma;
-            READ_KERNEL(e->arg[5], vma, VMA_FLAGS);
-            READ_KERNEL(e->arg[7], vma, VMA_FILE);
+        if (vm_start == address) {
+            READ_KERNEL(vm_mm, vma, VMA_MM);
+            if (vm_mm == mm) {
+                p->vma = vma;
+                READ_KERNEL(p->vm_flags, vma, VMA_FLAGS);
+                READ_KERNEL(p->vm_file, vma, VMA_FILE);
+            }
         }
         if (2 * i + 2 < VMA_TREE_SLOTS) {
             READ_KERNEL(node[2 * i + 1], node[i], RB_LEFT);
             READ_KERNEL(node[2 * i + 2], node[i], RB_RIGHT);
         }
     }
-    e->arg[6] = seen;
+}
+
+/* do_mmap: the mapped file, the address, and the vma made for it.
+ * `entry` has the length, prot and flags asked for. */
+static __always_inline void read_mmap(struct syspath_event *e, u64 file, u64 address, struct mmap_payload *entry)
+{
+    describe_file(e, file);
+    e->payload.mmap = *entry;
+    e->payload.mmap.address = address;
+    find_vma(&e->payload.mmap, file, address);
+}
+
+/* unix_stream_sendmsg: the socket's file, its sock and the peer's. */
+static __always_inline void read_sendmsg(struct syspath_event *e, u64 sock_file, u64 sk, u32 scm_rights)
+{
+    describe_file(e, sock_file);
+    e->payload.sendmsg.sock = sk;
+    READ_KERNEL(e->payload.sendmsg.peer, sk, UNIX_PEER);
+    e->payload.sendmsg.scm_rights = scm_rights;
+}
+
+/* scm_fp_copy, receive_fd: file `index` of the `count` an SCM_RIGHTS message on `sk` carries. */
+static __always_inline void read_passed_file(struct syspath_event *e, u64 file, u32 index, u32 count, u64 sk)
+{
+    describe_file(e, file);
+    e->payload.passed_file.index = index;
+    e->payload.passed_file.count = count;
+    e->payload.passed_file.sock = sk;
 }
 
 static __always_inline void read_memory(void *dst, u32 size, u64 src, bool user)

@@ -4,8 +4,6 @@
 #include "kfunc.h"
 #include "memfd.h"
 
-enum memfd_function { FN_MEMFD_CREATE = 1, FN_SHMEM_FILE_SETUP, FN_DO_MMAP, FN_SENDMSG, FN_SCM, FN_RECEIVE_FD };
-
 /* struct file pointers this session follows: made by shmem, or passed in SCM_RIGHTS */
 BPF_HASH(followed, u64, u8, 4096);
 
@@ -34,18 +32,13 @@ static __always_inline int memfd_created(void *ctx, s64 fd)
 {
     struct call call;
     struct syspath_event *e;
-    u64 file;
-    if (!leave_call(FN_MEMFD_CREATE, &call) || fd < 0)
+    if (!leave_call(STEP_MEMFD_CREATE, &call) || fd < 0)
         return 0;
     e = call_event(STEP_MEMFD_CREATE, &call);
     if (!e)
         return 0;
-    file = file_of_fd(fd);
     e->fd = fd;
-    describe_file(e, file);
-    e->arg[0] = call.arg[0];
-    e->arg[1] = file_magic(file);
-    __builtin_memcpy(e->text, call.text, sizeof(e->text));
+    read_memfd(e, file_of_fd(fd), &call.payload.memfd);
     submit_event(ctx, e);
     return 0;
 }
@@ -56,9 +49,10 @@ ON_ENTRY(__do_sys_memfd_create)
     struct call call = {};
     if (!is_tracked())
         return 0;
-    call.arg[0] = ARG(__do_sys_memfd_create, flags);
-    bpf_probe_read_user_str(call.text, sizeof(call.text), (void *)ARG(__do_sys_memfd_create, uname));
-    enter_call(FN_MEMFD_CREATE, &call);
+    call.payload.memfd.flags = ARG(__do_sys_memfd_create, flags);
+    bpf_probe_read_user_str(call.payload.memfd.name, sizeof(call.payload.memfd.name),
+                            (void *)ARG(__do_sys_memfd_create, uname));
+    enter_call(STEP_MEMFD_CREATE, &call);
     return 0;
 }
 
@@ -72,7 +66,7 @@ ON_RETURN(__do_sys_memfd_create)
 #ifdef HOOK___x64_sys_memfd_create
 ON_ENTRY(__x64_sys_memfd_create)
 {
-    return enter_tracked(FN_MEMFD_CREATE, 0);
+    return enter_tracked(STEP_MEMFD_CREATE, 0);
 }
 
 ON_RETURN(__x64_sys_memfd_create)
@@ -87,16 +81,16 @@ ON_RETURN(__x64_sys_memfd_create)
 ON_ENTRY(shmem_file_setup)
 {
     struct call call = {};
-    struct call_key memfd = {(u32)bpf_get_current_pid_tgid(), FN_MEMFD_CREATE};
     struct call *outer;
+    char *name = call.payload.memfd.name;
     if (!is_tracked())
         return 0;
-    bpf_probe_read_kernel_str(call.text, sizeof(call.text), (void *)ARG(shmem_file_setup, name));
+    bpf_probe_read_kernel_str(name, SYSPATH_TEXT_LEN, (void *)ARG(shmem_file_setup, name));
     /* mm/memfd.c names the file "memfd:<name>": lend it to a memfd_create hooked without arguments */
-    outer = calls.lookup(&memfd);
-    if (outer && !outer->text[0])
-        __builtin_memcpy(outer->text, call.text, sizeof(call.text));
-    enter_call(FN_SHMEM_FILE_SETUP, &call);
+    outer = open_call(STEP_MEMFD_CREATE);
+    if (outer && !outer->payload.memfd.name[0])
+        __builtin_memcpy(outer->payload.memfd.name, name, SYSPATH_TEXT_LEN);
+    enter_call(STEP_SHMEM_FILE_SETUP, &call);
     return 0;
 }
 
@@ -105,15 +99,13 @@ ON_RETURN(shmem_file_setup)
     struct call call;
     struct syspath_event *e;
     u64 file = RETVAL(shmem_file_setup);
-    if (!leave_call(FN_SHMEM_FILE_SETUP, &call) || IS_ERR_VALUE(file))
+    if (!leave_call(STEP_SHMEM_FILE_SETUP, &call) || IS_ERR_VALUE(file))
         return 0;
     follow(file);
     e = call_event(STEP_SHMEM_FILE_SETUP, &call);
     if (!e)
         return 0;
-    describe_file(e, file);
-    e->arg[0] = file_magic(file);
-    __builtin_memcpy(e->text, call.text, sizeof(e->text));
+    read_memfd(e, file, &call.payload.memfd);
     submit_event(ctx, e);
     return 0;
 }
@@ -124,7 +116,7 @@ ON_RETURN(shmem_file_setup)
 ON_RETURN(alloc_file_pseudo)
 {
     u64 file = RETVAL(alloc_file_pseudo);
-    if (!in_call(FN_SHMEM_FILE_SETUP) || IS_ERR_VALUE(file))
+    if (!open_call(STEP_SHMEM_FILE_SETUP) || IS_ERR_VALUE(file))
         return 0;
     return file_event(ctx, STEP_ALLOC_FILE_PSEUDO, file, -1);
 }
@@ -151,11 +143,11 @@ ON_ENTRY(do_mmap)
     u64 file = ARG(do_mmap, file), flags = ARG(do_mmap, flags);
     if (!is_tracked() || !file || !(flags & MAP_SHARED))
         return 0;
-    call.arg[0] = file;
-    call.arg[1] = ARG(do_mmap, len);
-    call.arg[2] = ARG(do_mmap, prot);
-    call.arg[3] = flags;
-    enter_call(FN_DO_MMAP, &call);
+    call.object = file;
+    call.payload.mmap.length = ARG(do_mmap, len);
+    call.payload.mmap.prot = ARG(do_mmap, prot);
+    call.payload.mmap.flags = flags;
+    enter_call(STEP_DO_MMAP, &call);
     return 0;
 }
 
@@ -164,17 +156,12 @@ ON_RETURN(do_mmap)
     struct call call;
     struct syspath_event *e;
     u64 address = RETVAL(do_mmap);
-    if (!leave_call(FN_DO_MMAP, &call) || IS_ERR_VALUE(address))
+    if (!leave_call(STEP_DO_MMAP, &call) || IS_ERR_VALUE(address))
         return 0;
     e = call_event(STEP_DO_MMAP, &call);
     if (!e)
         return 0;
-    describe_file(e, call.arg[0]);
-    e->arg[0] = address;
-    e->arg[1] = call.arg[1];
-    e->arg[2] = call.arg[2];
-    e->arg[3] = call.arg[3];
-    find_vma(e, call.arg[0], address);
+    read_mmap(e, call.object, address, &call.payload.mmap);
     submit_event(ctx, e);
     return 0;
 }
@@ -199,21 +186,18 @@ ON_ENTRY(unix_stream_sendmsg)
     read_scm_rights(control, controllen, false, &rights);
     e = event_here(STEP_UNIX_STREAM_SENDMSG);
     if (e) {
-        describe_file(e, file);
-        e->arg[0] = sk;
-        READ_KERNEL(e->arg[1], sk, UNIX_PEER);
-        e->arg[2] = rights.count;
+        read_sendmsg(e, file, sk, rights.count);
         submit_event(ctx, e);
     }
-    call.arg[0] = sk;
-    enter_call(FN_SENDMSG, &call);
+    call.payload.sendmsg.sock = sk;
+    enter_call(STEP_UNIX_STREAM_SENDMSG, &call);
     return 0;
 }
 
 ON_RETURN(unix_stream_sendmsg)
 {
     struct call call;
-    leave_call(FN_SENDMSG, &call);
+    leave_call(STEP_UNIX_STREAM_SENDMSG, &call);
     return 0;
 }
 #endif
@@ -225,9 +209,8 @@ ON_RETURN(unix_stream_sendmsg)
 static __always_inline void emit_fp_list(void *ctx, u64 fpl, u32 before, struct call *call,
                                          struct scm_rights *rights)
 {
-    struct call_key sendmsg = {(u32)bpf_get_current_pid_tgid(), FN_SENDMSG};
-    struct call *outer = calls.lookup(&sendmsg);
-    u64 sk = outer ? outer->arg[0] : 0;
+    struct call *sendmsg = open_call(STEP_UNIX_STREAM_SENDMSG);
+    u64 sk = sendmsg ? sendmsg->payload.sendmsg.sock : 0;
     s16 count = 0;
     READ_KERNEL(count, fpl, SCM_FP_COUNT);
 #pragma unroll
@@ -243,10 +226,7 @@ static __always_inline void emit_fp_list(void *ctx, u64 fpl, u32 before, struct 
             return;
         if (i < rights->count && i < MAX_SCM_FDS)
             e->fd = rights->fd[i];
-        describe_file(e, file);
-        e->arg[0] = i + before;
-        e->arg[1] = count;
-        e->arg[2] = sk;
+        read_passed_file(e, file, i + before, count, sk);
         submit_event(ctx, e);
     }
 }
@@ -262,10 +242,10 @@ ON_ENTRY(scm_fp_copy)
     READ_KERNEL(fpl, fplp, 0);
     if (fpl)
         READ_KERNEL(before, fpl, SCM_FP_COUNT);
-    call.arg[0] = fplp;
-    call.arg[1] = ARG(scm_fp_copy, cmsg);
-    call.arg[2] = before;
-    enter_call(FN_SCM, &call);
+    call.object = fplp;
+    call.message = ARG(scm_fp_copy, cmsg);
+    call.payload.passed_file.index = before;
+    enter_call(STEP_SCM_FP_COPY, &call);
     return 0;
 }
 
@@ -274,13 +254,13 @@ ON_RETURN(scm_fp_copy)
     struct call call;
     struct scm_rights rights = {};
     u64 fpl = 0, len = 0;
-    if (!leave_call(FN_SCM, &call) || (s32)RETVAL(scm_fp_copy) < 0)
+    if (!leave_call(STEP_SCM_FP_COPY, &call) || (s32)RETVAL(scm_fp_copy) < 0)
         return 0;
-    READ_KERNEL(fpl, call.arg[0], 0);
-    READ_KERNEL(len, call.arg[1], CMSG_LEN);
-    read_scm_rights(call.arg[1], len, false, &rights);
+    READ_KERNEL(fpl, call.object, 0);
+    READ_KERNEL(len, call.message, CMSG_LEN);
+    read_scm_rights(call.message, len, false, &rights);
     if (fpl)
-        emit_fp_list(ctx, fpl, call.arg[2], &call, &rights);
+        emit_fp_list(ctx, fpl, call.payload.passed_file.index, &call, &rights);
     return 0;
 }
 #endif
@@ -291,9 +271,9 @@ ON_ENTRY(__scm_send)
     struct call call = {};
     if (!is_tracked())
         return 0;
-    call.arg[0] = ARG(__scm_send, p);
-    call.arg[1] = ARG(__scm_send, msg);
-    enter_call(FN_SCM, &call);
+    call.object = ARG(__scm_send, p);
+    call.message = ARG(__scm_send, msg);
+    enter_call(STEP_SCM_FP_COPY, &call);
     return 0;
 }
 
@@ -302,11 +282,11 @@ ON_RETURN(__scm_send)
     struct call call;
     struct scm_rights rights = {};
     u64 fpl = 0, control = 0, controllen = 0;
-    if (!leave_call(FN_SCM, &call) || (s32)RETVAL(__scm_send) < 0)
+    if (!leave_call(STEP_SCM_FP_COPY, &call) || (s32)RETVAL(__scm_send) < 0)
         return 0;
-    READ_KERNEL(fpl, call.arg[0], SCM_COOKIE_FP);
-    READ_KERNEL(control, call.arg[1], KMSGHDR_CONTROL);
-    READ_KERNEL(controllen, call.arg[1], KMSGHDR_CONTROLLEN);
+    READ_KERNEL(fpl, call.object, SCM_COOKIE_FP);
+    READ_KERNEL(control, call.message, KMSGHDR_CONTROL);
+    READ_KERNEL(controllen, call.message, KMSGHDR_CONTROLLEN);
     read_scm_rights(control, controllen, false, &rights);
     if (fpl)
         emit_fp_list(ctx, fpl, 0, &call, &rights);
@@ -320,22 +300,26 @@ static __always_inline int received(void *ctx, s64 fd)
 {
     struct call call;
     struct syspath_event *e;
-    if (!leave_call(FN_RECEIVE_FD, &call) || fd < 0)
+    if (!leave_call(STEP_RECEIVE_FD, &call) || fd < 0)
         return 0;
     e = call_event(STEP_RECEIVE_FD, &call);
     if (!e)
         return 0;
     e->fd = fd;
-    describe_file(e, call.arg[0]);
+    read_passed_file(e, call.object, 0, 0, 0);   /* one file, seen without its message */
     submit_event(ctx, e);
     return 0;
 }
 
 static __always_inline int receiving(u64 file)
 {
-    if (is_tracked())
-        follow(file);
-    return enter_tracked(FN_RECEIVE_FD, file);
+    struct call call = {};
+    if (!is_tracked())
+        return 0;
+    follow(file);
+    call.object = file;
+    enter_call(STEP_RECEIVE_FD, &call);
+    return 0;
 }
 
 #ifdef HOOK___receive_fd

@@ -4,18 +4,19 @@
  * task:task_newtask fires inside copy_process with the clone flags; the raw
  * tracepoint sched_process_fork then hands over parent and child task_structs,
  * whose mm/fs/files/sighand/signal pointers show what was shared or copied.
+ * Both run in the parent (kernel/fork.c kernel_clone), so the flags wait in
+ * the parent thread's call stash.
  */
-#include "common.h"
-
-BPF_HASH(new_task_flags, u32, u64, 4096);
+#include "clone.h"
 
 TRACEPOINT_PROBE(task, task_newtask)
 {
 #ifdef EMIT_CLONE
-    u32 child = args->pid;
-    u64 flags = args->clone_flags;
-    if (is_tracked())
-        new_task_flags.update(&child, &flags);
+    struct call call = {};
+    if (!is_tracked())
+        return 0;
+    call.payload.clone.flags = args->clone_flags;
+    stash_call(STEP_CLONE, &call);
 #endif
     return 0;
 }
@@ -23,24 +24,20 @@ TRACEPOINT_PROBE(task, task_newtask)
 RAW_TRACEPOINT_PROBE(sched_process_fork)
 {
     u64 parent = ctx->args[0], child = ctx->args[1];
-    u32 child_tid = 0, child_tgid = 0;
+    u32 child_tid = 0;
+    if (!is_tracked())
+        return 0;
     READ_KERNEL(child_tid, child, TASK_PID);
     track_child(child_tid);
 #ifdef EMIT_CLONE
-    u64 *flags = new_task_flags.lookup(&child_tid);
-    if (!flags)
+    struct call call;
+    if (!take_call(STEP_CLONE, &call))
         return 0;
     struct syspath_event *e = new_event(STEP_CLONE);
     if (e) {
-        READ_KERNEL(child_tgid, child, TASK_TGID);
-        e->arg[0] = *flags;
-        e->arg[1] = child_tid;
-        e->arg[2] = child_tgid;
-        task_pointers(parent, &e->arg[3]);
-        task_pointers(child, &e->arg[8]);
+        read_clone(e, parent, child, call.payload.clone.flags);
         submit_event(ctx, e);
     }
-    new_task_flags.delete(&child_tid);
 #endif
     return 0;
 }

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.text import printable
 
-TEXT_LEN = 32
-ARG_COUNT = 13
+TEXT_LEN = 32          # SYSPATH_TEXT_LEN in probes/event.h
 
 PROT_BITS = {0x1: "PROT_READ", 0x2: "PROT_WRITE", 0x4: "PROT_EXEC"}
 MAP_BITS = {0x01: "MAP_SHARED", 0x02: "MAP_PRIVATE", 0x10: "MAP_FIXED", 0x20: "MAP_ANONYMOUS",
@@ -21,18 +20,52 @@ MFD_BITS = {0x1: "MFD_CLOEXEC", 0x2: "MFD_ALLOW_SEALING", 0x4: "MFD_HUGETLB",
             0x8: "MFD_NOEXEC_SEAL", 0x10: "MFD_EXEC"}
 
 
-# struct syspath_event in probes/common.h, unpacked in one call (ctypes field access
-# cost ~3 us per event; this ~1 us): ts pid tgid comm step fd depth reserved file inode
-# refcount arg[13] text[32].
-RECORD = struct.Struct(f"<QII16sIiIIQQq{ARG_COUNT}Q{TEXT_LEN}s")
+@dataclass(frozen=True)
+class CStruct:
+    """The Python mirror of a C struct in probes/event.h: its members in order, each with
+    its struct module format; padding is spelled out as members, so offsets are cumulative.
+    A nested struct's members are named as C's offsetof() names them ("parent.mm")."""
+
+    name: str
+    members: tuple[tuple[str, str], ...]
+
+    @property
+    def layout(self) -> struct.Struct:
+        return struct.Struct("<" + "".join(fmt for _, fmt in self.members))
+
+    def offsets(self) -> dict[str, tuple[int, int]]:
+        """member -> (offset, size), as the mirror lays them out."""
+        placed: dict[str, tuple[int, int]] = {}
+        offset = 0
+        for member, fmt in self.members:
+            size = struct.calcsize("<" + fmt)
+            placed[member] = (offset, size)
+            offset += size
+        return placed
 
 
-@dataclass(frozen=True, slots=True)
-class Raw:
-    """What the detail decoders read from a record."""
+def _task_shared(owner: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{owner}.{name}", "Q") for name in ("mm", "fs", "files", "sighand", "signal"))
 
-    arg: tuple[int, ...]
-    text: bytes
+
+# struct syspath_event up to its payload union
+EVENT_HEADER = CStruct("syspath_event", (
+    ("ts_ns", "Q"), ("pid", "I"), ("tgid", "I"), ("comm", "16s"), ("step", "I"), ("fd", "i"),
+    ("depth", "I"), ("reserved", "I"), ("file", "Q"), ("inode", "Q"), ("refcount", "q")))
+MEMFD_PAYLOAD = CStruct("memfd_payload", (("flags", "Q"), ("s_magic", "Q"), ("name", f"{TEXT_LEN}s")))
+MMAP_PAYLOAD = CStruct("mmap_payload", (
+    ("address", "Q"), ("length", "Q"), ("prot", "Q"), ("flags", "Q"), ("vma", "Q"), ("vm_flags", "Q"),
+    ("vm_file", "Q"), ("vmas_in_file_tree", "I"), ("reserved", "I")))
+SENDMSG_PAYLOAD = CStruct("sendmsg_payload", (("sock", "Q"), ("peer", "Q"), ("scm_rights", "I"),
+                                              ("reserved", "I")))
+PASSED_FILE_PAYLOAD = CStruct("passed_file_payload", (("index", "I"), ("count", "I"), ("sock", "Q")))
+CLONE_PAYLOAD = CStruct("clone_payload", (("flags", "Q"), ("child_tid", "I"), ("child_tgid", "I"),
+                                          *_task_shared("parent"), *_task_shared("child")))
+COPY_PAYLOAD = CStruct("copy_payload", (("from", "Q"), ("copy", "Q")))
+# union syspath_payload: every member starts where the header ends
+PAYLOADS = (MEMFD_PAYLOAD, MMAP_PAYLOAD, SENDMSG_PAYLOAD, PASSED_FILE_PAYLOAD, CLONE_PAYLOAD, COPY_PAYLOAD)
+PAYLOAD_SIZE = max(payload.layout.size for payload in PAYLOADS)
+EVENT_SIZE = EVENT_HEADER.layout.size + PAYLOAD_SIZE
 
 
 @dataclass(slots=True)
@@ -102,35 +135,39 @@ def kernel_text(data: bytes) -> str:
     return text
 
 
-def _memfd_detail(raw: Raw) -> dict[str, Any]:
-    return {"name": kernel_text(raw.text).removeprefix("memfd:"), "flags": flag_names(raw.arg[0], MFD_BITS),
-            "tmpfs": raw.arg[1] == 0x01021994}
+# Each detail decoder takes its payload's members, in order, as parameters named like them
+# ("parent.mm" -> parent_mm; tests/unit/test_event_layout.py checks it).
+
+def _memfd_detail(flags: int, s_magic: int, name: bytes) -> dict[str, Any]:
+    return {"name": kernel_text(name).removeprefix("memfd:"), "flags": flag_names(flags, MFD_BITS),
+            "tmpfs": s_magic == 0x01021994}
 
 
-def _shmem_detail(raw: Raw) -> dict[str, Any]:
-    return {"name": kernel_text(raw.text), "s_magic": hex(raw.arg[0])}
+def _shmem_detail(flags: int, s_magic: int, name: bytes) -> dict[str, Any]:
+    return {"name": kernel_text(name), "s_magic": hex(s_magic)}
 
 
-def _mmap_detail(raw: Raw) -> dict[str, Any]:
+def _mmap_detail(address: int, length: int, prot: int, flags: int, vma: int, vm_flags: int, vm_file: int,
+                 vmas_in_file_tree: int, reserved: int) -> dict[str, Any]:
     detail: dict[str, Any] = {
-        "address": hex(raw.arg[0]), "length": raw.arg[1],
-        "prot": flag_names(raw.arg[2], PROT_BITS), "flags": flag_names(raw.arg[3], MAP_BITS),
-        "vmas_in_file_tree": raw.arg[6],
+        "address": hex(address), "length": length,
+        "prot": flag_names(prot, PROT_BITS), "flags": flag_names(flags, MAP_BITS),
+        "vmas_in_file_tree": vmas_in_file_tree,
     }
-    if raw.arg[4]:
-        detail.update(vma=hex_pointer(raw.arg[4]), vm_flags=flag_names(raw.arg[5] & 0xFF, VM_BITS),
-                      vm_file=hex_pointer(raw.arg[7]))
+    if vma:
+        detail.update(vma=hex_pointer(vma), vm_flags=flag_names(vm_flags & 0xFF, VM_BITS),
+                      vm_file=hex_pointer(vm_file))
     return detail
 
 
-def _sendmsg_detail(raw: Raw) -> dict[str, Any]:
-    return {"sock": hex_pointer(raw.arg[0]), "peer": hex_pointer(raw.arg[1]), "scm_rights": raw.arg[2]}
+def _sendmsg_detail(sock: int, peer: int, scm_rights: int, reserved: int) -> dict[str, Any]:
+    return {"sock": hex_pointer(sock), "peer": hex_pointer(peer), "scm_rights": scm_rights}
 
 
-def _passed_file_detail(raw: Raw) -> dict[str, Any]:
-    if not raw.arg[1]:                      # receive_fd hooked as a function: one file, no message
+def _passed_file_detail(index: int, count: int, sock: int) -> dict[str, Any]:
+    if not count:                      # receive_fd hooked as a function: one file, no message
         return {}
-    return {"index": raw.arg[0], "count": raw.arg[1], "sock": hex_pointer(raw.arg[2])}
+    return {"index": index, "count": count, "sock": hex_pointer(sock)}
 
 
 # include/uapi/linux/sched.h (task_newtask reports kernel_clone_args.flags: no exit signal in it)
@@ -142,31 +179,39 @@ CLONE_BITS = {0x100: "CLONE_VM", 0x200: "CLONE_FS", 0x400: "CLONE_FILES", 0x800:
 TASK_SHARED = ("mm", "fs", "files", "sighand", "signal")
 
 
-def _clone_detail(raw: Raw) -> dict[str, Any]:
-    flags = flag_names(raw.arg[0], CLONE_BITS)
-    parent = {name: hex_pointer(raw.arg[3 + i]) for i, name in enumerate(TASK_SHARED)}
-    child = {name: hex_pointer(raw.arg[8 + i]) for i, name in enumerate(TASK_SHARED)}
-    return {"kind": "thread" if "CLONE_THREAD" in flags else "process", "flags": flags,
-            "child_tid": raw.arg[1], "child_tgid": raw.arg[2],
+def _clone_detail(flags: int, child_tid: int, child_tgid: int, parent_mm: int, parent_fs: int, parent_files: int,
+                  parent_sighand: int, parent_signal: int, child_mm: int, child_fs: int, child_files: int,
+                  child_sighand: int, child_signal: int) -> dict[str, Any]:
+    names = flag_names(flags, CLONE_BITS)
+    parent = dict(zip(TASK_SHARED, map(hex_pointer, (parent_mm, parent_fs, parent_files, parent_sighand,
+                                                     parent_signal))))
+    child = dict(zip(TASK_SHARED, map(hex_pointer, (child_mm, child_fs, child_files, child_sighand, child_signal))))
+    return {"kind": "thread" if "CLONE_THREAD" in names else "process", "flags": names,
+            "child_tid": child_tid, "child_tgid": child_tgid,
             "shared": {name: parent[name] is not None and parent[name] == child[name] for name in TASK_SHARED},
             "parent": parent, "child": child}
 
 
-def _copy_detail(raw: Raw) -> dict[str, Any]:
-    return {"from": hex_pointer(raw.arg[0]), "copy": hex_pointer(raw.arg[1])}
+def _copy_detail(from_: int, copy: int) -> dict[str, Any]:
+    return {"from": hex_pointer(from_), "copy": hex_pointer(copy)}
 
 
-DETAIL_DECODERS = {
-    "dup_fd": _copy_detail,
-    "dup_mm": _copy_detail,
-    "clone": _clone_detail,
-    "memfd_create": _memfd_detail,
-    "shmem_file_setup": _shmem_detail,
-    "do_mmap": _mmap_detail,
-    "unix_stream_sendmsg": _sendmsg_detail,
-    "scm_fp_copy": _passed_file_detail,
-    "receive_fd": _passed_file_detail,
+DetailDecoder = Callable[..., dict[str, Any]]
+# step -> the payload it carries and how its detail reads it
+STEP_PAYLOADS: dict[str, tuple[CStruct, DetailDecoder]] = {
+    "dup_fd": (COPY_PAYLOAD, _copy_detail),
+    "dup_mm": (COPY_PAYLOAD, _copy_detail),
+    "clone": (CLONE_PAYLOAD, _clone_detail),
+    "memfd_create": (MEMFD_PAYLOAD, _memfd_detail),
+    "shmem_file_setup": (MEMFD_PAYLOAD, _shmem_detail),
+    "do_mmap": (MMAP_PAYLOAD, _mmap_detail),
+    "unix_stream_sendmsg": (SENDMSG_PAYLOAD, _sendmsg_detail),
+    "scm_fp_copy": (PASSED_FILE_PAYLOAD, _passed_file_detail),
+    "receive_fd": (PASSED_FILE_PAYLOAD, _passed_file_detail),
 }
+_HEADER = EVENT_HEADER.layout
+_DETAIL_READERS: dict[str, tuple[Callable[[bytes, int], tuple[Any, ...]], DetailDecoder]] = {
+    step: (payload.layout.unpack_from, decode) for step, (payload, decode) in STEP_PAYLOADS.items()}
 
 
 @dataclass(frozen=True)
@@ -178,11 +223,10 @@ class Decoder:
     refcount_bias: int
 
     def decode(self, data: bytes) -> Event:
-        (ts_ns, pid, tgid, comm, step_id, fd, depth, _reserved, file, inode, refcount,
-         *arg, text) = RECORD.unpack_from(data)
+        ts_ns, pid, tgid, comm, step_id, fd, depth, _reserved, file, inode, refcount = _HEADER.unpack_from(data)
         step = self.step_names[step_id] if step_id < len(self.step_names) else f"step{step_id}"
-        decode_detail = DETAIL_DECODERS.get(step)
-        detail = decode_detail(Raw(tuple(arg), text)) if decode_detail else {}
+        reader = _DETAIL_READERS.get(step)
+        detail = reader[1](*reader[0](data, _HEADER.size)) if reader else {}
         if depth:
             detail["depth"] = depth           # inside that many hooked kernel functions
         return Event(

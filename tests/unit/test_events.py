@@ -1,31 +1,32 @@
 from __future__ import annotations
 
-from tracer.events import ARG_COUNT, RECORD, Decoder, flag_names, MAP_BITS
+from tracer.events import (CLONE_PAYLOAD, EVENT_HEADER, EVENT_SIZE, MEMFD_PAYLOAD, MMAP_PAYLOAD, CStruct,
+                           Decoder, flag_names, MAP_BITS)
 from tracer.findings import shared_files
 from tracer.events import Event
 
 STEPS = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd", "clone")
 
 
-FIELDS = ("ts_ns", "pid", "tgid", "comm", "step", "fd", "depth", "reserved", "file", "inode", "refcount")
-
-
-def raw(step: int, **fields: object) -> bytes:
-    """A struct syspath_event as the probes write it."""
-    values = {name: 0 for name in FIELDS} | {"comm": b"", "step": step, "fd": -1} | fields
-    arg = list(fields.get("arg", ())) + [0] * ARG_COUNT  # type: ignore[call-overload]
-    return RECORD.pack(*(values[name] for name in FIELDS), *arg[:ARG_COUNT], fields.get("text", b""))
+def raw(step: int, payload: CStruct | None = None, **fields: object) -> bytes:
+    """A struct syspath_event as the probes write it: header fields and `payload`'s members by name."""
+    header = {name: 0 for name, _ in EVENT_HEADER.members} | {"comm": b"", "step": step, "fd": -1}
+    record = EVENT_HEADER.layout.pack(*({**header, **fields}[name] for name, _ in EVENT_HEADER.members))
+    if payload:
+        members = {name: b"" if fmt.endswith("s") else 0 for name, fmt in payload.members} | fields
+        record += payload.layout.pack(*(members[name] for name, _ in payload.members))
+    return record.ljust(EVENT_SIZE, b"\0")
 
 
 def test_layout_matches_common_h() -> None:
-    # probes/common.h: 8+4+4+16+4+4+4+4+8+8+8+13*8+32
-    assert RECORD.size == 208
+    # probes/event.h: 8+4+4+16+4+4+4+4+8+8+8 header, then the largest payload (clone: 8+4+4+5*8+5*8)
+    assert EVENT_SIZE == 168
 
 
 def test_decode_applies_the_refcount_bias_and_names() -> None:
     decoder = Decoder(STEPS, {"memfd_create": "tracepoint:syscalls:sys_exit_memfd_create"}, refcount_bias=1)
     event = decoder.decode(raw(0, ts_ns=5, pid=7, tgid=7, comm=b"sender", fd=3, file=0xffff888100001000,
-                                 inode=42, refcount=0, arg=[3], text=b"demo"))
+                                 inode=42, refcount=0, payload=MEMFD_PAYLOAD, flags=3, name=b"demo"))
     assert event.step == "memfd_create" and event.hook == "tracepoint:syscalls:sys_exit_memfd_create"
     assert event.file == "0xffff888100001000" and event.refcount == 1 and event.fd == 3
     assert event.detail == {"name": "demo", "flags": ["MFD_CLOEXEC", "MFD_ALLOW_SEALING"], "tmpfs": False}
@@ -37,7 +38,8 @@ def test_no_file_means_no_refcount_and_no_fd() -> None:
 
 
 def test_mmap_detail_reads_vma_flags() -> None:
-    event = Decoder(STEPS, {}, 0).decode(raw(2, fd=3, file=0x1000, arg=[0x7f00, 4096, 3, 1, 0xaa00, 0xfb, 2, 0x1000]))
+    event = Decoder(STEPS, {}, 0).decode(raw(2, MMAP_PAYLOAD, fd=3, file=0x1000, address=0x7f00, length=4096, prot=3,
+                                          flags=1, vma=0xaa00, vm_flags=0xfb, vmas_in_file_tree=2, vm_file=0x1000))
     assert event.detail["vm_flags"] == ["VM_READ", "VM_WRITE", "VM_SHARED", "VM_MAYREAD", "VM_MAYWRITE",
                                         "VM_MAYEXEC", "VM_MAYSHARE"]
     assert event.detail["vm_file"] == "0x0000000000001000" and event.detail["address"] == "0x7f00"
@@ -69,9 +71,12 @@ def test_a_fd_passed_within_one_process_is_not_sharing() -> None:
 
 
 def test_clone_detail_compares_parent_and_child_pointers() -> None:
-    parent = [0xa1, 0xa2, 0xa3, 0xa4, 0xa5]
-    child = [0xa1, 0xb2, 0xa3, 0xb4, 0xb5]
-    event = Decoder(STEPS, {}, 0).decode(raw(6, pid=10, tgid=10, arg=[0x100 | 0x400, 11, 11, *parent, *child]))
+    parent = dict(zip(("parent.mm", "parent.fs", "parent.files", "parent.sighand", "parent.signal"),
+                      (0xa1, 0xa2, 0xa3, 0xa4, 0xa5)))
+    child = dict(zip(("child.mm", "child.fs", "child.files", "child.sighand", "child.signal"),
+                     (0xa1, 0xb2, 0xa3, 0xb4, 0xb5)))
+    event = Decoder(STEPS, {}, 0).decode(raw(6, CLONE_PAYLOAD, pid=10, tgid=10, flags=0x100 | 0x400, child_tid=11,
+                                             child_tgid=11, **parent, **child))
     assert event.detail["kind"] == "process" and event.detail["flags"] == ["CLONE_VM", "CLONE_FILES"]
     assert event.detail["shared"] == {"mm": True, "fs": False, "files": True, "sighand": False, "signal": False}
     assert event.detail["child"]["fs"] == "0x00000000000000b2"

@@ -1,0 +1,91 @@
+/* syspath: the record every probe emits, one named payload per kind of step.
+ *
+ * Plain C, no bcc macros: tests/unit/test_event_layout.py compiles it with the
+ * host gcc and compares every field with the Python mirror in tracer/events.py.
+ * A new step kind gets a struct here, a member in the union, and its mirror.
+ */
+#define SYSPATH_TEXT_LEN 32
+#define MAX_SCM_FDS 8
+
+/* memfd_create, shmem_file_setup (mm/memfd.c, mm/shmem.c) */
+struct memfd_payload {
+    u64 flags;               /* MFD_* given to memfd_create */
+    u64 s_magic;             /* superblock magic of the file's inode */
+    char name[SYSPATH_TEXT_LEN];
+};
+
+/* do_mmap (mm/mmap.c) and the vma it made */
+struct mmap_payload {
+    u64 address;
+    u64 length;
+    u64 prot;
+    u64 flags;
+    u64 vma;
+    u64 vm_flags;
+    u64 vm_file;
+    u32 vmas_in_file_tree;   /* vmas seen at the top of the file's i_mmap tree */
+    u32 reserved;
+};
+
+/* unix_stream_sendmsg (net/unix/af_unix.c) */
+struct sendmsg_payload {
+    u64 sock;
+    u64 peer;
+    u32 scm_rights;          /* fds in the SCM_RIGHTS message */
+    u32 reserved;
+};
+
+/* scm_fp_copy, receive_fd: one struct file passed in SCM_RIGHTS */
+struct passed_file_payload {
+    u32 index;
+    u32 count;               /* 0: one file seen without its message */
+    u64 sock;
+};
+
+/* What a task shares or copies (kernel/fork.c copy_process). */
+struct task_shared {
+    u64 mm;
+    u64 fs;
+    u64 files;
+    u64 sighand;
+    u64 signal;
+};
+
+/* clone: one new task */
+struct clone_payload {
+    u64 flags;               /* kernel_clone_args.flags */
+    u32 child_tid;
+    u32 child_tgid;
+    struct task_shared parent;
+    struct task_shared child;
+};
+
+/* dup_fd, dup_mm: a structure copied for the child */
+struct copy_payload {
+    u64 from;
+    u64 copy;
+};
+
+union syspath_payload {
+    struct memfd_payload memfd;
+    struct mmap_payload mmap;
+    struct sendmsg_payload sendmsg;
+    struct passed_file_payload passed_file;
+    struct clone_payload clone;
+    struct copy_payload copy;
+};
+
+struct syspath_event {
+    u64 ts_ns;
+    u32 pid;
+    u32 tgid;
+    char comm[16];
+    u32 step;
+    s32 fd;
+    u32 depth;               /* hooked kernel functions this call runs inside */
+    u32 reserved;            /* free: a kernel stack id fits here */
+    u64 file;
+    u64 inode;
+    s64 refcount;            /* raw counter; user space applies FILE_REF_BIAS */
+    union syspath_payload payload;
+};

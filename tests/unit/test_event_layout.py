@@ -1,0 +1,90 @@
+"""The Python mirror of probes/event.h is the C layout: every member's offset and size, as gcc compiles it.
+
+The C program is generated from the mirror (tracer/events.py), so a member added to the mirror is checked
+without touching this test; a member added to C only changes the struct's size, which is checked too.
+"""
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tracer.events import EVENT_HEADER, EVENT_SIZE, PAYLOAD_SIZE, PAYLOADS, STEP_PAYLOADS, CStruct
+
+EVENT_H = Path(__file__).resolve().parents[2] / "probes" / "event.h"
+TYPES = "typedef unsigned char u8; typedef unsigned short u16; typedef unsigned int u32;\n" \
+        "typedef unsigned long long u64; typedef int s32; typedef long long s64;\n"
+UNION_MEMBERS = re.compile(r"union syspath_payload \{(?P<body>.*?)\};", re.DOTALL)
+
+
+def _member_lines(mirror: CStruct) -> list[str]:
+    c_type = f"struct {mirror.name}"
+    lines = [f'printf("{mirror.name} sizeof %zu %zu\\n", (size_t)0, sizeof({c_type}));']
+    for member, _ in mirror.members:
+        lines.append(f'printf("{mirror.name} {member} %zu %zu\\n", offsetof({c_type}, {member}), '
+                     f'sizeof((({c_type} *)0)->{member}));')
+    return lines
+
+
+def _program() -> str:
+    lines = [line for mirror in (EVENT_HEADER, *PAYLOADS) for line in _member_lines(mirror)]
+    lines += ['printf("syspath_event payload %zu %zu\\n", offsetof(struct syspath_event, payload), '
+              'sizeof(union syspath_payload));']
+    body = "\n    ".join(lines)
+    return f"#include <stddef.h>\n#include <stdio.h>\n{TYPES}#include \"{EVENT_H}\"\n" \
+           f"int main(void)\n{{\n    {body}\n    return 0;\n}}\n"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], tuple[int, int]]:
+    """(struct, member) -> (offset, size) as gcc lays out probes/event.h ("sizeof": (0, struct size))."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: the C layout of probes/event.h cannot be compiled to compare")
+    directory = tmp_path_factory.mktemp("layout")
+    (directory / "layout.c").write_text(_program())
+    subprocess.run([gcc, "-Wall", "-Werror", "-o", str(directory / "layout"), str(directory / "layout.c")],
+                   check=True, capture_output=True, text=True)
+    output = subprocess.run([str(directory / "layout")], check=True, capture_output=True, text=True).stdout
+    layout = {}
+    for line in output.splitlines():
+        struct_name, member, offset, size = line.split()
+        layout[(struct_name, member)] = (int(offset), int(size))
+    return layout
+
+
+@pytest.mark.parametrize("mirror", (EVENT_HEADER, *PAYLOADS), ids=lambda mirror: mirror.name)
+def test_every_member_sits_where_c_puts_it(compiled: dict[tuple[str, str], tuple[int, int]], mirror: CStruct) -> None:
+    for member, placed in mirror.offsets().items():
+        assert compiled[(mirror.name, member)] == placed, f"struct {mirror.name}.{member}: C (offset, size) " \
+                                                          f"{compiled[(mirror.name, member)]}, mirror {placed}"
+    if mirror is not EVENT_HEADER:          # the header is followed by the union, not padding
+        assert compiled[(mirror.name, "sizeof")][1] == mirror.layout.size
+
+
+def test_the_payload_union_follows_the_header(compiled: dict[tuple[str, str], tuple[int, int]]) -> None:
+    assert compiled[("syspath_event", "payload")] == (EVENT_HEADER.layout.size, PAYLOAD_SIZE)
+    assert compiled[("syspath_event", "sizeof")][1] == EVENT_SIZE
+
+
+def test_every_union_member_has_a_mirror() -> None:
+    match = UNION_MEMBERS.search(EVENT_H.read_text())
+    assert match, "probes/event.h has no union syspath_payload"
+    in_c = set(re.findall(r"struct (\w+) \w+;", match.group("body")))
+    assert in_c == {mirror.name for mirror in PAYLOADS}
+
+
+def _parameter(member: str) -> str:
+    name = member.replace(".", "_")
+    return f"{name}_" if keyword.iskeyword(name) else name
+
+
+@pytest.mark.parametrize("step", sorted(STEP_PAYLOADS))
+def test_each_detail_decoder_reads_its_payload_members_in_order(step: str) -> None:
+    mirror, decode = STEP_PAYLOADS[step]
+    assert list(inspect.signature(decode).parameters) == [_parameter(member) for member, _ in mirror.members]
