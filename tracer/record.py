@@ -128,6 +128,9 @@ def _check_target(path: Path, what: str) -> None:
         raise _fail(path, what, error.strerror) from None
     if stat.S_ISDIR(old.st_mode):
         raise _fail(path, what, "it is a directory")
+    if not (stat.S_ISREG(old.st_mode) or stat.S_ISLNK(old.st_mode)):
+        # the file is renamed into place: a device such as /dev/null would be replaced
+        raise _fail(path, what, "it is not a regular file (a device, pipe or socket); name a file")
     if here.st_mode & stat.S_ISVTX and _writer_uid() not in (0, old.st_uid, here.st_uid):
         raise _fail(path, what, f"{path.name} belongs to someone else in the sticky directory {folder}")
 

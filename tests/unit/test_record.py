@@ -140,3 +140,20 @@ def test_replay_shows_recorded_text_as_the_live_run_did(tmp_path: Path) -> None:
     first, second = read_recording(path).events
     assert first.comm == shown_live
     assert second.comm == shown_live and second.detail["name"] == "a\\\\b\\x9b"
+
+
+def test_a_device_is_never_replaced_by_an_output(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from tracer.errors import SyspathError
+    from tracer.record import ensure_writable
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(SyspathError, match="not a regular file"):
+        ensure_writable(fifo, "recording")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    with pytest.raises(SyspathError, match="not a regular file"):
+        ensure_writable(Path("/dev/null"), "recording")
+    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
