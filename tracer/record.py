@@ -12,7 +12,7 @@ from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
 from tracer.text import printable_tree
 
-VERSION = 1
+VERSION = 2               # version 1 (no stacks) still reads
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
 SUMMARY_KEYS = ("type", "events", "lost", "exit_code", "duration_ns")
 
@@ -147,6 +147,7 @@ EVENT_TYPES: dict[str, tuple[type, ...]] = {
     "ts_ns": (int,), "pid": (int,), "tgid": (int,), "comm": (str,), "step": (str,), "hook": (str,),
     "fd": (int, type(None)), "file": (str, type(None)), "inode": (int, type(None)),
     "refcount": (int, type(None)), "detail": (dict, type(None)),
+    "stack": (list, type(None)), "stack_from": (str, type(None)),     # version 2; absent (None) in version 1
 }
 
 
@@ -156,6 +157,8 @@ def _event(number: int, record: dict[str, Any], path: Path) -> Event:
         if not isinstance(value, types) or isinstance(value, bool):
             raise SyspathError(f"{path}:{number}: event field {key} is {type(value).__name__}, "
                                f"expected {' or '.join(t.__name__ for t in types)}")
+    if not all(isinstance(frame, str) for frame in record.get("stack") or ()):
+        raise SyspathError(f"{path}:{number}: event field stack holds a non-string frame")
     return Event.from_record(record)
 
 
@@ -167,7 +170,7 @@ def chrome_trace(session: dict[str, Any], events: list[Event]) -> dict[str, Any]
     for event in in_call_order(events):
         threads[(event.tgid, event.pid)] = event.comm          # the latest name: after exec or prctl
         args = {"hook": event.hook, "fd": event.fd, "file": event.file, "inode": event.inode,
-                "refcount": event.refcount, **event.detail}
+                "refcount": event.refcount, **event.detail, "stack": event.stack, "stack_from": event.stack_from}
         trace.append({"name": event.step, "cat": event.hook.split(":", 1)[0] or "syspath", "ph": "i", "s": "t",
                       "ts": (event.ts_ns - started) / 1000, "pid": event.tgid, "tid": event.pid,
                       "args": {k: v for k, v in args.items() if v is not None}})

@@ -18,6 +18,7 @@ from tracer.views.clone import clone_tables
 from tracer.views.follow import life_story_panels
 from tracer.views.narration import narration_panel
 from tracer.views.objects import object_panels
+from tracer.views.path import path_panels
 from tracer.views.summary import findings_panel, hooks_table
 from tracer.views.timeline import timeline_table
 
@@ -33,6 +34,7 @@ def final_screen(findings: Findings, follow: bool = False) -> Group:
                                                   total=findings.events)]
     parts += object_panels(stories, findings.shared_count)
     parts += clone_tables(findings)
+    parts += path_panels(findings.paths, findings.header)
     if follow:
         parts += life_story_panels(findings)
     parts += [narration_panel(findings.first_events_by_step(), findings.header), findings_panel(findings)]
