@@ -94,8 +94,10 @@ def run(command: list[str]) -> Run:
                int(counts["events"]) if counts else 0, int(counts["lost"]) if counts else 0, stderr)
 
 
-def syspath(mode: str, *workload: str) -> list[str]:
-    return [sys.executable, "-m", "tracer", "trace", "--mode", mode, "--no-live", "--", *workload]
+def syspath(mode: str, *workload: str, stacks: bool = True) -> list[str]:
+    """SYSPATH_NO_STACKS=1: the same probes without kernel stack capture (its cost, measured)."""
+    switch = [] if stacks else ["env", "SYSPATH_NO_STACKS=1"]
+    return [*switch, sys.executable, "-m", "tracer", "trace", "--mode", mode, "--no-live", "--", *workload]
 
 
 def bpftrace(*workload: str) -> list[str]:
@@ -127,6 +129,8 @@ def startup(workload: Path) -> dict[str, object]:
 def overhead(workload: Path, tiers: list[str]) -> dict[str, object]:
     contenders: dict[str, list[str]] = {"untraced": [str(workload), "roundtrip", str(LOOP)]}
     contenders |= {f"syspath {tier}": syspath(tier, str(workload), "roundtrip", str(LOOP)) for tier in tiers}
+    contenders |= {f"syspath {tier} no stacks": syspath(tier, str(workload), "roundtrip", str(LOOP), stacks=False)
+                   for tier in tiers}
     contenders["bpftrace"] = bpftrace(str(workload), "roundtrip", str(LOOP))
     contenders["untraced (short)"] = [str(workload), "roundtrip", str(STRACE_LOOP)]
     contenders["strace -f"] = ["strace", "-f", "-o", "/dev/null", str(workload), "roundtrip", str(STRACE_LOOP)]
@@ -143,8 +147,14 @@ def overhead(workload: Path, tiers: list[str]) -> dict[str, object]:
     def ratio(name: str, baseline: str) -> float:
         return statistics.median(t / b for t, b in zip(times[name], times[baseline]))
 
+    def spread(name: str, baseline: str) -> list[float]:
+        ratios = [t / b for t, b in zip(times[name], times[baseline])]
+        return [round(min(ratios), 3), round(max(ratios), 3)]
+
     return {
         "ratios": {tier: ratio(f"syspath {tier}", "untraced") for tier in tiers},
+        "ratios_no_stacks": {tier: ratio(f"syspath {tier} no stacks", "untraced") for tier in tiers},
+        "spread": {name: spread(name, "untraced") for name in names if name.startswith("syspath")},
         "bpftrace": ratio("bpftrace", "untraced"), "strace": ratio("strace -f", "untraced (short)"),
         "untraced_s": statistics.median(times["untraced"]),
         "events": {tier: runs[f"syspath {tier}"][-1].events for tier in tiers},
@@ -187,6 +197,8 @@ def main() -> int:
         "startup_s": round(float(started["warm_s"]), 3),
         "startup": started,
         "overhead_ratio": {tier: round(r, 3) for tier, r in compared["ratios"].items()},
+        "overhead_ratio_no_stacks": {tier: round(r, 3) for tier, r in compared["ratios_no_stacks"].items()},
+        "overhead_spread": compared["spread"],
         "strace_ratio": round(compared["strace"], 2),
         "bpftrace_ratio": round(compared["bpftrace"], 3),
         "untraced_loop_s": round(compared["untraced_s"], 3),
@@ -215,8 +227,11 @@ def results_table(results: dict) -> Table:
                   ", ".join(f"{k} {v:.3f} s" for k, v in startup_split.items()), "")
     table.add_row("  bpftrace, same tracepoints", f"{results['startup']['bpftrace_s']:.2f} s", "")
     for tier, ratio in results["overhead_ratio"].items():
-        table.add_row(f"overhead, syspath {tier}", f"{ratio:.2f}x  ({results['overhead_events'][tier]} events, "
-                      f"{results['overhead_lost'][tier]} lost)", "<= 1.15x")
+        low, high = results["overhead_spread"][f"syspath {tier}"]
+        table.add_row(f"overhead, syspath {tier}", f"{ratio:.2f}x [{low:.2f}-{high:.2f}]  ({results['overhead_events'][tier]} "
+                      f"events, {results['overhead_lost'][tier]} lost)", "<= 1.15x")
+        low, high = results["overhead_spread"][f"syspath {tier} no stacks"]
+        table.add_row(f"  without kernel stacks", f"{results['overhead_ratio_no_stacks'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
     table.add_row("overhead, bpftrace (4 printf tracepoints)", f"{results['bpftrace_ratio']:.2f}x", "")
     table.add_row("overhead, strace -f", f"{results['strace_ratio']:.1f}x", "")
     for row in results["throughput"]:
