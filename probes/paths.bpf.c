@@ -26,6 +26,10 @@ static __always_inline int path_seen(void *ctx, u32 point)
     return 0;
 }
 
+/* A point with no filter but the process tree: every firing is a path record. */
+#define PATH_POINT(event, point) \
+    RAW_TRACEPOINT_PROBE(event) { return path_seen(ctx, point); }
+
 static __always_inline bool unix_sock(u64 sk)
 {
     u16 family = 0;
@@ -35,10 +39,7 @@ static __always_inline bool unix_sock(u64 sk)
 
 /* mm/mmap.c: do_mmap -> __get_unmapped_area -> ... -> vm_unmapped_area(info) */
 #ifdef PATH_VM_UNMAPPED_AREA
-RAW_TRACEPOINT_PROBE(vm_unmapped_area)
-{
-    return path_seen(ctx, PATH_VM_UNMAPPED_AREA);
-}
+PATH_POINT(vm_unmapped_area, PATH_VM_UNMAPPED_AREA)
 #endif
 
 /* net/unix/af_unix.c: unix_stream_sendmsg queued the skb, then other->sk_data_ready(other) */
@@ -53,10 +54,7 @@ RAW_TRACEPOINT_PROBE(sk_data_ready)
 
 /* net/unix/af_unix.c: unix_stream_read_generic -> unix_stream_read_actor copies the data */
 #ifdef PATH_SKB_COPY_DATAGRAM_IOVEC
-RAW_TRACEPOINT_PROBE(skb_copy_datagram_iovec)
-{
-    return path_seen(ctx, PATH_SKB_COPY_DATAGRAM_IOVEC);
-}
+PATH_POINT(skb_copy_datagram_iovec, PATH_SKB_COPY_DATAGRAM_IOVEC)
 #endif
 
 /* net/socket.c: sock_recvmsg(sock, msg, flags) returned `ret` */
@@ -73,8 +71,5 @@ RAW_TRACEPOINT_PROBE(sock_recv_length)
 
 /* kernel/fork.c: copy_process, once the new task exists */
 #ifdef PATH_TASK_NEWTASK
-RAW_TRACEPOINT_PROBE(task_newtask)
-{
-    return path_seen(ctx, PATH_TASK_NEWTASK);
-}
+PATH_POINT(task_newtask, PATH_TASK_NEWTASK)
 #endif

@@ -162,12 +162,26 @@ def linuxthreads_step(workdir: str, limit: int) -> None:
     try:
         observe_linuxthreads_task(task, workdir, limit)
     finally:
+        wait_in_pause(task)                 # a SIGUSR1 before pause() would be handled, then pause() forever
         os.kill(task, signal.SIGUSR1)       # its pid names that task alone: it returns from pause()
         _, status = os.waitpid(task, 0)
     report("linuxthreads", f"kill({task}, SIGUSR1) reached that task alone: it left pause() and exited "
            f"({os.waitstatus_to_exitcode(status)}); the process {os.getpid()} goes on",
            sig=int(signal.SIGUSR1), target=task, child=task)
     del stack
+
+
+def wait_in_pause(task: int) -> None:
+    """Until the task sleeps in pause() (/proc/PID/syscall starts with its number), or SIGNAL_WAIT_S."""
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{task}/syscall") as current:
+                if current.read().split(" ", 1)[0] == str(SYS_PAUSE):
+                    return
+        except OSError:                     # not ours to read: the old race, no worse
+            return
+        time.sleep(0.005)
 
 
 def observe_linuxthreads_task(task: int, workdir: str, limit: int) -> None:

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from tracer.events import Event, in_call_order
 from tracer.findings import RECENT_EVENTS, Findings
+from tracer.paths import Paths
 from tracer.observer import Observer, OutputLine
 from tracer.views.clone import clone_tables
 from tracer.views.follow import life_story_panels
@@ -47,10 +48,12 @@ class StepEvents:
     def __init__(self) -> None:
         self.rows: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self.first_of_step: dict[str, Event] = {}
+        self.paths = Paths()
 
     def add(self, event: Event) -> None:
         self.rows.append(event)
         self.first_of_step.setdefault(event.step, event)
+        self.paths.add(event)
 
 
 class LiveView(Observer):
@@ -99,7 +102,7 @@ class LiveView(Observer):
         caused = self.last_step
         return Group(timeline_table(caused.rows, started_ns, title="what the last step made the kernel do"),
                      narration_panel(list(caused.first_of_step.values()), self.findings.header, title="why"),
-                     output, Panel(Text(self.next_step, style="bold"), border_style="yellow"))
+                     *path_panels(caused.paths, self.findings.header), output, Panel(Text(self.next_step, style="bold"), border_style="yellow"))
 
     def finished(self, lost: int, exit_code: int) -> None:
         self.stop()
