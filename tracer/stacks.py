@@ -106,11 +106,21 @@ def annotate(choices: list[HookChoice], points: dict[str, PathPoint],
 
 
 def trimmed(frames: Sequence[str]) -> tuple[str, ...]:
-    """The stack without the tracer's own frames at its innermost end."""
+    """The stack without the tracer's own frames: those at its innermost end, and the BPF
+    trampoline of each fentry/fexit-hooked caller (X <- bpf_trampoline_N <- X: one X)."""
     start = 0
     while start < len(frames) and frames[start].startswith(TRACER_FRAMES):
         start += 1
-    return tuple(frames[start:])
+    kept: list[str] = []
+    after_trampoline = False
+    for frame in frames[start:]:
+        if frame.startswith("bpf_trampoline_"):
+            after_trampoline = True
+            continue
+        if not (after_trampoline and kept and frame == kept[-1]):
+            kept.append(frame)
+        after_trampoline = False
+    return tuple(kept)
 
 
 def base_name(symbol: str) -> str:
