@@ -41,6 +41,10 @@ BPF_HASH(tracked, u32, u8, 65536);
  * names the stack first stored there; a different stack hashing to a taken
  * bucket gets -EEXIST (the event goes without a stack), so the user-space cache
  * per id never goes stale. SYSPATH_NO_STACKS leaves capture out (the cost switch). */
+#ifndef STACK_DEPTH
+#define STACK_DEPTH 64        /* tracer/stacks.py passes its own */
+#define STACK_BUCKETS 4096
+#endif
 #ifndef SYSPATH_NO_STACKS
 struct syspath_stack {
     u64 ip[STACK_DEPTH];

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -98,9 +99,14 @@ def build(scenario: str | None, mode: str) -> Probes:
     startup = Startup(btf_s=time.perf_counter() - layout_started)
     emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
     emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
+    symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)
+    if stacks_wanted():
+        symbols.start()               # alongside the compile; joined before any event is read
     program = load(program_files(choices) + ([stacks.PATHS_FILE] if points else []),
                    [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
                    use_perf_buffer(capabilities))
+    if symbols.is_alive():
+        symbols.join()
     try:
         program.attach_functions(choices)
     except BaseException:

@@ -160,6 +160,14 @@ class StackTable:
         return self.cache.get(stack_id)
 
 
+def warm_symbols() -> None:
+    """Load bcc's kernel symbol cache (0.5-1 s: all of /proc/kallsyms). Done during the probes'
+    compile (ctypes releases the GIL), not at the first stack, where it stalled the ring reader
+    long enough to lose events."""
+    from bcc import BPF
+    BPF.ksym(0xffffffff81000000)
+
+
 def bcc_stack_table(bpf: object) -> StackTable:
     """A StackTable over a loaded program's `stacks` map, symbolized by bcc from kallsyms."""
     table = bpf["stacks"]                                   # type: ignore[index]
