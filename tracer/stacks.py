@@ -184,7 +184,13 @@ def bcc_stack_table(bpf: object) -> StackTable:
             addresses.append(int(address))
         return addresses
 
+    # The cache was loaded before the program (warm_symbols), so it does not know the JIT'd
+    # BPF programs: an address outside the kernel's text is not named (trimmed, if innermost).
+    start, end = (int(bpf.ksymname(name)) for name in ("_stext", "_etext"))   # type: ignore[attr-defined]
+
     def symbol(address: int) -> str | None:
+        if start > 0 and not start <= address < end:
+            return None
         name = bpf.ksym(address).decode(errors="replace")    # type: ignore[attr-defined]
         return None if name == "[unknown]" else name
 
