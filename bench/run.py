@@ -98,8 +98,10 @@ def run(command: list[str]) -> Run:
                int(counts["events"]) if counts else 0, int(counts["lost"]) if counts else 0, stderr)
 
 
-def syspath(mode: str, *workload: str) -> list[str]:
-    return [sys.executable, "-m", "tracer", "trace", "--mode", mode, "--no-live", "--", *workload]
+def syspath(mode: str, *workload: str, stacks: bool = True) -> list[str]:
+    """SYSPATH_NO_STACKS=1: the same probes without kernel stack capture (its cost, measured)."""
+    switch = [] if stacks else ["env", "SYSPATH_NO_STACKS=1"]
+    return [*switch, sys.executable, "-m", "tracer", "trace", "--mode", mode, "--no-live", "--", *workload]
 
 
 def bpftrace(*workload: str) -> list[str]:
@@ -134,6 +136,8 @@ LOOPS = ("roundtrip", "selfloop")   # two processes ping-ponging; one process, n
 def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
     contenders: dict[str, list[str]] = {"untraced": [str(workload), loop, str(LOOP)]}
     contenders |= {f"syspath {tier}": syspath(tier, str(workload), loop, str(LOOP)) for tier in tiers}
+    contenders |= {f"syspath {tier} no stacks": syspath(tier, str(workload), loop, str(LOOP), stacks=False)
+                   for tier in tiers}
     contenders["bpftrace"] = bpftrace(str(workload), loop, str(LOOP))
     contenders["untraced (short)"] = [str(workload), loop, str(STRACE_LOOP)]
     contenders["strace -f"] = ["strace", "-f", "-o", "/dev/null", str(workload), loop, str(STRACE_LOOP)]
@@ -153,9 +157,14 @@ def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
     def ratio(name: str, baseline: str) -> float:
         return statistics.median(ratios(name, baseline))
 
+    def spread(name: str, baseline: str) -> list[float]:
+        found = ratios(name, baseline)
+        return [round(found[0], 3), round(found[-1], 3)]
+
     return {
         "ratios": {tier: ratio(f"syspath {tier}", "untraced") for tier in tiers},
-        "spread": {tier: [round(r, 3) for r in ratios(f"syspath {tier}", "untraced")] for tier in tiers},
+        "ratios_no_stacks": {tier: ratio(f"syspath {tier} no stacks", "untraced") for tier in tiers},
+        "spread": {name: spread(name, "untraced") for name in names if name.startswith("syspath")},
         "bpftrace": ratio("bpftrace", "untraced"), "strace": ratio("strace -f", "untraced (short)"),
         "untraced_s": statistics.median(times["untraced"]),
         "events": {tier: runs[f"syspath {tier}"][-1].events for tier in tiers},
@@ -236,6 +245,7 @@ def main() -> int:
         "startup_s": round(float(started["warm_s"]), 3),
         "startup": started,
         "overhead": {loop: {"ratio": {tier: round(r, 3) for tier, r in found["ratios"].items()},
+                            "ratio_no_stacks": {tier: round(r, 3) for tier, r in found["ratios_no_stacks"].items()},
                             "spread": found["spread"], "strace_ratio": round(found["strace"], 2),
                             "bpftrace_ratio": round(found["bpftrace"], 3),
                             "untraced_loop_s": round(found["untraced_s"], 3), "events": found["events"],
@@ -265,9 +275,11 @@ def results_table(results: dict) -> Table:
     table.add_row("  bpftrace, same tracepoints", f"{results['startup']['bpftrace_s']:.2f} s", "")
     for loop, found in results["overhead"].items():
         for tier, ratio in found["ratio"].items():
-            spread = found["spread"][tier]
-            table.add_row(f"overhead {loop}, syspath {tier}", f"{ratio:.2f}x ({spread[0]:.2f}-{spread[-1]:.2f}; "
-                          f"{found['events'][tier]} events, {found['lost'][tier]} lost)", "<= 1.15x")
+            low, high = found["spread"][f"syspath {tier}"]
+            table.add_row(f"overhead {loop}, syspath {tier}", f"{ratio:.2f}x [{low:.2f}-{high:.2f}] "
+                          f"({found['events'][tier]} events, {found['lost'][tier]} lost)", "<= 1.15x")
+            low, high = found["spread"][f"syspath {tier} no stacks"]
+            table.add_row("  without kernel stacks", f"{found['ratio_no_stacks'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
         table.add_row(f"overhead {loop}, bpftrace (4 printf tracepoints)", f"{found['bpftrace_ratio']:.2f}x", "")
         table.add_row(f"overhead {loop}, strace -f", f"{found['strace_ratio']:.1f}x", "")
     for name, cost in sorted(results["program_ns_per_run"].items(), key=lambda item: -item[1]["ns_per_run"]):

@@ -19,6 +19,31 @@ BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
  * root pid before that process runs; sched_process_fork adds every child. */
 BPF_HASH(tracked, u32, u8, 65536);
 
+/* Kernel stacks, deduplicated: an event carries the id of its stack, user space
+ * reads and symbolizes each id once. Without BPF_F_REUSE_STACKID an id always
+ * names the stack first stored there; a different stack hashing to a taken
+ * bucket gets -EEXIST (the event goes without a stack), so the user-space cache
+ * per id never goes stale. SYSPATH_NO_STACKS leaves capture out (the cost switch). */
+#ifndef STACK_DEPTH
+#define STACK_DEPTH 64        /* tracer/stacks.py passes its own */
+#define STACK_BUCKETS 4096
+#endif
+#ifndef SYSPATH_NO_STACKS
+struct syspath_stack {
+    u64 ip[STACK_DEPTH];
+};
+BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
+#endif
+
+static __always_inline s32 stack_here(void *ctx)
+{
+#ifdef SYSPATH_NO_STACKS
+    return -1;
+#else
+    return stacks.get_stackid(ctx, 0);
+#endif
+}
+
 #define READ_KERNEL(dst, base, off) \
     bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
 
@@ -64,6 +89,7 @@ static __always_inline struct syspath_event *new_event(u32 step)
 
 static __always_inline void submit_event(void *ctx, struct syspath_event *e)
 {
+    e->stack_id = stack_here(ctx);
 #ifdef SYSPATH_PERF_BUFFER
     if (events.perf_submit(ctx, e, sizeof(*e)) < 0)
         count_lost();

@@ -83,7 +83,7 @@ struct syspath_event {
     u32 step;
     s32 fd;
     u32 depth;               /* hooked kernel functions this call runs inside */
-    u32 reserved;            /* free: a kernel stack id fits here */
+    s32 stack_id;            /* the kernel stack where it was submitted, in `stacks` (<0: none) */
     u64 file;
     u64 inode;
     s64 refcount;            /* raw counter; user space applies FILE_REF_BIAS */

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
-from tracer import catalog, facts, kernel
+from tracer import catalog, facts, kernel, paths, stacks
 from tracer.btf import BtfError
 from tracer.errors import SyspathError
 from tracer.loader import LoadedProgram, hook_defines, load, program_files
@@ -33,6 +34,8 @@ class Probes:
     layout: KernelLayout
     program: LoadedProgram
     startup: Startup = field(default_factory=Startup)
+    points: dict[str, stacks.PathPoint] = field(default_factory=dict)   # step -> where its path is seen
+    with_stacks: bool = True
 
     @property
     def hooks(self) -> dict[str, str]:
@@ -59,24 +62,51 @@ def kernel_layout() -> KernelLayout:
                            "supported yet; `syspath probes --mode syscall` and `syspath doctor` show what it has") from None
 
 
+def stacks_wanted() -> bool:
+    """SYSPATH_NO_STACKS=1 leaves kernel stacks out (the benchmark measures their cost)."""
+    return os.environ.get("SYSPATH_NO_STACKS") != "1"
+
+
+def resolve_with_paths(scenario: str | None, mode: str, view: catalog.KernelView
+                       ) -> tuple[list[catalog.HookChoice], dict[str, stacks.PathPoint]]:
+    """The hooks, and where each syscall-tier step's path is seen (its reason says so)."""
+    choices = catalog.resolve(scenario, mode, view)
+    if not stacks_wanted():
+        return choices, {}
+    points = stacks.choose_points(choices, view.has_tracepoint)
+    return stacks.annotate(choices, points, known_symbols().get), points
+
+
+def known_symbols() -> dict[str, str]:
+    """kallsyms names of the catalog's functions, the article's and the path points' (cached per build)."""
+    names = catalog.all_functions() | paths.article_names() | {point.inside for point in stacks.POINTS}
+    return kernel.function_symbols(names)
+
+
 def choose_hooks(scenario: str | None, mode: str) -> list[catalog.HookChoice]:
     """`syspath probes`: the resolution alone, nothing loaded."""
     preflight(btf=False)
-    return catalog.resolve(scenario, mode, kernel_view())
+    return resolve_with_paths(scenario, mode, kernel_view())[0]
 
 
 def build(scenario: str | None, mode: str) -> Probes:
     started = time.perf_counter()
     preflight()
     capabilities = kernel.probe_capabilities()
-    choices = catalog.resolve(scenario, mode, kernel_view(capabilities))
+    choices, points = resolve_with_paths(scenario, mode, kernel_view(capabilities))
     layout_started = time.perf_counter()
     layout = kernel_layout()
     startup = Startup(btf_s=time.perf_counter() - layout_started)
     emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
-    program = load(program_files(choices),
+    emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
+    symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)
+    if stacks_wanted():
+        symbols.start()               # alongside the compile; joined before any event is read
+    program = load(program_files(choices) + ([stacks.PATHS_FILE] if points else []),
                    [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
                    use_perf_buffer(capabilities))
+    if symbols.is_alive():
+        symbols.join()
     try:
         program.attach_functions(choices)
     except BaseException:
@@ -85,4 +115,4 @@ def build(scenario: str | None, mode: str) -> Probes:
     startup.compile_s = program.timings.compile_s
     startup.attach_s = program.timings.attach_s
     startup.total_s = time.perf_counter() - started
-    return Probes(choices, layout, program, startup)
+    return Probes(choices, layout, program, startup, points, stacks_wanted())

@@ -51,7 +51,7 @@ def _task_shared(owner: str) -> tuple[tuple[str, str], ...]:
 # struct syspath_event up to its payload union
 EVENT_HEADER = CStruct("syspath_event", (
     ("ts_ns", "Q"), ("pid", "I"), ("tgid", "I"), ("comm", "16s"), ("step", "I"), ("fd", "i"),
-    ("depth", "I"), ("reserved", "I"), ("file", "Q"), ("inode", "Q"), ("refcount", "q")))
+    ("depth", "I"), ("stack_id", "i"), ("file", "Q"), ("inode", "Q"), ("refcount", "q")))
 MEMFD_PAYLOAD = CStruct("memfd_payload", (("flags", "Q"), ("s_magic", "Q"), ("name", f"{TEXT_LEN}s")))
 MMAP_PAYLOAD = CStruct("mmap_payload", (
     ("address", "Q"), ("length", "Q"), ("prot", "Q"), ("flags", "Q"), ("vma", "Q"), ("vm_flags", "Q"),
@@ -81,18 +81,24 @@ class Event:
     inode: int | None = None
     refcount: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    stack: list[str] | None = None      # the kernel call chain, innermost frame first
+    stack_from: str | None = None       # the hook where that chain was captured
 
     def as_record(self) -> dict[str, Any]:
         return {"type": "event", "ts_ns": self.ts_ns, "pid": self.pid, "tgid": self.tgid,
                 "comm": self.comm, "step": self.step, "hook": self.hook, "fd": self.fd,
                 "file": self.file, "inode": self.inode, "refcount": self.refcount,
-                "detail": self.detail}
+                "detail": self.detail, "stack": self.stack, "stack_from": self.stack_from}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Event":
+        """A version-2 event, or a version-1 one (no stack)."""
         fields = {key: record.get(key) for key in ("ts_ns", "pid", "tgid", "comm", "step", "hook",
                                                    "fd", "file", "inode", "refcount")}
-        return cls(**fields, detail=dict(record.get("detail") or {}))
+        stack = record.get("stack")
+        return cls(**fields, detail=dict(record.get("detail") or {}),
+                   stack=[str(frame) for frame in stack] if isinstance(stack, list) else None,
+                   stack_from=record.get("stack_from") if isinstance(record.get("stack_from"), str) else None)
 
 
 def in_call_order(events: Sequence[Event]) -> list[Event]:
@@ -221,9 +227,17 @@ class Decoder:
     step_names: tuple[str, ...]
     hooks: dict[str, str]
     refcount_bias: int
+    other_steps: dict[int, tuple[str, str]] = field(default_factory=dict)   # id -> (step, hook): path records
 
     def decode(self, data: bytes) -> Event:
-        ts_ns, pid, tgid, comm, step_id, fd, depth, _reserved, file, inode, refcount = _HEADER.unpack_from(data)
+        return self.decode_with_stack(data)[0]
+
+    def decode_with_stack(self, data: bytes) -> tuple[Event, int]:
+        """The event and the id of its kernel stack in the probes' stack map (<0: none)."""
+        ts_ns, pid, tgid, comm, step_id, fd, depth, stack_id, file, inode, refcount = _HEADER.unpack_from(data)
+        other = self.other_steps.get(step_id)
+        if other is not None:
+            return Event(ts_ns=ts_ns, pid=pid, tgid=tgid, comm="", step=other[0], hook=other[1]), stack_id
         step = self.step_names[step_id] if step_id < len(self.step_names) else f"step{step_id}"
         reader = _DETAIL_READERS.get(step)
         detail = reader[1](*reader[0](data, _HEADER.size)) if reader else {}
@@ -233,7 +247,7 @@ class Decoder:
             ts_ns=ts_ns, pid=pid, tgid=tgid, comm=kernel_text(comm),
             step=step, hook=self.hooks.get(step, ""), fd=fd if fd >= 0 else None, file=hex_pointer(file),
             inode=inode or None, refcount=self._refcount(step, file, refcount), detail=detail,
-        )
+        ), stack_id
 
     def _refcount(self, step: str, file: int, raw: int) -> int | None:
         if not file:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tracer.events import Event
 from tracer.observer import Observer, OutputLine
+from tracer.paths import Paths
 
 KEPT_STORIES = 6            # shared files, file lives and new tasks kept in full
 KEPT_EVENTS_PER_FILE = 64   # events of one file's life kept for its story
@@ -291,6 +292,7 @@ class Findings(Observer):
     files: FileStories = field(default_factory=FileStories)
     new_tasks: NewTasks = field(default_factory=NewTasks)
     timeline: Timeline = field(default_factory=Timeline)
+    paths: Paths = field(default_factory=Paths)
     first_of_step: dict[str, Event] = field(default_factory=dict)
     reports: list[dict[str, Any]] = field(default_factory=list)
     output_lines: list[str] = field(default_factory=list)
@@ -310,6 +312,7 @@ class Findings(Observer):
         self.timeline.add(event)
         self.files.add(event)
         self.new_tasks.add(event)
+        self.paths.add(event)
         first = self.first_of_step.get(event.step)
         if first is None or event.ts_ns < first.ts_ns:
             self.first_of_step[event.step] = event

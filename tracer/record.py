@@ -18,7 +18,7 @@ from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
 from tracer.text import map_strings, printable
 
-VERSION = 1
+VERSION = 2               # version 1 (no stacks) still reads
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
 SUMMARY_KEYS = ("type", "events", "lost", "exit_code", "duration_ns")
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -293,6 +293,7 @@ EVENT_TYPES: dict[str, tuple[type, ...]] = {
     "ts_ns": (int,), "pid": (int,), "tgid": (int,), "comm": (str,), "step": (str,), "hook": (str,),
     "fd": (int, type(None)), "file": (str, type(None)), "inode": (int, type(None)),
     "refcount": (int, type(None)), "detail": (dict, type(None)),
+    "stack": (list, type(None)), "stack_from": (str, type(None)),     # version 2; absent (None) in version 1
 }
 
 
@@ -329,6 +330,8 @@ def _event(number: int, record: dict[str, Any], path: Path) -> Event:
     for key, value in (record.get("detail") or {}).items():
         if key in DETAIL_SHAPES and not _fits(value, DETAIL_SHAPES[key]):
             raise SyspathError(f"{path}:{number}: event detail {key} has the wrong type ({json.dumps(value)[:40]})")
+    if not all(isinstance(frame, str) for frame in record.get("stack") or ()):
+        raise SyspathError(f"{path}:{number}: event field stack holds a non-string frame")
     return Event.from_record(record)
 
 
@@ -340,7 +343,7 @@ def chrome_trace(session: dict[str, Any], events: list[Event]) -> dict[str, Any]
     for event in in_call_order(events):
         threads[(event.tgid, event.pid)] = event.comm          # the latest name: after exec or prctl
         args = {"hook": event.hook, "fd": event.fd, "file": event.file, "inode": event.inode,
-                "refcount": event.refcount, **event.detail}
+                "refcount": event.refcount, **event.detail, "stack": event.stack, "stack_from": event.stack_from}
         trace.append({"name": event.step, "cat": event.hook.split(":", 1)[0] or "syspath", "ph": "i", "s": "t",
                       "ts": (event.ts_ns - started) / 1000, "pid": event.tgid, "tid": event.pid,
                       "args": {k: v for k, v in args.items() if v is not None}})

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracer import catalog, kernel
-from tracer.build import Probes, Startup, build
+from tracer import catalog, kernel, paths, stacks
+from tracer.build import Probes, Startup, build, known_symbols
 from tracer.errors import interrupt_exit_code
 from tracer.events import Decoder
 from tracer.observer import Observer
-from tracer.record import RecordingWriter
+from tracer.record import VERSION, RecordingWriter
 from tracer.sink import EventSink
 from tracer.target import Target, scenario_command
 
@@ -75,9 +75,10 @@ class SessionResult:
 
 def session_header(scenario: str | None, command: Sequence[str], mode: str,
                    choices: list[catalog.HookChoice]) -> dict[str, Any]:
-    return {"type": "session", "version": 1, "kernel": kernel.release(), "mode": mode,
+    return {"type": "session", "version": VERSION, "kernel": kernel.release(), "mode": mode,
             "scenario": scenario, "command": None if scenario else list(command),
-            "started_ns": time.monotonic_ns(), "hooks": [choice.as_record() for choice in choices]}
+            "started_ns": time.monotonic_ns(), "hooks": [choice.as_record() for choice in choices],
+            "kallsyms": paths.kallsyms_facts(known_symbols())}
 
 
 class Session:
@@ -112,8 +113,12 @@ class Run:
         self.writer = writer
         header = session_header(session.scenario, session.command, session.mode, probes.choices)
         self.result = SessionResult(header, startup=probes.startup)
-        decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias)
-        self.sink = EventSink(decoder, session.observer, writer)
+        path_steps = {stacks.PATH_STEP_BASE + index: (stacks.PATH_STEP, point.hook)
+                      for index, point in enumerate(stacks.POINTS)}
+        decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, path_steps)
+        joiner = (stacks.PathJoiner(probes.points, stacks.bcc_stack_table(self.program.bpf))
+                  if probes.with_stacks else None)
+        self.sink = EventSink(decoder, session.observer, writer, joiner)
         self.ring = self.program.ring_reader()
         if self.ring is None:
             self.program.on_record(self.sink.take)
@@ -204,6 +209,7 @@ class Run:
 
     def _finish(self, exit_code: int) -> None:
         self._collect(0)
+        self.sink.flush()
         result = self.result
         result.events = self.sink.count
         result.exit_code = exit_code

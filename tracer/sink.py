@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO
 
-from tracer.events import Decoder
+from tracer.events import Decoder, Event
 from tracer.observer import Observer
 from tracer.record import RecordingWriter
 from tracer.ringbuf import Block
+from tracer.stacks import PathJoiner
 
 SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~75k events) before spilling to disk
 SPILL_HEADER = struct.Struct("<III")   # data bytes, record size, record count
@@ -88,12 +89,15 @@ class Spool:
 
 class EventSink:
     """Takes records as blocks (ring buffer) or one by one (perf buffer callback), and
-    decodes them in time slices: each event recorded, then told to the observers."""
+    decodes them in time slices: each event gets its kernel stack (PathJoiner), then is
+    recorded and told to the observers."""
 
-    def __init__(self, decoder: Decoder, observer: Observer, writer: RecordingWriter | None) -> None:
+    def __init__(self, decoder: Decoder, observer: Observer, writer: RecordingWriter | None,
+                 paths: PathJoiner | None = None) -> None:
         self.decoder = decoder
         self.observer = observer
         self.writer = writer
+        self.paths = paths
         self.spool = Spool()
         self.count = 0
         self.current: Block | None = None
@@ -120,25 +124,38 @@ class EventSink:
             if self.current is None or self.next_record >= len(self.current.offsets):
                 self.current, self.next_record = self.spool.get(), 0
                 if self.current is None:
-                    return
+                    break
             self._decode_some(self.current, DECODE_BATCH)
             take()
             if deadline is not None and time.monotonic() >= deadline:
-                return
+                break
+        for event in self.paths.batch_done() if self.paths else ():
+            self._emit(event)
 
     def _decode_some(self, block: Block, most: int) -> None:
         view = memoryview(block.data)
         size = block.size
         first = self.next_record
         last = min(first + most, len(block.offsets))
-        decode, observe, writer = self.decoder.decode, self.observer.event, self.writer
-        for offset in block.offsets[first:last]:
-            event = decode(view[offset:offset + size])
-            if writer:
-                writer.write_event(event)
-            observe(event)
-        self.count += last - first
         self.next_record = last
+        if self.paths is None:
+            for offset in block.offsets[first:last]:
+                self._emit(self.decoder.decode(view[offset:offset + size]))
+            return
+        for offset in block.offsets[first:last]:
+            for event in self.paths.take(*self.decoder.decode_with_stack(view[offset:offset + size])):
+                self._emit(event)
+
+    def flush(self) -> None:
+        """At the end: the events still waiting for their path go on without it."""
+        for event in self.paths.flush() if self.paths else ():
+            self._emit(event)
+
+    def _emit(self, event: Event) -> None:
+        self.count += 1
+        if self.writer:
+            self.writer.write_event(event)
+        self.observer.event(event)
 
     def close(self) -> None:
         self.spool.close()

@@ -32,7 +32,7 @@ def events(records: list[dict], step: str, comm: str | None = None) -> list[dict
 def test_recording_has_session_events_summary(recorded: tuple[Any, list[dict], Path]) -> None:
     _, records, _ = recorded
     session, summary = records[0], records[-1]
-    assert session["type"] == "session" and session["version"] == 1
+    assert session["type"] == "session" and session["version"] == 2
     assert session["scenario"] == "memfd-share" and session["command"] is None
     hooks = {h["step"]: h for h in session["hooks"]}
     assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo", "fput"}

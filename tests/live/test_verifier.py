@@ -74,3 +74,20 @@ def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool) -> Non
                  "-Wno-ignored-attributes", *(["-DSYSPATH_PERF_BUFFER"] if perf_buffer else [])]
         bpf = BPF(text=program_text(program_files([choice])).encode(), cflags=flags)
         bpf.cleanup()
+
+
+def test_every_path_point_passes_the_verifier() -> None:
+    """probes/paths.bpf.c with all its points at once (each stack captured at a raw tracepoint)."""
+    from bcc import BPF
+
+    from tracer import stacks
+
+    kernel.use_headers()
+    points = {point.tracepoint: point for point in stacks.POINTS}
+    flags = [*load_layout().cflags(), *catalog.step_defines(), *stacks.path_defines(points), "-DRINGBUF_PAGES=16",
+             "-Wno-ignored-attributes"]
+    bpf = BPF(text=program_text([stacks.PATHS_FILE]).encode(), cflags=flags)
+    try:
+        assert bpf.num_open_kprobes() == 0 and len(bpf.raw_tracepoint_fds) == len(stacks.POINTS)
+    finally:
+        bpf.cleanup()

@@ -37,7 +37,23 @@ def test_round_trip(tmp_path: Path) -> None:
     assert recording.summary == {"type": "summary", "events": 1, "lost": 0, "exit_code": 0, "duration_ns": 9}
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert list(lines[1]) == ["type", "ts_ns", "pid", "tgid", "comm", "step", "hook", "fd", "file", "inode",
-                              "refcount", "detail"]
+                              "refcount", "detail", "stack", "stack_from"]
+
+
+def test_version_2_events_keep_their_stack(tmp_path: Path) -> None:
+    path = tmp_path / "r2.jsonl"
+    event = sample_event()
+    event.stack, event.stack_from = ["vm_unmapped_area", "do_mmap", "do_syscall_64"], "tracepoint:mmap:vm_unmapped_area"
+    path.write_text(json.dumps({**SESSION, "version": 2}) + "\n" + json.dumps(event.as_record()) + "\n")
+    assert read_recording(path).events == [event]
+
+
+def test_version_1_events_read_without_a_stack(tmp_path: Path) -> None:
+    path = tmp_path / "r1.jsonl"
+    record = {key: value for key, value in sample_event().as_record().items() if key not in ("stack", "stack_from")}
+    path.write_text(json.dumps(SESSION) + "\n" + json.dumps(record) + "\n")
+    [event] = read_recording(path).events
+    assert event == sample_event() and event.stack is None and event.stack_from is None
 
 
 @pytest.mark.parametrize("content, message", [
@@ -51,6 +67,8 @@ def test_round_trip(tmp_path: Path) -> None:
     (json.dumps(SESSION) + '\n' + json.dumps({**sample_event().as_record(), "detail": "a"}) + '\n',
      ":2: event field detail is str"),
     (json.dumps(SESSION) + "\n" + json.dumps(SESSION) + "\n", ":2: a second session line"),
+    (json.dumps(SESSION) + '\n' + json.dumps({**sample_event().as_record(), "stack": ["a", 1]}) + '\n',
+     ":2: event field stack holds a non-string frame"),
 ])
 def test_bad_recordings_name_the_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.jsonl"

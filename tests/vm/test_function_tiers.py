@@ -34,6 +34,10 @@ for mode in kprobe fentry; do
   done
 done
 uname -r > $out/release
+for tp in mmap/vm_unmapped_area sock/sk_data_ready skb/skb_copy_datagram_iovec sock/sock_recv_length \
+    task/task_newtask filemap/mm_filemap_map_pages; do
+  [ -d /sys/kernel/tracing/events/$tp ] && echo $tp
+done > $out/path-tracepoints
 """
 
 
@@ -143,3 +147,21 @@ def test_dup_fd_copies_the_fd_table_for_the_fork_only(guest: GuestRun, mode: str
                                                      spawn["detail"]["child"]["files"]]
     assert all(c["detail"]["from"] == thread["detail"]["parent"]["files"] for c in copies)
     assert all(c["detail"]["depth"] == 1 for c in copies)          # inside copy_process
+
+
+@pytest.mark.parametrize("mode", TIERS)
+def test_the_stack_at_each_hooked_function_is_the_whole_chain(guest: GuestRun, mode: str) -> None:
+    records = guest.records("memfd-share", mode)
+    assert records[0]["version"] == 2
+    [sent] = events(records, "unix_stream_sendmsg", "sender")
+    assert sent["stack_from"] == sent["hook"]
+    assert sent["stack"][0] == "unix_stream_sendmsg" and "____sys_sendmsg" in sent["stack"], sent["stack"]
+    [received] = events(records, "receive_fd", "receiver")
+    assert received["hook"].endswith(":receive_fd") and received["stack"][0] == "receive_fd"
+    # 6.12 calls receive_fd from scm_detach_fds (receive_fd_user is an inline there)
+    assert "scm_detach_fds" in received["stack"] and "____sys_recvmsg" in received["stack"], received["stack"]
+    [mapped] = events(records, "do_mmap", "sender")
+    assert {"do_mmap", "vm_mmap_pgoff", "ksys_mmap_pgoff"} <= set(mapped["stack"]), mapped["stack"]
+    clone_records = guest.records("fork-vs-thread", mode)
+    for clone in events(clone_records, "clone"):
+        assert clone["stack"][0] == "copy_process" and "kernel_clone" in clone["stack"], clone["stack"]

@@ -5,17 +5,18 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tracer.findings import Chapter, Findings
+from tracer.views.path import chain_text
 from tracer.views.timeline import relative_ms
 
 
 def chapter_line(chapter: Chapter, started_ns: int) -> list[str]:
     event = chapter.event
     return [relative_ms(event, started_ns), f"{event.comm}[{event.pid}]", chapter.text,
-            "" if event.refcount is None else str(event.refcount), event.hook]
+            "" if event.refcount is None else str(event.refcount), event.hook, chain_text(event)]
 
 
 SHOWN_STORIES = 3           # a loop can make thousands of memfds: the first few tell the story
-CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at")
+CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at", "path (innermost frames)")
 
 
 def life_story_panels(findings: Findings) -> list[Panel]:

@@ -16,6 +16,7 @@ from tracer.views.clone import clone_tables
 from tracer.views.follow import life_story_panels
 from tracer.views.narration import narration_panel
 from tracer.views.objects import object_panels
+from tracer.views.path import path_panels
 from tracer.views.summary import findings_panel, hooks_table
 from tracer.views.timeline import timeline_table
 
@@ -33,7 +34,8 @@ def final_screen(findings: Findings, follow: bool = False) -> Group:
     parts: list[RenderableType] = [hooks_table(findings.header),
                                    timeline_table(findings.timeline.first, findings.started_ns, highlight,
                                                   total=findings.events),
-                                   narration_panel(findings.first_events_by_step(), findings.header)]
+                                   narration_panel(findings.first_events_by_step(), findings.header),
+                                   *path_panels(findings.paths, findings.header)]
     if follow:
         parts += life_story_panels(findings)
     if findings.output_lines:

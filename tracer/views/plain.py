@@ -16,6 +16,7 @@ from tracer.observer import Observer
 from tracer.views.follow import life_story_lines
 from tracer.views.hooks import hook_line, kernel_line
 from tracer.views.narration import first_narrations
+from tracer.views.path import path_lines
 from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
@@ -75,6 +76,7 @@ def closing_lines(findings: Findings, follow: bool) -> list[str]:
     if findings.output_dropped:
         lines.append(f"program: ... {findings.output_dropped} more lines not kept")
     lines += narration_lines(findings.first_events_by_step(), findings.header)
+    lines += path_lines(findings.paths, findings.header)
     if follow:
         lines += life_story_lines(findings)
     lines += conclusion_lines(findings)
