@@ -51,6 +51,16 @@ struct task_shared {
     u64 signal;
 };
 
+/* The reference counts of the child's five structures, right after the clone:
+ * mm_users, fs->users, files->count, sighand->count, signal->sigcnt. */
+struct task_counts {
+    u32 mm;
+    u32 fs;
+    u32 files;
+    u32 sighand;
+    u32 signal;
+};
+
 /* clone: one new task */
 struct clone_payload {
     u64 flags;               /* kernel_clone_args.flags */
@@ -58,6 +68,19 @@ struct clone_payload {
     u32 child_tgid;
     struct task_shared parent;
     struct task_shared child;
+    struct task_counts users;
+    u32 entry;               /* the syscall that led to kernel_clone: CLONE_ENTRY_* */
+};
+
+/* signal_generate, signal_deliver (kernel/signal.c, signal tracepoints) */
+struct signal_payload {
+    s32 sig;
+    s32 code;                /* si_code: SI_USER for kill(), SI_TKILL for tgkill() */
+    s32 group;               /* generate: sent to the thread group, not one thread */
+    s32 result;              /* generate: TRACE_SIGNAL_DELIVERED, _IGNORED, _ALREADY_PENDING, ... */
+    u32 target_tid;          /* generate: the task it was queued on */
+    u32 reserved;
+    u64 handler;             /* deliver: the action's sa_handler (0 default, 1 ignore) */
 };
 
 /* dup_fd, dup_mm: a structure copied for the child */
@@ -73,6 +96,7 @@ union syspath_payload {
     struct passed_file_payload passed_file;
     struct clone_payload clone;
     struct copy_payload copy;
+    struct signal_payload signal;
 };
 
 struct syspath_event {

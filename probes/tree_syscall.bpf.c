@@ -9,6 +9,15 @@
  */
 #include "clone.h"
 
+#ifdef CLONE_ENTRY
+/* The doors into kernel_clone: clone(), clone3() (pthread_create, posix_spawn in
+ * glibc 2.34+), fork() and vfork(). */
+TRACEPOINT_PROBE(syscalls, sys_enter_clone) { enter_clone(CLONE_ENTRY_CLONE); return 0; }
+TRACEPOINT_PROBE(syscalls, sys_enter_clone3) { enter_clone(CLONE_ENTRY_CLONE3); return 0; }
+TRACEPOINT_PROBE(syscalls, sys_enter_fork) { enter_clone(CLONE_ENTRY_FORK); return 0; }
+TRACEPOINT_PROBE(syscalls, sys_enter_vfork) { enter_clone(CLONE_ENTRY_VFORK); return 0; }
+#endif
+
 TRACEPOINT_PROBE(task, task_newtask)
 {
 #ifdef EMIT_CLONE

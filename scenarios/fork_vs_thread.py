@@ -12,7 +12,8 @@
 3. a fork()ed child does what the thread did: the parent sees none of it (copies). It then
    stops the parent process with SIGSTOP and resumes it with SIGCONT: every thread of the
    parent's thread group stops and resumes together.
-4. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) starts /bin/true, for contrast.
+4. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) starts /bin/sleep, for contrast: it
+   shares only the address space, and the parent waits until the child has exec'd.
 Each step reports on stdout as a JSON line {"role", "say", ...}.
 """
 from __future__ import annotations
@@ -284,10 +285,17 @@ def fork_step(workdir: str, limit: int) -> None:
 
 
 def spawn_step() -> None:
-    pid = os.posix_spawn("/bin/true", ["true"], os.environ)
+    """posix_spawn: glibc clones with CLONE_VM|CLONE_VFORK, so the parent sleeps in the kernel
+    until the child has exec'd: when posix_spawn returns, /proc shows the new program."""
+    pid = os.posix_spawn("/bin/sleep", ["sleep", "0.2"], os.environ)
+    try:
+        running = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        running = "?"
     _, status = os.waitpid(pid, 0)
-    report("spawn", f"posix_spawn /bin/true: pid {pid}, exit {os.waitstatus_to_exitcode(status)}; "
-           "the parent's clone returned only once the child had exec'd (CLONE_VFORK)", child=pid)
+    report("spawn", f"posix_spawn /bin/sleep: pid {pid}; when it returned the child was already running "
+           f"{running} (CLONE_VFORK: the parent waited for the exec); exit {os.waitstatus_to_exitcode(status)}",
+           child=pid, execed_before_return=running == "sleep")
 
 
 def main() -> int:
@@ -307,7 +315,7 @@ def main() -> int:
         linuxthreads_step(workdir, limit)
         pause("main", "fork(): a child process, which does what the thread did, then SIGSTOPs and SIGCONTs us")
         fork_step(workdir, limit)
-        pause("main", "posix_spawn(/bin/true): clone with CLONE_VM|CLONE_VFORK")
+        pause("main", "posix_spawn(/bin/sleep): clone with CLONE_VM|CLONE_VFORK")
         spawn_step()
         worker.release.set()
         worker.thread.join()

@@ -47,3 +47,26 @@ def check_linuxthreads(task: dict) -> None:
     assert LINUXTHREADS_FLAGS <= set(detail["flags"]) and "CLONE_THREAD" not in detail["flags"]
     assert detail["shared"] == {"mm": True, "fs": True, "files": True, "sighand": True, "signal": False}
     assert detail["child_tgid"] == detail["child_tid"] != task["tgid"]
+
+
+def check_counts_and_entries(records: list[dict]) -> None:
+    """Sharing is a reference count: each structure the pthread shares counts at least 2 right
+    after the clone; each new task says which system call led to kernel_clone."""
+    thread = clones(records)[0]
+    assert all(thread["detail"]["users"][name] >= 2 for name in STRUCTS), thread["detail"]["users"]
+    assert all(c["detail"]["entry"] in ("clone", "clone3", "fork", "vfork") for c in clones(records))
+
+
+def check_signal_taken_by_another_thread(records: list[dict]) -> None:
+    """kill(getpid(), SIGUSR1) with the main thread blocking it: a group signal_generate, then a
+    signal_deliver in a thread whose pid is not its tgid."""
+    events = [r for r in records if r["type"] == "event"]
+    sent = [e for e in events if e["step"] == "signal_generate" and e["detail"]["sig"] == 10 and e["detail"]["group"]]
+    assert sent, "no process-directed SIGUSR1"
+    later = [e for e in events if e["step"] == "signal_deliver" and e["detail"]["sig"] == 10
+             and e["ts_ns"] > sent[0]["ts_ns"] and e["tgid"] == sent[0]["detail"]["target_tid"]]
+    assert later and later[0]["pid"] != later[0]["tgid"], "SIGUSR1 was not taken by the worker thread"
+    linuxthreads = clones(records)[1]["detail"]["child_tid"]
+    taken_alone = [e for e in events if e["step"] == "signal_deliver" and e["detail"]["sig"] == 10
+                   and e["pid"] == linuxthreads]
+    assert taken_alone and taken_alone[0]["tgid"] == linuxthreads

@@ -98,6 +98,7 @@ def build(scenario: str | None, mode: str) -> Probes:
     layout = kernel_layout()
     startup = Startup(btf_s=time.perf_counter() - layout_started)
     emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
+    emit += ["-DCLONE_ENTRY"] if any(c.step == "clone" and c.tier for c in choices) else []
     emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
     symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)
     if stacks_wanted():

@@ -30,6 +30,7 @@ class Hook:
     entry: bool = False             # a program at the function's entry
     exit: bool = False              # a program at its return
     params: tuple[str, ...] = ()    # parameters read; their positions come from BTF
+    any_mode: bool = False          # a tracepoint that every mode may use (no function stands for it)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,21 @@ CLONE_STEPS: tuple[Step, ...] = (
     ), optional=True),
 )
 
+def _signal(name: str, reads: str) -> Hook:
+    """A signal tracepoint (kernel/signal.c): the event itself, on every tier."""
+    return Hook("syscall", f"tracepoint:signal:{name}", reads, True, (f"signal/{name}",), any_mode=True)
+
+
+CLONE_STEPS += (
+    Step("signal_generate", "kernel/signal.c queues a signal: on one thread, or on the thread group", (
+        _signal("signal_generate", "the signal, the task it was queued on and whether it was sent to the "
+                "whole thread group (kill) or to one thread (tgkill)"),
+    )),
+    Step("signal_deliver", "a thread takes a signal: get_signal() in the thread the kernel picked", (
+        _signal("signal_deliver", "the signal and the thread that took it (the one the event runs in)"),
+    )),
+)
+
 SCENARIO_STEPS: dict[str, tuple[Step, ...]] = {"memfd-share": MEMFD_STEPS, "fork-vs-thread": CLONE_STEPS}
 # Every step id the probes may emit; the number is the STEP_* define.
 ALL_STEP_NAMES: tuple[str, ...] = tuple(step.name for step in (*MEMFD_STEPS, *CLONE_STEPS))
@@ -253,7 +269,7 @@ def resolve_step(step: Step, tiers: Sequence[str], kernel: KernelView,
     not_used: list[str] = []
     tiers_out: dict[str, str] = {}
     for hook in step.hooks:
-        if hook.tier not in tiers:
+        if hook.tier not in tiers and not hook.any_mode:
             tiers_out.setdefault(hook.tier, kernel.tiers.get(hook.tier) or left_out)
             continue
         missing = _missing(hook, kernel)

@@ -48,6 +48,10 @@ def _task_shared(owner: str) -> tuple[tuple[str, str], ...]:
     return tuple((f"{owner}.{name}", "Q") for name in ("mm", "fs", "files", "sighand", "signal"))
 
 
+def _task_counts(owner: str) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{owner}.{name}", "I") for name in ("mm", "fs", "files", "sighand", "signal"))
+
+
 # struct syspath_event up to its payload union
 EVENT_HEADER = CStruct("syspath_event", (
     ("ts_ns", "Q"), ("pid", "I"), ("tgid", "I"), ("comm", "16s"), ("step", "I"), ("fd", "i"),
@@ -60,10 +64,14 @@ SENDMSG_PAYLOAD = CStruct("sendmsg_payload", (("sock", "Q"), ("peer", "Q"), ("sc
                                               ("reserved", "I")))
 PASSED_FILE_PAYLOAD = CStruct("passed_file_payload", (("index", "I"), ("count", "I"), ("sock", "Q")))
 CLONE_PAYLOAD = CStruct("clone_payload", (("flags", "Q"), ("child_tid", "I"), ("child_tgid", "I"),
-                                          *_task_shared("parent"), *_task_shared("child")))
+                                          *_task_shared("parent"), *_task_shared("child"),
+                                          *_task_counts("users"), ("entry", "I")))
+SIGNAL_PAYLOAD = CStruct("signal_payload", (("sig", "i"), ("code", "i"), ("group", "i"), ("result", "i"),
+                                            ("target_tid", "I"), ("reserved", "I"), ("handler", "Q")))
 COPY_PAYLOAD = CStruct("copy_payload", (("from", "Q"), ("copy", "Q")))
 # union syspath_payload: every member starts where the header ends
-PAYLOADS = (MEMFD_PAYLOAD, MMAP_PAYLOAD, SENDMSG_PAYLOAD, PASSED_FILE_PAYLOAD, CLONE_PAYLOAD, COPY_PAYLOAD)
+PAYLOADS = (MEMFD_PAYLOAD, MMAP_PAYLOAD, SENDMSG_PAYLOAD, PASSED_FILE_PAYLOAD, CLONE_PAYLOAD, COPY_PAYLOAD,
+            SIGNAL_PAYLOAD)
 PAYLOAD_SIZE = max(payload.layout.size for payload in PAYLOADS)
 EVENT_SIZE = EVENT_HEADER.layout.size + PAYLOAD_SIZE
 
@@ -185,9 +193,14 @@ CLONE_BITS = {0x100: "CLONE_VM", 0x200: "CLONE_FS", 0x400: "CLONE_FILES", 0x800:
 TASK_SHARED = ("mm", "fs", "files", "sighand", "signal")
 
 
+# probes/clone.h CLONE_ENTRY_*: the system call that led to kernel_clone
+CLONE_ENTRIES = {1: "clone", 2: "clone3", 3: "fork", 4: "vfork"}
+
+
 def _clone_detail(flags: int, child_tid: int, child_tgid: int, parent_mm: int, parent_fs: int, parent_files: int,
                   parent_sighand: int, parent_signal: int, child_mm: int, child_fs: int, child_files: int,
-                  child_sighand: int, child_signal: int) -> dict[str, Any]:
+                  child_sighand: int, child_signal: int, users_mm: int, users_fs: int, users_files: int,
+                  users_sighand: int, users_signal: int, entry: int) -> dict[str, Any]:
     names = flag_names(flags, CLONE_BITS)
     parent = dict(zip(TASK_SHARED, map(hex_pointer, (parent_mm, parent_fs, parent_files, parent_sighand,
                                                      parent_signal))))
@@ -195,7 +208,29 @@ def _clone_detail(flags: int, child_tid: int, child_tgid: int, parent_mm: int, p
     return {"kind": "thread" if "CLONE_THREAD" in names else "process", "flags": names,
             "child_tid": child_tid, "child_tgid": child_tgid,
             "shared": {name: parent[name] is not None and parent[name] == child[name] for name in TASK_SHARED},
-            "parent": parent, "child": child}
+            "parent": parent, "child": child,
+            "users": dict(zip(TASK_SHARED, (users_mm, users_fs, users_files, users_sighand, users_signal))),
+            "entry": CLONE_ENTRIES.get(entry)}
+
+
+# include/uapi/linux/signal.h
+SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 6: "SIGABRT", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV",
+                12: "SIGUSR2", 13: "SIGPIPE", 14: "SIGALRM", 15: "SIGTERM", 17: "SIGCHLD", 18: "SIGCONT",
+                19: "SIGSTOP", 20: "SIGTSTP"}
+# include/trace/events/signal.h enum trace_signal_result
+SIGNAL_RESULTS = {0: "delivered", 1: "ignored", 2: "already pending", 3: "overflow", 4: "lost info"}
+
+
+def _signal_generate_detail(sig: int, code: int, group: int, result: int, target_tid: int, reserved: int,
+                            handler: int) -> dict[str, Any]:
+    return {"sig": sig, "name": SIGNAL_NAMES.get(sig, f"signal {sig}"), "group": bool(group),
+            "target_tid": target_tid, "result": SIGNAL_RESULTS.get(result, str(result)), "code": code}
+
+
+def _signal_deliver_detail(sig: int, code: int, group: int, result: int, target_tid: int, reserved: int,
+                           handler: int) -> dict[str, Any]:
+    return {"sig": sig, "name": SIGNAL_NAMES.get(sig, f"signal {sig}"), "code": code,
+            "handler": {0: "default", 1: "ignore"}.get(handler, hex(handler))}
 
 
 def _copy_detail(from_: int, copy: int) -> dict[str, Any]:
@@ -208,6 +243,8 @@ STEP_PAYLOADS: dict[str, tuple[CStruct, DetailDecoder]] = {
     "dup_fd": (COPY_PAYLOAD, _copy_detail),
     "dup_mm": (COPY_PAYLOAD, _copy_detail),
     "clone": (CLONE_PAYLOAD, _clone_detail),
+    "signal_generate": (SIGNAL_PAYLOAD, _signal_generate_detail),
+    "signal_deliver": (SIGNAL_PAYLOAD, _signal_deliver_detail),
     "memfd_create": (MEMFD_PAYLOAD, _memfd_detail),
     "shmem_file_setup": (MEMFD_PAYLOAD, _shmem_detail),
     "do_mmap": (MMAP_PAYLOAD, _mmap_detail),

@@ -186,6 +186,11 @@ CONSEQUENCES = {"cwd_shared": ("fs", "chdir()"), "fd_shared": ("files", "open()"
                 "rlimit_shared": ("signal", "setrlimit(RLIMIT_NOFILE)")}
 
 
+# the count each structure's sharing is made of (kernel/fork.c), as the kernel names it
+COUNT_NAME = {"mm": "mm_users", "fs": "fs->users", "files": "files->count", "sighand": "sighand->count",
+              "signal": "signal->sigcnt"}
+
+
 @dataclass(frozen=True)
 class StructureRow:
     name: str
@@ -194,6 +199,15 @@ class StructureRow:
     shared: bool
     flag: str
     copied_by: str | None = None      # "dup_fd" when that copy was seen
+    count: int | None = None          # the structure's reference count right after the clone
+
+    @property
+    def count_text(self) -> str:
+        """"mm_users 1 -> 2": a shared structure gained the child's reference; a copy starts at 1."""
+        if self.count is None:
+            return ""
+        name = COUNT_NAME[self.name]
+        return f"{name} {self.count - 1} -> {self.count}" if self.shared else f"{name} {self.count} (new)"
 
 
 @dataclass
@@ -206,6 +220,18 @@ class NewTask:
     def same_thread_group(self) -> bool:
         return self.event.detail.get("child_tgid") == self.event.tgid
 
+    @property
+    def pid_line(self) -> str:
+        """What getpid() (the thread group id) returns in the new task, beside the parent's."""
+        detail, event = self.event.detail, self.event
+        child = detail.get("child_tgid")
+        if self.same_thread_group:
+            return f"getpid() returns {child} in both: one process (gettid() {detail.get('child_tid')} vs {event.pid})"
+        if detail.get("shared", {}).get("mm") and "CLONE_VFORK" not in detail.get("flags", []):
+            return (f"getpid() returns {child} in it, {event.tgid} in its parent: it shares the address space "
+                    "but is a process of its own, LinuxThreads' pid problem")
+        return f"getpid() returns {child} in it, {event.tgid} in its parent: another process"
+
 
 def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
     child = event.detail.get("child_tid")
@@ -214,6 +240,9 @@ def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
         # the scenario acts in the new task and looks in the parent, or, for a task that runs
         # no Python (the LinuxThreads one), acts in the parent and looks in the task
         doer, looker = ("the parent", "the new task") if report.get("by") == "parent" else ("the new task", "the parent")
+        if "execed_before_return" in report:
+            lines.append("the parent's clone returned only once the child had exec'd (CLONE_VFORK)"
+                         if report["execed_before_return"] else "the child had not exec'd when the parent went on")
         for key, (structure, action) in CONSEQUENCES.items():
             if key in report:
                 seen = f"{looker} sees it" if report[key] else f"{looker} does not see it"
@@ -251,9 +280,10 @@ class NewTasks:
         for event in self.clones:
             detail = event.detail
             child = detail.get("child", {})
+            users = detail.get("users") or {}
             rows = [StructureRow(name, detail.get("parent", {}).get(name), child.get(name),
                                  bool(detail.get("shared", {}).get(name)), flag,
-                                 self._copied_by(name, child.get(name)))
+                                 self._copied_by(name, child.get(name)), users.get(name))
                     for name, flag in SHARING_FLAG.items()]
             tasks.append(NewTask(event, rows, _consequences(event, reports)))
         return tasks
@@ -261,6 +291,61 @@ class NewTasks:
     def _copied_by(self, name: str, child: str | None) -> str | None:
         step = COPY_STEP.get(name)
         return step if step and child and (step, child) in self.copies_of_kept else None
+
+
+KEPT_SIGNALS = 12
+
+
+@dataclass
+class SignalStory:
+    """A signal queued (signal_generate) and the thread that took it (signal_deliver)."""
+
+    sent: Event
+    taken: Event | None = None
+
+    def line(self) -> str:
+        detail = self.sent.detail
+        name, target = detail.get("name", f"signal {detail.get('sig')}"), detail.get("target_tid")
+        to = f"process {target} (the whole thread group)" if detail.get("group") else f"thread {target} alone"
+        text = f"{name} sent by {self.sent.comm}[{self.sent.pid}] to {to}"
+        if name == "SIGCONT" and detail.get("result") == "ignored":
+            return (f"{text}: the stopped threads resumed as it was sent (kernel/signal.c prepare_signal), "
+                    "then the signal itself was dropped: continuing is its default action")
+        if detail.get("result") != "delivered":
+            return f"{text}: {detail.get('result')} when queued"
+        if self.taken is None:
+            return f"{text}: queued, not seen taken"
+        taker = self.taken
+        if taker.pid != taker.tgid:
+            return (f"{text}: taken by thread {taker.pid}, not the main thread {taker.tgid} "
+                    "(complete_signal picked a thread that does not block it)")
+        return f"{text}: taken by {taker.comm}[{taker.pid}]"
+
+
+class Signals:
+    """The first signals each sent and taken: a generate waits for the deliver that matches it."""
+
+    def __init__(self) -> None:
+        self.stories: list[SignalStory] = []
+        self.count = 0
+        self.child_notices = 0
+
+    def add(self, event: Event) -> None:
+        if event.step == "signal_generate":
+            self.count += 1
+            if event.detail.get("name") == "SIGCHLD" and event.detail.get("result") == "ignored":
+                self.child_notices += 1           # a child stopped or exited: ignored unless handled
+                return
+            if len(self.stories) < KEPT_SIGNALS:
+                self.stories.append(SignalStory(event))
+        elif event.step == "signal_deliver":
+            sig = event.detail.get("sig")
+            for story in self.stories:
+                target = story.sent.detail.get("target_tid")
+                if story.taken is None and story.sent.detail.get("sig") == sig and \
+                        target in ((event.tgid,) if story.sent.detail.get("group") else (event.pid,)):
+                    story.taken = event
+                    return
 
 
 FIRST_EVENTS = 200          # the timeline's rows on the final screen
@@ -291,6 +376,7 @@ class Findings(Observer):
     header: dict[str, Any] = field(default_factory=dict)
     files: FileStories = field(default_factory=FileStories)
     new_tasks: NewTasks = field(default_factory=NewTasks)
+    signals: Signals = field(default_factory=Signals)
     timeline: Timeline = field(default_factory=Timeline)
     paths: Paths = field(default_factory=Paths)
     first_of_step: dict[str, Event] = field(default_factory=dict)
@@ -312,6 +398,8 @@ class Findings(Observer):
         self.timeline.add(event)
         self.files.add(event)
         self.new_tasks.add(event)
+        if event.step.startswith("signal_"):
+            self.signals.add(event)
         self.paths.add(event)
         first = self.first_of_step.get(event.step)
         if first is None or event.ts_ns < first.ts_ns:

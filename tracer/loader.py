@@ -21,7 +21,8 @@ KRETPROBE_MAXACTIVE = 64  # calls of one function in flight at once before retur
 INCLUDE = re.compile(r'^#include "(?P<name>[\w.]+)"$', re.MULTILINE)
 # The process-tree file always; a tier's file when one of its steps is hooked on that tier.
 TREE_FILE = "tree_syscall.bpf.c"
-SYSCALL_FILES = {"memfd_syscall.bpf.c": tuple(step.name for step in MEMFD_STEPS)}
+SYSCALL_FILES = {"memfd_syscall.bpf.c": tuple(step.name for step in MEMFD_STEPS),
+                 "signal.bpf.c": ("signal_generate", "signal_deliver")}
 FUNCTION_FILES = {"memfd_kernel.bpf.c": tuple(step.name for step in MEMFD_STEPS),
                   "clone_kernel.bpf.c": tuple(step.name for step in CLONE_STEPS)}
 

@@ -19,6 +19,12 @@ FIELDS: dict[str, tuple[str, tuple[str, ...], int]] = {
     "TASK_PID": ("task_struct", ("pid",), 4),
     "TASK_TGID": ("task_struct", ("tgid",), 4),
     "CLONE_ARGS_FLAGS": ("kernel_clone_args", ("flags",), 8),
+    # the counts that sharing is made of (kernel/fork.c copy_mm, copy_fs, copy_files, copy_sighand, copy_signal)
+    "MM_USERS": ("mm_struct", ("mm_users",), 4),
+    "FS_USERS": ("fs_struct", ("users",), 4),
+    "FILES_COUNT": ("files_struct", ("count",), 4),
+    "SIGHAND_COUNT": ("sighand_struct", ("count",), 4),
+    "SIGNAL_SIGCNT": ("signal_struct", ("sigcnt",), 4),
     "FILES_FDT": ("files_struct", ("fdt",), 8),
     "FDT_FD": ("fdtable", ("fd",), 8),
     "FDT_MAX_FDS": ("fdtable", ("max_fds",), 4),

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.clone_checks import check_fork, check_linuxthreads, check_spawn, check_thread, clones
+from tests.clone_checks import (check_counts_and_entries, check_fork, check_linuxthreads, check_signal_taken_by_another_thread,
+                                 check_spawn, check_thread, clones)
 from tests.live.conftest import read_jsonl, run_syspath
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,7 @@ def test_fork_child_copies_everything_and_has_its_own_tgid(recorded: tuple[str, 
 
 def test_posix_spawn_shares_only_the_address_space(recorded: tuple[str, list[dict]]) -> None:
     check_spawn(clones(recorded[1])[3])
+    assert "observed: the parent's clone returned only once the child had exec'd (CLONE_VFORK)" in recorded[0]
 
 
 def test_consequences_match_the_flags(recorded: tuple[str, list[dict]]) -> None:
@@ -50,3 +52,26 @@ def test_consequences_match_the_flags(recorded: tuple[str, list[dict]]) -> None:
     assert "observed: setrlimit(RLIMIT_NOFILE) in the new task: the parent sees it (signal shared)" in stdout
     assert "observed: chdir() in the parent: the new task sees it (fs shared)" in stdout
     assert "observed: setrlimit(RLIMIT_NOFILE) in the new task: the parent does not see it (signal copied)" in stdout
+
+
+def test_sharing_is_a_reference_count_and_each_task_names_its_door(recorded: tuple[str, list[dict]]) -> None:
+    check_counts_and_entries(recorded[1])
+    thread = clones(recorded[1])[0]
+    assert thread["detail"]["entry"] == "clone3"          # glibc 2.34+ pthread_create
+    assert "mm_users 1 -> 2" in recorded[0]
+
+
+def test_a_process_directed_signal_is_taken_by_the_thread_that_does_not_block_it(
+        recorded: tuple[str, list[dict]]) -> None:
+    check_signal_taken_by_another_thread(recorded[1])
+    assert "taken by thread" in recorded[0] and "not the main thread" in recorded[0]
+
+
+def test_the_pid_problem_and_stop_continue_per_thread(recorded: tuple[str, list[dict]]) -> None:
+    stdout, records = recorded
+    linuxthreads = clones(records)[1]
+    assert f"getpid() returns {linuxthreads['detail']['child_tgid']} in it" in stdout and "pid problem" in stdout
+    stop = next(line for line in stdout.splitlines() if line.startswith("SIGSTOP to process"))
+    assert stop.count(" T") >= 2 and "SIGCONT" in stop       # both threads stopped, then resumed
+    resumed = stop.split("SIGCONT:", 1)[1]
+    assert " T" not in resumed

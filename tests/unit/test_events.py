@@ -19,8 +19,9 @@ def raw(step: int, payload: CStruct | None = None, **fields: object) -> bytes:
 
 
 def test_layout_matches_common_h() -> None:
-    # probes/event.h: 8+4+4+16+4+4+4+4+8+8+8 header, then the largest payload (clone: 8+4+4+5*8+5*8)
-    assert EVENT_SIZE == 168
+    # probes/event.h: 8+4+4+16+4+4+4+4+8+8+8 header, then the largest payload
+    # (clone: 8+4+4 + 5*8 pointers each for parent and child + 5*4 counts + 4 entry)
+    assert EVENT_SIZE == 72 + 120
 
 
 def test_decode_applies_the_refcount_bias_and_names() -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import vmrun
-from tests.clone_checks import check_fork, check_linuxthreads, check_spawn, check_thread, clones
+from tests.clone_checks import (check_counts_and_entries, check_fork, check_linuxthreads, check_signal_taken_by_another_thread,
+                                 check_spawn, check_thread, clones)
 
 pytestmark = pytest.mark.vm
 TIERS = ("kprobe", "fentry")
@@ -133,6 +134,8 @@ def test_fork_vs_thread_through_copy_process(guest: GuestRun, mode: str) -> None
     thread, linuxthreads, fork, spawn = clones(records)
     check_thread(thread)
     check_linuxthreads(linuxthreads)
+    check_counts_and_entries(records)
+    check_signal_taken_by_another_thread(records)
     check_fork(fork)
     check_spawn(spawn)
     assert records[-1]["exit_code"] == 0 and records[-1]["lost"] == 0

@@ -18,6 +18,7 @@ def task_table(task: NewTask) -> Table:
         style = "green" if row.shared else "yellow"
         table.add_row(f"{row.name}_struct", row.parent or "-", Text(row.child or "-", style=style),
                       Text("= same" if row.shared else "≠ copy", style=f"bold {style}"), row_verdict(row))
+    table.add_row("", "", "", "", Text(task.pid_line, style="bold"))
     for line in task.consequences:
         table.add_row("", "", "", "", Text(f"observed: {line}", style="italic"))
     return table

@@ -59,14 +59,16 @@ def task_heading(task: NewTask) -> str:
     detail, event = task.event.detail, task.event
     group = ("same thread group as its parent" if task.same_thread_group
              else "a thread group of its own: a new process")
+    door = f" by {detail['entry']}()" if detail.get("entry") else ""
     return (f"{event.comm}[{event.pid}] -> new {detail.get('kind')} tid {detail.get('child_tid')} "
-            f"tgid {detail.get('child_tgid')} ({group})")
+            f"tgid {detail.get('child_tgid')}{door} ({group})")
 
 
 def row_verdict(row: StructureRow) -> str:
+    counted = f"; {row.count_text}" if row.count_text else ""
     if row.shared:
-        return f"shared ({row.flag})"
-    return f"copied (no {row.flag})" + (f", by {row.copied_by}" if row.copied_by else "")
+        return f"shared ({row.flag}){counted}"
+    return f"copied (no {row.flag})" + (f", by {row.copied_by}" if row.copied_by else "") + counted
 
 
 def clone_lines(findings: Findings) -> list[str]:
@@ -74,11 +76,30 @@ def clone_lines(findings: Findings) -> list[str]:
     for task in findings.tasks():
         lines.append(task_heading(task) + ":")
         lines += [f"  {row.name:<8} parent {row.parent}  child {row.child}  {row_verdict(row)}" for row in task.rows]
+        lines.append(f"  {task.pid_line}")
         lines += [f"  observed: {line}" for line in task.consequences]
     more = findings.new_tasks.count - len(findings.new_tasks.clones)
     if more > 0:
         lines.append(f"... and {more} more new tasks")
     return lines
+
+
+def signal_lines(findings: Findings) -> list[str]:
+    """Each signal sent and the thread that took it; SIGSTOP/SIGCONT seen per thread."""
+    lines = [f"Signal: {story.line()}" for story in findings.signals.stories]
+    if findings.signals.child_notices:
+        lines.append(f"Signal: and {findings.signals.child_notices} SIGCHLD notices to parents, "
+                     "ignored (their default action)")
+    for report in (r for r in findings.reports if r.get("role") == "stop"):
+        lines.append(f"SIGSTOP to process {report.get('process')}: every thread stopped "
+                     f"({_states(report.get('stopped'))}); SIGCONT: {_states(report.get('resumed'))}")
+    return lines
+
+
+def _states(states: object) -> str:
+    if not isinstance(states, dict):
+        return "?"
+    return ", ".join(f"tid {tid} {state}" for tid, state in states.items())
 
 
 def lost_lines(lost: int) -> list[str]:
@@ -95,6 +116,7 @@ def conclusion_lines(findings: Findings, clones: bool = True) -> list[str]:
         lines += clone_lines(findings)
     elif findings.new_tasks.count:
         lines.append("Each new task's structures are compared above, parent beside child.")
+    lines += signal_lines(findings)
     if not lines:
         lines.append(f"No struct file was seen shared between two processes ({findings.events} events).")
     return lines + lost_lines(findings.lost)

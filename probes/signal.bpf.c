@@ -1,0 +1,50 @@
+/* syspath, fork-vs-thread: signals in a thread group (kernel/signal.c).
+ *
+ * signal:signal_generate fires where a signal is queued (__send_signal_locked),
+ * in the sender, naming the task it was queued on and whether it was sent to the
+ * whole thread group; complete_signal() then picks a thread that does not block
+ * it. signal:signal_deliver fires in the thread that takes it (get_signal).
+ * Either end in the traced process tree is enough.
+ */
+#include "common.h"
+
+#ifndef ON_SYSCALL
+#define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
+#endif
+
+#if ON_SYSCALL(STEP_SIGNAL_GENERATE)
+TRACEPOINT_PROBE(signal, signal_generate)
+{
+    u32 target = args->pid;
+    struct syspath_event *e;
+    if (!is_tracked() && !tracked.lookup(&target))
+        return 0;
+    e = new_event(STEP_SIGNAL_GENERATE);
+    if (!e)
+        return 0;
+    e->payload.signal.sig = args->sig;
+    e->payload.signal.code = args->code;
+    e->payload.signal.group = args->group;
+    e->payload.signal.result = args->result;
+    e->payload.signal.target_tid = target;
+    submit_event(args, e);
+    return 0;
+}
+#endif
+
+#if ON_SYSCALL(STEP_SIGNAL_DELIVER)
+TRACEPOINT_PROBE(signal, signal_deliver)
+{
+    struct syspath_event *e;
+    if (!is_tracked())
+        return 0;
+    e = new_event(STEP_SIGNAL_DELIVER);
+    if (!e)
+        return 0;
+    e->payload.signal.sig = args->sig;
+    e->payload.signal.code = args->code;
+    e->payload.signal.handler = args->sa_handler;
+    submit_event(args, e);
+    return 0;
+}
+#endif
