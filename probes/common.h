@@ -35,11 +35,30 @@ struct syspath_stack {
 BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
 #endif
 
-static __always_inline s32 stack_here(void *ctx)
+/* A stack walk costs more than the rest of an event. A loop takes the same path
+ * every time, so each step's first STACK_FIRST events get a stack, then one in
+ * STACK_EVERY (the counter is the step's, so a path record and the event it
+ * stands for are sampled alike); the others carry STACK_SAMPLED_OUT. */
+#define STACK_FIRST 64
+#define STACK_EVERY 64
+#define STACK_SAMPLED_OUT -1000   /* not an errno: tracer/stacks.py SAMPLED_OUT */
+#define STACK_COUNTERS 256
+#ifndef SYSPATH_NO_STACKS
+BPF_ARRAY(stack_counts, u64, STACK_COUNTERS);
+#endif
+
+static __always_inline s32 stack_here(void *ctx, u32 step)
 {
 #ifdef SYSPATH_NO_STACKS
     return -1;
 #else
+    u32 slot = step % STACK_COUNTERS;
+    u64 *count = stack_counts.lookup(&slot);
+    if (count) {
+        u64 seen = __sync_fetch_and_add(count, 1);
+        if (seen >= STACK_FIRST && seen % STACK_EVERY)
+            return STACK_SAMPLED_OUT;
+    }
     return stacks.get_stackid(ctx, 0);
 #endif
 }
@@ -87,14 +106,18 @@ static __always_inline struct syspath_event *new_event(u32 step)
     return e;
 }
 
+/* include/uapi/linux/bpf.h BPF_RB_NO_WAKEUP: user space reads the ring on a timer
+ * (tracer/session.py POLL_S) instead of being woken for every event. */
+#define RINGBUF_NO_WAKEUP 1
+
 static __always_inline void submit_event(void *ctx, struct syspath_event *e)
 {
-    e->stack_id = stack_here(ctx);
+    e->stack_id = stack_here(ctx, e->step);
 #ifdef SYSPATH_PERF_BUFFER
     if (events.perf_submit(ctx, e, sizeof(*e)) < 0)
         count_lost();
 #else
-    events.ringbuf_submit(e, 0);
+    events.ringbuf_submit(e, RINGBUF_NO_WAKEUP);
 #endif
 }
 

@@ -65,26 +65,33 @@ class FileLife:
         self.ended = False
         self.memfd = False
         self.created: Event | None = None
-        self.received_elsewhere = False
+        self.receivers: set[int] = set()    # tgids that received it (receive_fd)
+
+    @property
+    def received_elsewhere(self) -> bool:
+        return self.created is not None and bool(self.receivers - {self.created.tgid})
 
     def reborn_by(self, event: Event) -> bool:
         return self.ended or (event.step in BIRTH_STEPS and event.step in self.births)
 
     def add(self, event: Event) -> None:
-        if event.step in BIRTH_STEPS:
-            self.births.add(event.step)
-            self.memfd = self.memfd or event.step in ("memfd_create", "shmem_file_setup")
-        if event.step == "memfd_create" and self.created is None:
-            self.created = event
-        if event.step == "fput":
+        step = event.step
+        if step in BIRTH_STEPS:
+            self.births.add(step)
+            self.memfd = self.memfd or step in ("memfd_create", "shmem_file_setup")
+            if step == "memfd_create" and self.created is None:
+                self.created = event
+        elif step == "receive_fd":
+            self.receivers.add(event.tgid)
+        elif step == "fput":
             self.ended = True
-        if len(self.events) < KEPT_EVENTS_PER_FILE:
-            bisect.insort(self.events, event, key=lambda e: e.ts_ns)
-        else:
+        events = self.events
+        if len(events) >= KEPT_EVENTS_PER_FILE:
             self.more_events += 1
-        if not self.received_elsewhere and event.step in ("receive_fd", "memfd_create") and self.created:
-            creator = self.created.tgid
-            self.received_elsewhere = any(e.step == "receive_fd" and e.tgid != creator for e in self.events)
+        elif not events or events[-1].ts_ns <= event.ts_ns:
+            events.append(event)
+        else:
+            bisect.insort(events, event, key=_stamp)
 
     def holder(self, event: Event) -> Holder:
         """One process's hold on the file: its fd (from fd_install when the hook that saw the
@@ -112,6 +119,10 @@ class FileLife:
             if event.refcount is not None:
                 story.refcounts.append((event.step, event.comm, event.refcount))
         return story if story.shared else None
+
+
+def _stamp(event: Event) -> int:
+    return event.ts_ns
 
 
 # --follow-file: what each step means in the life of one struct file

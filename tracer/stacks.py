@@ -139,6 +139,9 @@ def with_hooked_function(frames: tuple[str, ...], hook: str) -> tuple[str, ...]:
     return (function, *frames)
 
 
+SAMPLED_OUT = -1000      # probes/common.h STACK_SAMPLED_OUT: a loop's later events go without a stack
+
+
 class StackTable:
     """Stack id -> symbol names (innermost first), read from the stack map and symbolized
     once per id. Ids are never reused (no BPF_F_REUSE_STACKID), and there are at most
@@ -152,7 +155,8 @@ class StackTable:
 
     def frames(self, stack_id: int) -> tuple[str, ...] | None:
         if stack_id < 0:
-            self.failures[stack_id] += 1
+            if stack_id != SAMPLED_OUT:
+                self.failures[stack_id] += 1
             return None
         if stack_id not in self.cache and len(self.cache) < STACK_BUCKETS:
             names = [self.symbol(address) or "[unknown]" for address in self.read(stack_id)]
