@@ -36,15 +36,15 @@ BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
 #endif
 
 /* A stack walk costs more than the rest of an event. A loop takes the same path
- * every time, so each step's first STACK_FIRST events get a stack, then one in
- * STACK_EVERY (the counter is the step's, so a path record and the event it
- * stands for are sampled alike); the others carry STACK_SAMPLED_OUT. */
+ * every time, so in each process each step's first STACK_FIRST events get a stack,
+ * then one in STACK_EVERY (a path record and the event it stands for count alike);
+ * the others carry STACK_SAMPLED_OUT. Counters per process: the interpreter's own
+ * hundred mmaps at start do not use up the sender's. */
 #define STACK_FIRST 64
 #define STACK_EVERY 64
 #define STACK_SAMPLED_OUT -1000   /* not an errno: tracer/stacks.py SAMPLED_OUT */
-#define STACK_COUNTERS 256
 #ifndef SYSPATH_NO_STACKS
-BPF_ARRAY(stack_counts, u64, STACK_COUNTERS);
+BPF_TABLE("lru_hash", u64, u64, stack_counts, 16384);
 #endif
 
 static __always_inline s32 stack_here(void *ctx, u32 step)
@@ -52,9 +52,11 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
 #ifdef SYSPATH_NO_STACKS
     return -1;
 #else
-    u32 slot = step % STACK_COUNTERS;
-    u64 *count = stack_counts.lookup(&slot);
-    if (count) {
+    u64 key = (bpf_get_current_pid_tgid() & 0xffffffff00000000ULL) | step, first = 1;
+    u64 *count = stack_counts.lookup(&key);
+    if (!count) {
+        stack_counts.update(&key, &first);
+    } else {
         u64 seen = __sync_fetch_and_add(count, 1);
         if (seen >= STACK_FIRST && seen % STACK_EVERY)
             return STACK_SAMPLED_OUT;
