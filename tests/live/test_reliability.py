@@ -151,7 +151,11 @@ def test_two_sessions_each_see_only_their_own_processes(workload: Path, tmp_path
     for path in paths:
         records = read_jsonl(path)
         events = [r for r in records if r["type"] == "event"]
-        assert records[-1]["lost"] == 0 and len(events) == 7 * rounds + 1
+        # 7 a round, the fork; and the child's SIGCHLD to its parent as it exits. Every one is
+        # accounted for: recorded, or counted lost (6.18's ring buffer reserve fails now and then
+        # under contention, its lock gives up; a handful in 20,000)
+        assert len(events) <= 7 * rounds + 2 <= len(events) + records[-1]["lost"]
+        assert records[-1]["lost"] <= rounds // 500
         trees.append({e["tgid"] for e in events})
     assert not trees[0] & trees[1] and all(len(tree) == 2 for tree in trees)
 
@@ -165,12 +169,19 @@ def test_stress_every_pass_is_accounted_for(workload: Path, tmp_path: Path) -> N
     records = read_jsonl(recording)
     events = [r for r in records if r["type"] == "event"]
     steps = Counter(e["step"] for e in events)
-    assert steps == {"memfd_create": rounds, "shmem_file_setup": rounds, "do_mmap": 2 * rounds,
-                     "unix_stream_sendmsg": rounds, "scm_fp_copy": rounds, "receive_fd": rounds, "clone": 1}
-    assert records[-1]["lost"] == 0
+    expected = {"memfd_create": rounds, "shmem_file_setup": rounds, "do_mmap": 2 * rounds,
+                "unix_stream_sendmsg": rounds, "scm_fp_copy": rounds, "receive_fd": rounds, "clone": 1,
+                "signal_generate": 1}                 # the child's SIGCHLD as it exits
+    lost = records[-1]["lost"]
+    # every pass accounted for: recorded, or counted lost (rare reserve failures on 6.18, see above)
+    assert all(expected[step] - lost <= steps[step] <= expected[step] for step in expected) and set(steps) == set(expected)
+    assert lost <= rounds // 500
     sent = [e["file"] for e in events if e["step"] == "scm_fp_copy"]
     received = [e["file"] for e in events if e["step"] == "receive_fd"]
-    assert sent == received                       # each pass arrives as the very struct file sent
+    if not lost:
+        assert sent == received                   # each pass arrives as the very struct file sent
+    else:
+        assert set(received) <= set(sent)
 
 
 def test_commands_run_unprivileged() -> None:
