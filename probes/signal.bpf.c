@@ -12,6 +12,17 @@
 #define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
 #endif
 
+/* The event both steps share: which signal, and its si_code (SI_USER for kill()). */
+static __always_inline struct syspath_event *signal_event(u32 step, int sig, int code)
+{
+    struct syspath_event *e = new_event(step);
+    if (e) {
+        e->payload.signal.sig = sig;
+        e->payload.signal.code = code;
+    }
+    return e;
+}
+
 #if ON_SYSCALL(STEP_SIGNAL_GENERATE)
 TRACEPOINT_PROBE(signal, signal_generate)
 {
@@ -19,15 +30,13 @@ TRACEPOINT_PROBE(signal, signal_generate)
     struct syspath_event *e;
     if (!is_tracked() && !tracked.lookup(&target))
         return 0;
-    e = new_event(STEP_SIGNAL_GENERATE);
-    if (!e)
-        return 0;
-    e->payload.signal.sig = args->sig;
-    e->payload.signal.code = args->code;
-    e->payload.signal.group = args->group;
-    e->payload.signal.result = args->result;
-    e->payload.signal.target_tid = target;
-    submit_event(args, e);
+    e = signal_event(STEP_SIGNAL_GENERATE, args->sig, args->code);
+    if (e) {
+        e->payload.signal.group = args->group;
+        e->payload.signal.result = args->result;
+        e->payload.signal.target_tid = target;
+        submit_event(args, e);
+    }
     return 0;
 }
 #endif
@@ -35,16 +44,11 @@ TRACEPOINT_PROBE(signal, signal_generate)
 #if ON_SYSCALL(STEP_SIGNAL_DELIVER)
 TRACEPOINT_PROBE(signal, signal_deliver)
 {
-    struct syspath_event *e;
-    if (!is_tracked())
-        return 0;
-    e = new_event(STEP_SIGNAL_DELIVER);
-    if (!e)
-        return 0;
-    e->payload.signal.sig = args->sig;
-    e->payload.signal.code = args->code;
-    e->payload.signal.handler = args->sa_handler;
-    submit_event(args, e);
+    struct syspath_event *e = is_tracked() ? signal_event(STEP_SIGNAL_DELIVER, args->sig, args->code) : NULL;
+    if (e) {
+        e->payload.signal.handler = args->sa_handler;
+        submit_event(args, e);
+    }
     return 0;
 }
 #endif
