@@ -52,11 +52,12 @@ def test_memory_is_flat_in_the_number_of_events(workload: Path) -> None:  # noqa
     process = subprocess.Popen([sys.executable, "-m", "tracer", "trace", "--no-live", "--", str(workload),
                                 "memfd", str(MEMFDS), "0"], cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    counter = RowCounter(process)
+    counter = RowCounter(process)          # the only reader of stdout
     counter.start()
-    _, err = process.communicate(timeout=600)
-    counter.join(timeout=60)
-    assert process.returncode == 0, err.decode()[-2000:]
+    counter.join(timeout=600)
+    assert process.stderr is not None
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 0, err.decode()[-2000:]
     assert counter.rows >= 2 * MEMFDS * 0.99, f"only {counter.rows} rows"
     assert counter.early_mb and counter.late_mb
     assert counter.late_mb - counter.early_mb < FLAT_MB, \
