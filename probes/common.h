@@ -6,6 +6,10 @@
  */
 #include "event.h"
 
+/* SYSCALL_STEPS has bit (1 << STEP_x) set for each step the syscall tier stands for
+ * in this session (tracer/loader.py hook_defines); the others are not compiled there. */
+#define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
+
 BPF_ARRAY(lost_events, u64, 1);
 #ifdef SYSPATH_PERF_BUFFER
 /* Kernels before 5.8 have no BPF ring buffer: build each event in a per-CPU

@@ -11,8 +11,6 @@
  */
 #include "memfd.h"
 
-#define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
-
 /* ---- memfd_create: mm/memfd.c, the file comes from shmem_file_setup ---- */
 #if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_SHMEM_FILE_SETUP)
 

@@ -8,9 +8,6 @@
  */
 #include "common.h"
 
-#ifndef ON_SYSCALL
-#define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
-#endif
 
 /* The event both steps share: which signal, and its si_code (SI_USER for kill()). */
 static __always_inline struct syspath_event *signal_event(u32 step, int sig, int code)

@@ -273,11 +273,12 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
     from tracer.record import chrome_trace, write_user_file
     from tracer.views.live import essentials, final_screen
 
+    screen = final_screen(findings, follow=args.follow_file) if args.export_svg or not (args.no_live or explored) else None
     if not args.no_live:
-        console().print(essentials(findings) if explored else final_screen(findings, follow=args.follow_file))
+        console().print(essentials(findings) if explored else screen)
     if args.export_svg:
         recorder = console(record=True, width=EXPORT_WIDTH, file=io.StringIO())
-        recorder.print(final_screen(findings, follow=args.follow_file))
+        recorder.print(screen)
         header = findings.header
         title = f"syspath {header.get('scenario') or ' '.join(header.get('command') or [])}"
         write_user_file(args.export_svg, recorder.export_svg(title=title, clear=False))

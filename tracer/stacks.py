@@ -139,6 +139,11 @@ def with_hooked_function(frames: tuple[str, ...], hook: str) -> tuple[str, ...]:
     return (function, *frames)
 
 
+def path_steps() -> dict[int, tuple[str, str]]:
+    """Step id -> (step, hook) of the path records (probes/paths.bpf.c), for the decoder."""
+    return {PATH_STEP_BASE + index: (PATH_STEP, point.hook) for index, point in enumerate(POINTS)}
+
+
 SAMPLED_OUT = -1000      # probes/common.h STACK_SAMPLED_OUT: a loop's later events go without a stack
 
 

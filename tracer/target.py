@@ -45,10 +45,12 @@ def target_user() -> tuple[int, int]:
     return nobody.pw_uid, nobody.pw_gid
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)     # loaded here, not in the forked child
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when syspath goes, however it goes."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _pump(stream: Iterator[str], name: str, lines: queue.Queue[OutputLine]) -> None:
