@@ -23,7 +23,8 @@ struct mmap_payload {
     u64 vma;
     u64 vm_flags;
     u64 vm_file;
-    u32 vmas_in_file_tree;   /* vmas seen at the top of the file's i_mmap tree */
+    u64 pgoff;               /* the file offset mapped, in pages: the vma's key in i_mmap */
+    u32 vmas_in_file_tree;   /* vmas visited in the file's i_mmap tree to find it */
     u32 reserved;
 };
 

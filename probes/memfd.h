@@ -11,8 +11,9 @@
 #define SOCK_STREAM 1
 #define SOL_SOCKET 1
 #define SCM_RIGHTS 1
-#define MAP_SHARED 0x01
-#define VMA_TREE_SLOTS 7
+#define MAP_ANONYMOUS 0x20
+#define PAGE_SHIFT 12
+#define VMA_TREE_DEPTH 40      /* an rbtree of up to 2^20 vmas */
 
 struct scm_rights {
     u32 count;              /* fds in the message, may exceed MAX_SCM_FDS */
@@ -32,38 +33,43 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
 }
 
 /* The new vma is linked into the file's address_space->i_mmap interval tree
- * (mm/vma.c vma_link_file). Walk the top of that rbtree to find the vma this
- * mmap created: its vm_flags and vm_file are the kernel's own record. */
+ * (mm/vma.c vma_link_file -> vma_interval_tree_insert), shared or private
+ * mapping alike. That tree is an rbtree ordered by vm_pgoff, and an insert goes
+ * right of equal keys, so the vma just made is the last one in order with
+ * vm_pgoff <= its own: one descent from the root finds it, whatever the size
+ * of the tree (its height is at most 2*log2(n+1)). The vma's vm_start and
+ * vm_mm confirm it; anything else (a merge with a neighbour) leaves vma 0. */
 static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 address)
 {
-    u64 mapping = 0, mm = 0, task = bpf_get_current_task();
-    u64 node[VMA_TREE_SLOTS] = {};
+    u64 mapping = 0, mm = 0, node = 0, best = 0, vm_mm = 0, vm_start = 0;
     READ_KERNEL(mapping, file, FILE_MAPPING);
     if (!mapping)
         return;
-    READ_KERNEL(mm, task, TASK_MM);
-    READ_KERNEL(node[0], mapping, MAPPING_IMMAP);
+    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
+    READ_KERNEL(node, mapping, MAPPING_IMMAP);
 #pragma unroll
-    for (int i = 0; i < VMA_TREE_SLOTS; i++) {
-        u64 vma, vm_mm = 0, vm_start = 0;
-        if (!node[i])
-            continue;
+    for (int i = 0; i < VMA_TREE_DEPTH; i++) {
+        u64 vm_pgoff = 0;
+        if (!node)
+            break;
         p->vmas_in_file_tree++;
-        vma = node[i] - VMA_SHARED_RB;
-        READ_KERNEL(vm_start, vma, VMA_START);
-        if (vm_start == address) {
-            READ_KERNEL(vm_mm, vma, VMA_MM);
-            if (vm_mm == mm) {
-                p->vma = vma;
-                READ_KERNEL(p->vm_flags, vma, VMA_FLAGS);
-                READ_KERNEL(p->vm_file, vma, VMA_FILE);
-            }
-        }
-        if (2 * i + 2 < VMA_TREE_SLOTS) {
-            READ_KERNEL(node[2 * i + 1], node[i], RB_LEFT);
-            READ_KERNEL(node[2 * i + 2], node[i], RB_RIGHT);
+        READ_KERNEL(vm_pgoff, node - VMA_SHARED_RB, VMA_PGOFF);
+        if (vm_pgoff <= p->pgoff) {
+            best = node - VMA_SHARED_RB;
+            READ_KERNEL(node, node, RB_RIGHT);
+        } else {
+            READ_KERNEL(node, node, RB_LEFT);
         }
     }
+    if (!best)
+        return;
+    READ_KERNEL(vm_start, best, VMA_START);
+    READ_KERNEL(vm_mm, best, VMA_MM);
+    if (vm_start != address || vm_mm != mm)
+        return;
+    p->vma = best;
+    READ_KERNEL(p->vm_flags, best, VMA_FLAGS);
+    READ_KERNEL(p->vm_file, best, VMA_FILE);
 }
 
 /* do_mmap: the mapped file, the address, and the vma made for it.

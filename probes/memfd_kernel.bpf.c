@@ -134,19 +134,20 @@ ON_ENTRY(fd_install)
 }
 #endif
 
-/* ---- mm/mmap.c: do_mmap, shared file mappings ---- */
+/* ---- mm/mmap.c: do_mmap, every file mapping, shared or private ---- */
 
 #ifdef HOOK_do_mmap
 ON_ENTRY(do_mmap)
 {
     struct call call = {};
     u64 file = ARG(do_mmap, file), flags = ARG(do_mmap, flags);
-    if (!is_tracked() || !file || !(flags & MAP_SHARED))
+    if (!is_tracked() || !file)
         return 0;
     call.object = file;
     call.payload.mmap.length = ARG(do_mmap, len);
     call.payload.mmap.prot = ARG(do_mmap, prot);
     call.payload.mmap.flags = flags;
+    call.payload.mmap.pgoff = ARG(do_mmap, pgoff);
     enter_call(STEP_DO_MMAP, &call);
     return 0;
 }

@@ -58,18 +58,19 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 
 #endif
 
-/* ---- mmap: mm/mmap.c do_mmap -> mmap_region ---- */
+/* ---- mmap: mm/mmap.c do_mmap -> mmap_region, every file mapping, shared or private ---- */
 #if ON_SYSCALL(STEP_DO_MMAP)
 
 TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 {
     struct call call = {};
-    if (!(args->flags & MAP_SHARED) || (s64)args->fd < 0 || !is_tracked())
+    if ((args->flags & MAP_ANONYMOUS) || (s64)args->fd < 0 || !is_tracked())
         return 0;
     call.fd = args->fd;
     call.payload.mmap.length = args->len;
     call.payload.mmap.prot = args->prot;
     call.payload.mmap.flags = args->flags;
+    call.payload.mmap.pgoff = args->off >> PAGE_SHIFT;
     stash_call(STEP_DO_MMAP, &call);
     return 0;
 }

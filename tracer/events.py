@@ -55,7 +55,7 @@ EVENT_HEADER = CStruct("syspath_event", (
 MEMFD_PAYLOAD = CStruct("memfd_payload", (("flags", "Q"), ("s_magic", "Q"), ("name", f"{TEXT_LEN}s")))
 MMAP_PAYLOAD = CStruct("mmap_payload", (
     ("address", "Q"), ("length", "Q"), ("prot", "Q"), ("flags", "Q"), ("vma", "Q"), ("vm_flags", "Q"),
-    ("vm_file", "Q"), ("vmas_in_file_tree", "I"), ("reserved", "I")))
+    ("vm_file", "Q"), ("pgoff", "Q"), ("vmas_in_file_tree", "I"), ("reserved", "I")))
 SENDMSG_PAYLOAD = CStruct("sendmsg_payload", (("sock", "Q"), ("peer", "Q"), ("scm_rights", "I"),
                                               ("reserved", "I")))
 PASSED_FILE_PAYLOAD = CStruct("passed_file_payload", (("index", "I"), ("count", "I"), ("sock", "Q")))
@@ -154,12 +154,14 @@ def _shmem_detail(flags: int, s_magic: int, name: bytes) -> dict[str, Any]:
 
 
 def _mmap_detail(address: int, length: int, prot: int, flags: int, vma: int, vm_flags: int, vm_file: int,
-                 vmas_in_file_tree: int, reserved: int) -> dict[str, Any]:
+                 pgoff: int, vmas_in_file_tree: int, reserved: int) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "address": hex(address), "length": length,
         "prot": flag_names(prot, PROT_BITS), "flags": flag_names(flags, MAP_BITS),
         "vmas_in_file_tree": vmas_in_file_tree,
     }
+    if pgoff:
+        detail["pgoff"] = pgoff
     if vma:
         detail.update(vma=hex_pointer(vma), vm_flags=flag_names(vm_flags & 0xFF, VM_BITS),
                       vm_file=hex_pointer(vm_file))

@@ -44,6 +44,7 @@ FIELDS: dict[str, tuple[str, tuple[str, ...], int]] = {
     "VMA_START": ("vm_area_struct", ("vm_start",), 8),
     "VMA_FLAGS": ("vm_area_struct", ("vm_flags", "__vm_flags"), 8),
     "VMA_FILE": ("vm_area_struct", ("vm_file",), 8),
+    "VMA_PGOFF": ("vm_area_struct", ("vm_pgoff",), 8),
     "MSGHDR_CONTROL": ("user_msghdr", ("msg_control",), 8),
     "MSGHDR_CONTROLLEN": ("user_msghdr", ("msg_controllen",), 8),
     # the kernel's own msghdr, whose control buffer sendmsg has copied in (net/socket.c)
