@@ -76,6 +76,17 @@ union syspath_payload {
     struct copy_payload copy;
 };
 
+/* What the struct file an event names is (probes/common.h describe_file): user space
+ * makes file_kind, file_name and f_op of it. Kept apart from the step payloads. */
+struct file_identity {
+    u64 f_op;                /* file->f_op: its symbol comes from kallsyms in user space */
+    u64 read_iter;           /* f_op->read_iter (or ->read): names the table where kallsyms lists no data */
+    u64 s_magic;             /* the superblock's magic: TMPFS_MAGIC, PIPEFS_MAGIC, ... */
+    u32 i_mode;              /* the inode's type bits: regular, fifo, socket, ... */
+    u32 reserved;
+    char name[SYSPATH_TEXT_LEN];   /* the dentry's name: "memfd:NAME", a path's last part, "[eventfd]" */
+};
+
 struct syspath_event {
     u64 ts_ns;
     u32 pid;
@@ -89,4 +100,5 @@ struct syspath_event {
     u64 inode;
     s64 refcount;            /* raw counter; user space applies FILE_REF_BIAS */
     union syspath_payload payload;
+    struct file_identity identity;   /* filled when `file` is set */
 };

@@ -26,6 +26,8 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
 {
     u64 inode = describe_file(e, file), sb = 0;
     e->payload.memfd = *entry;
+    if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
+        __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->identity.name));
     if (!inode)
         return;
     READ_KERNEL(sb, inode, INODE_SB);

@@ -65,7 +65,11 @@ COPY_PAYLOAD = CStruct("copy_payload", (("from", "Q"), ("copy", "Q")))
 # union syspath_payload: every member starts where the header ends
 PAYLOADS = (MEMFD_PAYLOAD, MMAP_PAYLOAD, SENDMSG_PAYLOAD, PASSED_FILE_PAYLOAD, CLONE_PAYLOAD, COPY_PAYLOAD)
 PAYLOAD_SIZE = max(payload.layout.size for payload in PAYLOADS)
-EVENT_SIZE = EVENT_HEADER.layout.size + PAYLOAD_SIZE
+# struct file_identity, after the union: what the event's struct file is
+FILE_IDENTITY = CStruct("file_identity", (("f_op", "Q"), ("read_iter", "Q"), ("s_magic", "Q"), ("i_mode", "I"), ("reserved", "I"),
+                                          ("name", f"{TEXT_LEN}s")))
+IDENTITY_OFFSET = EVENT_HEADER.layout.size + PAYLOAD_SIZE
+EVENT_SIZE = IDENTITY_OFFSET + FILE_IDENTITY.layout.size
 
 
 @dataclass(slots=True)
@@ -204,6 +208,42 @@ def _copy_detail(from_: int, copy: int) -> dict[str, Any]:
     return {"from": hex_pointer(from_), "copy": hex_pointer(copy)}
 
 
+# include/uapi/linux/magic.h and stat.h: what makes a file a memfd, a pipe, a socket, ...
+TMPFS_MAGIC, HUGETLBFS_MAGIC, ANON_INODE_FS_MAGIC = 0x01021994, 0x958458F6, 0x09041934
+S_IFMT = 0o170000
+MODE_KINDS = {0o010000: "pipe", 0o140000: "socket", 0o100000: "regular", 0o040000: "directory",
+              0o020000: "char_device", 0o060000: "block_device", 0o120000: "symlink"}
+
+
+def file_kind(s_magic: int, i_mode: int, name: str) -> str:
+    if name.startswith("memfd:") and s_magic in (TMPFS_MAGIC, HUGETLBFS_MAGIC):
+        return "memfd"
+    if s_magic == ANON_INODE_FS_MAGIC:
+        return "anon_inode"
+    return MODE_KINDS.get(i_mode & S_IFMT, "unknown")
+
+
+def file_identity(f_op: int, read_iter: int, s_magic: int, i_mode: int, name: bytes, inode: int,
+                  symbol: Callable[[int], str | None]) -> dict[str, Any]:
+    """design.md's file_kind, file_name and f_op of an event's struct file. f_op is the table's
+    symbol where kallsyms lists data (CONFIG_KALLSYMS_ALL), else its address; f_op_read is the
+    function in its read_iter (or read) slot, which kallsyms always names."""
+    text = kernel_text(name)
+    kind = file_kind(s_magic, i_mode, text)
+    if kind == "memfd":
+        text = text.removeprefix("memfd:")
+    elif kind in ("pipe", "socket") and not text:      # their names are made on demand (d_dname)
+        text = f"{kind}:[{inode}]"
+    identity = {"file_kind": kind, "file_name": text, "f_op": symbol(f_op) or hex(f_op)}
+    if read_iter:
+        identity["f_op_read"] = symbol(read_iter) or hex(read_iter)
+    return identity
+
+
+def _no_symbols(address: int) -> str | None:
+    return None
+
+
 DetailDecoder = Callable[..., dict[str, Any]]
 # step -> the payload it carries and how its detail reads it
 STEP_PAYLOADS: dict[str, tuple[CStruct, DetailDecoder]] = {
@@ -218,6 +258,7 @@ STEP_PAYLOADS: dict[str, tuple[CStruct, DetailDecoder]] = {
     "receive_fd": (PASSED_FILE_PAYLOAD, _passed_file_detail),
 }
 _HEADER = EVENT_HEADER.layout
+_IDENTITY = FILE_IDENTITY.layout
 _DETAIL_READERS: dict[str, tuple[Callable[[bytes, int], tuple[Any, ...]], DetailDecoder]] = {
     step: (payload.layout.unpack_from, decode) for step, (payload, decode) in STEP_PAYLOADS.items()}
 
@@ -230,6 +271,7 @@ class Decoder:
     hooks: dict[str, str]
     refcount_bias: int
     other_steps: dict[int, tuple[str, str]] = field(default_factory=dict)   # id -> (step, hook): path records
+    symbol: Callable[[int], str | None] = _no_symbols       # kernel address -> kallsyms name
 
     def decode(self, data: bytes) -> Event:
         return self.decode_with_stack(data)[0]
@@ -245,6 +287,10 @@ class Decoder:
         detail = reader[1](*reader[0](data, _HEADER.size)) if reader else {}
         if depth:
             detail["depth"] = depth           # inside that many hooked kernel functions
+        if file and len(data) >= EVENT_SIZE:
+            f_op, read_iter, s_magic, i_mode, _, name = _IDENTITY.unpack_from(data, IDENTITY_OFFSET)
+            if f_op:                           # 0: the probe could not read the file's identity
+                detail.update(file_identity(f_op, read_iter, s_magic, i_mode, name, inode, self.symbol))
         return Event(
             ts_ns=ts_ns, pid=pid, tgid=tgid, comm=kernel_text(comm),
             step=step, hook=self.hooks.get(step, ""), fd=fd if fd >= 0 else None, file=hex_pointer(file),

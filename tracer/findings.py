@@ -35,6 +35,27 @@ class Holder:
     vm_flags: tuple[str, ...] = ()
     vma: str | None = None
 
+    @property
+    def private(self) -> bool:
+        """A mapping whose vma has no VM_SHARED: it reads the file's page-cache pages until
+        it writes; a write gives it a copy of its own (copy on write)."""
+        return bool(self.vm_flags) and "VM_SHARED" not in self.vm_flags
+
+    @property
+    def sharing(self) -> str:
+        """How the vma maps the file, as its vm_flags say."""
+        if not self.vm_flags:
+            return "?"
+        if self.private:
+            return "private: no VM_SHARED"
+        return "|".join(f for f in self.vm_flags if "SHARE" in f)
+
+
+# What the vm_flags of two mappings of one file mean (mm/memory.c do_fault: do_shared_fault
+# for VM_SHARED, do_cow_fault for a write to a private mapping, do_read_fault otherwise).
+PRIVATE_MAPPING = ("VM_SHARED is what makes writes shared; a private mapping (no VM_SHARED) reads the "
+                   "same page-cache page until it writes, then copy on write gives it a page of its own")
+
 
 @dataclass
 class SharedFile:
@@ -43,10 +64,23 @@ class SharedFile:
     creator: Holder
     receivers: list[Holder] = field(default_factory=list)
     refcounts: list[tuple[str, str, int]] = field(default_factory=list)   # (step, comm, count)
+    kind: str = "memfd"          # detail file_kind: memfd, pipe, regular, socket, ...
+    name: str = ""               # detail file_name
+    f_op: str = ""               # detail f_op (and f_op_read where kallsyms lists no data)
+
+    @property
+    def what(self) -> str:
+        """The file in a few words: "memfd 'syspath-demo', f_op shmem_file_operations"."""
+        text = f"{self.kind} {self.name!r}" if self.name else self.kind
+        return f"{text}, f_op {self.f_op}" if self.f_op else text
 
     @property
     def shared(self) -> bool:
         return any(r.tgid != self.creator.tgid for r in self.receivers)
+
+    @property
+    def mapped_privately(self) -> bool:
+        return any(holder.private for holder in (self.creator, *self.receivers))
 
 
 # Steps at which a struct file comes into existence (nested: memfd_create > shmem > alloc).
@@ -68,7 +102,12 @@ class FileLife:
         self.received_elsewhere = False
 
     def reborn_by(self, event: Event) -> bool:
-        return self.ended or (event.step in BIRTH_STEPS and event.step in self.births)
+        """A birth ends the life of whatever struct file had this address before: one that
+        was born already, or one seen without its birth (the ld.so.cache a program mapped
+        and closed before its memfd_create got the same slab object)."""
+        if self.ended:
+            return True
+        return event.step in BIRTH_STEPS and (event.step in self.births or (not self.births and bool(self.events)))
 
     def add(self, event: Event) -> None:
         if event.step in BIRTH_STEPS:
@@ -82,9 +121,17 @@ class FileLife:
             bisect.insort(self.events, event, key=lambda e: e.ts_ns)
         else:
             self.more_events += 1
-        if not self.received_elsewhere and event.step in ("receive_fd", "memfd_create") and self.created:
-            creator = self.created.tgid
-            self.received_elsewhere = any(e.step == "receive_fd" and e.tgid != creator for e in self.events)
+        if not self.received_elsewhere and event.step in ("receive_fd", "memfd_create", "scm_fp_copy"):
+            origin = self.origin()
+            self.received_elsewhere = origin is not None and any(
+                e.step == "receive_fd" and e.tgid != origin.tgid for e in self.events)
+
+    def origin(self) -> Event | None:
+        """Where the file's story starts: its memfd_create, or, for any other file (a pipe, a
+        regular file) passed in SCM_RIGHTS, the first process seen sending it."""
+        if self.created is not None:
+            return self.created
+        return next((e for e in self.events if e.step == "scm_fp_copy"), None)
 
     def holder(self, event: Event) -> Holder:
         """One process's hold on the file: its fd (from fd_install when the hook that saw the
@@ -101,11 +148,17 @@ class FileLife:
         return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
 
     def shared_file(self) -> SharedFile | None:
-        """This life as "one struct file in several processes", if a memfd reached another one."""
-        created = next((e for e in self.events if e.step == "memfd_create"), None)
+        """This life as "one struct file in several processes", if it reached another one."""
+        created = self.origin()
         if created is None:
             return None
-        story = SharedFile(created.file or "", created.inode, self.holder(created))
+        detail = next((e.detail for e in self.events if "file_kind" in e.detail), created.detail)
+        f_op = str(detail.get("f_op") or "")
+        if detail.get("f_op_read") and f_op.startswith("0x"):
+            f_op += f" (read: {detail['f_op_read']})"
+        story = SharedFile(created.file or "", created.inode, self.holder(created),
+                           kind=str(detail.get("file_kind") or "memfd"), name=str(detail.get("file_name") or ""),
+                           f_op=f_op)
         for event in self.events:
             if event.step == "receive_fd" and event.tgid != created.tgid:
                 story.receivers.append(self.holder(event))
@@ -147,7 +200,7 @@ class FileStories:
         self.current: dict[str, FileLife] = {}      # bounded by the addresses in use at once
         self.memfd_lives: list[FileLife] = []        # kept for --follow-file
         self.memfd_count = 0
-        self.shared_lives: list[FileLife] = []       # kept: a memfd received in another process
+        self.shared_lives: list[FileLife] = []       # kept: a file received in another process
         self.shared_count = 0
 
     def add(self, event: Event) -> None:

@@ -81,6 +81,33 @@ def kallsyms() -> dict[str, str]:
         return parse_kallsyms(lines)
 
 
+# what a file's f_op points at: an operations table (shmem_file_operations, pipefifo_fops, ...)
+# where kallsyms lists data, or, in the table, the function in its read slot (shmem_file_read_iter)
+OPERATIONS_SUFFIXES = ("_fops", "_ops", "operations")
+_MAX_NAMED = 4096       # the addresses named so far, kept (a few dozen tables and functions in practice)
+
+
+@functools.cache
+def operations_symbols() -> dict[int, str]:
+    """Address -> name of each operations table kallsyms lists, and of each kernel function."""
+    named: dict[int, str] = {}
+    with KALLSYMS_PATH.open() as lines:
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 3 or len(fields) > 3:       # module symbols are not file operations here
+                continue
+            kind, name = fields[1], fields[2]
+            if kind in "tT" or (kind in "rRdD" and name.endswith(OPERATIONS_SUFFIXES)):
+                named.setdefault(int(fields[0], 16), name)
+    return named
+
+
+@functools.lru_cache(maxsize=_MAX_NAMED)
+def operations_symbol(address: int) -> str | None:
+    """The kallsyms name at exactly `address` (None: kallsyms names nothing there)."""
+    return operations_symbols().get(address) if address else None
+
+
 def function_symbols(names: set[str]) -> dict[str, str]:
     """kallsyms names of `names`, cached per kernel build: parsing /proc/kallsyms takes
     a quarter of a second, and only a dozen functions matter."""

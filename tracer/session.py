@@ -115,7 +115,8 @@ class Run:
         self.result = SessionResult(header, startup=probes.startup)
         path_steps = {stacks.PATH_STEP_BASE + index: (stacks.PATH_STEP, point.hook)
                       for index, point in enumerate(stacks.POINTS)}
-        decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, path_steps)
+        decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, path_steps,
+                          kernel.operations_symbol)
         joiner = (stacks.PathJoiner(probes.points, stacks.bcc_stack_table(self.program.bpf))
                   if probes.with_stacks else None)
         self.sink = EventSink(decoder, session.observer, writer, joiner)

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tracer.findings import Findings, Holder, NewTask, SharedFile, StructureRow
+from tracer.findings import PRIVATE_MAPPING, Findings, Holder, NewTask, SharedFile, StructureRow
 from tracer.views.hooks import hook_line, kernel_line, session_title
 
 SHOWN_FINDINGS = 3
@@ -37,12 +37,13 @@ def holder_line(role: str, holder: Holder) -> str:
     if holder.address:
         text += f", mapped at {holder.address}"
         if holder.vm_flags:
-            text += f" ({'|'.join(f for f in holder.vm_flags if 'SHARE' in f)})"
+            text += f" ({holder.sharing})"
     return text
 
 
 def finding_lines(story: SharedFile) -> list[str]:
     lines = [f"One struct file {story.file} (inode {story.inode}) in {1 + len(story.receivers)} processes:",
+             f"  it is a {story.what}",
              "  " + holder_line("sender", story.creator)]
     lines += ["  " + holder_line("receiver", holder) for holder in story.receivers]
     fds = {story.creator.fd, *(h.fd for h in story.receivers)}
@@ -52,6 +53,8 @@ def finding_lines(story: SharedFile) -> list[str]:
         changes = [change for i, change in enumerate(story.refcounts) if i == 0 or change[2] != story.refcounts[i - 1][2]]
         counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in changes)
         lines.append(f"  refcount: {counts}")
+    if story.mapped_privately:
+        lines.append(f"  {PRIVATE_MAPPING}")
     return lines
 
 
