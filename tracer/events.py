@@ -240,6 +240,9 @@ def file_identity(f_op: int, read_iter: int, s_magic: int, i_mode: int, name: by
     return identity
 
 
+IDENTITIES_KEPT = 4096      # files whose identity is decoded once (bounded: cleared when full)
+
+
 def _no_symbols(address: int) -> str | None:
     return None
 
@@ -272,6 +275,7 @@ class Decoder:
     refcount_bias: int
     other_steps: dict[int, tuple[str, str]] = field(default_factory=dict)   # id -> (step, hook): path records
     symbol: Callable[[int], str | None] = _no_symbols       # kernel address -> kallsyms name
+    _identities: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def decode(self, data: bytes) -> Event:
         return self.decode_with_stack(data)[0]
@@ -290,12 +294,21 @@ class Decoder:
         if file and len(data) >= EVENT_SIZE:
             f_op, read_iter, s_magic, i_mode, _, name = _IDENTITY.unpack_from(data, IDENTITY_OFFSET)
             if f_op:                           # 0: the probe could not read the file's identity
-                detail.update(file_identity(f_op, read_iter, s_magic, i_mode, name, inode, self.symbol))
+                detail.update(self._identity(f_op, read_iter, s_magic, i_mode, name, inode))
         return Event(
             ts_ns=ts_ns, pid=pid, tgid=tgid, comm=kernel_text(comm),
             step=step, hook=self.hooks.get(step, ""), fd=fd if fd >= 0 else None, file=hex_pointer(file),
             inode=inode or None, refcount=self._refcount(step, file, refcount), detail=detail,
         ), stack_id
+
+    def _identity(self, *fields: Any) -> dict[str, Any]:
+        """file_identity, once per file: a file's identity does not change while it lives."""
+        found = self._identities.get(fields)
+        if found is None:
+            if len(self._identities) >= IDENTITIES_KEPT:
+                self._identities.clear()
+            found = self._identities[fields] = file_identity(*fields, self.symbol)
+        return found
 
     def _refcount(self, step: str, file: int, raw: int) -> int | None:
         if not file:
