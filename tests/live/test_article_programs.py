@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.live.conftest import read_jsonl, run_syspath
+from tests.live.test_explore import public_dir  # noqa: F401  (the fixture)
 
 PROGRAMS = Path(__file__).parent / "programs"
 
 
 @pytest.fixture(scope="module")
-def work() -> Iterator[Path]:
-    """A directory the account the traced command runs as can use (pytest's own are root-only)."""
-    path = Path(tempfile.mkdtemp(prefix="syspath-article-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def recording(work: Path) -> list[dict]:
+def recording(public_dir: Path) -> list[dict]:
+    work = public_dir
     gcc = shutil.which("gcc")
     if gcc is None:
         pytest.fail("gcc is needed to build the article's C programs (make test installs it)")
