@@ -220,7 +220,30 @@ static __always_inline u64 file_of_fd(s64 fd)
     return file_in_table(&table, fd);
 }
 
-/* The event's struct file, its refcount and inode number; returns the inode. */
+/* What the file is: its f_op, its inode's type and superblock, its dentry's name. */
+static __always_inline void identify_file(struct file_identity *id, u64 file, u64 inode)
+{
+    u64 sb = 0, dentry = 0, name = 0;
+    u16 mode = 0;
+    READ_KERNEL(id->f_op, file, FILE_OP);
+    if (id->f_op) {
+        READ_KERNEL(id->read_iter, id->f_op, FOPS_READ_ITER);
+        if (!id->read_iter)
+            READ_KERNEL(id->read_iter, id->f_op, FOPS_READ);
+    }
+    READ_KERNEL(mode, inode, INODE_MODE);
+    id->i_mode = mode;
+    READ_KERNEL(sb, inode, INODE_SB);
+    if (sb)
+        READ_KERNEL(id->s_magic, sb, SB_MAGIC);
+    READ_KERNEL(dentry, file, FILE_DENTRY);
+    if (dentry)
+        READ_KERNEL(name, dentry, DENTRY_NAME);
+    if (name)
+        bpf_probe_read_kernel_str(id->name, sizeof(id->name), (void *)name);
+}
+
+/* The event's struct file, its refcount, inode number and identity; returns the inode. */
 static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
     u64 inode = 0;
@@ -229,8 +252,10 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
         return 0;
     READ_KERNEL(e->refcount, file, FILE_REF);
     READ_KERNEL(inode, file, FILE_INODE);
-    if (inode)
-        READ_KERNEL(e->inode, inode, INODE_INO);
+    if (!inode)
+        return 0;
+    READ_KERNEL(e->inode, inode, INODE_INO);
+    identify_file(&e->identity, file, inode);
     return inode;
 }
 

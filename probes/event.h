@@ -23,7 +23,8 @@ struct mmap_payload {
     u64 vma;
     u64 vm_flags;
     u64 vm_file;
-    u32 vmas_in_file_tree;   /* vmas seen at the top of the file's i_mmap tree */
+    u64 pgoff;               /* the file offset mapped, in pages: the vma's key in i_mmap */
+    u32 vmas_in_file_tree;   /* vmas visited in the file's i_mmap tree to find it */
     u32 reserved;
 };
 
@@ -40,6 +41,14 @@ struct passed_file_payload {
     u32 index;
     u32 count;               /* 0: one file seen without its message */
     u64 sock;
+};
+
+/* in_flight: one struct file riding in an skb on the peer's receive queue */
+struct in_flight_payload {
+    u64 skb;                 /* the skb sendmsg queued */
+    u64 sock;                /* the receiving sock, whose sk_receive_queue holds it */
+    u32 index;               /* the file's place in the skb's scm_fp_list */
+    u32 count;               /* files in that list */
 };
 
 /* What a task shares or copies (kernel/fork.c copy_process). */
@@ -94,9 +103,21 @@ union syspath_payload {
     struct mmap_payload mmap;
     struct sendmsg_payload sendmsg;
     struct passed_file_payload passed_file;
+    struct in_flight_payload in_flight;
     struct clone_payload clone;
     struct copy_payload copy;
     struct signal_payload signal;
+};
+
+/* What the struct file an event names is (probes/common.h describe_file): user space
+ * makes file_kind, file_name and f_op of it. Kept apart from the step payloads. */
+struct file_identity {
+    u64 f_op;                /* file->f_op: its symbol comes from kallsyms in user space */
+    u64 read_iter;           /* f_op->read_iter (or ->read): names the table where kallsyms lists no data */
+    u64 s_magic;             /* the superblock's magic: TMPFS_MAGIC, PIPEFS_MAGIC, ... */
+    u32 i_mode;              /* the inode's type bits: regular, fifo, socket, ... */
+    u32 reserved;
+    char name[SYSPATH_TEXT_LEN];   /* the dentry's name: "memfd:NAME", a path's last part, "[eventfd]" */
 };
 
 struct syspath_event {
@@ -112,4 +133,5 @@ struct syspath_event {
     u64 inode;
     s64 refcount;            /* raw counter; user space applies FILE_REF_BIAS */
     union syspath_payload payload;
+    struct file_identity identity;   /* filled when `file` is set */
 };

@@ -34,8 +34,13 @@ static __always_inline u64 kprobe_arg(struct pt_regs *ctx, int index)
     case 2: return PT_REGS_PARM3(ctx);
     case 3: return PT_REGS_PARM4(ctx);
     case 4: return PT_REGS_PARM5(ctx);
-    default: return PT_REGS_PARM6(ctx);
+    case 5: return PT_REGS_PARM6(ctx);
     }
+    /* x86-64 passes a seventh argument and later on the stack: at a kprobe on the
+     * first instruction, sp points at the return address and they follow it. */
+    u64 value = 0;
+    bpf_probe_read_kernel(&value, sizeof(value), (void *)(PT_REGS_SP(ctx) + 8 * (index - 5)));
+    return value;
 }
 #endif
 

@@ -11,8 +11,9 @@
 #define SOCK_STREAM 1
 #define SOL_SOCKET 1
 #define SCM_RIGHTS 1
-#define MAP_SHARED 0x01
-#define VMA_TREE_SLOTS 7
+#define MAP_ANONYMOUS 0x20
+#define PAGE_SHIFT 12
+#define VMA_TREE_DEPTH 40      /* an rbtree of up to 2^20 vmas */
 
 struct scm_rights {
     u32 count;              /* fds in the message, may exceed MAX_SCM_FDS */
@@ -25,6 +26,8 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
 {
     u64 inode = describe_file(e, file), sb = 0;
     e->payload.memfd = *entry;
+    if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
+        __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->identity.name));
     if (!inode)
         return;
     READ_KERNEL(sb, inode, INODE_SB);
@@ -32,38 +35,43 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
 }
 
 /* The new vma is linked into the file's address_space->i_mmap interval tree
- * (mm/vma.c vma_link_file). Walk the top of that rbtree to find the vma this
- * mmap created: its vm_flags and vm_file are the kernel's own record. */
+ * (mm/vma.c vma_link_file -> vma_interval_tree_insert), shared or private
+ * mapping alike. That tree is an rbtree ordered by vm_pgoff, and an insert goes
+ * right of equal keys, so the vma just made is the last one in order with
+ * vm_pgoff <= its own: one descent from the root finds it, whatever the size
+ * of the tree (its height is at most 2*log2(n+1)). The vma's vm_start and
+ * vm_mm confirm it; anything else (a merge with a neighbour) leaves vma 0. */
 static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 address)
 {
-    u64 mapping = 0, mm = 0, task = bpf_get_current_task();
-    u64 node[VMA_TREE_SLOTS] = {};
+    u64 mapping = 0, mm = 0, node = 0, best = 0, vm_mm = 0, vm_start = 0;
     READ_KERNEL(mapping, file, FILE_MAPPING);
     if (!mapping)
         return;
-    READ_KERNEL(mm, task, TASK_MM);
-    READ_KERNEL(node[0], mapping, MAPPING_IMMAP);
+    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
+    READ_KERNEL(node, mapping, MAPPING_IMMAP);
 #pragma unroll
-    for (int i = 0; i < VMA_TREE_SLOTS; i++) {
-        u64 vma, vm_mm = 0, vm_start = 0;
-        if (!node[i])
-            continue;
+    for (int i = 0; i < VMA_TREE_DEPTH; i++) {
+        u64 vm_pgoff = 0;
+        if (!node)
+            break;
         p->vmas_in_file_tree++;
-        vma = node[i] - VMA_SHARED_RB;
-        READ_KERNEL(vm_start, vma, VMA_START);
-        if (vm_start == address) {
-            READ_KERNEL(vm_mm, vma, VMA_MM);
-            if (vm_mm == mm) {
-                p->vma = vma;
-                READ_KERNEL(p->vm_flags, vma, VMA_FLAGS);
-                READ_KERNEL(p->vm_file, vma, VMA_FILE);
-            }
-        }
-        if (2 * i + 2 < VMA_TREE_SLOTS) {
-            READ_KERNEL(node[2 * i + 1], node[i], RB_LEFT);
-            READ_KERNEL(node[2 * i + 2], node[i], RB_RIGHT);
+        READ_KERNEL(vm_pgoff, node - VMA_SHARED_RB, VMA_PGOFF);
+        if (vm_pgoff <= p->pgoff) {
+            best = node - VMA_SHARED_RB;
+            READ_KERNEL(node, node, RB_RIGHT);
+        } else {
+            READ_KERNEL(node, node, RB_LEFT);
         }
     }
+    if (!best)
+        return;
+    READ_KERNEL(vm_start, best, VMA_START);
+    READ_KERNEL(vm_mm, best, VMA_MM);
+    if (vm_start != address || vm_mm != mm)
+        return;
+    p->vma = best;
+    READ_KERNEL(p->vm_flags, best, VMA_FLAGS);
+    READ_KERNEL(p->vm_file, best, VMA_FILE);
 }
 
 /* do_mmap: the mapped file, the address, and the vma made for it.
@@ -92,6 +100,39 @@ static __always_inline void read_passed_file(struct syspath_event *e, u64 file, 
     e->payload.passed_file.index = index;
     e->payload.passed_file.count = count;
     e->payload.passed_file.sock = sk;
+}
+
+/* In flight: net/unix/af_unix.c unix_stream_sendmsg (and unix_dgram_sendmsg) moved
+ * the scm_fp_list into the skb's control block (unix_scm_to_skb: UNIXCB(skb).fp,
+ * struct unix_skb_parms in skb->cb), queued the skb on the peer's sk_receive_queue
+ * (skb_queue_tail) and woke the peer: other->sk_data_ready(other), which is
+ * sock_def_readable. There the queue's tail is the skb just sent, unless the receiver
+ * took it meanwhile on another CPU (then the queue is empty or ends elsewhere: an skb
+ * without files is skipped). One event per struct file in that skb. */
+static __always_inline void emit_in_flight(void *ctx, u64 sk)
+{
+    u64 skb = 0, fpl = 0;
+    s16 count = 0;
+    READ_KERNEL(skb, sk, SOCK_RECEIVE_QUEUE_PREV);
+    if (!skb || skb == sk + SOCK_RECEIVE_QUEUE)      /* an empty sk_buff_head points at itself */
+        return;
+    READ_KERNEL(fpl, skb, SKB_CB + UNIXCB_FP);
+    if (!fpl)
+        return;
+    READ_KERNEL(count, fpl, SCM_FP_COUNT);
+    for (int i = 0; i < MAX_SCM_FDS && i < count; i++) {
+        struct syspath_event *e = new_event(STEP_IN_FLIGHT);
+        u64 file = 0;
+        if (!e)
+            return;
+        READ_KERNEL(file, fpl, SCM_FP_FP + i * sizeof(u64));
+        describe_file(e, file);
+        e->payload.in_flight.skb = skb;
+        e->payload.in_flight.sock = sk;
+        e->payload.in_flight.index = i;
+        e->payload.in_flight.count = count;
+        submit_event(ctx, e);
+    }
 }
 
 static __always_inline void read_memory(void *dst, u32 size, u64 src, bool user)

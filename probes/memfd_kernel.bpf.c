@@ -134,19 +134,20 @@ ON_ENTRY(fd_install)
 }
 #endif
 
-/* ---- mm/mmap.c: do_mmap, shared file mappings ---- */
+/* ---- mm/mmap.c: do_mmap, every file mapping, shared or private ---- */
 
 #ifdef HOOK_do_mmap
 ON_ENTRY(do_mmap)
 {
     struct call call = {};
     u64 file = ARG(do_mmap, file), flags = ARG(do_mmap, flags);
-    if (!is_tracked() || !file || !(flags & MAP_SHARED))
+    if (!is_tracked() || !file)
         return 0;
     call.object = file;
     call.payload.mmap.length = ARG(do_mmap, len);
     call.payload.mmap.prot = ARG(do_mmap, prot);
     call.payload.mmap.flags = flags;
+    call.payload.mmap.pgoff = ARG(do_mmap, pgoff);
     enter_call(STEP_DO_MMAP, &call);
     return 0;
 }
@@ -198,6 +199,22 @@ ON_RETURN(unix_stream_sendmsg)
 {
     struct call call;
     leave_call(STEP_UNIX_STREAM_SENDMSG, &call);
+    return 0;
+}
+#endif
+
+/* ---- net/core/sock.c: sock_def_readable, the peer woken with the skb on its queue ---- */
+
+#ifdef HOOK_sock_def_readable
+ON_ENTRY(sock_def_readable)
+{
+    u64 sk = ARG(sock_def_readable, sk);
+    u16 family = 0;
+    if (!is_tracked())
+        return 0;
+    READ_KERNEL(family, sk, SOCK_FAMILY);
+    if (family == AF_UNIX)
+        emit_in_flight(ctx, sk);
     return 0;
 }
 #endif

@@ -56,18 +56,19 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 
 #endif
 
-/* ---- mmap: mm/mmap.c do_mmap -> mmap_region ---- */
+/* ---- mmap: mm/mmap.c do_mmap -> mmap_region, every file mapping, shared or private ---- */
 #if ON_SYSCALL(STEP_DO_MMAP)
 
 TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 {
     struct call call = {};
-    if (!(args->flags & MAP_SHARED) || (s64)args->fd < 0 || !is_tracked())
+    if ((args->flags & MAP_ANONYMOUS) || (s64)args->fd < 0 || !is_tracked())
         return 0;
     call.fd = args->fd;
     call.payload.mmap.length = args->len;
     call.payload.mmap.prot = args->prot;
     call.payload.mmap.flags = args->flags;
+    call.payload.mmap.pgoff = args->off >> PAGE_SHIFT;
     stash_call(STEP_DO_MMAP, &call);
     return 0;
 }
@@ -182,6 +183,18 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
         return 0;
     read_user_scm_rights(call.message, &rights);
     emit_passed_files(args, STEP_RECEIVE_FD, &table, &rights, sk);
+    return 0;
+}
+#endif
+
+/* The skb that carries the files, on the peer's queue: include/trace/events/sock.h
+ * sk_data_ready fires in sock_def_readable, called by the sender's sendmsg. */
+#if ON_SYSCALL(STEP_IN_FLIGHT)
+TRACEPOINT_PROBE(sock, sk_data_ready)
+{
+    if (args->family != AF_UNIX || !is_tracked())
+        return 0;
+    emit_in_flight(args, (u64)args->skaddr);
     return 0;
 }
 #endif

@@ -2,7 +2,11 @@
 
 The sender creates a memfd, maps it MAP_SHARED, writes a text into the mapping
 and passes the fd to the receiver over a Unix stream socket with SCM_RIGHTS.
-The receiver maps the fd it got and reads the text back. Two separate
+The receiver maps the fd it got PROT_READ, MAP_PRIVATE (as the article does) and
+reads the text back. Then the sender writes again and the receiver sees it (a
+private mapping reads the file's page-cache page until it writes); then the
+receiver adds PROT_WRITE and writes: copy on write gives it a page of its own,
+and the sender does not see that write. Two separate
 processes, each with its own comm; the socket lives in a private directory.
 
 Run by syspath (`syspath run memfd-share`); by hand: python3 memfd_share.py
@@ -17,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from stepping import pause, report, step_fds
@@ -25,8 +30,12 @@ SIZE = 4096
 LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.mmap.restype = ctypes.c_void_p
 LIBC.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+LIBC.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 MEMFD_NAME = "syspath-demo"
 TEXT = "hello from the sender: one struct file, two processes"
+SECOND_TEXT = "the sender wrote again: the receiver's private mapping sees it"
+RECEIVER_TEXT = "the receiver's own copy"
+PAGE_LOOK_S = 0.1            # five of syspath's polls
 
 
 def set_comm(name: str) -> None:
@@ -39,8 +48,9 @@ def sender(socket_path: str) -> int:
     fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC)
     os.ftruncate(fd, SIZE)
     pause("sender", f"mmap(fd {fd}, MAP_SHARED) and write a text into the mapping")
-    address = map_shared(fd, mmap.PROT_READ | mmap.PROT_WRITE)
-    ctypes.memmove(address, TEXT.encode(), len(TEXT))
+    address = map_file(fd, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED)
+    write_text(address, TEXT)
+    let_pages_be_seen()
     report("sender", f"uid {os.getuid()}: memfd fd={fd}, mapped at {address:#x}, wrote {len(TEXT)} bytes",
            fd=fd, address=hex(address), text=TEXT, pid=os.getpid(), uid=os.getuid())
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
@@ -48,10 +58,19 @@ def sender(socket_path: str) -> int:
         pause("sender", f"sendmsg() with fd {fd} in an SCM_RIGHTS control message")
         socket.send_fds(channel, [b"memfd"], [fd])
         report("sender", f"sent fd {fd} with SCM_RIGHTS", fd=fd)
-        channel.recv(1)          # keep the mapping alive until the receiver has read
+        channel.recv(1)          # the receiver has mapped the file and read the text
+        pause("sender", "write again into the shared mapping, after the receiver mapped it")
+        write_text(address, SECOND_TEXT)
+        report("sender", f"wrote again at {address:#x}: {SECOND_TEXT!r}", address=hex(address), text=SECOND_TEXT)
+        channel.send(b"w")
+        channel.recv(1)          # the receiver wrote into its private copy
+        seen = read_text(address, len(SECOND_TEXT))
+        report("sender", f"after the receiver's private write, the sender still reads: {seen!r}",
+               cow_isolated=seen == SECOND_TEXT, text=seen)
+        channel.send(b"k")       # keep the mapping alive until the receiver is done
     unmap(address)
     os.close(fd)
-    return 0
+    return 0 if seen == SECOND_TEXT else 1
 
 
 def receiver(listen_fd: int) -> int:
@@ -68,24 +87,53 @@ def receive_and_read(channel: socket.socket) -> int:
         report("receiver", "no fd arrived", error=True)
         return 1
     fd = fds[0]
-    pause("receiver", f"mmap(fd {fd}, MAP_SHARED) in the receiver and read the text")
-    address = map_shared(fd, mmap.PROT_READ)
-    text = ctypes.string_at(address, len(TEXT)).decode(errors="replace")
+    pause("receiver", f"mmap(fd {fd}, PROT_READ, MAP_PRIVATE) in the receiver, as the article does, and read")
+    address = map_file(fd, mmap.PROT_READ, mmap.MAP_PRIVATE)
+    text = read_text(address, len(TEXT))
+    let_pages_be_seen()
     report("receiver", f"uid {os.getuid()}: received fd={fd}, mapped at {address:#x}, read: {text!r}",
            fd=fd, address=hex(address), text=text, pid=os.getpid(), uid=os.getuid())
-    channel.send(b"k")
+    channel.send(b"m")
+    channel.recv(1)              # the sender wrote again
+    again = read_text(address, len(SECOND_TEXT))
+    report("receiver", f"a private mapping still reads the file's page: the sender's new text {again!r}",
+           sees_sender_write=again == SECOND_TEXT, text=again)
+    pause("receiver", "mprotect(PROT_READ|PROT_WRITE) and write into the private mapping: copy on write")
+    if LIBC.mprotect(ctypes.c_void_p(address), SIZE, mmap.PROT_READ | mmap.PROT_WRITE) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect failed")
+    write_text(address, RECEIVER_TEXT)
+    let_pages_be_seen()
+    report("receiver", f"wrote {RECEIVER_TEXT!r} into its private page at {address:#x}",
+           address=hex(address), text=RECEIVER_TEXT)
+    channel.send(b"p")
+    channel.recv(1)
     unmap(address)
     os.close(fd)
-    return 0 if text == TEXT else 1
+    return 0 if (text, again) == (TEXT, SECOND_TEXT) else 1
 
 
-def map_shared(fd: int, prot: int) -> int:
-    """mmap(NULL, SIZE, prot, MAP_SHARED, fd, 0) straight from libc: Python's mmap
+def let_pages_be_seen() -> None:
+    """Hold still after touching the mapping: syspath reads the page frame behind it from
+    /proc/PID/pagemap on its next poll (tracer/pages.py), while the page is still there."""
+    time.sleep(PAGE_LOOK_S)
+
+
+def map_file(fd: int, prot: int, flags: int) -> int:
+    """mmap(NULL, SIZE, prot, flags, fd, 0) straight from libc: Python's mmap
     module would dup() the fd first and add a reference of its own to the file."""
-    address = LIBC.mmap(None, SIZE, prot, mmap.MAP_SHARED, fd, 0)
+    address = LIBC.mmap(None, SIZE, prot, flags, fd, 0)
     if address in (None, ctypes.c_void_p(-1).value):
         raise OSError(ctypes.get_errno(), "mmap failed")
     return int(address)
+
+
+def write_text(address: int, text: str) -> None:
+    data = text.encode()
+    ctypes.memmove(address, data + b"\0", len(data) + 1)
+
+
+def read_text(address: int, length: int) -> str:
+    return ctypes.string_at(address, length).decode(errors="replace")
 
 
 def unmap(address: int) -> None:

@@ -100,14 +100,14 @@ def build(scenario: str | None, mode: str) -> Probes:
     emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
     emit += ["-DCLONE_ENTRY"] if any(c.step == "clone" and c.tier for c in choices) else []
     emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
+    # stacks and the files' f_op are named from it: loaded alongside the compile, joined before
+    # any event is read
     symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)
-    if stacks_wanted():
-        symbols.start()               # alongside the compile; joined before any event is read
+    symbols.start()
     program = load(program_files(choices) + ([stacks.PATHS_FILE] if points else []),
                    [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
                    use_perf_buffer(capabilities))
-    if symbols.is_alive():
-        symbols.join()
+    symbols.join()
     try:
         program.attach_functions(choices)
     except BaseException:

@@ -16,7 +16,9 @@ MODES = ("auto", *TIERS)
 
 
 FUNCTION_TIERS = ("kprobe", "fentry")
-KPROBE_REGISTER_ARGS = 6      # x86-64 passes six arguments in registers; PT_REGS_PARM1..6
+# x86-64 passes six arguments in registers (PT_REGS_PARM1..6); probes/kfunc.h reads the next
+# two from the stack above the return address, where they are at a kprobe on the entry
+KPROBE_ARGS = 8
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,9 @@ MEMFD_STEPS: tuple[Step, ...] = (
                  "the struct file shmem_file_setup returned, found through the new fd; "
                  "its superblock magic TMPFS_MAGIC shows shmem made it"),
     )),
-    Step("do_mmap", "mmap(MAP_SHARED) maps the file: do_mmap -> mmap_region makes a VM_SHARED vma", (
+    Step("do_mmap", "mmap() maps the file: do_mmap -> mmap_region makes a vma (VM_SHARED with MAP_SHARED)", (
         *_function("do_mmap", "the file, length, prot and MAP_ flags, then the mapped address and "
-                   "the new vma found in the file's i_mmap tree", ("file", "len", "prot", "flags")),
+                   "the new vma found in the file's i_mmap tree", ("file", "len", "prot", "flags", "pgoff")),
         _syscall("sys_exit_mmap", ("syscalls/sys_enter_mmap", "syscalls/sys_exit_mmap"),
                  "the mapped file, the address, and the new vma found in the file's "
                  "address_space i_mmap tree (vm_flags, vm_file)"),
@@ -109,6 +111,13 @@ MEMFD_STEPS: tuple[Step, ...] = (
         _syscall("sys_enter_sendmsg", ("syscalls/sys_enter_sendmsg",),
                  "the SCM_RIGHTS fds read from the user msghdr, each looked up in the "
                  "sender's fd table as fget_raw does"),
+    )),
+    Step("in_flight", "the struct file waits in an skb on the receiver's queue (UNIXCB(skb).fp)", (
+        Hook("syscall", "tracepoint:sock:sk_data_ready", "the peer's sk_receive_queue tail, the skb sendmsg "
+             "just queued, and the struct files of the scm_fp_list in its control block", True,
+             ("sock/sk_data_ready",), any_mode=True),
+        *_function("sock_def_readable", "the peer's sk_receive_queue tail, the skb sendmsg just queued, "
+                   "and the struct files of the scm_fp_list in its control block", ("sk",), exit=False),
     )),
     Step("receive_fd", "the receiver gets a new fd for the same struct file (receive_fd)", (
         *_function("__receive_fd", "the struct file, then the fd it was installed at", ("file",)),
@@ -228,8 +237,8 @@ def _function_missing(hook: Hook, kernel: KernelView) -> str:
     for param in hook.params:
         if param not in (params or []):
             return f"{function}({', '.join(params or [])}) has no parameter {param!r} on this kernel"
-        if hook.tier == "kprobe" and (params or []).index(param) >= KPROBE_REGISTER_ARGS:
-            return f"{function}'s {param!r} is passed on the stack, beyond what a kprobe reads"
+        if hook.tier == "kprobe" and (params or []).index(param) >= KPROBE_ARGS:
+            return f"{function}'s {param!r} is argument {params.index(param) + 1}, beyond what a kprobe reads"
     return ""
 
 

@@ -59,10 +59,11 @@ EVENT_HEADER = CStruct("syspath_event", (
 MEMFD_PAYLOAD = CStruct("memfd_payload", (("flags", "Q"), ("s_magic", "Q"), ("name", f"{TEXT_LEN}s")))
 MMAP_PAYLOAD = CStruct("mmap_payload", (
     ("address", "Q"), ("length", "Q"), ("prot", "Q"), ("flags", "Q"), ("vma", "Q"), ("vm_flags", "Q"),
-    ("vm_file", "Q"), ("vmas_in_file_tree", "I"), ("reserved", "I")))
+    ("vm_file", "Q"), ("pgoff", "Q"), ("vmas_in_file_tree", "I"), ("reserved", "I")))
 SENDMSG_PAYLOAD = CStruct("sendmsg_payload", (("sock", "Q"), ("peer", "Q"), ("scm_rights", "I"),
                                               ("reserved", "I")))
 PASSED_FILE_PAYLOAD = CStruct("passed_file_payload", (("index", "I"), ("count", "I"), ("sock", "Q")))
+IN_FLIGHT_PAYLOAD = CStruct("in_flight_payload", (("skb", "Q"), ("sock", "Q"), ("index", "I"), ("count", "I")))
 CLONE_PAYLOAD = CStruct("clone_payload", (("flags", "Q"), ("child_tid", "I"), ("child_tgid", "I"),
                                           *_task_shared("parent"), *_task_shared("child"),
                                           *_task_counts("users"), ("entry", "I")))
@@ -70,10 +71,14 @@ SIGNAL_PAYLOAD = CStruct("signal_payload", (("sig", "i"), ("code", "i"), ("group
                                             ("target_tid", "I"), ("reserved", "I"), ("handler", "Q")))
 COPY_PAYLOAD = CStruct("copy_payload", (("from", "Q"), ("copy", "Q")))
 # union syspath_payload: every member starts where the header ends
-PAYLOADS = (MEMFD_PAYLOAD, MMAP_PAYLOAD, SENDMSG_PAYLOAD, PASSED_FILE_PAYLOAD, CLONE_PAYLOAD, COPY_PAYLOAD,
-            SIGNAL_PAYLOAD)
+PAYLOADS = (MEMFD_PAYLOAD, MMAP_PAYLOAD, SENDMSG_PAYLOAD, PASSED_FILE_PAYLOAD, IN_FLIGHT_PAYLOAD, CLONE_PAYLOAD,
+            COPY_PAYLOAD, SIGNAL_PAYLOAD)
 PAYLOAD_SIZE = max(payload.layout.size for payload in PAYLOADS)
-EVENT_SIZE = EVENT_HEADER.layout.size + PAYLOAD_SIZE
+# struct file_identity, after the union: what the event's struct file is
+FILE_IDENTITY = CStruct("file_identity", (("f_op", "Q"), ("read_iter", "Q"), ("s_magic", "Q"), ("i_mode", "I"), ("reserved", "I"),
+                                          ("name", f"{TEXT_LEN}s")))
+IDENTITY_OFFSET = EVENT_HEADER.layout.size + PAYLOAD_SIZE
+EVENT_SIZE = IDENTITY_OFFSET + FILE_IDENTITY.layout.size
 
 
 @dataclass(slots=True)
@@ -97,6 +102,14 @@ class Event:
                 "comm": self.comm, "step": self.step, "hook": self.hook, "fd": self.fd,
                 "file": self.file, "inode": self.inode, "refcount": self.refcount,
                 "detail": self.detail, "stack": self.stack, "stack_from": self.stack_from}
+
+    @property
+    def loads_code(self) -> bool:
+        """A private mapping of a regular file: the dynamic loader mapping a library or
+        ld.so.cache, an interpreter its locale files. Every file mapping is an event, but the
+        screens fold these (the recording keeps them)."""
+        return (self.step == "do_mmap" and self.detail.get("file_kind") == "regular"
+                and "MAP_SHARED" not in self.detail.get("flags", ()))
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "Event":
@@ -162,12 +175,14 @@ def _shmem_detail(flags: int, s_magic: int, name: bytes) -> dict[str, Any]:
 
 
 def _mmap_detail(address: int, length: int, prot: int, flags: int, vma: int, vm_flags: int, vm_file: int,
-                 vmas_in_file_tree: int, reserved: int) -> dict[str, Any]:
+                 pgoff: int, vmas_in_file_tree: int, reserved: int) -> dict[str, Any]:
     detail: dict[str, Any] = {
         "address": hex(address), "length": length,
         "prot": flag_names(prot, PROT_BITS), "flags": flag_names(flags, MAP_BITS),
         "vmas_in_file_tree": vmas_in_file_tree,
     }
+    if pgoff:
+        detail["pgoff"] = pgoff
     if vma:
         detail.update(vma=hex_pointer(vma), vm_flags=flag_names(vm_flags & 0xFF, VM_BITS),
                       vm_file=hex_pointer(vm_file))
@@ -182,6 +197,10 @@ def _passed_file_detail(index: int, count: int, sock: int) -> dict[str, Any]:
     if not count:                      # receive_fd hooked as a function: one file, no message
         return {}
     return {"index": index, "count": count, "sock": hex_pointer(sock)}
+
+
+def _in_flight_detail(skb: int, sock: int, index: int, count: int) -> dict[str, Any]:
+    return {"skb": hex_pointer(skb), "sock": hex_pointer(sock), "index": index, "count": count}
 
 
 # include/uapi/linux/sched.h (task_newtask reports kernel_clone_args.flags: no exit signal in it)
@@ -237,6 +256,45 @@ def _copy_detail(from_: int, copy: int) -> dict[str, Any]:
     return {"from": hex_pointer(from_), "copy": hex_pointer(copy)}
 
 
+# include/uapi/linux/magic.h and stat.h: what makes a file a memfd, a pipe, a socket, ...
+TMPFS_MAGIC, HUGETLBFS_MAGIC, ANON_INODE_FS_MAGIC = 0x01021994, 0x958458F6, 0x09041934
+S_IFMT = 0o170000
+MODE_KINDS = {0o010000: "pipe", 0o140000: "socket", 0o100000: "regular", 0o040000: "directory",
+              0o020000: "char_device", 0o060000: "block_device", 0o120000: "symlink"}
+
+
+def file_kind(s_magic: int, i_mode: int, name: str) -> str:
+    if name.startswith("memfd:") and s_magic in (TMPFS_MAGIC, HUGETLBFS_MAGIC):
+        return "memfd"
+    if s_magic == ANON_INODE_FS_MAGIC:
+        return "anon_inode"
+    return MODE_KINDS.get(i_mode & S_IFMT, "unknown")
+
+
+def file_identity(f_op: int, read_iter: int, s_magic: int, i_mode: int, name: bytes, inode: int,
+                  symbol: Callable[[int], str | None]) -> dict[str, Any]:
+    """design.md's file_kind, file_name and f_op of an event's struct file. f_op is the table's
+    symbol where kallsyms lists data (CONFIG_KALLSYMS_ALL), else its address; f_op_read is the
+    function in its read_iter (or read) slot, which kallsyms always names."""
+    text = kernel_text(name)
+    kind = file_kind(s_magic, i_mode, text)
+    if kind == "memfd":
+        text = text.removeprefix("memfd:")
+    elif kind in ("pipe", "socket") and not text:      # their names are made on demand (d_dname)
+        text = f"{kind}:[{inode}]"
+    identity = {"file_kind": kind, "file_name": text, "f_op": symbol(f_op) or hex(f_op)}
+    if read_iter:
+        identity["f_op_read"] = symbol(read_iter) or hex(read_iter)
+    return identity
+
+
+IDENTITIES_KEPT = 4096      # files whose identity is decoded once (bounded: cleared when full)
+
+
+def _no_symbols(address: int) -> str | None:
+    return None
+
+
 DetailDecoder = Callable[..., dict[str, Any]]
 # step -> the payload it carries and how its detail reads it
 STEP_PAYLOADS: dict[str, tuple[CStruct, DetailDecoder]] = {
@@ -251,8 +309,10 @@ STEP_PAYLOADS: dict[str, tuple[CStruct, DetailDecoder]] = {
     "unix_stream_sendmsg": (SENDMSG_PAYLOAD, _sendmsg_detail),
     "scm_fp_copy": (PASSED_FILE_PAYLOAD, _passed_file_detail),
     "receive_fd": (PASSED_FILE_PAYLOAD, _passed_file_detail),
+    "in_flight": (IN_FLIGHT_PAYLOAD, _in_flight_detail),
 }
 _HEADER = EVENT_HEADER.layout
+_IDENTITY = FILE_IDENTITY.layout
 _DETAIL_READERS: dict[str, tuple[Callable[[bytes, int], tuple[Any, ...]], DetailDecoder]] = {
     step: (payload.layout.unpack_from, decode) for step, (payload, decode) in STEP_PAYLOADS.items()}
 
@@ -265,6 +325,8 @@ class Decoder:
     hooks: dict[str, str]
     refcount_bias: int
     other_steps: dict[int, tuple[str, str]] = field(default_factory=dict)   # id -> (step, hook): path records
+    symbol: Callable[[int], str | None] = _no_symbols       # kernel address -> kallsyms name
+    _identities: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def decode(self, data: bytes) -> Event:
         return self.decode_with_stack(data)[0]
@@ -280,9 +342,22 @@ class Decoder:
         detail = reader[1](*reader[0](data, _HEADER.size)) if reader else {}
         if depth:
             detail["depth"] = depth           # inside that many hooked kernel functions
+        if file and len(data) >= EVENT_SIZE:
+            f_op, read_iter, s_magic, i_mode, _, name = _IDENTITY.unpack_from(data, IDENTITY_OFFSET)
+            if f_op:                           # 0: the probe could not read the file's identity
+                detail.update(self._identity(f_op, read_iter, s_magic, i_mode, name, inode))
         # positional: a dataclass built with keywords costs a third more, once per event
         return Event(ts_ns, pid, tgid, kernel_text(comm), step, self.hooks.get(step, ""), fd if fd >= 0 else None,
                      hex_pointer(file), inode or None, self._refcount(step, file, refcount), detail), stack_id
+
+    def _identity(self, *fields: Any) -> dict[str, Any]:
+        """file_identity, once per file: a file's identity does not change while it lives."""
+        found = self._identities.get(fields)
+        if found is None:
+            if len(self._identities) >= IDENTITIES_KEPT:
+                self._identities.clear()
+            found = self._identities[fields] = file_identity(*fields, self.symbol)
+        return found
 
     def _refcount(self, step: str, file: int, raw: int) -> int | None:
         if not file:

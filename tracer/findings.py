@@ -35,6 +35,47 @@ class Holder:
     vm_flags: tuple[str, ...] = ()
     vma: str | None = None
 
+    @property
+    def private(self) -> bool:
+        """A mapping whose vma has no VM_SHARED: it reads the file's page-cache pages until
+        it writes; a write gives it a copy of its own (copy on write)."""
+        return bool(self.vm_flags) and "VM_SHARED" not in self.vm_flags
+
+    @property
+    def sharing(self) -> str:
+        """How the vma maps the file, as its vm_flags say."""
+        if not self.vm_flags:
+            return "?"
+        if self.private:
+            return "private: no VM_SHARED"
+        return "|".join(f for f in self.vm_flags if "SHARE" in f)
+
+
+# What the vm_flags of two mappings of one file mean (mm/memory.c do_fault: do_shared_fault
+# for VM_SHARED, do_cow_fault for a write to a private mapping, do_read_fault otherwise).
+PRIVATE_MAPPING = ("VM_SHARED is what makes writes shared; a private mapping (no VM_SHARED) reads the "
+                   "same page-cache page until it writes, then copy on write gives it a page of its own")
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The struct file in an skb on the receiver's queue, between sendmsg and recvmsg."""
+
+    skb: str
+    sock: str
+    sender: str
+
+
+@dataclass(frozen=True)
+class PageSeen:
+    """The physical page behind one process's mapping of the file (/proc/PID/pagemap)."""
+
+    comm: str
+    tgid: int
+    address: str
+    pfn: int
+    file_page: bool          # the page cache's own page; False: a private copy (copy on write)
+
 
 @dataclass
 class SharedFile:
@@ -43,10 +84,43 @@ class SharedFile:
     creator: Holder
     receivers: list[Holder] = field(default_factory=list)
     refcounts: list[tuple[str, str, int]] = field(default_factory=list)   # (step, comm, count)
+    kind: str = "memfd"          # detail file_kind: memfd, pipe, regular, socket, ...
+    name: str = ""               # detail file_name
+    f_op: str = ""               # detail f_op (and f_op_read where kallsyms lists no data)
+    in_flight: list[InFlight] = field(default_factory=list)
+    pages: list[PageSeen] = field(default_factory=list)      # in time order
+
+    def same_page(self) -> tuple[int, list[PageSeen]] | None:
+        """A page-cache frame that two processes map at once: (pfn, each one's first sight)."""
+        holders: dict[int, dict[int, PageSeen]] = {}
+        for page in self.pages:
+            if page.file_page:
+                holders.setdefault(page.pfn, {}).setdefault(page.tgid, page)
+        return next(((pfn, list(seen.values())) for pfn, seen in holders.items() if len(seen) > 1), None)
+
+    def private_copies(self) -> list[tuple[PageSeen, PageSeen]]:
+        """(the file's page, the copy that replaced it) for each process whose write made one."""
+        copies, last_file_page = [], {}
+        for page in self.pages:
+            if page.file_page:
+                last_file_page[page.tgid] = page
+            elif page.tgid in last_file_page:
+                copies.append((last_file_page.pop(page.tgid), page))
+        return copies
+
+    @property
+    def what(self) -> str:
+        """The file in a few words: "memfd 'syspath-demo', f_op shmem_file_operations"."""
+        text = f"{self.kind} {self.name!r}" if self.name else self.kind
+        return f"{text}, f_op {self.f_op}" if self.f_op else text
 
     @property
     def shared(self) -> bool:
         return any(r.tgid != self.creator.tgid for r in self.receivers)
+
+    @property
+    def mapped_privately(self) -> bool:
+        return any(holder.private for holder in (self.creator, *self.receivers))
 
 
 # Steps at which a struct file comes into existence (nested: memfd_create > shmem > alloc).
@@ -66,13 +140,20 @@ class FileLife:
         self.memfd = False
         self.created: Event | None = None
         self.receivers: set[int] = set()    # tgids that received it (receive_fd)
+        self.first_sender: Event | None = None  # its first scm_fp_copy: who passed it first
 
     @property
     def received_elsewhere(self) -> bool:
-        return self.created is not None and bool(self.receivers - {self.created.tgid})
+        origin = self.origin()
+        return origin is not None and bool(self.receivers - {origin.tgid})
 
     def reborn_by(self, event: Event) -> bool:
-        return self.ended or (event.step in BIRTH_STEPS and event.step in self.births)
+        """A birth ends the life of whatever struct file had this address before: one that
+        was born already, or one seen without its birth (the ld.so.cache a program mapped
+        and closed before its memfd_create got the same slab object)."""
+        if self.ended:
+            return True
+        return event.step in BIRTH_STEPS and (event.step in self.births or (not self.births and bool(self.events)))
 
     def add(self, event: Event) -> None:
         step = event.step
@@ -83,6 +164,8 @@ class FileLife:
                 self.created = event
         elif step == "receive_fd":
             self.receivers.add(event.tgid)
+        elif step == "scm_fp_copy" and (self.first_sender is None or event.ts_ns < self.first_sender.ts_ns):
+            self.first_sender = event
         elif step == "fput":
             self.ended = True
         events = self.events
@@ -92,6 +175,13 @@ class FileLife:
             events.append(event)
         else:
             bisect.insort(events, event, key=_stamp)
+
+    def origin(self) -> Event | None:
+        """Where the file's story starts: its memfd_create, or, for any other file (a pipe, a
+        regular file) passed in SCM_RIGHTS, the first process seen sending it."""
+        if self.created is not None:
+            return self.created
+        return self.first_sender
 
     def holder(self, event: Event) -> Holder:
         """One process's hold on the file: its fd (from fd_install when the hook that saw the
@@ -108,14 +198,26 @@ class FileLife:
         return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
 
     def shared_file(self) -> SharedFile | None:
-        """This life as "one struct file in several processes", if a memfd reached another one."""
-        created = next((e for e in self.events if e.step == "memfd_create"), None)
+        """This life as "one struct file in several processes", if it reached another one."""
+        created = self.origin()
         if created is None:
             return None
-        story = SharedFile(created.file or "", created.inode, self.holder(created))
+        detail = next((e.detail for e in self.events if "file_kind" in e.detail), created.detail)
+        f_op = str(detail.get("f_op") or "")
+        if detail.get("f_op_read") and f_op.startswith("0x"):
+            f_op += f" (read: {detail['f_op_read']})"
+        story = SharedFile(created.file or "", created.inode, self.holder(created),
+                           kind=str(detail.get("file_kind") or "memfd"), name=str(detail.get("file_name") or ""),
+                           f_op=f_op)
         for event in self.events:
             if event.step == "receive_fd" and event.tgid != created.tgid:
                 story.receivers.append(self.holder(event))
+            elif event.step == "in_flight":
+                story.in_flight.append(InFlight(str(event.detail.get("skb")), str(event.detail.get("sock")),
+                                                event.comm))
+            elif event.step == "page":
+                story.pages.append(PageSeen(event.comm, event.tgid, str(event.detail.get("addr")),
+                                            int(event.detail.get("pfn", 0)), bool(event.detail.get("file_page"))))
             if event.refcount is not None:
                 story.refcounts.append((event.step, event.comm, event.refcount))
         return story if story.shared else None
@@ -129,6 +231,8 @@ def _stamp(event: Event) -> int:
 CHAPTER = {"memfd_create": "created: memfd_create returned fd {fd}", "shmem_file_setup": "made by shmem_file_setup",
            "alloc_file_pseudo": "allocated by alloc_file_pseudo", "fd_install": "installed at fd {fd}",
            "do_mmap": "mapped at {address}", "scm_fp_copy": "sent: in flight in an SCM_RIGHTS message",
+           "in_flight": "in flight: in skb {skb} on the receiving sock {sock}'s queue",
+           "page": "physical page {pfn:#x} behind {addr}",
            "receive_fd": "received", "fput": "released: the last reference is gone"}
 
 
@@ -142,7 +246,9 @@ def chapters_of(life: FileLife) -> list[Chapter]:
     mappers: set[int] = set()
     chapters = []
     for event in (e for e in life.events if e.step in CHAPTER):
-        text = CHAPTER[event.step].format(fd=event.fd, address=event.detail.get("address"))
+        text = CHAPTER[event.step].format(fd=event.fd, address=event.detail.get("address"), skb=event.detail.get("skb"),
+                                          sock=event.detail.get("sock"), pfn=int(event.detail.get("pfn", 0)),
+                                          addr=event.detail.get("addr"))
         if event.step == "do_mmap":
             text += " again, by another process" if mappers - {event.tgid} else ""
             mappers.add(event.tgid)
@@ -158,7 +264,7 @@ class FileStories:
         self.current: dict[str, FileLife] = {}      # bounded by the addresses in use at once
         self.memfd_lives: list[FileLife] = []        # kept for --follow-file
         self.memfd_count = 0
-        self.shared_lives: list[FileLife] = []       # kept: a memfd received in another process
+        self.shared_lives: list[FileLife] = []       # kept: a file received in another process
         self.shared_count = 0
 
     def add(self, event: Event) -> None:
@@ -370,9 +476,13 @@ class Timeline:
         self.first: list[Event] = []
         self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
         self.count = 0
+        self.folded = 0             # the loader's mappings of libraries (Event.loads_code): not shown
 
     def add(self, event: Event) -> None:
         self.count += 1
+        if event.loads_code:
+            self.folded += 1
+            return
         self.recent.append(event)
         if len(self.first) < FIRST_EVENTS or event.ts_ns < self.first[-1].ts_ns:
             bisect.insort(self.first, event, key=lambda e: e.ts_ns)

@@ -154,6 +154,8 @@ class Paths:
         self.steps: dict[str, StepPath] = {}
 
     def add(self, event: Event) -> None:
+        if event.step in USER_SPACE_STEPS:
+            return
         path = self.steps.get(event.step)
         if path is None:
             path = self.steps[event.step] = StepPath(event.step)
@@ -163,6 +165,10 @@ class Paths:
         for event in events:
             self.add(event)
         return self
+
+
+# steps syspath observes from user space (tracer/pages.py): they have no kernel path
+USER_SPACE_STEPS = frozenset({"page"})
 
 
 @dataclass(frozen=True)

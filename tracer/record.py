@@ -305,7 +305,7 @@ DETAIL_SHAPES: dict[str, Any] = {
     **{key: ("list", (str,)) for key in ("flags", "vm_flags", "prot")},
     **{key: (int,) for key in ("index", "count", "depth")},         # computed with, never null
     **{key: _NUMBER for key in ("child_tid", "child_tgid", "length", "scm_rights",
-                                "vmas_in_file_tree", "sig", "target_tid", "pfn")},
+                                "vmas_in_file_tree", "pgoff", "sig", "target_tid", "pfn")},
     **{key: _TEXT for key in ("address", "vma", "sock", "peer", "name", "kind", "s_magic", "vm_file", "entry",
                               "file_kind", "file_name", "f_op", "skb", "addr", "copy")},
     "shared": ("dict", (bool,)), "parent": ("dict", _TEXT), "child": ("dict", _TEXT), "users": ("dict", _NUMBER),

@@ -20,6 +20,7 @@ from tracer.build import Probes, Startup, build, known_symbols
 from tracer.errors import interrupt_exit_code
 from tracer.events import Decoder
 from tracer.observer import Observer
+from tracer.pages import PageWatch
 from tracer.record import VERSION, RecordingWriter
 from tracer.sink import EventSink
 from tracer.target import Target, scenario_command
@@ -113,10 +114,11 @@ class Run:
         self.writer = writer
         header = session_header(session.scenario, session.command, session.mode, probes.choices)
         self.result = SessionResult(header, startup=probes.startup)
-        decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, stacks.path_steps())
+        decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, stacks.path_steps(),
+                          stacks.exact_symbol)
         joiner = (stacks.PathJoiner(probes.points, stacks.bcc_stack_table(self.program.bpf))
                   if probes.with_stacks else None)
-        self.sink = EventSink(decoder, session.observer, writer, joiner)
+        self.sink = EventSink(decoder, session.observer, writer, joiner, PageWatch())
         self.ring = self.program.ring_reader()
         if self.ring is None:
             self.program.on_record(self.sink.take)
@@ -182,6 +184,7 @@ class Run:
             self.sink.decode(decode_s or DECODE_SLICE_S, take=lambda: self._take(0))
             if decode_s is not None or not self.sink.backlog:
                 break
+        self.sink.look_at_pages()
         if self.writer:
             self.writer.flush()
 

@@ -20,6 +20,7 @@ from typing import IO
 
 from tracer.events import Decoder, Event
 from tracer.observer import Observer
+from tracer.pages import PageWatch
 from tracer.record import RecordingWriter
 from tracer.ringbuf import Block
 from tracer.stacks import PathJoiner
@@ -93,8 +94,9 @@ class EventSink:
     recorded and told to the observers."""
 
     def __init__(self, decoder: Decoder, observer: Observer, writer: RecordingWriter | None,
-                 paths: PathJoiner | None = None) -> None:
+                 paths: PathJoiner | None = None, pages: PageWatch | None = None) -> None:
         self.decoder = decoder
+        self.pages = pages
         self.observer = observer
         self.writer = writer
         self.paths = paths
@@ -151,7 +153,14 @@ class EventSink:
         for event in self.paths.flush() if self.paths else ():
             self._emit(event)
 
+    def look_at_pages(self) -> None:
+        """The frames behind the watched mappings, as `page` events (tracer/pages.py)."""
+        for event in self.pages.look() if self.pages else ():
+            self._emit(event)
+
     def _emit(self, event: Event) -> None:
+        if self.pages:
+            self.pages.note(event)
         self.count += 1
         if self.writer:
             self.writer.write_event(event)

@@ -177,6 +177,17 @@ def warm_symbols() -> None:
     BPF.ksym(0xffffffff81000000)
 
 
+def exact_symbol(address: int) -> str | None:
+    """The kallsyms name at exactly `address`, from bcc's cache (warm_symbols): an f_op table's
+    name where kallsyms lists data (CONFIG_KALLSYMS_ALL), a function's anywhere. None when
+    kallsyms names nothing that starts there."""
+    from bcc import BPF
+    if not address:
+        return None
+    name = BPF.ksym(address, show_offset=True).decode(errors="replace")
+    return name.removesuffix("+0x0") if name.endswith("+0x0") else None
+
+
 def bcc_stack_table(bpf: object) -> StackTable:
     """A StackTable over a loaded program's `stacks` map, symbolized by bcc from kallsyms."""
     table = bpf["stacks"]                                   # type: ignore[index]

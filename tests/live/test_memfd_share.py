@@ -13,7 +13,7 @@ import pytest
 from tests.live.conftest import REPO, read_jsonl, run_syspath
 
 MEMFD_STEPS = {"memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy",
-               "receive_fd"}
+               "in_flight", "receive_fd"}
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +59,41 @@ def test_sender_and_receiver_hold_the_same_struct_file(recorded: tuple[Any, list
     assert passed["file"] == created["file"] and passed["fd"] == created["fd"]
 
 
-def test_both_processes_map_it_shared(recorded: tuple[Any, list[dict], Path]) -> None:
+def test_sender_maps_it_shared_receiver_privately_as_the_article(recorded: tuple[Any, list[dict], Path]) -> None:
     _, records, _ = recorded
     [created] = events(records, "memfd_create", "sender")
+    mapped = {}
     for comm in ("sender", "receiver"):
-        [mapped] = [e for e in events(records, "do_mmap", comm) if e["file"] == created["file"]]
-        detail = mapped["detail"]
-        assert "MAP_SHARED" in detail["flags"]
+        [mapped[comm]] = [e["detail"] for e in events(records, "do_mmap", comm) if e["file"] == created["file"]]
         # read by the probe from the vma in the file's i_mmap tree, not derived from flags
-        assert detail["vm_file"] == created["file"]
-        assert {"VM_SHARED", "VM_MAYSHARE"} <= set(detail["vm_flags"])
+        assert mapped[comm]["vm_file"] == created["file"] and mapped[comm]["vma"].startswith("0xffff")
+    assert "MAP_SHARED" in mapped["sender"]["flags"]
+    assert {"VM_SHARED", "VM_MAYSHARE"} <= set(mapped["sender"]["vm_flags"])
+    assert "MAP_PRIVATE" in mapped["receiver"]["flags"] and mapped["receiver"]["prot"] == ["PROT_READ"]
+    assert "VM_SHARED" not in mapped["receiver"]["vm_flags"]
+
+
+def test_every_file_event_says_what_the_file_is(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    on_memfd = [r for r in records if r["type"] == "event" and r["file"] == created["file"]
+                and r["ts_ns"] >= created["ts_ns"]]   # a slab object names other files before it
+    assert on_memfd and all(r["detail"]["file_kind"] == "memfd" for r in on_memfd)
+    assert all(r["detail"]["file_name"] == "syspath-demo" for r in on_memfd)
+    # f_op is shmem_file_operations where kallsyms lists data symbols; this kernel lists only
+    # functions, so the table shows by its address and the function in its read slot
+    f_op = created["detail"]["f_op"]
+    assert f_op == "shmem_file_operations" or (f_op.startswith("0xffff")
+                                               and created["detail"]["f_op_read"] == "shmem_file_read_iter")
+    [send] = events(records, "unix_stream_sendmsg", "sender")
+    assert send["detail"]["file_kind"] == "socket"
+
+
+def test_private_mapping_sees_the_senders_write_until_it_writes(recorded: tuple[Any, list[dict], Path]) -> None:
+    done, _, _ = recorded
+    assert '"sees_sender_write": true' in done.stdout or "the sender's new text" in done.stdout
+    assert "after the receiver's private write, the sender still reads" in done.stdout
+    assert "copy on write" in done.stdout
 
 
 def test_refcount_rises_as_the_file_is_shared(recorded: tuple[Any, list[dict], Path]) -> None:
@@ -85,6 +110,34 @@ def test_socket_is_one_connected_unix_stream_pair(recorded: tuple[Any, list[dict
     [received] = events(records, "receive_fd", "receiver")
     assert send["detail"]["scm_rights"] == 1
     assert send["detail"]["peer"] == received["detail"]["sock"]
+
+
+def test_the_file_rides_in_an_skb_on_the_receivers_queue(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    [send] = events(records, "unix_stream_sendmsg", "sender")
+    [flight] = events(records, "in_flight", "sender")
+    [received] = events(records, "receive_fd", "receiver")
+    # the scm_fp_list in UNIXCB(skb) holds the sender's own struct file, on the receiving sock's queue
+    assert flight["file"] == created["file"] and flight["detail"]["skb"].startswith("0xffff")
+    assert flight["detail"]["sock"] == send["detail"]["peer"] == received["detail"]["sock"]
+    assert send["ts_ns"] <= flight["ts_ns"] <= received["ts_ns"]
+    assert flight["refcount"] > created["refcount"]          # the skb's reference (fget_raw)
+
+
+def test_both_processes_map_one_physical_page_until_the_receiver_writes(
+        recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    sender = [e["detail"] for e in events(records, "page", "sender") if e["file"] == created["file"]]
+    receiver = [e["detail"] for e in events(records, "page", "receiver") if e["file"] == created["file"]]
+    assert sender and receiver and {page["pfn"] for page in sender} == {sender[0]["pfn"]}
+    # a private mapping that only read maps the page-cache page itself: the sender's frame
+    assert receiver[0]["file_page"] and receiver[0]["pfn"] == sender[0]["pfn"] > 0
+    # its write made a copy: an anonymous frame of its own, the sender's unchanged
+    assert not receiver[-1]["file_page"] and receiver[-1]["pfn"] != sender[0]["pfn"]
+    done, _, _ = recorded
+    assert f"map PFN {sender[0]['pfn']:#x}" in done.stdout
 
 
 def test_receiver_read_the_senders_text(recorded: tuple[Any, list[dict], Path]) -> None:

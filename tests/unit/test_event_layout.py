@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tracer.events import EVENT_HEADER, EVENT_SIZE, PAYLOAD_SIZE, PAYLOADS, STEP_PAYLOADS, CStruct
+from tracer.events import (EVENT_HEADER, EVENT_SIZE, FILE_IDENTITY, IDENTITY_OFFSET, PAYLOAD_SIZE, PAYLOADS,
+                           STEP_PAYLOADS, CStruct)
 
 EVENT_H = Path(__file__).resolve().parents[2] / "probes" / "event.h"
 TYPES = "typedef unsigned char u8; typedef unsigned short u16; typedef unsigned int u32;\n" \
@@ -32,9 +33,11 @@ def _member_lines(mirror: CStruct) -> list[str]:
 
 
 def _program() -> str:
-    lines = [line for mirror in (EVENT_HEADER, *PAYLOADS) for line in _member_lines(mirror)]
+    lines = [line for mirror in (EVENT_HEADER, *PAYLOADS, FILE_IDENTITY) for line in _member_lines(mirror)]
     lines += ['printf("syspath_event payload %zu %zu\\n", offsetof(struct syspath_event, payload), '
               'sizeof(union syspath_payload));']
+    lines += ['printf("syspath_event identity %zu %zu\\n", offsetof(struct syspath_event, identity), '
+              'sizeof(struct file_identity));']
     body = "\n    ".join(lines)
     return f"#include <stddef.h>\n#include <stdio.h>\n{TYPES}#include \"{EVENT_H}\"\n" \
            f"int main(void)\n{{\n    {body}\n    return 0;\n}}\n"
@@ -58,7 +61,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], 
     return layout
 
 
-@pytest.mark.parametrize("mirror", (EVENT_HEADER, *PAYLOADS), ids=lambda mirror: mirror.name)
+@pytest.mark.parametrize("mirror", (EVENT_HEADER, *PAYLOADS, FILE_IDENTITY), ids=lambda mirror: mirror.name)
 def test_every_member_sits_where_c_puts_it(compiled: dict[tuple[str, str], tuple[int, int]], mirror: CStruct) -> None:
     for member, placed in mirror.offsets().items():
         assert compiled[(mirror.name, member)] == placed, f"struct {mirror.name}.{member}: C (offset, size) " \
@@ -70,6 +73,10 @@ def test_every_member_sits_where_c_puts_it(compiled: dict[tuple[str, str], tuple
 def test_the_payload_union_follows_the_header(compiled: dict[tuple[str, str], tuple[int, int]]) -> None:
     assert compiled[("syspath_event", "payload")] == (EVENT_HEADER.layout.size, PAYLOAD_SIZE)
     assert compiled[("syspath_event", "sizeof")][1] == EVENT_SIZE
+
+
+def test_the_file_identity_follows_the_union(compiled: dict[tuple[str, str], tuple[int, int]]) -> None:
+    assert compiled[("syspath_event", "identity")] == (IDENTITY_OFFSET, FILE_IDENTITY.layout.size)
 
 
 def test_every_union_member_has_a_mirror() -> None:

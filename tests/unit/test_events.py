@@ -20,8 +20,24 @@ def raw(step: int, payload: CStruct | None = None, **fields: object) -> bytes:
 
 def test_layout_matches_common_h() -> None:
     # probes/event.h: 8+4+4+16+4+4+4+4+8+8+8 header, then the largest payload
-    # (clone: 8+4+4 + 5*8 pointers each for parent and child + 5*4 counts + 4 entry)
-    assert EVENT_SIZE == 72 + 120
+    # (clone: 8+4+4 + 5*8 pointers each for parent and child + 5*4 counts + 4 entry),
+    # then the file's identity (8+8+8+4+4+32)
+    assert EVENT_SIZE == 72 + 120 + 64
+
+
+def test_every_file_event_says_what_the_file_is() -> None:
+    from tracer.events import FILE_IDENTITY, IDENTITY_OFFSET
+    symbols = {0xffffffff82444680: "shmem_file_operations", 0xffffffff81000100: "shmem_file_read_iter"}
+    record = bytearray(raw(0, fd=3, file=0xffff888100001000, inode=42, payload=MEMFD_PAYLOAD, name=b""))
+    FILE_IDENTITY.layout.pack_into(record, IDENTITY_OFFSET, 0xffffffff82444680, 0xffffffff81000100,
+                                   0x01021994, 0o100777, 0, b"memfd:article_memfd")
+    event = Decoder(STEPS, {}, 0, symbol=symbols.get).decode(bytes(record))
+    assert event.detail["file_kind"] == "memfd" and event.detail["file_name"] == "article_memfd"
+    assert event.detail["f_op"] == "shmem_file_operations" and event.detail["f_op_read"] == "shmem_file_read_iter"
+    FILE_IDENTITY.layout.pack_into(record, IDENTITY_OFFSET, 0xffffffff82000000, 0, 0x50495045, 0o010600, 0, b"")
+    event = Decoder(STEPS, {}, 0).decode(bytes(record))
+    assert (event.detail["file_kind"], event.detail["file_name"]) == ("pipe", "pipe:[42]")
+    assert event.detail["f_op"] == "0xffffffff82000000"      # kallsyms without data symbols: the address
 
 
 def test_decode_applies_the_refcount_bias_and_names() -> None:

@@ -23,9 +23,8 @@ def owner_column(role: str, holder: Holder, left: bool) -> Text:
     lines.append(f"{role}: {holder.comm}  pid {holder.pid}  tgid {holder.tgid}\n", style="bold")
     lines.append(point(f"fd {holder.fd} (fd table)") + "\n", style="cyan")
     if holder.address:
-        flags = "|".join(f for f in holder.vm_flags if "SHARE" in f) or "?"
         lines.append(point(f"vma {holder.vma or '?'} (vm_file)") + "\n", style="magenta")
-        lines.append(f"@ {holder.address} {flags}\n", style="magenta")
+        lines.append(f"@ {holder.address} {holder.sharing}\n", style="magenta")
     return lines
 
 
@@ -33,7 +32,7 @@ def file_box(story: SharedFile) -> Panel:
     refcount = story.refcounts[-1][2] if story.refcounts else None
     body = Text()
     body.append(f"{story.file}\n", style="bold reverse")
-    body.append(f"f_inode -> inode {story.inode} (shmem)\n")
+    body.append(f"f_inode -> inode {story.inode} ({story.what})\n")
     body.append(f"refcount {refcount} (last seen)\n" if refcount is not None else "")
     body.append(f"{1 + len(story.receivers)} owners, 1 object", style="bold green")
     return Panel(body, title="struct file", border_style="green", expand=False)
@@ -55,8 +54,8 @@ def stacked(story: SharedFile) -> Group:
         text = Text(f"{role}: {holder.comm}  pid {holder.pid}  tgid {holder.tgid}  ", style="bold")
         text.append(f"fd {holder.fd} (fd table) {arrow}", style="cyan")
         if holder.address:
-            flags = "|".join(f for f in holder.vm_flags if "SHARE" in f) or "?"
-            text.append(f"\nvma {holder.vma or '?'} (vm_file) {arrow} @ {holder.address} {flags}", style="magenta")
+            text.append(f"\nvma {holder.vma or '?'} (vm_file) {arrow} @ {holder.address} {holder.sharing}",
+                        style="magenta")
         return text
 
     return Group(owner("sender", story.creator, "──▼"), file_box(story),

@@ -80,7 +80,13 @@ def closing_lines(findings: Findings, follow: bool) -> list[str]:
     if follow:
         lines += life_story_lines(findings)
     lines += conclusion_lines(findings)
-    return lines + [f"{findings.events} events, {findings.lost} lost"]
+    return lines + folded_lines(findings) + [f"{findings.events} events, {findings.lost} lost"]
+
+
+def folded_lines(findings: Findings) -> list[str]:
+    folded = findings.timeline.folded
+    return [f"{folded} private mappings of regular files (the loader's: libraries, ld.so.cache, locale files) "
+            "are in the recording, not in the rows above"] if folded else []
 
 
 class PlainView(Observer):
@@ -104,6 +110,8 @@ class PlainView(Observer):
         self._say(header_lines(header))
 
     def event(self, event: Event) -> None:
+        if event.loads_code:
+            return
         ready = self.order.add(event)
         if ready:
             self._rows(ready)

@@ -59,7 +59,7 @@ def object_svg(story: SharedFile) -> str:
     file_x = BOX_W + GAP
     right_x = file_x + FILE_W + GAP
     refcount = story.refcounts[-1][2] if story.refcounts else "?"
-    file_lines = ["struct file", story.file, f"inode {story.inode} (shmem)", f"refcount {refcount} (last seen)",
+    file_lines = ["struct file", story.file, f"inode {story.inode} ({story.kind})", f"refcount {refcount} (last seen)",
                   f"{len(owners)} owners, 1 object"]
     file_y = height // 2 - 55
     parts = [svg_box(file_x, file_y, FILE_W, file_lines, "file", f"struct file {story.file}")]

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tracer.findings import Findings, Holder, NewTask, SharedFile, StructureRow
+from tracer.findings import PRIVATE_MAPPING, Findings, Holder, NewTask, SharedFile, StructureRow
 from tracer.views.hooks import hook_line, kernel_line, session_title
 
 SHOWN_FINDINGS = 3
@@ -37,12 +37,13 @@ def holder_line(role: str, holder: Holder) -> str:
     if holder.address:
         text += f", mapped at {holder.address}"
         if holder.vm_flags:
-            text += f" ({'|'.join(f for f in holder.vm_flags if 'SHARE' in f)})"
+            text += f" ({holder.sharing})"
     return text
 
 
 def finding_lines(story: SharedFile) -> list[str]:
     lines = [f"One struct file {story.file} (inode {story.inode}) in {1 + len(story.receivers)} processes:",
+             f"  it is a {story.what}",
              "  " + holder_line("sender", story.creator)]
     lines += ["  " + holder_line("receiver", holder) for holder in story.receivers]
     fds = {story.creator.fd, *(h.fd for h in story.receivers)}
@@ -52,6 +53,25 @@ def finding_lines(story: SharedFile) -> list[str]:
         changes = [change for i, change in enumerate(story.refcounts) if i == 0 or change[2] != story.refcounts[i - 1][2]]
         counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in changes)
         lines.append(f"  refcount: {counts}")
+    for flight in story.in_flight[:1]:
+        lines.append(f"  in flight: skb {flight.skb} on the receiving sock {flight.sock}'s queue held this very "
+                     "struct file pointer (UNIXCB(skb).fp), between sendmsg and recvmsg")
+    lines += page_lines(story)
+    if story.mapped_privately:
+        lines.append(f"  {PRIVATE_MAPPING}")
+    return lines
+
+
+def page_lines(story: SharedFile) -> list[str]:
+    lines = []
+    same = story.same_page()
+    if same:
+        pfn, seen = same
+        where = " and ".join(f"{page.comm} (tgid {page.tgid}) at {page.address}" for page in seen)
+        lines.append(f"  same physical page: {where} map PFN {pfn:#x}, the file's page-cache page")
+    for shared, copy in story.private_copies()[:2]:
+        lines.append(f"  copy on write: {copy.comm}'s write gave it PFN {copy.pfn:#x} of its own in place of "
+                     f"{shared.pfn:#x}")
     return lines
 
 
@@ -87,8 +107,10 @@ def clone_lines(findings: Findings) -> list[str]:
 def signal_lines(findings: Findings) -> list[str]:
     """Each signal sent and the thread that took it; SIGSTOP/SIGCONT seen per thread."""
     lines = [f"Signal: {story.line()}" for story in findings.signals.stories]
-    if findings.signals.child_notices:
-        lines.append(f"Signal: and {findings.signals.child_notices} SIGCHLD notices to parents, "
+    notices = findings.signals.child_notices
+    if notices:
+        also = "and " if lines else ""
+        lines.append(f"Signal: {also}{notices} SIGCHLD notice{'s' if notices > 1 else ''} to parents, "
                      "ignored (their default action)")
     for report in (r for r in findings.reports if r.get("role") == "stop"):
         lines.append(f"SIGSTOP to process {report.get('process')}: every thread stopped "

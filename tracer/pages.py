@@ -1,0 +1,126 @@
+"""The physical page behind a mapping: /proc/PID/pagemap, read as root while the process lives.
+
+This kernel has no probe that reports the page frame a fault installs (shmem faults fire
+none of filemap's PFN tracepoints), so syspath asks the page tables the way user space
+can: each page of a mapping has one 64-bit entry in /proc/PID/pagemap
+(Documentation/admin-guide/mm/pagemap.rst): bits 0-54 the PFN (zero unless the reader has
+CAP_SYS_ADMIN), bit 61 a file page or shared anonymous page (clear for a private copy),
+bit 63 present. A mapping is looked at on every poll from its do_mmap event until its
+process ends; each new or changed frame is a `page` event. A page mapped and dropped
+within one poll (20 ms) goes unseen: the scenario waits after each touch.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tracer.events import Event
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+PFN_MASK = (1 << 55) - 1
+FILE_PAGE = 1 << 61
+PRESENT = 1 << 63
+PAGES_PER_MAPPING = 4        # the first pages of each mapping are watched
+WATCHED_MAPPINGS = 64        # mappings watched at once (the oldest go first)
+WATCHED_FILES = 4096         # struct files known to be passed between processes
+
+
+@dataclass(frozen=True)
+class Frame:
+    pfn: int
+    file_page: bool          # the page cache's page (or shared anon), not a private copy
+
+
+def read_frames(tgid: int, address: int, pages: int) -> list[Frame | None] | None:
+    """The frames behind `pages` pages at `address` in process `tgid` (None: the process is
+    gone); a page not present is None."""
+    try:
+        fd = os.open(f"/proc/{tgid}/pagemap", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, 8 * pages, (address // PAGE_SIZE) * 8)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    frames: list[Frame | None] = []
+    for index in range(len(data) // 8):
+        entry = int.from_bytes(data[8 * index:8 * index + 8], "little")
+        present = entry & PRESENT and entry & PFN_MASK
+        frames.append(Frame(entry & PFN_MASK, bool(entry & FILE_PAGE))
+                      if present else None)
+    return frames
+
+
+@dataclass
+class Mapping:
+    mapped: Event                            # its do_mmap event
+    address: int
+    pages: int
+    first_index: int                         # the file page at `address` (vm_pgoff)
+    seen: dict[int, Frame] = field(default_factory=dict)
+
+
+def _is_shared_kind(event: Event) -> bool:
+    return event.detail.get("file_kind") == "memfd"
+
+
+class PageWatch:
+    """Mappings of the files worth following (memfds, and any file passed in SCM_RIGHTS),
+    looked at until their process ends."""
+
+    def __init__(self, read: Callable[[int, int, int], list[Frame | None] | None] = read_frames,
+                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.read = read
+        self.clock = clock
+        self.mappings: dict[tuple[int, int], Mapping] = {}
+        self.passed: dict[str, None] = {}        # insertion-ordered set, bounded
+
+    def note(self, event: Event) -> None:
+        if event.step in ("scm_fp_copy", "receive_fd", "in_flight") and event.file:
+            self.passed[event.file] = None
+            if len(self.passed) > WATCHED_FILES:
+                del self.passed[next(iter(self.passed))]
+        elif event.step == "do_mmap" and event.file and (_is_shared_kind(event) or event.file in self.passed):
+            self._watch(event)
+
+    def _watch(self, event: Event) -> None:
+        address = int(str(event.detail.get("address", "0")), 16)
+        length = int(event.detail.get("length") or PAGE_SIZE)
+        if not address:
+            return
+        key = (event.tgid, address)
+        self.mappings.pop(key, None)               # a new mapping at that address replaces the old
+        if len(self.mappings) >= WATCHED_MAPPINGS:
+            del self.mappings[next(iter(self.mappings))]
+        pages = min(PAGES_PER_MAPPING, max(1, -(-length // PAGE_SIZE)))
+        self.mappings[key] = Mapping(event, address, pages, int(event.detail.get("pgoff") or 0))
+
+    def look(self) -> list[Event]:
+        """A `page` event for each watched page whose frame appeared or changed."""
+        found: list[Event] = []
+        for key, mapping in list(self.mappings.items()):
+            frames = self.read(key[0], mapping.address, mapping.pages)
+            if frames is None:
+                del self.mappings[key]             # the process has ended
+                continue
+            for page, frame in enumerate(frames):
+                if frame is None:
+                    mapping.seen.pop(page, None)
+                elif mapping.seen.get(page) != frame:
+                    mapping.seen[page] = frame
+                    found.append(self._page_event(mapping, page, frame))
+        return found
+
+    def _page_event(self, mapping: Mapping, page: int, frame: Frame) -> Event:
+        mapped = mapping.mapped
+        detail = {"pfn": frame.pfn, "addr": hex(mapping.address + page * PAGE_SIZE),
+                  "index": mapping.first_index + page, "file_page": frame.file_page}
+        for key in ("file_kind", "file_name"):
+            if key in mapped.detail:
+                detail[key] = mapped.detail[key]
+        return Event(self.clock(), mapped.tgid, mapped.tgid, mapped.comm, "page", "pagemap", None,
+                     mapped.file, mapped.inode, None, detail)
