@@ -13,6 +13,10 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 SOURCES  := pyproject.toml $(wildcard tracer/*.py tracer/views/*.py probes/* scenarios/*)
 
+# Debian 12's stock kernel for the VM tier: the newest 6.1.0-N ABI the archive has
+DEBIAN_6_1 := $(or $(shell apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$$' 2>/dev/null | \
+                cut -d' ' -f1 | sort -V | tail -n1),linux-image-6.1.0-57-amd64)
+
 # Package names that exist on Debian and Ubuntu alike. An item is PACKAGE[+PACKAGE...],
 # alternatives separated by |, then =what is lost without it (for optional tools).
 RUN_PACKAGES  := python3-bpfcc python3-venv
@@ -21,6 +25,7 @@ TEST_PACKAGES := 'gcc+libc6-dev=the C test programs and the benchmark workload' 
                  'bpftrace=the benchmark'"'"'s bpftrace comparison' \
                  'bpftool|linux-tools-common+linux-tools-$(shell uname -r)=the BTF cross-check and the probe-leak test' \
                  'qemu-system-x86+busybox-static=the VM tier (kprobe and fentry on a distro kernel)' \
+                 '$(DEBIAN_6_1)+$(subst image,headers,$(DEBIAN_6_1))=the VM tier on Debian 12'"'"'s stock 6.1' \
                  'chromium=the HTML report opened in a headless browser (tests/unit/test_screens.py)'
 
 # sh -c "$$APT" apt need|want ITEM...: install what is missing. `need`: exit 2 when it

@@ -68,7 +68,7 @@ def test_unavailable_when_binaries_missing(
 
 def test_unavailable_without_distro_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(shutil, "which", fake_which(set()))
-    monkeypatch.setattr(vmrun, "find_vm_kernel", lambda: None)
+    monkeypatch.setattr(vmrun, "find_vm_kernel", lambda **_: None)
     reason = vmrun.vm_unavailable_reason()
     assert reason is not None and "distro kernel" in reason
 

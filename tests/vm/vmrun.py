@@ -31,6 +31,9 @@ KVM_FATAL = re.compile(r"KVM internal error|emulation failure|kvm_.*Assertion|fa
 SETUP_HINT = "apt-get install -y qemu-system-x86 busybox-static and .venv/bin/pip install virtme-ng"
 
 Accel = Literal["kvm", "tcg"]
+# the distro kernels the VM tier boots (Debian 12's stock 6.1 and its backported 6.12)
+INSTALL_HINT = {"6.12": "linux-headers-6.12.117+deb12-amd64",
+                "6.1": "linux-image-6.1.0-57-amd64 linux-headers-6.1.0-57-amd64"}
 
 
 @dataclass
@@ -54,15 +57,18 @@ def find_vm_kernel(
     boot: Path = Path("/boot"),
     modules: Path = Path("/lib/modules"),
     running: str | None = None,
+    series: str | None = None,
 ) -> Path | None:
-    """Newest /boot/vmlinuz-*-amd64 (Debian flavour naming) with modules, other than the running kernel."""
+    """Newest /boot/vmlinuz-*-amd64 (Debian flavour naming) with modules, other than the running
+    kernel; of one series ("6.1": 6.1.x releases) when asked."""
     running = running or os.uname().release
     releases = [
         p.name.removeprefix("vmlinuz-")
         for p in boot.glob("vmlinuz-*-amd64")
         if p.is_file()
     ]
-    usable = [r for r in releases if r != running and (modules / r).is_dir()]
+    usable = [r for r in releases if r != running and (modules / r).is_dir()
+              and (series is None or _version_key(r)[:2] == _version_key(series))]
     if not usable:
         return None
     return boot / f"vmlinuz-{max(usable, key=_version_key)}"
@@ -76,7 +82,7 @@ def find_vng() -> Path | None:
     return Path(found) if found else None
 
 
-def vm_unavailable_reason() -> str | None:
+def vm_unavailable_reason(series: str | None = None) -> str | None:
     """None if run_in_vm can work here, else one sentence saying why not and how to fix it."""
     if not shutil.which("qemu-system-x86_64"):
         return f"qemu-system-x86_64 is not installed; run: {SETUP_HINT}."
@@ -84,11 +90,11 @@ def vm_unavailable_reason() -> str | None:
         return f"virtme-ng needs busybox to build its initramfs; run: {SETUP_HINT}."
     if find_vng() is None:
         return f"virtme-ng (vng) is in neither {REPO}/.venv/bin nor PATH; run: {SETUP_HINT}."
-    kernel = find_vm_kernel()
+    kernel = find_vm_kernel(series=series)
     if kernel is None:
         return (
-            "no Debian distro kernel (/boot/vmlinuz-*-amd64 with /lib/modules/<release>) besides "
-            "the running one; run: apt-get install -y linux-headers-6.12.117+deb12-amd64."
+            f"no Debian distro kernel {series or ''} (/boot/vmlinuz-*-amd64 with /lib/modules/<release>) besides "
+            f"the running one; run: apt-get install -y {INSTALL_HINT.get(series or '6.12', INSTALL_HINT['6.12'])}."
         )
     release = kernel.name.removeprefix("vmlinuz-")
     if not (Path("/lib/modules") / release / "build" / "Makefile").is_file():
@@ -193,17 +199,17 @@ def _boot_once(
     return None, stdout, stderr, None
 
 
-def run_in_vm(command: str, timeout_s: int = 600, rwdir: Path | None = None) -> VmResult:
+def run_in_vm(command: str, timeout_s: int = 600, rwdir: Path | None = None, series: str | None = None) -> VmResult:
     """Boot the distro kernel and run `command` (a bash script) as root inside it.
 
     The guest sees the host's filesystem read-only (with throwaway tmpfs overlays on
     /tmp, /var, /etc, ...); only `rwdir` is shared read-write at the same path.
     Raises VmError if the VM is unavailable, cannot boot, or exceeds timeout_s.
     """
-    reason = vm_unavailable_reason()
+    reason = vm_unavailable_reason(series)
     if reason:
         raise VmError(reason)
-    vng, kernel = find_vng(), find_vm_kernel()
+    vng, kernel = find_vng(), find_vm_kernel(series=series)
     assert vng and kernel
     kvm_ok = os.access("/dev/kvm", os.R_OK | os.W_OK) and not _kvm_known_broken()
     hdir = Path(tempfile.mkdtemp(prefix="syspath-vm-"))
