@@ -43,8 +43,9 @@ BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
  * every time, so in each process each step's first STACK_FIRST events get a stack,
  * then one in STACK_EVERY (a path record and the event it stands for count alike);
  * the others carry STACK_SAMPLED_OUT. Counters per process: the interpreter's own
- * hundred mmaps at start do not use up the sender's. */
-#define STACK_FIRST 64
+ * hundred mmaps at start do not use up the sender's. 256: a Python process maps some
+ * 170 files (interpreter, libraries, modules) before its own first mmap. */
+#define STACK_FIRST 256
 #define STACK_EVERY 64
 #define STACK_SAMPLED_OUT -1000   /* not an errno: tracer/stacks.py SAMPLED_OUT */
 #ifndef SYSPATH_NO_STACKS
@@ -116,15 +117,21 @@ static __always_inline struct syspath_event *new_event(u32 step)
  * (tracer/session.py POLL_S) instead of being woken for every event. */
 #define RINGBUF_NO_WAKEUP 1
 
-static __always_inline void submit_event(void *ctx, struct syspath_event *e)
+/* Send the event with the stack id already taken (stack_here). */
+static __always_inline void submit_with_stack(void *ctx, struct syspath_event *e, s32 stack_id)
 {
-    e->stack_id = stack_here(ctx, e->step);
+    e->stack_id = stack_id;
 #ifdef SYSPATH_PERF_BUFFER
     if (events.perf_submit(ctx, e, sizeof(*e)) < 0)
         count_lost();
 #else
     events.ringbuf_submit(e, RINGBUF_NO_WAKEUP);
 #endif
+}
+
+static __always_inline void submit_event(void *ctx, struct syspath_event *e)
+{
+    submit_with_stack(ctx, e, stack_here(ctx, e->step));
 }
 
 static __always_inline void discard_event(struct syspath_event *e)
@@ -220,10 +227,28 @@ static __always_inline u64 file_of_fd(s64 fd)
     return file_in_table(&table, fd);
 }
 
+/* Files whose identity an event has carried already, with their inode: a file's
+ * identity does not change while it lives, so later events leave it out (f_op 0)
+ * and user space reuses the first (tracer/events.py Decoder, a larger cache). A
+ * slab address reused by another file has another inode and is described anew. */
+#define IDENTIFIED_FILES 1024
+BPF_TABLE("lru_hash", u64, u64, identified, IDENTIFIED_FILES);
+
+/* The name of the file's dentry: "memfd:NAME", a path's last part, "[eventfd]". */
+static __always_inline void read_dentry_name(char *out, u32 size, u64 file)
+{
+    u64 dentry = 0, name = 0;
+    READ_KERNEL(dentry, file, FILE_DENTRY);
+    if (dentry)
+        READ_KERNEL(name, dentry, DENTRY_NAME);
+    if (name)
+        bpf_probe_read_kernel_str(out, size, (void *)name);
+}
+
 /* What the file is: its f_op, its inode's type and superblock, its dentry's name. */
 static __always_inline void identify_file(struct file_identity *id, u64 file, u64 inode)
 {
-    u64 sb = 0, dentry = 0, name = 0;
+    u64 sb = 0;
     u16 mode = 0;
     READ_KERNEL(id->f_op, file, FILE_OP);
     if (id->f_op) {
@@ -236,11 +261,7 @@ static __always_inline void identify_file(struct file_identity *id, u64 file, u6
     READ_KERNEL(sb, inode, INODE_SB);
     if (sb)
         READ_KERNEL(id->s_magic, sb, SB_MAGIC);
-    READ_KERNEL(dentry, file, FILE_DENTRY);
-    if (dentry)
-        READ_KERNEL(name, dentry, DENTRY_NAME);
-    if (name)
-        bpf_probe_read_kernel_str(id->name, sizeof(id->name), (void *)name);
+    read_dentry_name(id->name, sizeof(id->name), file);
 }
 
 /* The event's struct file, its refcount, inode number and identity; returns the inode. */
@@ -255,7 +276,11 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     if (!inode)
         return 0;
     READ_KERNEL(e->inode, inode, INODE_INO);
-    identify_file(&e->identity, file, inode);
+    u64 *known = identified.lookup(&file);
+    if (!known || *known != inode) {
+        identify_file(&e->identity, file, inode);
+        identified.update(&file, &inode);
+    }
     return inode;
 }
 

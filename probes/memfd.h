@@ -27,7 +27,7 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
     u64 inode = describe_file(e, file), sb = 0;
     e->payload.memfd = *entry;
     if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
-        __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->identity.name));
+        read_dentry_name(e->payload.memfd.name, sizeof(e->payload.memfd.name), file);
     if (!inode)
         return;
     READ_KERNEL(sb, inode, INODE_SB);
@@ -49,7 +49,7 @@ static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 addre
         return;
     READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
     READ_KERNEL(node, mapping, MAPPING_IMMAP);
-#pragma unroll
+#pragma clang loop unroll(disable)
     for (int i = 0; i < VMA_TREE_DEPTH; i++) {
         u64 vm_pgoff = 0;
         if (!node)
@@ -148,7 +148,7 @@ static __always_inline void read_memory(void *dst, u32 size, u64 src, bool user)
 static __always_inline void read_scm_rights(u64 control, u64 controllen, bool user, struct scm_rights *out)
 {
     u64 pos = 0;
-#pragma unroll
+#pragma clang loop unroll(disable)
     for (int c = 0; c < 2; c++) {
         u64 len = 0;
         s32 level = 0, type = 0;
@@ -161,7 +161,7 @@ static __always_inline void read_scm_rights(u64 control, u64 controllen, bool us
             return;
         if (level == SOL_SOCKET && type == SCM_RIGHTS) {
             out->count = (len - CMSG_DATA_OFFSET) / sizeof(s32);
-#pragma unroll
+#pragma clang loop unroll(disable)
             for (int i = 0; i < MAX_SCM_FDS; i++) {
                 if (i >= out->count)
                     break;

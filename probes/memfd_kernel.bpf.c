@@ -230,7 +230,7 @@ static __always_inline void emit_fp_list(void *ctx, u64 fpl, u32 before, struct 
     u64 sk = sendmsg ? sendmsg->payload.sendmsg.sock : 0;
     s16 count = 0;
     READ_KERNEL(count, fpl, SCM_FP_COUNT);
-#pragma unroll
+#pragma clang loop unroll(disable)
     for (int i = 0; i < MAX_SCM_FDS; i++) {
         struct syspath_event *e;
         u64 file = 0;

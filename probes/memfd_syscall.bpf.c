@@ -113,7 +113,7 @@ static __always_inline u64 unix_sock_of_fd(struct fd_table *table, s64 fd, u64 *
 static __always_inline void emit_passed_files(void *args, u32 step, struct fd_table *table,
                                               struct scm_rights *rights, u64 sk)
 {
-#pragma unroll
+#pragma clang loop unroll(disable)
     for (int i = 0; i < MAX_SCM_FDS; i++) {
         struct syspath_event *e;
         if (i >= rights->count)

@@ -18,11 +18,16 @@
 static __always_inline int path_seen(void *ctx, u32 point)
 {
     struct syspath_event *e;
+    s32 stack;
     if (!is_tracked())
+        return 0;
+    /* a path record is nothing but its stack: none is sent when sampling leaves it out */
+    stack = stack_here(ctx, PATH_STEP_BASE + point);
+    if (stack == STACK_SAMPLED_OUT)
         return 0;
     e = new_event(PATH_STEP_BASE + point);
     if (e)
-        submit_event(ctx, e);
+        submit_with_stack(ctx, e, stack);
     return 0;
 }
 

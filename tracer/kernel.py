@@ -81,6 +81,24 @@ def kallsyms() -> dict[str, str]:
         return parse_kallsyms(lines)
 
 
+# what a file's f_op points at: an operations table (shmem_file_operations, pipefifo_fops, ...)
+OPERATIONS_SUFFIXES = ("_fops", "_ops", "operations")
+
+
+@functools.cache
+def operations_tables() -> dict[int, str]:
+    """Address -> name of each operations table kallsyms lists as data (CONFIG_KALLSYMS_ALL;
+    empty where kallsyms has only functions). A few thousand of its entries: read once, during
+    the probes' compile (tracer/build.py), not at the first event."""
+    tables: dict[int, str] = {}
+    with KALLSYMS_PATH.open() as lines:
+        for line in lines:
+            address, kind, name = (line.split() + ["", "", ""])[:3]
+            if kind in ("d", "D", "r", "R") and name.endswith(OPERATIONS_SUFFIXES):
+                tables.setdefault(int(address, 16), name)
+    return tables
+
+
 def function_symbols(names: set[str]) -> dict[str, str]:
     """kallsyms names of `names`, cached per kernel build: parsing /proc/kallsyms takes
     a quarter of a second, and only a dozen functions matter."""

@@ -170,20 +170,28 @@ class StackTable:
 
 
 def warm_symbols() -> None:
-    """Load bcc's kernel symbol cache (0.5-1 s: all of /proc/kallsyms). Done during the probes'
-    compile (ctypes releases the GIL), not at the first stack, where it stalled the ring reader
-    long enough to lose events."""
+    """Load bcc's kernel symbol cache (0.5-1 s: all of /proc/kallsyms) and the operations tables.
+    Done during the probes' compile (ctypes releases the GIL), not at the first stack or file,
+    where it stalled the ring reader long enough to lose events."""
     from bcc import BPF
+
+    from tracer.kernel import operations_tables
     BPF.ksym(0xffffffff81000000)
+    operations_tables()
 
 
 def exact_symbol(address: int) -> str | None:
-    """The kallsyms name at exactly `address`, from bcc's cache (warm_symbols): an f_op table's
-    name where kallsyms lists data (CONFIG_KALLSYMS_ALL), a function's anywhere. None when
-    kallsyms names nothing that starts there."""
+    """The kallsyms name at exactly `address` (warm_symbols): an f_op table's name where kallsyms
+    lists data (CONFIG_KALLSYMS_ALL), a function's from bcc's cache. None when kallsyms names
+    nothing that starts there."""
     from bcc import BPF
+
+    from tracer.kernel import operations_tables
     if not address:
         return None
+    table = operations_tables().get(address)
+    if table:
+        return table
     name = BPF.ksym(address, show_offset=True).decode(errors="replace")
     return name.removesuffix("+0x0") if name.endswith("+0x0") else None
 
