@@ -6,6 +6,7 @@ running kernel allows and says why it was chosen or why nothing could be.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -196,6 +197,15 @@ class KernelView:
     params: Callable[[str], list[str] | None]          # function -> BTF parameter names
     is_traceable: Callable[[str], bool | None]         # ftrace can hook it (None: unknown)
     has_tracepoint: Callable[[str, str], bool]
+    release: str = ""                                  # uname -r
+
+    @property
+    def trampoline_args(self) -> int:
+        """The most arguments an fentry/fexit program's function may take: x86-64's BPF
+        trampoline saved 6 until Linux 6.4 raised it to 12 (arch/x86/net/bpf_jit_comp.c,
+        arch_prepare_bpf_trampoline returns -ENOTSUPP beyond)."""
+        version = tuple(int(part) for part in re.findall(r"\d+", self.release)[:2])
+        return 12 if not version or version >= (6, 4) else 6
 
 
 def allowed_tiers(mode: str, kernel: KernelView) -> list[str]:
@@ -230,6 +240,9 @@ def _function_missing(hook: Hook, kernel: KernelView) -> str:
         return f"{function} has no BTF signature here, so its arguments cannot be located"
     if symbol != function and (hook.params or hook.tier == "fentry"):
         return f"only the compiler's clone {symbol} exists; its arguments may have moved"
+    if hook.tier == "fentry" and params is not None and len(params) > kernel.trampoline_args:
+        return (f"{function} takes {len(params)} arguments, and this kernel's BPF trampolines take at most "
+                f"{kernel.trampoline_args} (12 from Linux 6.4): fentry cannot attach")
     # kernel/trace/trace_kprobe.c refuses notrace functions too (unless
     # CONFIG_KPROBE_EVENTS_ON_NOTRACE), as bcc attaches kprobes through it.
     if kernel.is_traceable(function) is False:

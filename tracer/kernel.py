@@ -223,7 +223,8 @@ def _fentry_capability() -> Capability:
     if not BPF.support_kfunc():
         return Capability("fentry", False, "bcc sees no BPF trampoline support",
                           "needs CONFIG_DEBUG_INFO_BTF and BPF trampolines (x86-64, 5.5+)")
-    symbol = "do_mmap" if "do_mmap" in kallsyms() else "vfs_read"
+    # vfs_read: four arguments, within what any kernel's trampoline saves (6 before 6.4)
+    symbol = "vfs_read"
     ok, why = _try_program(f"KFUNC_PROBE({symbol}) {{ return 0; }}")
     if not ok and "not permitted" in why:
         why = f"the kernel refuses fentry programs ({why})"
@@ -249,7 +250,7 @@ def _ringbuf_capability() -> Capability:
 
 def probe_capabilities(refresh: bool = False) -> dict[str, Capability]:
     """kprobe, fentry, tracepoint and ringbuf, each tried; cached per kernel build."""
-    cache = CACHE_DIR / f"capabilities-v2-{build_key()}.json"
+    cache = CACHE_DIR / f"capabilities-v3-{build_key()}.json"
     if not refresh and cache.exists():
         return {name: Capability(**fields) for name, fields in json.loads(cache.read_text()).items()}
     use_headers()

@@ -19,6 +19,7 @@ from tracer.facts import KernelFacts, saved_view
 KERNELS = Path(__file__).parent / "kernels"
 MACHINE = KernelFacts.load(KERNELS / "6.18.44-fc-v657.json")
 DEBIAN = KernelFacts.load(KERNELS / "6.12.117+deb12-amd64.json")
+BOOKWORM = KernelFacts.load(KERNELS / "6.1.0-57-amd64.json")
 STORY = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd")
 
 
@@ -147,3 +148,22 @@ def test_step_ids_are_stable_and_unique() -> None:
     assert defines[0] == "-DSTEP_MEMFD_CREATE=0"
     assert len(set(catalog.ALL_STEP_NAMES)) == len(catalog.ALL_STEP_NAMES)
 
+
+
+def test_debian_6_1_hooks_its_own_names() -> None:
+    """Debian 12's stock kernel: __receive_fd by that name, no sock:sk_data_ready tracepoint."""
+    chosen = choices(BOOKWORM, "kprobe")
+    assert chosen["receive_fd"].hook == "kretprobe:__receive_fd"
+    assert chosen["in_flight"].hook == "kprobe:sock_def_readable"
+    assert "tracepoint sock:sk_data_ready does not exist here" in chosen["in_flight"].reason
+    assert chosen["scm_fp_copy"].hook == "kretprobe:__scm_send" and chosen["scm_fp_copy"].status == "fallback"
+    assert dict(chosen["do_mmap"].arg_index)["pgoff"] == 5 and chosen["do_mmap"].nargs == 8
+
+
+def test_fentry_before_6_4_cannot_take_more_than_six_arguments() -> None:
+    chosen = choices(BOOKWORM, "fentry")
+    assert chosen["do_mmap"].status == "unavailable"
+    assert "do_mmap takes 8 arguments, and this kernel's BPF trampolines take at most 6" in chosen["do_mmap"].reason
+    assert chosen["shmem_file_setup"].hook == "fexit:shmem_file_setup"
+    # 6.4 raised the limit to 12: Debian's 6.12 hooks do_mmap with fexit
+    assert choices(DEBIAN, "fentry")["do_mmap"].hook == "fexit:do_mmap"

@@ -48,7 +48,7 @@ done
 uname -r > $out/release
 for tp in mmap/vm_unmapped_area sock/sk_data_ready skb/skb_copy_datagram_iovec sock/sock_recv_length \
     task/task_newtask filemap/mm_filemap_map_pages; do
-  [ -d /sys/kernel/tracing/events/$tp ] && echo $tp
+  if [ -d /sys/kernel/tracing/events/$tp ]; then echo $tp; fi
 done > $out/path-tracepoints
 """
 
@@ -64,6 +64,11 @@ class GuestRun:
         output = (self.out / f"{scenario}-{mode}.out").read_text()
         assert rc == "0", f"syspath run {scenario} --mode {mode} exited {rc} in the VM:\n{output[-3000:]}"
         return read_records(self.out / f"{scenario}-{mode}.jsonl")
+
+    def maps_files(self, mode: str) -> bool:
+        """do_mmap takes 8 arguments on 6.1, beyond the 6 its BPF trampolines save (12 from 6.4):
+        --mode fentry leaves the step out there, and says why."""
+        return not (self.series == "6.1" and mode == "fentry")
 
     @property
     def receive_hook(self) -> str:
@@ -117,6 +122,9 @@ def test_memfd_share_records_every_step_through_kernel_functions(guest: GuestRun
     assert session["mode"] == mode and session["kernel"] == (guest.out / "release").read_text().strip()
     hooks = {h["step"]: h for h in session["hooks"]}
     for step in STORY:
+        if step == "do_mmap" and not guest.maps_files(mode):
+            assert hooks[step]["status"] == "unavailable" and "takes 8 arguments" in hooks[step]["reason"]
+            continue
         assert hooks[step]["hook"].startswith(FUNCTION_HOOK[mode]), hooks[step]
         assert events(records, step), f"no {step} event in --mode {mode}"
     # Debian's 6.1 and 6.12 inline scm_fp_copy: the step is observed at its caller, and says so.
@@ -201,8 +209,9 @@ def test_the_stack_at_each_hooked_function_is_the_whole_chain(guest: GuestRun, m
     assert received["hook"].endswith(f":{guest.receive_hook}") and received["stack"][0] == guest.receive_hook
     # scm_detach_fds calls it (receive_fd_user is an inline there)
     assert "scm_detach_fds" in received["stack"] and "____sys_recvmsg" in received["stack"], received["stack"]
-    [mapped] = [e for e in events(records, "do_mmap", "sender") if e["file"] == received["file"]]
-    assert {"do_mmap", "vm_mmap_pgoff", "ksys_mmap_pgoff"} <= set(mapped["stack"]), mapped["stack"]
+    if guest.maps_files(mode):
+        [mapped] = [e for e in events(records, "do_mmap", "sender") if e["file"] == received["file"]]
+        assert {"do_mmap", "vm_mmap_pgoff", "ksys_mmap_pgoff"} <= set(mapped["stack"]), mapped["stack"]
     clone_records = guest.records("fork-vs-thread", mode)
     for clone in events(clone_records, "clone"):
         assert clone["stack"][0] == "copy_process" and "kernel_clone" in clone["stack"], clone["stack"]
@@ -224,6 +233,8 @@ def test_memfd_share_tells_the_whole_story(guest: GuestRun, mode: str) -> None:
     assert hooks["in_flight"] == (hooked_function if guest.series == "6.1" else "tracepoint:sock:sk_data_ready")
     # Debian lists data symbols in kallsyms (CONFIG_KALLSYMS_ALL): f_op is named
     assert created["detail"]["f_op"] == "shmem_file_operations" and created["detail"]["file_kind"] == "memfd"
+    if not guest.maps_files(mode):
+        return
     pages = [e for e in events(records, "page") if e["file"] == created["file"] and e["detail"]["file_page"]]
     frames = {e["tgid"]: e["detail"]["pfn"] for e in pages}
     assert len(frames) == 2 and len(set(frames.values())) == 1, pages
