@@ -268,7 +268,7 @@ def results_table(results: dict) -> Table:
     for column in ("measure", "value", "target"):
         table.add_column(column)
     startup_split = results["startup"].get("split_s", {})
-    table.add_row("launch -> probes attached, warm", f"{results['startup_s']:.2f} s", "<= 1.0 s")
+    table.add_row("launch -> probes attached, warm", f"{results['startup_s']:.2f} s", "<= 0.5 s")
     table.add_row("  cold (no caches)", f"{results['startup']['cold_s']:.2f} s", "")
     table.add_row("  split (warm, in-process)",
                   ", ".join(f"{k} {v:.3f} s" for k, v in startup_split.items()), "")
@@ -287,8 +287,9 @@ def results_table(results: dict) -> Table:
     for row in results["throughput"]:
         asked = f"{row['asked_memfds_per_s']} memfds/s" if row["asked_memfds_per_s"] else "flat out"
         table.add_row(f"throughput, {asked}", f"{row['events_per_s']:,.0f} events/s, {row['lost']} lost", "")
-    table.add_row("max events/s with zero loss", f"{results['max_events_per_s_no_loss']:,}", ">= 200,000")
-    table.add_row("tracer peak RSS", f"{results['rss_mb']:.0f} MB", "<= 150 MB")
+    table.add_row("max events/s with zero loss", f"{results['max_events_per_s_no_loss']:,}", ">= 400,000")
+    table.add_row("tracer peak RSS", f"{results['rss_mb']:.0f} MB",
+                  "flat in events (tests/live/test_scale.py: 2M within 50 MB of 20k)")
     return table
 
 

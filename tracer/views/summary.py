@@ -88,7 +88,11 @@ def row_verdict(row: StructureRow) -> str:
     counted = f"; {row.count_text}" if row.count_text else ""
     if row.shared:
         return f"shared ({row.flag}){counted}"
-    return f"copied (no {row.flag})" + (f", by {row.copied_by}" if row.copied_by else "") + counted
+    verdict = f"copied (no {row.flag})" + (f", by {row.copied_by}" if row.copied_by else "") + counted
+    if row.name == "files":
+        # fs/file.c dup_fd: get_file() on each open file, so both tables name the same objects
+        verdict += "; both tables point at the same struct files"
+    return verdict
 
 
 def clone_lines(findings: Findings) -> list[str]:
