@@ -227,13 +227,6 @@ static __always_inline u64 file_of_fd(s64 fd)
     return file_in_table(&table, fd);
 }
 
-/* Files whose identity an event has carried already, with their inode: a file's
- * identity does not change while it lives, so later events leave it out (f_op 0)
- * and user space reuses the first (tracer/events.py Decoder, a larger cache). A
- * slab address reused by another file has another inode and is described anew. */
-#define IDENTIFIED_FILES 1024
-BPF_TABLE("lru_hash", u64, u64, identified, IDENTIFIED_FILES);
-
 /* The name of the file's dentry: "memfd:NAME", a path's last part, "[eventfd]". */
 static __always_inline void read_dentry_name(char *out, u32 size, u64 file)
 {
@@ -276,11 +269,7 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     if (!inode)
         return 0;
     READ_KERNEL(e->inode, inode, INODE_INO);
-    u64 *known = identified.lookup(&file);
-    if (!known || *known != inode) {
-        identify_file(&e->identity, file, inode);
-        identified.update(&file, &inode);
-    }
+    identify_file(&e->identity, file, inode);
     return inode;
 }
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import struct
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,9 +289,6 @@ def file_identity(f_op: int, read_iter: int, s_magic: int, i_mode: int, name: by
 
 
 IDENTITIES_KEPT = 4096      # files whose identity is decoded once (bounded: cleared when full)
-# files whose identity the probes sent once and leave out afterwards (probes/common.h `identified`,
-# 1024 entries): kept by recency, so that a file the kernel still remembers is remembered here
-FILES_KNOWN = 8192
 
 
 def _no_symbols(address: int) -> str | None:
@@ -331,8 +327,6 @@ class Decoder:
     other_steps: dict[int, tuple[str, str]] = field(default_factory=dict)   # id -> (step, hook): path records
     symbol: Callable[[int], str | None] = _no_symbols       # kernel address -> kallsyms name
     _identities: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
-    _known_files: OrderedDict[tuple[int, int], dict[str, Any]] = field(default_factory=OrderedDict, compare=False,
-                                                                       repr=False)
 
     def decode(self, data: bytes) -> Event:
         return self.decode_with_stack(data)[0]
@@ -349,24 +343,12 @@ class Decoder:
         if depth:
             detail["depth"] = depth           # inside that many hooked kernel functions
         if file and len(data) >= EVENT_SIZE:
-            detail.update(self._file_identity(data, file, inode))
+            f_op, read_iter, s_magic, i_mode, _, name = _IDENTITY.unpack_from(data, IDENTITY_OFFSET)
+            if f_op:                           # 0: the probe could not read the file's identity
+                detail.update(self._identity(f_op, read_iter, s_magic, i_mode, name, inode))
         # positional: a dataclass built with keywords costs a third more, once per event
         return Event(ts_ns, pid, tgid, kernel_text(comm), step, self.hooks.get(step, ""), fd if fd >= 0 else None,
                      hex_pointer(file), inode or None, self._refcount(step, file, refcount), detail), stack_id
-
-    def _file_identity(self, data: bytes, file: int, inode: int) -> dict[str, Any]:
-        """What the event's file is: sent with the first event about it, remembered for the next."""
-        known = self._known_files
-        f_op, read_iter, s_magic, i_mode, _, name = _IDENTITY.unpack_from(data, IDENTITY_OFFSET)
-        if not f_op:                       # the probe sent it before (or could not read it)
-            identity = known.get((file, inode))
-            if identity is not None:
-                known.move_to_end((file, inode))
-            return identity or {}
-        identity = known[(file, inode)] = self._identity(f_op, read_iter, s_magic, i_mode, name, inode)
-        if len(known) > FILES_KNOWN:
-            known.popitem(last=False)
-        return identity
 
     def _identity(self, *fields: Any) -> dict[str, Any]:
         """file_identity, once per file: a file's identity does not change while it lives."""
