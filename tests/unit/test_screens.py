@@ -39,9 +39,11 @@ def rendered(renderable: object, width: int, **options: object) -> str:
 
 
 def addresses(events: list) -> set[str]:
+    """The kernel objects the events name (the f_op table is said in the findings, not per row)."""
     found = set()
     for event in events:
-        found |= set(ADDRESS.findall(" ".join(str(v) for v in (event.file, event.detail))))
+        detail = {key: value for key, value in event.detail.items() if key not in ("f_op", "f_op_read")}
+        found |= set(ADDRESS.findall(" ".join(str(v) for v in (event.file, detail))))
     return found
 
 
@@ -91,7 +93,11 @@ def test_plain_lines_say_the_verdict_once_and_keep_every_address() -> None:
     view.finished(0, 0)
     text = out.getvalue()
     assert text.count("no kprobes") == 1
-    assert all(address in text for address in addresses(recording.events))
+    # every address but those of the loader's library mappings, folded into one line
+    shown = [event for event in recording.events if not event.loads_code]
+    assert all(address in text for address in addresses(shown))
+    folded = len(recording.events) - len(shown)
+    assert f"{folded} private mappings of regular files (the loader's" in text
 
 
 def test_no_color_and_a_light_background() -> None:
@@ -124,7 +130,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     dom = done.stdout
     story = findings.shared_files()[0]
     assert 'class="file"' in dom and story.file in dom and dom.count('class="owner"') == 2
-    assert "10 of 10 events shown" in dom                      # the script ran and built the timeline
+    assert re.search(r"\b(\d+) of \1 events shown", dom)      # the script ran and built the timeline
     console_errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert not console_errors, console_errors
     assert "Uncaught" not in done.stderr

@@ -32,11 +32,14 @@ def file_box(story: SharedFile) -> Panel:
     refcount = story.refcounts[-1][2] if story.refcounts else None
     body = Text()
     body.append(f"{story.file}\n", style="bold reverse")
-    body.append(f"f_inode -> inode {story.inode} ({story.what})\n")
+    body.append(f"f_inode -> inode {story.inode} ({story.kind} {story.name!r})\n" if story.name
+                else f"f_inode -> inode {story.inode} ({story.kind})\n")
+    if story.f_op:
+        body.append(f"f_op {story.f_op}\n")
     body.append(f"refcount {refcount} (last seen)\n" if refcount is not None else "")
     same = story.same_page()
     if same:
-        body.append(f"page cache: PFN {same[0]:#x}, mapped by {len(same[1])} processes\n", style="yellow")
+        body.append(f"page cache: PFN {same[0]:#x} in {len(same[1])} processes\n", style="yellow")
     body.append(f"{1 + len(story.receivers)} owners, 1 object", style="bold green")
     return Panel(body, title="struct file", border_style="green", expand=False)
 

@@ -62,6 +62,24 @@ def finding_lines(story: SharedFile) -> list[str]:
     return lines
 
 
+def compact_finding_lines(story: SharedFile) -> list[str]:
+    """The finding beside the object view, which already draws each holder: a few short lines,
+    so that objects and findings fit one 80x24 screen."""
+    fds = " and ".join(str(fd) for fd in (story.creator.fd, *(h.fd for h in story.receivers)))
+    lines = [f"One struct file {story.file} in {1 + len(story.receivers)} processes: fds {fds}, one object"]
+    counts = [count for i, (_, _, count) in enumerate(story.refcounts) if i == 0 or count != story.refcounts[i - 1][2]]
+    if counts:
+        lines.append("  refcount " + " -> ".join(str(count) for count in counts))
+    for flight in story.in_flight[:1]:
+        lines.append(f"  in flight: in skb {flight.skb} on the receiver's queue")
+    same = story.same_page()
+    if same:
+        lines.append(f"  one physical page behind both mappings: PFN {same[0]:#x}")
+    for _, copy in story.private_copies()[:1]:
+        lines.append(f"  {copy.comm}'s write: copy on write, its own PFN {copy.pfn:#x}")
+    return lines
+
+
 def page_lines(story: SharedFile) -> list[str]:
     lines = []
     same = story.same_page()
@@ -132,9 +150,10 @@ def lost_lines(lost: int) -> list[str]:
     return [f"{lost} events were lost (the ring buffer was full): what is above may be incomplete."] if lost else []
 
 
-def conclusion_lines(findings: Findings, clones: bool = True) -> list[str]:
+def conclusion_lines(findings: Findings, clones: bool = True, compact: bool = False) -> list[str]:
     stories = findings.shared_files()
-    lines = [line for story in stories[:SHOWN_FINDINGS] for line in finding_lines(story)]
+    told = compact_finding_lines if compact else finding_lines
+    lines = [line for story in stories[:SHOWN_FINDINGS] for line in told(story)]
     if findings.shared_count > SHOWN_FINDINGS:
         lines.append(f"... and {findings.shared_count - SHOWN_FINDINGS} more struct files shared the same way "
                      f"({findings.shared_count} in all)")
@@ -149,7 +168,8 @@ def conclusion_lines(findings: Findings, clones: bool = True) -> list[str]:
 
 
 def findings_panel(findings: Findings, output: bool = True) -> Panel:
-    body: list[RenderableType] = [Text("\n".join(conclusion_lines(findings, clones=False)))]
+    """Beside the object view and the new tasks' tables, which show the holders and structures."""
+    body: list[RenderableType] = [Text("\n".join(conclusion_lines(findings, clones=False, compact=True)))]
     if output and findings.output_lines:
         body.append(Text("\n".join(findings.output_lines), style="dim"))
     return Panel(Group(*body), title="what the kernel did", subtitle=f"{findings.events} events, {findings.lost} lost",
