@@ -33,9 +33,11 @@ GUEST_SCRIPT = """
 cd {repo}
 out={out}
 .venv/bin/python -m tracer.facts $out/facts.json > $out/facts.out 2>&1
-# the article's C sender and receiver (built on the host), and a pipe + a regular file passed
-.venv/bin/python -m tracer trace --no-live --record $out/article.jsonl -- \
-  sh -c "$out/article_receiver $out/channel.sock & $out/article_sender $out/channel.sock; wait" > $out/article.out 2>&1
+# the article's C sender and receiver (built on the host), their socket in the guest's own /tmp
+# (the shared directory is a 9p mount, where a Unix socket cannot be bound); either failing fails
+.venv/bin/python -m tracer trace --no-live --record $out/article.jsonl -- \\
+  sh -c '"$0" "$2" & r=$!; "$1" "$2"; s=$?; wait $r; exit $((s | $?))' \\
+  $out/article_receiver $out/article_sender /tmp/syspath-article.sock > $out/article.out 2>&1
 echo $? > $out/article.rc
 for mode in kprobe fentry; do
   .venv/bin/python -m tracer probes memfd-share --mode $mode --json > $out/probes-$mode.json 2> $out/probes-$mode.err
