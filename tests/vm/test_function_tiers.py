@@ -9,6 +9,7 @@ why and skips.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -105,6 +106,9 @@ def guest(request: pytest.FixtureRequest) -> Iterator[GuestRun]:
         print(f"VM {series} ({result.accel}) booted in {result.boot_s:.1f} s")
         yield GuestRun(series, out, result.boot_s)
     finally:
+        keep = os.environ.get("SYSPATH_VM_KEEP")       # a directory to keep the guest's recordings in
+        if keep:
+            shutil.copytree(out, Path(keep) / out.name, dirs_exist_ok=True)
         shutil.rmtree(out, ignore_errors=True)
 
 
