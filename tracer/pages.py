@@ -23,7 +23,7 @@ PFN_MASK = (1 << 55) - 1
 FILE_PAGE = 1 << 61
 PRESENT = 1 << 63
 PAGES_PER_MAPPING = 4        # the first pages of each mapping are watched
-WATCHED_MAPPINGS = 64        # mappings watched at once (the oldest go first)
+WATCHED_MAPPINGS = 16        # mappings watched at once, the newest (a pread each per poll)
 WATCHED_FILES = 4096         # struct files known to be passed between processes
 
 
@@ -46,12 +46,16 @@ def read_frames(tgid: int, address: int, pages: int) -> list[Frame | None] | Non
         return None
     finally:
         os.close(fd)
+    return parse_entries(data)
+
+
+def parse_entries(data: bytes) -> list[Frame | None]:
+    """pagemap entries -> frames; a page not present, or whose PFN the reader may not see, is None."""
     frames: list[Frame | None] = []
     for index in range(len(data) // 8):
         entry = int.from_bytes(data[8 * index:8 * index + 8], "little")
         present = entry & PRESENT and entry & PFN_MASK
-        frames.append(Frame(entry & PFN_MASK, bool(entry & FILE_PAGE))
-                      if present else None)
+        frames.append(Frame(entry & PFN_MASK, bool(entry & FILE_PAGE)) if present else None)
     return frames
 
 

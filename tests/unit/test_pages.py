@@ -1,0 +1,60 @@
+"""The page behind a mapping, from /proc/PID/pagemap entries (tracer/pages.py)."""
+from __future__ import annotations
+
+from tracer.events import Event
+from tracer.pages import FILE_PAGE, PRESENT, Frame, PageWatch, parse_entries
+
+
+def entry(pfn: int, file_page: bool = True, present: bool = True) -> bytes:
+    value = pfn | (FILE_PAGE if file_page else 0) | (PRESENT if present else 0)
+    return value.to_bytes(8, "little")
+
+
+def test_entries_give_frames_only_for_present_pages_with_a_visible_pfn() -> None:
+    data = entry(0x1626FC) + entry(0x13908B, file_page=False) + entry(0x1234, present=False) + entry(0)
+    assert parse_entries(data) == [Frame(0x1626FC, True), Frame(0x13908B, False), None, None]
+
+
+def mapped(tgid: int, file: str, kind: str = "memfd", flags: tuple[str, ...] = ("MAP_SHARED",)) -> Event:
+    detail = {"address": "0x7f0000001000", "length": 4096, "flags": list(flags), "file_kind": kind,
+              "file_name": "demo"}
+    return Event(1, tgid, tgid, "sender", "do_mmap", "tp", 3, file, 42, 2, detail)
+
+
+class Frames:
+    """A fake /proc: tgid -> the frames its mapping shows now (None: the process is gone)."""
+
+    def __init__(self) -> None:
+        self.now: dict[int, list[Frame | None] | None] = {}
+
+    def read(self, tgid: int, address: int, pages: int) -> list[Frame | None] | None:
+        assert (address, pages) == (0x7F0000001000, 1)
+        return self.now.get(tgid)
+
+
+def test_a_page_event_when_a_frame_appears_or_changes_and_none_while_it_stays() -> None:
+    proc = Frames()
+    watch = PageWatch(proc.read, clock=lambda: 99)
+    watch.note(mapped(10, "0xffff888100000000"))
+    proc.now[10] = [None]
+    assert watch.look() == []                                   # mapped, not touched yet
+    proc.now[10] = [Frame(0x1626FC, True)]
+    [page] = watch.look()
+    assert (page.step, page.hook, page.tgid, page.file) == ("page", "pagemap", 10, "0xffff888100000000")
+    assert page.detail == {"pfn": 0x1626FC, "addr": "0x7f0000001000", "index": 0, "file_page": True,
+                           "file_kind": "memfd", "file_name": "demo"}
+    assert watch.look() == []                                   # the same frame: nothing new
+    proc.now[10] = [Frame(0x13908B, False)]                     # a private write: copy on write
+    [copy] = watch.look()
+    assert copy.detail["pfn"] == 0x13908B and not copy.detail["file_page"]
+    proc.now[10] = None                                         # the process ended
+    assert watch.look() == [] and not watch.mappings
+
+
+def test_only_memfds_and_passed_files_are_watched() -> None:
+    watch = PageWatch(Frames().read)
+    watch.note(mapped(10, "0xffff888100000040", kind="regular", flags=("MAP_PRIVATE",)))   # a library
+    assert not watch.mappings
+    watch.note(Event(2, 10, 10, "sender", "scm_fp_copy", "tp", 4, "0xffff888100000080", 7, 2, {}))
+    watch.note(mapped(11, "0xffff888100000080", kind="regular", flags=("MAP_SHARED",)))
+    assert list(watch.mappings) == [(11, 0x7F0000001000)]
