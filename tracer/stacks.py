@@ -60,6 +60,7 @@ STEP_POINTS: dict[str, tuple[str, ...]] = {
 }
 ONE_EVENT_PER_CALL = {"do_mmap", "clone"}    # the others share one path among several events
 # Frames the tracing machinery adds at the innermost end of a stack.
+UNNAMED = "[unknown]"        # an address kallsyms (as bcc loaded it) does not name
 TRACER_FRAMES = ("bpf_prog_", "bpf_trace_run", "__traceiter_", "__bpf_trace_", "perf_trace_", "perf_",
                  "trace_event_raw_event_", "call_trace_", "bpf_trampoline_", "bpf_get_stack",
                  "trace_call_bpf", "kprobe_", "kretprobe_", "__kretprobe_trampoline", "rethook_",
@@ -107,14 +108,16 @@ def annotate(choices: list[HookChoice], points: dict[str, PathPoint],
 
 def trimmed(frames: Sequence[str]) -> tuple[str, ...]:
     """The stack without the tracer's own frames: those at its innermost end, and the BPF
-    trampoline of each fentry/fexit-hooked caller (X <- bpf_trampoline_N <- X: one X)."""
+    trampoline of each fentry/fexit-hooked caller (X <- bpf_trampoline_N <- X: one X). A
+    trampoline made after the symbol cache was loaded has no name ([unknown]: outside the
+    kernel's text, like a module's code, which names nothing either): it goes too."""
     start = 0
     while start < len(frames) and frames[start].startswith(TRACER_FRAMES):
         start += 1
     kept: list[str] = []
     after_trampoline = False
     for frame in frames[start:]:
-        if frame.startswith("bpf_trampoline_"):
+        if frame.startswith("bpf_trampoline_") or frame == UNNAMED:
             after_trampoline = True
             continue
         if not (after_trampoline and kept and frame == kept[-1]):
@@ -164,7 +167,7 @@ class StackTable:
                 self.failures[stack_id] += 1
             return None
         if stack_id not in self.cache and len(self.cache) < STACK_BUCKETS:
-            names = [self.symbol(address) or "[unknown]" for address in self.read(stack_id)]
+            names = [self.symbol(address) or UNNAMED for address in self.read(stack_id)]
             self.cache[stack_id] = trimmed(names) or None
         return self.cache.get(stack_id)
 

@@ -57,6 +57,12 @@ def test_trimming_keeps_kernel_frames_after_the_first_real_one() -> None:
     # fexit on both: the caller shows twice around its trampoline (measured on Debian 6.12)
     assert trimmed(["__scm_send", "unix_stream_sendmsg", "bpf_trampoline_6442557284", "unix_stream_sendmsg",
                     "____sys_sendmsg"]) == ("__scm_send", "unix_stream_sendmsg", "____sys_sendmsg")
+    # the same, with the trampoline unnamed (made after bcc loaded kallsyms; Debian 6.12, fentry)
+    assert trimmed(["__scm_send", "unix_stream_sendmsg", "[unknown]", "unix_stream_sendmsg", "____sys_sendmsg"]) == (
+        "__scm_send", "unix_stream_sendmsg", "____sys_sendmsg")
+    assert trimmed(["shmem_file_setup", "__do_sys_memfd_create", "[unknown]", "__x64_sys_memfd_create",
+                    "do_syscall_64"]) == ("shmem_file_setup", "__do_sys_memfd_create", "__x64_sys_memfd_create",
+                                          "do_syscall_64")
 
 
 def test_a_returned_function_is_put_back_at_the_top_of_its_callers_stack() -> None:
