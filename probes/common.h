@@ -273,6 +273,18 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     return inode;
 }
 
+/* ---- sockets ---- */
+
+#define AF_UNIX 1
+
+/* include/net/sock.h: the address family of a struct sock (sk->__sk_common.skc_family). */
+static __always_inline bool is_unix_sock(u64 sk)
+{
+    u16 family = 0;
+    READ_KERNEL(family, sk, SOCK_FAMILY);
+    return family == AF_UNIX;
+}
+
 /* ---- the process tree ---- */
 
 static __always_inline void track_child(u32 child_tid)

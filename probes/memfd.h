@@ -7,7 +7,6 @@
 #define TMPFS_MAGIC 0x01021994
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
-#define AF_UNIX 1
 #define SOCK_STREAM 1
 #define SOL_SOCKET 1
 #define SCM_RIGHTS 1

@@ -209,11 +209,7 @@ ON_RETURN(unix_stream_sendmsg)
 ON_ENTRY(sock_def_readable)
 {
     u64 sk = ARG(sock_def_readable, sk);
-    u16 family = 0;
-    if (!is_tracked())
-        return 0;
-    READ_KERNEL(family, sk, SOCK_FAMILY);
-    if (family == AF_UNIX)
+    if (is_tracked() && is_unix_sock(sk))
         emit_in_flight(ctx, sk);
     return 0;
 }

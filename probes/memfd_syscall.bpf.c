@@ -96,7 +96,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 static __always_inline u64 unix_sock_of_fd(struct fd_table *table, s64 fd, u64 *file_out, u16 *type_out)
 {
     u64 file = file_in_table(table, fd), inode = 0, socket = 0, sk = 0;
-    u16 mode = 0, family = 0;
+    u16 mode = 0;
     *file_out = file;
     READ_KERNEL(inode, file, FILE_INODE);
     READ_KERNEL(mode, inode, INODE_MODE);
@@ -105,8 +105,7 @@ static __always_inline u64 unix_sock_of_fd(struct fd_table *table, s64 fd, u64 *
     READ_KERNEL(socket, file, FILE_PRIVATE_DATA);
     READ_KERNEL(*type_out, socket, SOCKET_TYPE);
     READ_KERNEL(sk, socket, SOCKET_SK);
-    READ_KERNEL(family, sk, SOCK_FAMILY);
-    return family == AF_UNIX ? sk : 0;
+    return is_unix_sock(sk) ? sk : 0;
 }
 
 /* One event per fd of the message, each looked up in the caller's fd table. */

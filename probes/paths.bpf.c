@@ -13,8 +13,6 @@
  */
 #include "common.h"
 
-#define AF_UNIX_FAMILY 1
-
 static __always_inline int path_seen(void *ctx, u32 point)
 {
     struct syspath_event *e;
@@ -35,13 +33,6 @@ static __always_inline int path_seen(void *ctx, u32 point)
 #define PATH_POINT(event, point) \
     RAW_TRACEPOINT_PROBE(event) { return path_seen(ctx, point); }
 
-static __always_inline bool unix_sock(u64 sk)
-{
-    u16 family = 0;
-    READ_KERNEL(family, sk, SOCK_FAMILY);
-    return family == AF_UNIX_FAMILY;
-}
-
 /* mm/mmap.c: do_mmap -> __get_unmapped_area -> ... -> vm_unmapped_area(info) */
 #ifdef PATH_VM_UNMAPPED_AREA
 PATH_POINT(vm_unmapped_area, PATH_VM_UNMAPPED_AREA)
@@ -51,7 +42,7 @@ PATH_POINT(vm_unmapped_area, PATH_VM_UNMAPPED_AREA)
 #ifdef PATH_SK_DATA_READY
 RAW_TRACEPOINT_PROBE(sk_data_ready)
 {
-    if (!unix_sock(ctx->args[0]))
+    if (!is_unix_sock(ctx->args[0]))
         return 0;
     return path_seen(ctx, PATH_SK_DATA_READY);
 }
@@ -68,7 +59,7 @@ RAW_TRACEPOINT_PROBE(sock_recv_length)
 {
     u64 sk = 0;
     READ_KERNEL(sk, ctx->args[0], SOCKET_SK);
-    if ((s32)ctx->args[1] < 0 || !unix_sock(sk))
+    if ((s32)ctx->args[1] < 0 || !is_unix_sock(sk))
         return 0;
     return path_seen(ctx, PATH_SOCK_RECV_LENGTH);
 }

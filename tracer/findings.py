@@ -63,7 +63,6 @@ class InFlight:
 
     skb: str
     sock: str
-    sender: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,11 @@ class SharedFile:
     f_op: str = ""               # detail f_op (and f_op_read where kallsyms lists no data)
     in_flight: list[InFlight] = field(default_factory=list)
     pages: list[PageSeen] = field(default_factory=list)      # in time order
+
+    def refcount_changes(self) -> list[tuple[str, str, int]]:
+        """The refcounts seen, each kept only where it differs from the one before."""
+        counts = self.refcounts
+        return [change for i, change in enumerate(counts) if i == 0 or change[2] != counts[i - 1][2]]
 
     def same_page(self) -> tuple[int, list[PageSeen]] | None:
         """A page-cache frame that two processes map at once: (pfn, each one's first sight)."""
@@ -213,8 +217,7 @@ class FileLife:
             if event.step == "receive_fd" and event.tgid != created.tgid:
                 story.receivers.append(self.holder(event))
             elif event.step == "in_flight":
-                story.in_flight.append(InFlight(str(event.detail.get("skb")), str(event.detail.get("sock")),
-                                                event.comm))
+                story.in_flight.append(InFlight(str(event.detail.get("skb")), str(event.detail.get("sock"))))
             elif event.step == "page":
                 story.pages.append(PageSeen(event.comm, event.tgid, str(event.detail.get("addr")),
                                             int(event.detail.get("pfn", 0)), bool(event.detail.get("file_page"))))

@@ -68,10 +68,6 @@ class Mapping:
     seen: dict[int, Frame] = field(default_factory=dict)
 
 
-def _is_shared_kind(event: Event) -> bool:
-    return event.detail.get("file_kind") == "memfd"
-
-
 class PageWatch:
     """Mappings of the files worth following (memfds, and any file passed in SCM_RIGHTS),
     looked at until their process ends."""
@@ -88,8 +84,9 @@ class PageWatch:
             self.passed[event.file] = None
             if len(self.passed) > WATCHED_FILES:
                 del self.passed[next(iter(self.passed))]
-        elif event.step == "do_mmap" and event.file and (_is_shared_kind(event) or event.file in self.passed):
-            self._watch(event)
+        elif event.step == "do_mmap" and event.file:
+            if event.detail.get("file_kind") == "memfd" or event.file in self.passed:
+                self._watch(event)
 
     def _watch(self, event: Event) -> None:
         address = int(str(event.detail.get("address", "0")), 16)

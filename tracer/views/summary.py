@@ -50,8 +50,7 @@ def finding_lines(story: SharedFile) -> list[str]:
     lines.append("  different fd numbers, same kernel object" if len(fds) > 1
                  else "  same fd number by chance; what they share is the kernel object")
     if story.refcounts:
-        changes = [change for i, change in enumerate(story.refcounts) if i == 0 or change[2] != story.refcounts[i - 1][2]]
-        counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in changes)
+        counts = " -> ".join(f"{count} ({step} in {comm})" for step, comm, count in story.refcount_changes())
         lines.append(f"  refcount: {counts}")
     for flight in story.in_flight[:1]:
         lines.append(f"  in flight: skb {flight.skb} on the receiving sock {flight.sock}'s queue held this very "
@@ -67,9 +66,8 @@ def compact_finding_lines(story: SharedFile) -> list[str]:
     so that objects and findings fit one 80x24 screen."""
     fds = " and ".join(str(fd) for fd in (story.creator.fd, *(h.fd for h in story.receivers)))
     lines = [f"One struct file {story.file} in {1 + len(story.receivers)} processes: fds {fds}, one object"]
-    counts = [count for i, (_, _, count) in enumerate(story.refcounts) if i == 0 or count != story.refcounts[i - 1][2]]
-    if counts:
-        lines.append("  refcount " + " -> ".join(str(count) for count in counts))
+    if story.refcounts:
+        lines.append("  refcount " + " -> ".join(str(count) for _, _, count in story.refcount_changes()))
     for flight in story.in_flight[:1]:
         lines.append(f"  in flight: in skb {flight.skb} on the receiver's queue")
     same = story.same_page()
