@@ -73,6 +73,24 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
 #define READ_KERNEL(dst, base, off) \
     bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
 
+/* One helper call for all the fields read of a struct. A call costs far more than
+ * the bytes it copies (about 40-80 ns each on a mitigated x86 VM, 8 bytes or 256),
+ * so the bytes from the first to the last field read are copied once onto the
+ * stack and the fields taken from that copy. The span is <S>_SPAN_START and
+ * <S>_SPAN_SIZE (tracer/offsets.py SPANS); size 0 means too wide (a randomized
+ * layout), and then each TAKE is its own read. A failed read leaves zeros. */
+#define SNAPSHOT(copy, base, S) \
+    u8 copy[S##_SPAN_SIZE ? S##_SPAN_SIZE : 8]; \
+    if (S##_SPAN_SIZE) \
+        bpf_probe_read_kernel(copy, sizeof(copy), (void *)((u64)(base) + S##_SPAN_START))
+
+#define TAKE(dst, copy, base, S, off) do { \
+        if (S##_SPAN_SIZE) \
+            __builtin_memcpy(&(dst), (copy) + (off) - S##_SPAN_START, sizeof(dst)); \
+        else \
+            READ_KERNEL(dst, base, off); \
+    } while (0)
+
 /* include/linux/err.h: the last page of the address space holds -errno values. */
 #define IS_ERR_VALUE(x) ((u64)(x) >= (u64)-4095)
 
@@ -134,6 +152,29 @@ static __always_inline void submit_event(void *ctx, struct syspath_event *e)
     submit_with_stack(ctx, e, stack_here(ctx, e->step));
 }
 
+/* Submit `e`, and return an event with the same content as `step` (its own time),
+ * for the caller to finish and submit: one reading of the objects, two steps.
+ * NULL when the ring is full. */
+static __always_inline struct syspath_event *submit_and_again(void *ctx, struct syspath_event *e, u32 step)
+{
+#ifdef SYSPATH_PERF_BUFFER
+    submit_event(ctx, e);                 /* copied out: the scratch slot still holds it */
+    e->ts_ns = bpf_ktime_get_ns();
+    e->step = step;
+    return e;
+#else
+    struct syspath_event *again = new_event(step);
+    if (again) {
+        u64 ts_ns = again->ts_ns;
+        __builtin_memcpy(again, e, sizeof(*again));
+        again->ts_ns = ts_ns;
+        again->step = step;
+    }
+    submit_event(ctx, e);
+    return again;
+#endif
+}
+
 static __always_inline void discard_event(struct syspath_event *e)
 {
 #ifndef SYSPATH_PERF_BUFFER
@@ -190,6 +231,31 @@ static __always_inline bool take_call(u32 id, struct call *call)
     return true;
 }
 
+/* ---- a syscall's arguments, read at its exit ----
+ * The registers a syscall was made with stay saved at the top of the task's kernel
+ * stack until it returns (arch/x86/entry/entry_64.S), and bpf_task_pt_regs (5.15+)
+ * finds them: a syscall exit reads its arguments there, in one read, instead of an
+ * entry program stashing them (a hash update, lookup and delete: the costliest part
+ * of a small probe). SYSCALL_ARGS_AT_ENTRY (tracer/loader.py, older kernels) keeps
+ * the entry programs and the stash. x86-64's argument registers, in order. */
+struct syscall_args {
+    u64 arg[6];
+};
+
+#ifndef SYSCALL_ARGS_AT_ENTRY
+static __always_inline void read_syscall_args(struct syscall_args *out)
+{
+    u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    SNAPSHOT(r, regs, PT_REGS);
+    TAKE(out->arg[0], r, regs, PT_REGS, PT_REGS_DI);
+    TAKE(out->arg[1], r, regs, PT_REGS, PT_REGS_SI);
+    TAKE(out->arg[2], r, regs, PT_REGS, PT_REGS_DX);
+    TAKE(out->arg[3], r, regs, PT_REGS, PT_REGS_R10);
+    TAKE(out->arg[4], r, regs, PT_REGS, PT_REGS_R8);
+    TAKE(out->arg[5], r, regs, PT_REGS, PT_REGS_R9);
+}
+#endif
+
 /* ---- files ---- */
 
 /* current->files->fdt, read once for any number of fd lookups (fs/file.c files_lookup_fd_raw). */
@@ -205,8 +271,9 @@ static __always_inline void current_fd_table(struct fd_table *table)
     if (!files)
         return;
     READ_KERNEL(fdt, files, FILES_FDT);
-    READ_KERNEL(table->max_fds, fdt, FDT_MAX_FDS);
-    READ_KERNEL(table->fd, fdt, FDT_FD);
+    SNAPSHOT(t, fdt, FDT);
+    TAKE(table->max_fds, t, fdt, FDT, FDT_MAX_FDS);
+    TAKE(table->fd, t, fdt, FDT, FDT_FD);
 }
 
 static __always_inline u64 file_in_table(struct fd_table *table, s64 fd)
@@ -227,49 +294,51 @@ static __always_inline u64 file_of_fd(s64 fd)
     return file_in_table(&table, fd);
 }
 
-/* The name of the file's dentry: "memfd:NAME", a path's last part, "[eventfd]". */
-static __always_inline void read_dentry_name(char *out, u32 size, u64 file)
+/* The name of a dentry: "memfd:NAME", a path's last part, "[eventfd]". */
+static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
 {
-    u64 dentry = 0, name = 0;
-    READ_KERNEL(dentry, file, FILE_DENTRY);
+    u64 name = 0;
     if (dentry)
         READ_KERNEL(name, dentry, DENTRY_NAME);
     if (name)
         bpf_probe_read_kernel_str(out, size, (void *)name);
 }
 
-/* What the file is: its f_op, its inode's type and superblock, its dentry's name. */
-static __always_inline void identify_file(struct file_identity *id, u64 file, u64 inode)
-{
-    u64 sb = 0;
-    u16 mode = 0;
-    READ_KERNEL(id->f_op, file, FILE_OP);
-    if (id->f_op) {
-        READ_KERNEL(id->read_iter, id->f_op, FOPS_READ_ITER);
-        if (!id->read_iter)
-            READ_KERNEL(id->read_iter, id->f_op, FOPS_READ);
-    }
-    READ_KERNEL(mode, inode, INODE_MODE);
-    id->i_mode = mode;
-    READ_KERNEL(sb, inode, INODE_SB);
-    if (sb)
-        READ_KERNEL(id->s_magic, sb, SB_MAGIC);
-    read_dentry_name(id->name, sizeof(id->name), file);
-}
-
-/* The event's struct file, its refcount, inode number and identity; returns the inode. */
+/* The event's struct file: its refcount, its inode's number, and what it is (its
+ * f_op, its inode's type and superblock, its dentry's name). Returns the inode. */
 static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
-    u64 inode = 0;
+    struct file_identity *id = &e->identity;
+    u64 inode = 0, dentry = 0, sb = 0;
     e->file = file;
     if (!file)
         return 0;
-    READ_KERNEL(e->refcount, file, FILE_REF);
-    READ_KERNEL(inode, file, FILE_INODE);
+    {   /* each copy in its own block: the compiler gives them the same stack room */
+        SNAPSHOT(f, file, FILE);
+        READ_KERNEL(e->refcount, file, FILE_REF);
+        TAKE(inode, f, file, FILE, FILE_INODE);
+        TAKE(id->f_op, f, file, FILE, FILE_OP);
+        TAKE(dentry, f, file, FILE, FILE_DENTRY);
+    }
     if (!inode)
         return 0;
-    READ_KERNEL(e->inode, inode, INODE_INO);
-    identify_file(&e->identity, file, inode);
+    {
+        u16 mode = 0;
+        SNAPSHOT(i, inode, INODE);
+        TAKE(e->inode, i, inode, INODE, INODE_INO);
+        TAKE(mode, i, inode, INODE, INODE_MODE);
+        TAKE(sb, i, inode, INODE, INODE_SB);
+        id->i_mode = mode;
+    }
+    if (sb)
+        READ_KERNEL(id->s_magic, sb, SB_MAGIC);
+    if (id->f_op) {
+        SNAPSHOT(ops, id->f_op, FOPS);
+        TAKE(id->read_iter, ops, id->f_op, FOPS, FOPS_READ_ITER);
+        if (!id->read_iter)
+            TAKE(id->read_iter, ops, id->f_op, FOPS, FOPS_READ);
+    }
+    read_dentry_name(id->name, sizeof(id->name), dentry);
     return inode;
 }
 

@@ -23,14 +23,11 @@ struct scm_rights {
  * (TMPFS_MAGIC: mm/shmem.c made it). `entry` has the name and flags. */
 static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct memfd_payload *entry)
 {
-    u64 inode = describe_file(e, file), sb = 0;
+    describe_file(e, file);
     e->payload.memfd = *entry;
+    e->payload.memfd.s_magic = e->identity.s_magic;
     if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
-        read_dentry_name(e->payload.memfd.name, sizeof(e->payload.memfd.name), file);
-    if (!inode)
-        return;
-    READ_KERNEL(sb, inode, INODE_SB);
-    READ_KERNEL(e->payload.memfd.s_magic, sb, SB_MAGIC);
+        __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->payload.memfd.name));
 }
 
 /* The new vma is linked into the file's address_space->i_mmap interval tree
@@ -50,27 +47,29 @@ static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 addre
     READ_KERNEL(node, mapping, MAPPING_IMMAP);
 #pragma clang loop unroll(disable)
     for (int i = 0; i < VMA_TREE_DEPTH; i++) {
-        u64 vm_pgoff = 0;
+        u64 vma = node - VMA_SHARED_RB, vm_pgoff = 0;
         if (!node)
             break;
         p->vmas_in_file_tree++;
-        READ_KERNEL(vm_pgoff, node - VMA_SHARED_RB, VMA_PGOFF);
+        SNAPSHOT(v, vma, VMA);
+        TAKE(vm_pgoff, v, vma, VMA, VMA_PGOFF);
         if (vm_pgoff <= p->pgoff) {
-            best = node - VMA_SHARED_RB;
-            READ_KERNEL(node, node, RB_RIGHT);
+            best = vma;
+            TAKE(vm_start, v, vma, VMA, VMA_START);
+            TAKE(vm_mm, v, vma, VMA, VMA_MM);
+            TAKE(p->vm_flags, v, vma, VMA, VMA_FLAGS);
+            TAKE(p->vm_file, v, vma, VMA, VMA_FILE);
+            TAKE(node, v, vma, VMA, VMA_SHARED_RB + RB_RIGHT);
         } else {
-            READ_KERNEL(node, node, RB_LEFT);
+            TAKE(node, v, vma, VMA, VMA_SHARED_RB + RB_LEFT);
         }
     }
-    if (!best)
+    if (best && vm_start == address && vm_mm == mm) {
+        p->vma = best;
         return;
-    READ_KERNEL(vm_start, best, VMA_START);
-    READ_KERNEL(vm_mm, best, VMA_MM);
-    if (vm_start != address || vm_mm != mm)
-        return;
-    p->vma = best;
-    READ_KERNEL(p->vm_flags, best, VMA_FLAGS);
-    READ_KERNEL(p->vm_file, best, VMA_FILE);
+    }
+    p->vm_flags = 0;
+    p->vm_file = 0;
 }
 
 /* do_mmap: the mapped file, the address, and the vma made for it.

@@ -11,45 +11,71 @@
  */
 #include "memfd.h"
 
+/* Each exit below needs its call's arguments: read from the saved registers there
+ * (common.h read_syscall_args), or, with SYSCALL_ARGS_AT_ENTRY, stashed by an entry
+ * program. Either way one function per syscall says what its arguments mean. */
+
 /* ---- memfd_create: mm/memfd.c, the file comes from shmem_file_setup ---- */
 #if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_SHMEM_FILE_SETUP)
 
+/* memfd_create(const char __user *uname, unsigned int flags) */
+static __always_inline void memfd_create_call(struct call *call, u64 uname, u64 flags)
+{
+    call->payload.memfd.flags = flags;
+    bpf_probe_read_user_str(call->payload.memfd.name, sizeof(call->payload.memfd.name), (void *)uname);
+}
+
+#ifdef SYSCALL_ARGS_AT_ENTRY
 TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
 {
     struct call call = {};
     if (!is_tracked())
         return 0;
-    call.payload.memfd.flags = args->flags;
-    bpf_probe_read_user_str(call.payload.memfd.name, sizeof(call.payload.memfd.name), args->uname);
+    memfd_create_call(&call, (u64)args->uname, args->flags);
     stash_call(STEP_MEMFD_CREATE, &call);
     return 0;
 }
+#endif
 
+static __always_inline bool memfd_create_args(struct call *call)
+{
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    return take_call(STEP_MEMFD_CREATE, call);
+#else
+    struct syscall_args a;
+    if (!is_tracked())
+        return false;
+    read_syscall_args(&a);
+    memfd_create_call(call, a.arg[0], a.arg[1]);
+    return true;
+#endif
+}
+
+/* One struct file, two steps: memfd_create's event is shmem_file_setup's with
+ * another step and the fd, so the file is read once (submit_and_again). */
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
-    struct call call;
+    struct call call = {};
     struct syspath_event *e;
-    u64 file;
-    if (!take_call(STEP_MEMFD_CREATE, &call) || args->ret < 0)
+    if (args->ret < 0 || !memfd_create_args(&call))
         return 0;
-    file = file_of_fd(args->ret);
-    if (ON_SYSCALL(STEP_SHMEM_FILE_SETUP)) {
-        e = new_event(STEP_SHMEM_FILE_SETUP);
-        if (e) {
-            read_memfd(e, file, &call.payload.memfd);
-            if (e->payload.memfd.s_magic == TMPFS_MAGIC)   /* MFD_HUGETLB files are hugetlbfs' */
-                submit_event(args, e);
-            else
-                discard_event(e);
-        }
-    }
-    if (!ON_SYSCALL(STEP_MEMFD_CREATE))
-        return 0;
-    e = new_event(STEP_MEMFD_CREATE);
+    e = new_event(STEP_SHMEM_FILE_SETUP);
     if (!e)
         return 0;
-    e->fd = args->ret;
-    read_memfd(e, file, &call.payload.memfd);
+    read_memfd(e, file_of_fd(args->ret), &call.payload.memfd);
+    if (!ON_SYSCALL(STEP_SHMEM_FILE_SETUP) || e->payload.memfd.s_magic != TMPFS_MAGIC)
+        e->step = STEP_MEMFD_CREATE;      /* no shmem event: MFD_HUGETLB files are hugetlbfs' */
+    else if (ON_SYSCALL(STEP_MEMFD_CREATE))
+        e = submit_and_again(args, e, STEP_MEMFD_CREATE);
+    if (!e)
+        return 0;
+    if (e->step == STEP_MEMFD_CREATE) {
+        if (!ON_SYSCALL(STEP_MEMFD_CREATE)) {
+            discard_event(e);
+            return 0;
+        }
+        e->fd = args->ret;
+    }
     submit_event(args, e);
     return 0;
 }
@@ -59,25 +85,48 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 /* ---- mmap: mm/mmap.c do_mmap -> mmap_region, every file mapping, shared or private ---- */
 #if ON_SYSCALL(STEP_DO_MMAP)
 
+/* mmap(addr, len, prot, flags, fd, off): false for a mapping of no file */
+static __always_inline bool mmap_call(struct call *call, u64 len, u64 prot, u64 flags, s64 fd, u64 off)
+{
+    if ((flags & MAP_ANONYMOUS) || fd < 0)
+        return false;
+    call->fd = fd;
+    call->payload.mmap.length = len;
+    call->payload.mmap.prot = prot;
+    call->payload.mmap.flags = flags;
+    call->payload.mmap.pgoff = off >> PAGE_SHIFT;
+    return true;
+}
+
+#ifdef SYSCALL_ARGS_AT_ENTRY
 TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 {
     struct call call = {};
-    if ((args->flags & MAP_ANONYMOUS) || (s64)args->fd < 0 || !is_tracked())
+    if (!mmap_call(&call, args->len, args->prot, args->flags, (s64)args->fd, args->off) || !is_tracked())
         return 0;
-    call.fd = args->fd;
-    call.payload.mmap.length = args->len;
-    call.payload.mmap.prot = args->prot;
-    call.payload.mmap.flags = args->flags;
-    call.payload.mmap.pgoff = args->off >> PAGE_SHIFT;
     stash_call(STEP_DO_MMAP, &call);
     return 0;
+}
+#endif
+
+static __always_inline bool mmap_args(struct call *call)
+{
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    return take_call(STEP_DO_MMAP, call);
+#else
+    struct syscall_args a;
+    if (!is_tracked())
+        return false;
+    read_syscall_args(&a);
+    return mmap_call(call, a.arg[1], a.arg[2], a.arg[3], (s32)a.arg[4], a.arg[5]);
+#endif
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 {
-    struct call call;
+    struct call call = {};
     struct syspath_event *e;
-    if (!take_call(STEP_DO_MMAP, &call) || IS_ERR_VALUE(args->ret))
+    if (IS_ERR_VALUE(args->ret) || !mmap_args(&call))
         return 0;
     e = new_event(STEP_DO_MMAP);
     if (!e)
@@ -98,13 +147,17 @@ static __always_inline u64 unix_sock_of_fd(struct fd_table *table, s64 fd, u64 *
     u64 file = file_in_table(table, fd), inode = 0, socket = 0, sk = 0;
     u16 mode = 0;
     *file_out = file;
-    READ_KERNEL(inode, file, FILE_INODE);
+    if (!file)
+        return 0;
+    SNAPSHOT(f, file, SOCKFILE);
+    TAKE(inode, f, file, SOCKFILE, FILE_INODE);
+    TAKE(socket, f, file, SOCKFILE, FILE_PRIVATE_DATA);
     READ_KERNEL(mode, inode, INODE_MODE);
     if ((mode & S_IFMT) != S_IFSOCK)
         return 0;
-    READ_KERNEL(socket, file, FILE_PRIVATE_DATA);
-    READ_KERNEL(*type_out, socket, SOCKET_TYPE);
-    READ_KERNEL(sk, socket, SOCKET_SK);
+    SNAPSHOT(s, socket, SOCKET);
+    TAKE(*type_out, s, socket, SOCKET, SOCKET_TYPE);
+    TAKE(sk, s, socket, SOCKET, SOCKET_SK);
     return is_unix_sock(sk) ? sk : 0;
 }
 
@@ -156,25 +209,47 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 #endif
 
 #if ON_SYSCALL(STEP_RECEIVE_FD)
+/* recvmsg(fd, struct user_msghdr __user *msg, flags) */
+static __always_inline void recvmsg_call(struct call *call, s64 fd, u64 msg)
+{
+    call->fd = fd;
+    call->message = msg;
+}
+
+#ifdef SYSCALL_ARGS_AT_ENTRY
 TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
 {
     struct call call = {};
     if (!is_tracked())
         return 0;
-    call.fd = args->fd;
-    call.message = (u64)args->msg;
+    recvmsg_call(&call, args->fd, (u64)args->msg);
     stash_call(STEP_RECEIVE_FD, &call);
     return 0;
+}
+#endif
+
+static __always_inline bool recvmsg_args(struct call *call)
+{
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    return take_call(STEP_RECEIVE_FD, call);
+#else
+    struct syscall_args a;
+    if (!is_tracked())
+        return false;
+    read_syscall_args(&a);
+    recvmsg_call(call, (s32)a.arg[0], a.arg[1]);
+    return true;
+#endif
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
 {
-    struct call call;
+    struct call call = {};
     struct fd_table table = {};
     struct scm_rights rights = {};
     u64 sock_file = 0, sk;
     u16 type = 0;
-    if (!take_call(STEP_RECEIVE_FD, &call) || args->ret < 0)
+    if (args->ret < 0 || !recvmsg_args(&call))
         return 0;
     current_fd_table(&table);
     sk = unix_sock_of_fd(&table, call.fd, &sock_file, &type);

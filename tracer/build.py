@@ -100,6 +100,7 @@ def build(scenario: str | None, mode: str) -> Probes:
     emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
     emit += ["-DCLONE_ENTRY"] if any(c.step == "clone" and c.tier for c in choices) else []
     emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
+    emit += [] if capabilities["task_pt_regs"].available else ["-DSYSCALL_ARGS_AT_ENTRY"]
     # stacks and the files' f_op are named from it: loaded alongside the compile, joined before
     # any event is read
     symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)

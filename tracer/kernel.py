@@ -248,14 +248,22 @@ def _ringbuf_capability() -> Capability:
                       "" if ok else "kernel older than 5.8: syspath falls back to a perf buffer")
 
 
+def _task_pt_regs_capability() -> Capability:
+    ok, why = _try_program("TRACEPOINT_PROBE(syscalls, sys_exit_getpid) { "
+                           "return bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf()) == 0; }")
+    return Capability("task_pt_regs", ok, "a syscall exit reads its arguments from the saved registers" if ok
+                      else why, "" if ok else "kernel older than 5.15: syscall entries stash the arguments")
+
+
 def probe_capabilities(refresh: bool = False) -> dict[str, Capability]:
-    """kprobe, fentry, tracepoint and ringbuf, each tried; cached per kernel build."""
-    cache = CACHE_DIR / f"capabilities-v3-{build_key()}.json"
+    """kprobe, fentry, tracepoint, ringbuf and task_pt_regs, each tried; cached per kernel build."""
+    cache = CACHE_DIR / f"capabilities-v4-{build_key()}.json"
     if not refresh and cache.exists():
         return {name: Capability(**fields) for name, fields in json.loads(cache.read_text()).items()}
     use_headers()
     found = {cap.name: cap for cap in (_kprobe_capability(), _fentry_capability(),
-                                        _tracepoint_capability(), _ringbuf_capability())}
+                                        _tracepoint_capability(), _ringbuf_capability(),
+                                        _task_pt_regs_capability())}
     write_private_json(cache, {name: asdict(cap) for name, cap in found.items()})
     return found
 

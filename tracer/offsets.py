@@ -69,10 +69,55 @@ FIELDS: dict[str, tuple[str, tuple[str, ...], int]] = {
     "SCM_COOKIE_FP": ("scm_cookie", ("fp",), 8),
     "SCM_FP_COUNT": ("scm_fp_list", ("count",), 2),
     "SCM_FP_FP": ("scm_fp_list", ("fp",), 0),
+    # x86-64: a syscall's six arguments, saved on entry (arch/x86/entry/entry_64.S)
+    "PT_REGS_DI": ("pt_regs", ("di",), 8),
+    "PT_REGS_SI": ("pt_regs", ("si",), 8),
+    "PT_REGS_DX": ("pt_regs", ("dx",), 8),
+    "PT_REGS_R10": ("pt_regs", ("r10",), 8),
+    "PT_REGS_R8": ("pt_regs", ("r8",), 8),
+    "PT_REGS_R9": ("pt_regs", ("r9",), 8),
     "CMSG_LEN": ("cmsghdr", ("cmsg_len",), 8),
     "CMSG_LEVEL": ("cmsghdr", ("cmsg_level",), 4),
     "CMSG_TYPE": ("cmsghdr", ("cmsg_type",), 4),
 }
+
+
+# The fields read of one struct together, with one bpf_probe_read_kernel for all of them
+# (probes/common.h SNAPSHOT): prefix -> their define names. A helper call costs more than
+# the bytes it copies, so one copy of the bytes between the first and the last of them
+# is cheaper than a call per field.
+SPANS: dict[str, tuple[str, ...]] = {
+    "FDT": ("FDT_MAX_FDS", "FDT_FD"),
+    # what the file is; not f_ref, at the struct's end since 6.13 (the stack room of a
+    # kretprobe that also holds its call's stash would not fit 176 bytes more)
+    "FILE": ("FILE_INODE", "FILE_OP", "FILE_DENTRY"),
+    "SOCKFILE": ("FILE_INODE", "FILE_PRIVATE_DATA"),                          # the socket behind it
+    "INODE": ("INODE_MODE", "INODE_SB", "INODE_INO"),
+    "FOPS": ("FOPS_READ", "FOPS_READ_ITER"),
+    "SOCKET": ("SOCKET_TYPE", "SOCKET_SK"),
+    "PT_REGS": ("PT_REGS_DI", "PT_REGS_SI", "PT_REGS_DX", "PT_REGS_R10", "PT_REGS_R8", "PT_REGS_R9"),
+    # a node of the i_mmap tree: its vm_pgoff, its children, and the vma's identity
+    "VMA": ("VMA_START", "VMA_MM", "VMA_FLAGS", "VMA_PGOFF", "VMA_FILE", "VMA_SHARED_RB"),
+}
+# Wider than this (a randomized struct layout), the stack copy would cost too much room:
+# such a struct is read field by field (<PREFIX>_SPAN_SIZE=0).
+SPAN_MAX = 256
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    size: int
+
+    def cflags(self, prefix: str) -> list[str]:
+        return [f"-D{prefix}_SPAN_START={self.start}", f"-D{prefix}_SPAN_SIZE={self.size}"]
+
+
+def span_of(members: list[Member]) -> Span:
+    """The 8-byte-aligned bytes that hold every member; size 0 when wider than SPAN_MAX."""
+    start = min(member.offset for member in members) & ~7
+    end = (max(member.offset + member.size for member in members) + 7) & ~7
+    return Span(start, end - start) if end - start <= SPAN_MAX else Span(start, 0)
 
 
 @dataclass(frozen=True)
@@ -94,7 +139,12 @@ class KernelLayout:
         flags = [f"-D{name}={member.offset}" for name, member in self.members.items()]
         control_data = self.members["CMSG_TYPE"].offset + 4
         flags.append(f"-DCMSG_DATA_OFFSET={(control_data + 7) & ~7}")
+        for prefix, names in SPANS.items():
+            flags += self.span(prefix).cflags(prefix)
         return flags
+
+    def span(self, prefix: str) -> Span:
+        return span_of([self.members[name] for name in SPANS[prefix]])
 
 
 def load_layout(btf_path: str = "/sys/kernel/btf/vmlinux") -> KernelLayout:

@@ -61,9 +61,10 @@ def test_every_kprobe_program_passes_the_verifier() -> None:
         bpf.cleanup()
 
 
-@pytest.mark.parametrize("perf_buffer", [False, True])
-def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool) -> None:
-    """Each memfd step alone on the syscall tier compiles and loads (SYSCALL_STEPS gating)."""
+@pytest.mark.parametrize(("perf_buffer", "args_at_entry"), [(False, False), (True, False), (False, True)])
+def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool, args_at_entry: bool) -> None:
+    """Each memfd step alone on the syscall tier compiles and loads (SYSCALL_STEPS gating),
+    also as a kernel older than 5.15 builds it: arguments stashed by entry programs."""
     from bcc import BPF
 
     kernel.use_headers()
@@ -71,7 +72,8 @@ def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool) -> Non
     for step in catalog.MEMFD_STEPS[:6]:
         choice = HookChoice(step.name, step.hooks[-1].point, "syscall", "fallback", "")
         flags = [*layout.cflags(), *catalog.step_defines(), *hook_defines([choice]), "-DRINGBUF_PAGES=16",
-                 "-Wno-ignored-attributes", *(["-DSYSPATH_PERF_BUFFER"] if perf_buffer else [])]
+                 "-Wno-ignored-attributes", *(["-DSYSPATH_PERF_BUFFER"] if perf_buffer else []),
+                 *(["-DSYSCALL_ARGS_AT_ENTRY"] if args_at_entry else [])]
         bpf = BPF(text=program_text(program_files([choice])).encode(), cflags=flags)
         bpf.cleanup()
 
