@@ -175,6 +175,20 @@ static __always_inline struct syspath_event *submit_and_again(void *ctx, struct 
 #endif
 }
 
+#ifdef PATH_STEP_BASE
+/* A path record (probes/paths.bpf.c): nothing but a stack taken inside a step's
+ * kernel path, step PATH_STEP_BASE + point. None when sampling left the stack out. */
+static __always_inline void send_path_record(void *ctx, u32 point, s32 stack)
+{
+    struct syspath_event *e;
+    if (stack == STACK_SAMPLED_OUT)
+        return;
+    e = new_event(PATH_STEP_BASE + point);
+    if (e)
+        submit_with_stack(ctx, e, stack);
+}
+#endif
+
 static __always_inline void discard_event(struct syspath_event *e)
 {
 #ifndef SYSPATH_PERF_BUFFER

@@ -106,8 +106,9 @@ static __always_inline void read_passed_file(struct syspath_event *e, u64 file, 
  * (skb_queue_tail) and woke the peer: other->sk_data_ready(other), which is
  * sock_def_readable. There the queue's tail is the skb just sent, unless the receiver
  * took it meanwhile on another CPU (then the queue is empty or ends elsewhere: an skb
- * without files is skipped). One event per struct file in that skb. */
-static __always_inline void emit_in_flight(void *ctx, u64 sk)
+ * without files is skipped). One event per struct file in that skb, each with the
+ * stack taken here (`stack`). */
+static __always_inline void emit_in_flight(void *ctx, u64 sk, s32 stack)
 {
     u64 skb = 0, fpl = 0;
     s16 count = 0;
@@ -129,7 +130,7 @@ static __always_inline void emit_in_flight(void *ctx, u64 sk)
         e->payload.in_flight.sock = sk;
         e->payload.in_flight.index = i;
         e->payload.in_flight.count = count;
-        submit_event(ctx, e);
+        submit_with_stack(ctx, e, stack);
     }
 }
 
@@ -142,40 +143,45 @@ static __always_inline void read_memory(void *dst, u32 size, u64 src, bool user)
 }
 
 /* The SCM_RIGHTS fds of a control buffer, walked as net/core/scm.c __scm_send
- * does: the user's buffer at the syscall, or the kernel's copy inside sendmsg. */
+ * does: the user's buffer at the syscall, or the kernel's copy inside sendmsg.
+ * cmsghdr is uapi: its header is read in one piece, then the fds in one piece. */
 static __always_inline void read_scm_rights(u64 control, u64 controllen, bool user, struct scm_rights *out)
 {
     u64 pos = 0;
 #pragma clang loop unroll(disable)
     for (int c = 0; c < 2; c++) {
+        u8 header[CMSG_DATA_OFFSET];
         u64 len = 0;
         s32 level = 0, type = 0;
+        u32 size;
         if (!control || pos + CMSG_DATA_OFFSET > controllen)
             return;
-        read_memory(&len, sizeof(len), control + pos + CMSG_LEN, user);
-        read_memory(&level, sizeof(level), control + pos + CMSG_LEVEL, user);
-        read_memory(&type, sizeof(type), control + pos + CMSG_TYPE, user);
+        read_memory(header, sizeof(header), control + pos, user);
+        __builtin_memcpy(&len, header + CMSG_LEN, sizeof(len));
+        __builtin_memcpy(&level, header + CMSG_LEVEL, sizeof(level));
+        __builtin_memcpy(&type, header + CMSG_TYPE, sizeof(type));
         if (len < CMSG_DATA_OFFSET)
             return;
         if (level == SOL_SOCKET && type == SCM_RIGHTS) {
             out->count = (len - CMSG_DATA_OFFSET) / sizeof(s32);
-#pragma clang loop unroll(disable)
-            for (int i = 0; i < MAX_SCM_FDS; i++) {
-                if (i >= out->count)
-                    break;
-                read_memory(&out->fd[i], sizeof(s32), control + pos + CMSG_DATA_OFFSET + i * sizeof(s32), user);
-            }
+            size = (out->count < MAX_SCM_FDS ? out->count : MAX_SCM_FDS) * sizeof(s32);
+            if (!size)
+                return;
+            /* 4..32 bytes, in a form the verifier can bound (sizeof(out->fd) is a power of two) */
+            read_memory(out->fd, ((size - 1) & (sizeof(out->fd) - 1)) + 1, control + pos + CMSG_DATA_OFFSET, user);
             return;
         }
         pos += (len + 7) & ~7ULL;
     }
 }
 
-/* The SCM_RIGHTS fds of a struct user_msghdr (include/linux/socket.h) in user memory. */
+/* The SCM_RIGHTS fds of a struct user_msghdr (include/linux/socket.h) in user memory;
+ * uapi: msg_controllen follows msg_control, both read at once. */
+_Static_assert(MSGHDR_CONTROLLEN == MSGHDR_CONTROL + 8, "user_msghdr: msg_controllen follows msg_control");
+
 static __always_inline void read_user_scm_rights(u64 msg, struct scm_rights *out)
 {
-    u64 control = 0, controllen = 0;
-    bpf_probe_read_user(&control, sizeof(control), (void *)(msg + MSGHDR_CONTROL));
-    bpf_probe_read_user(&controllen, sizeof(controllen), (void *)(msg + MSGHDR_CONTROLLEN));
-    read_scm_rights(control, controllen, true, out);
+    u64 control[2] = {};
+    bpf_probe_read_user(control, sizeof(control), (void *)(msg + MSGHDR_CONTROL));
+    read_scm_rights(control[0], control[1], true, out);
 }

@@ -210,7 +210,7 @@ ON_ENTRY(sock_def_readable)
 {
     u64 sk = ARG(sock_def_readable, sk);
     if (is_tracked() && is_unix_sock(sk))
-        emit_in_flight(ctx, sk);
+        emit_in_flight(ctx, sk, stack_here(ctx, STEP_IN_FLIGHT));
     return 0;
 }
 #endif

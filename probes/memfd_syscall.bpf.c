@@ -262,13 +262,21 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
 #endif
 
 /* The skb that carries the files, on the peer's queue: include/trace/events/sock.h
- * sk_data_ready fires in sock_def_readable, called by the sender's sendmsg. */
+ * sk_data_ready fires in sock_def_readable, called by the sender's sendmsg. The
+ * sendmsg steps' path record is taken here too (one program, one stack walk). */
 #if ON_SYSCALL(STEP_IN_FLIGHT)
 TRACEPOINT_PROBE(sock, sk_data_ready)
 {
+    s32 stack;
     if (args->family != AF_UNIX || !is_tracked())
         return 0;
-    emit_in_flight(args, (u64)args->skaddr);
+#ifdef PATH_SK_DATA_READY
+    stack = stack_here(args, PATH_STEP_BASE + PATH_SK_DATA_READY);
+    send_path_record(args, PATH_SK_DATA_READY, stack);
+#else
+    stack = stack_here(args, STEP_IN_FLIGHT);
+#endif
+    emit_in_flight(args, (u64)args->skaddr, stack);
     return 0;
 }
 #endif

@@ -15,17 +15,8 @@
 
 static __always_inline int path_seen(void *ctx, u32 point)
 {
-    struct syspath_event *e;
-    s32 stack;
-    if (!is_tracked())
-        return 0;
-    /* a path record is nothing but its stack: none is sent when sampling leaves it out */
-    stack = stack_here(ctx, PATH_STEP_BASE + point);
-    if (stack == STACK_SAMPLED_OUT)
-        return 0;
-    e = new_event(PATH_STEP_BASE + point);
-    if (e)
-        submit_with_stack(ctx, e, stack);
+    if (is_tracked())
+        send_path_record(ctx, point, stack_here(ctx, PATH_STEP_BASE + point));
     return 0;
 }
 
@@ -38,8 +29,9 @@ static __always_inline int path_seen(void *ctx, u32 point)
 PATH_POINT(vm_unmapped_area, PATH_VM_UNMAPPED_AREA)
 #endif
 
-/* net/unix/af_unix.c: unix_stream_sendmsg queued the skb, then other->sk_data_ready(other) */
-#ifdef PATH_SK_DATA_READY
+/* net/unix/af_unix.c: unix_stream_sendmsg queued the skb, then other->sk_data_ready(other).
+ * When in_flight is on the syscall tier, its program sends this record (memfd_syscall.bpf.c). */
+#if defined(PATH_SK_DATA_READY) && !ON_SYSCALL(STEP_IN_FLIGHT)
 RAW_TRACEPOINT_PROBE(sk_data_ready)
 {
     if (!is_unix_sock(ctx->args[0]))
