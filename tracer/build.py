@@ -20,10 +20,12 @@ class Startup:
     compile_s: float = 0.0
     attach_s: float = 0.0
     total_s: float = 0.0
+    from_cache: bool = False
 
     def line(self) -> str:
+        loaded = "loaded from the compile cache" if self.from_cache else "compile+load"
         return (f"probes attached {self.total_s:.2f} s after start (BTF offsets {self.btf_s:.3f} s, "
-                f"compile+load {self.compile_s:.2f} s, attach {self.attach_s:.2f} s)")
+                f"{loaded} {self.compile_s:.2f} s, attach {self.attach_s:.2f} s)")
 
 
 @dataclass
@@ -92,6 +94,10 @@ def choose_hooks(scenario: str | None, mode: str) -> list[catalog.HookChoice]:
 def build(scenario: str | None, mode: str) -> Probes:
     started = time.perf_counter()
     preflight()
+    # stacks and the files' f_op are named from it: loaded alongside the build, joined before
+    # any event is read
+    symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)
+    symbols.start()
     capabilities = kernel.probe_capabilities()
     choices, points = resolve_with_paths(scenario, mode, kernel_view(capabilities))
     layout_started = time.perf_counter()
@@ -101,10 +107,6 @@ def build(scenario: str | None, mode: str) -> Probes:
     emit += ["-DCLONE_ENTRY"] if any(c.step == "clone" and c.tier for c in choices) else []
     emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
     emit += [] if capabilities["task_pt_regs"].available else ["-DSYSCALL_ARGS_AT_ENTRY"]
-    # stacks and the files' f_op are named from it: loaded alongside the compile, joined before
-    # any event is read
-    symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)
-    symbols.start()
     program = load(program_files(choices) + ([stacks.PATHS_FILE] if points else []),
                    [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
                    use_perf_buffer(capabilities))
@@ -115,6 +117,7 @@ def build(scenario: str | None, mode: str) -> Probes:
         program.close()
         raise
     startup.compile_s = program.timings.compile_s
+    startup.from_cache = program.from_cache
     startup.attach_s = program.timings.attach_s
     startup.total_s = time.perf_counter() - started
     return Probes(choices, layout, program, startup, points, stacks_wanted())

@@ -43,6 +43,19 @@ def build_key() -> str:
     return f"{uname.release}-{digest.hexdigest()[:12]}"
 
 
+def boot_key() -> str:
+    """This boot of this build with its modules: what kallsyms' addresses hold for (KASLR
+    moves them at each boot, a module loaded adds its own)."""
+    digest = hashlib.sha256(build_key().encode())
+    for source in (Path("/proc/sys/kernel/random/boot_id"), Path("/proc/modules")):
+        try:
+            lines = source.read_text().splitlines()
+        except OSError:
+            continue
+        digest.update("\n".join(f"{ln.split()[0]} {ln.split()[-1]}" for ln in lines if ln.split()).encode())
+    return digest.hexdigest()[:16]
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise SyspathError("syspath loads eBPF programs and must run as root: try `sudo syspath ...`")
@@ -85,18 +98,42 @@ def kallsyms() -> dict[str, str]:
 OPERATIONS_SUFFIXES = ("_fops", "_ops", "operations")
 
 
+@dataclass(frozen=True)
+class KallsymsFacts:
+    """What syspath reads of kallsyms' addresses: valid for one boot (boot_key)."""
+
+    operations: dict[int, str]          # address -> name of each operations table listed as data
+    text: tuple[int, int]               # _stext, _etext: the kernel's code
+
+
 @functools.cache
-def operations_tables() -> dict[int, str]:
-    """Address -> name of each operations table kallsyms lists as data (CONFIG_KALLSYMS_ALL;
-    empty where kallsyms has only functions). A few thousand of its entries: read once, during
-    the probes' compile (tracer/build.py), not at the first event."""
+def kallsyms_facts() -> KallsymsFacts:
+    """The operations tables kallsyms lists as data (CONFIG_KALLSYMS_ALL; none where it has only
+    functions) and the kernel text's bounds. Parsing kallsyms takes 0.2 s: cached per boot, and
+    read while the probes load (tracer/build.py), not at the first event."""
+    cache = CACHE_DIR / f"kallsyms-{boot_key()}.json"
+    if cache.exists() and cache.stat().st_uid == 0:
+        try:
+            data = json.loads(cache.read_text())
+            return KallsymsFacts({int(a, 16): n for a, n in data["operations"].items()}, tuple(data["text"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
     tables: dict[int, str] = {}
+    text = {"_stext": 0, "_etext": 0}
     with KALLSYMS_PATH.open() as lines:
         for line in lines:
             address, kind, name = (line.split() + ["", "", ""])[:3]
             if kind in ("d", "D", "r", "R") and name.endswith(OPERATIONS_SUFFIXES):
                 tables.setdefault(int(address, 16), name)
-    return tables
+            elif name in text and not text[name]:
+                text[name] = int(address, 16)
+    facts = KallsymsFacts(tables, (text["_stext"], text["_etext"]))
+    write_private_json(cache, {"operations": {f"{a:x}": n for a, n in tables.items()}, "text": list(facts.text)})
+    return facts
+
+
+def operations_tables() -> dict[int, str]:
+    return kallsyms_facts().operations
 
 
 def function_symbols(names: set[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer import objcache
 from tracer.catalog import ALL_STEP_NAMES, CLONE_STEPS, FUNCTION_TIERS, MEMFD_STEPS, HookChoice
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_stderr
@@ -79,23 +80,34 @@ class Timings:
 
 @dataclass
 class LoadedProgram:
+    """The loaded probes: bcc's object when compiled, or the maps and programs made from
+    the compile cache (tracer/objcache.py). The maps are used by fd either way."""
+
     bpf: Any
     perf_buffer: bool = False
     timings: Timings = field(default_factory=Timings)
     perf_lost: int = 0
+    cached: objcache.LoadedObject | None = None
+
+    @property
+    def from_cache(self) -> bool:
+        return self.cached is not None
+
+    def map_fd(self, name: str) -> int:
+        return self.cached.maps[name] if self.cached is not None else int(self.bpf[name].map_fd)
 
     def track(self, pid: int) -> None:
-        self.bpf["tracked"][ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+        _update(self.map_fd("tracked"), ctypes.c_uint32(pid), ctypes.c_uint8(1))
 
     def lost(self) -> int:
         """Events the kernel side could not queue, plus those the perf buffer dropped."""
-        return int(self.bpf["lost_events"][ctypes.c_int(0)].value) + self.perf_lost
+        return int(_lookup(self.map_fd("lost_events"), ctypes.c_int(0), ctypes.c_uint64()).value) + self.perf_lost
 
     def ring_reader(self) -> RingReader | None:
         """The ring buffer read from its memory; None on the perf buffer (see on_record)."""
         if self.perf_buffer:
             return None
-        return RingReader(self.bpf["events"].map_fd, ring_pages() * PAGE)
+        return RingReader(self.map_fd("events"), ring_pages() * PAGE)
 
     def on_record(self, callback: Callable[[int, int], None]) -> None:
         """Perf buffer only: one callback per record, taken by poll()."""
@@ -127,29 +139,71 @@ class LoadedProgram:
         self.timings.attach_s = time.perf_counter() - started
 
     def close(self) -> None:
-        self.bpf.cleanup()
+        if self.cached is not None:
+            self.cached.close()
+        else:
+            self.bpf.cleanup()
+
+
+def _update(fd: int, key: ctypes._SimpleCData, value: ctypes._SimpleCData) -> None:
+    from bcc import lib
+
+    if lib.bpf_update_elem(fd, ctypes.byref(key), ctypes.byref(value), 0) < 0:
+        raise SyspathError(f"could not write BPF map fd {fd}: {os.strerror(ctypes.get_errno())}")
+
+
+def _lookup(fd: int, key: ctypes._SimpleCData, value: ctypes._SimpleCData) -> ctypes._SimpleCData:
+    from bcc import lib
+
+    lib.bpf_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value))
+    return value
+
+
+def use_cache() -> bool:
+    """SYSPATH_NO_CACHE=1 compiles every time (the benchmark measures both starts)."""
+    return os.environ.get("SYSPATH_NO_CACHE") != "1"
 
 
 def load(files: list[str], cflags: list[str], perf_buffer: bool = False) -> LoadedProgram:
-    from bcc import BPF
-
     flags = [*cflags, f"-DRINGBUF_PAGES={ring_pages()}", "-Wno-ignored-attributes"]
     if perf_buffer:
         flags.append("-DSYSPATH_PERF_BUFFER")
+    text = program_text(files)
+    key = objcache.cache_key(text, flags)
     started = time.perf_counter()
+    loaded = _load_cached(key) if use_cache() and not perf_buffer else None
+    if loaded is None:
+        loaded = _compile(files, text, flags, perf_buffer)
+        if use_cache() and not perf_buffer and objcache.cacheable(loaded.bpf):
+            objcache.save(loaded.bpf, key)
+    loaded.timings.compile_s = time.perf_counter() - started
+    return loaded
+
+
+def _load_cached(key: str) -> LoadedProgram | None:
+    cached = objcache.find(key)
+    if cached is None:
+        return None
+    try:
+        return LoadedProgram(None, cached=objcache.load(cached))
+    except objcache.CacheError:
+        return None              # compiled afresh below, and the cache rewritten
+
+
+def _compile(files: list[str], text: str, flags: list[str], perf_buffer: bool) -> LoadedProgram:
+    from bcc import BPF
+
     with captured_stderr() as err:
         try:
-            bpf = BPF(text=program_text(files).encode(), cflags=flags)
+            bpf = BPF(text=text.encode(), cflags=flags)
         except Exception as error:  # bcc raises bare Exception
             bpf = None
             failure = str(error)
     if bpf is None:
         detail = _first_error_line(err.text) or failure
         raise SyspathError(f"the probe program ({', '.join(files)}) failed to load: {detail}")
-    loaded = LoadedProgram(bpf, perf_buffer)
-    loaded.timings.compile_s = time.perf_counter() - started
     _return_compiler_memory()
-    return loaded
+    return LoadedProgram(bpf, perf_buffer)
 
 
 def _return_compiler_memory() -> None:

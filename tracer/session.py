@@ -116,7 +116,7 @@ class Run:
         self.result = SessionResult(header, startup=probes.startup)
         decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, stacks.path_steps(),
                           stacks.exact_symbol)
-        joiner = (stacks.PathJoiner(probes.points, stacks.bcc_stack_table(self.program.bpf))
+        joiner = (stacks.PathJoiner(probes.points, stacks.kernel_stack_table(self.program.map_fd("stacks")))
                   if probes.with_stacks else None)
         self.sink = EventSink(decoder, session.observer, writer, joiner, PageWatch())
         self.ring = self.program.ring_reader()

@@ -173,14 +173,14 @@ class StackTable:
 
 
 def warm_symbols() -> None:
-    """Load bcc's kernel symbol cache (0.5-1 s: all of /proc/kallsyms) and the operations tables.
-    Done during the probes' compile (ctypes releases the GIL), not at the first stack or file,
+    """Load bcc's kernel symbol cache (0.1-1 s: all of /proc/kallsyms) and kallsyms' facts.
+    Done while the probes load (ctypes releases the GIL), not at the first stack or file,
     where it stalled the ring reader long enough to lose events."""
     from bcc import BPF
 
-    from tracer.kernel import operations_tables
+    from tracer.kernel import kallsyms_facts
     BPF.ksym(0xffffffff81000000)
-    operations_tables()
+    kallsyms_facts()
 
 
 def exact_symbol(address: int) -> str | None:
@@ -199,30 +199,33 @@ def exact_symbol(address: int) -> str | None:
     return name.removesuffix("+0x0") if name.endswith("+0x0") else None
 
 
-def bcc_stack_table(bpf: object) -> StackTable:
-    """A StackTable over a loaded program's `stacks` map, symbolized by bcc from kallsyms."""
-    table = bpf["stacks"]                                   # type: ignore[index]
+def kernel_stack_table(map_fd: int) -> StackTable:
+    """A StackTable over the probes' `stacks` map (by fd), symbolized by bcc from kallsyms."""
+    import ctypes
+
+    from bcc import BPF, lib
+
+    from tracer.kernel import kallsyms_facts
 
     def read(stack_id: int) -> list[int]:
-        try:
-            leaf = table[table.Key(stack_id)]
-        except KeyError:
+        addresses = (ctypes.c_uint64 * STACK_DEPTH)()
+        if lib.bpf_lookup_elem(map_fd, ctypes.byref(ctypes.c_int(stack_id)), ctypes.byref(addresses)) < 0:
             return []
-        addresses = []
-        for address in leaf.ip:
+        found = []
+        for address in addresses:
             if not address:
                 break
-            addresses.append(int(address))
-        return addresses
+            found.append(int(address))
+        return found
 
     # The cache was loaded before the program (warm_symbols), so it does not know the JIT'd
     # BPF programs: an address outside the kernel's text is not named (trimmed, if innermost).
-    start, end = (int(bpf.ksymname(name)) for name in ("_stext", "_etext"))   # type: ignore[attr-defined]
+    start, end = kallsyms_facts().text
 
     def symbol(address: int) -> str | None:
         if start > 0 and not start <= address < end:
             return None
-        name = bpf.ksym(address).decode(errors="replace")    # type: ignore[attr-defined]
+        name = BPF.ksym(address).decode(errors="replace")
         return None if name == "[unknown]" else name
 
     return StackTable(read, symbol)
