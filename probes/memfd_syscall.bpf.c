@@ -60,8 +60,11 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     if (args->ret < 0 || !memfd_create_args(&call))
         return 0;
     e = new_event(STEP_SHMEM_FILE_SETUP);
-    if (!e)
+    if (!e) {
+        if (ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && ON_SYSCALL(STEP_MEMFD_CREATE))
+            count_lost();             /* memfd_create's event too, which would have been its copy */
         return 0;
+    }
     read_memfd(e, file_of_fd(args->ret), &call.payload.memfd);
     if (!ON_SYSCALL(STEP_SHMEM_FILE_SETUP) || e->payload.memfd.s_magic != TMPFS_MAGIC)
         e->step = STEP_MEMFD_CREATE;      /* no shmem event: MFD_HUGETLB files are hugetlbfs' */
