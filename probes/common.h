@@ -10,7 +10,9 @@
  * in this session (tracer/loader.py hook_defines); the others are not compiled there. */
 #define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
 
-BPF_ARRAY(lost_events, u64, 1);
+/* Events the ring had no room for, per step id (path records' ids are 200 and up). */
+#define LOST_SLOTS 256
+BPF_ARRAY(lost_events, u64, LOST_SLOTS);
 #ifdef SYSPATH_PERF_BUFFER
 /* Kernels before 5.8 have no BPF ring buffer: build each event in a per-CPU
  * scratch slot and copy it out through a perf buffer. */
@@ -100,10 +102,10 @@ static __always_inline bool is_tracked(void)
     return tracked.lookup(&tid) != NULL;
 }
 
-static __always_inline void count_lost(void)
+static __always_inline void count_lost(u32 step)
 {
-    int zero = 0;
-    u64 *lost = lost_events.lookup(&zero);
+    int slot = step < LOST_SLOTS ? step : LOST_SLOTS - 1;
+    u64 *lost = lost_events.lookup(&slot);
     if (lost)
         __sync_fetch_and_add(lost, 1);
 }
@@ -117,7 +119,7 @@ static __always_inline struct syspath_event *new_event(u32 step)
     struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
 #endif
     if (!e) {
-        count_lost();
+        count_lost(step);
         return NULL;
     }
     u64 id = bpf_get_current_pid_tgid();
@@ -141,7 +143,7 @@ static __always_inline void submit_with_stack(void *ctx, struct syspath_event *e
     e->stack_id = stack_id;
 #ifdef SYSPATH_PERF_BUFFER
     if (events.perf_submit(ctx, e, sizeof(*e)) < 0)
-        count_lost();
+        count_lost(e->step);
 #else
     events.ringbuf_submit(e, RINGBUF_NO_WAKEUP);
 #endif

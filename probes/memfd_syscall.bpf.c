@@ -62,7 +62,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     e = new_event(STEP_SHMEM_FILE_SETUP);
     if (!e) {
         if (ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && ON_SYSCALL(STEP_MEMFD_CREATE))
-            count_lost();             /* memfd_create's event too, which would have been its copy */
+            count_lost(STEP_MEMFD_CREATE);   /* its event too, which would have been its copy */
         return 0;
     }
     read_memfd(e, file_of_fd(args->ret), &call.payload.memfd);

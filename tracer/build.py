@@ -43,6 +43,12 @@ class Probes:
     def hooks(self) -> dict[str, str]:
         return {choice.step: choice.hook for choice in self.choices}
 
+    def step_names(self) -> dict[int, str]:
+        """The probes' step ids (STEP_* and the path records') -> names."""
+        names = dict(enumerate(catalog.ALL_STEP_NAMES))
+        names |= {step_id: f"path at {hook}" for step_id, (_, hook) in stacks.path_steps().items()}
+        return names
+
     def close(self) -> None:
         self.program.close()
 

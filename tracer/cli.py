@@ -301,13 +301,15 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
         print(f"syspath: {path} has no summary line: the tracer stopped early (killed?); "
               "showing the events it had written", file=sys.stderr)
     lost, exit_code = int(summary.get("lost", 0)), int(summary.get("exit_code", -1))
+    lost_steps = dict(summary.get("lost_steps", {}))
     findings = Findings()
     if interactive(args):
         from tracer.views.explorer import run_explorer
         from tracer.views.feed import Feed
 
         feed = Feed(findings)
-        run_explorer(feed, lambda: play(feed, recording.session, recording.events, args.speed, lost, exit_code),
+        run_explorer(feed, lambda: play(feed, recording.session, recording.events, args.speed, lost, exit_code,
+                                        lost_steps),
                      live=False)
     else:
         observers, _ = views_for(args, findings)
@@ -316,13 +318,13 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
             observers.event(event)
         if args.speed and not args.no_live:
             replay_live(findings, recording.events, args.speed, console())
-        observers.finished(lost, exit_code)
+        observers.finished(lost, exit_code, lost_steps)
     show(findings, args, recording.events, explored=interactive(args))
     return 0
 
 
 def play(feed: Observer, header: dict[str, Any], events: list[Event], speed: float | None,
-         lost: int, exit_code: int) -> None:
+         lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
     """A recording told to the explorer, at its recorded pace times `speed` (or at once)."""
     import time
 
@@ -334,4 +336,4 @@ def play(feed: Observer, header: dict[str, Any], events: list[Event], speed: flo
         previous = event.ts_ns
         feed.tick()
         feed.event(event)
-    feed.finished(lost, exit_code)
+    feed.finished(lost, exit_code, lost_steps)

@@ -508,6 +508,7 @@ class Findings(Observer):
     output_lines: list[str] = field(default_factory=list)
     output_dropped: int = 0
     lost: int = 0
+    lost_steps: dict[str, int] = field(default_factory=dict)   # the steps whose events were lost, how many
     exit_code: int | None = None
 
     @property
@@ -547,8 +548,9 @@ class Findings(Observer):
         else:
             self.output_dropped += 1
 
-    def finished(self, lost: int, exit_code: int) -> None:
+    def finished(self, lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
         self.lost, self.exit_code = lost, exit_code
+        self.lost_steps = dict(lost_steps or {})
 
     def add_all(self, events: Iterable[Event]) -> Findings:
         for event in events:

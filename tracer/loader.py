@@ -18,6 +18,7 @@ from tracer.resources import probes_dir
 
 PROBES_DIR = probes_dir()
 RINGBUF_PAGES = 2048      # 8 MiB: ~40000 events of burst while user space decodes
+LOST_SLOTS = 256          # probes/common.h: lost events counted per step id
 KRETPROBE_MAXACTIVE = 64  # calls of one function in flight at once before returns go unseen
 INCLUDE = re.compile(r'^#include "(?P<name>[\w.]+)"$', re.MULTILINE)
 # The process-tree file always; a tier's file when one of its steps is hooked on that tier.
@@ -99,9 +100,16 @@ class LoadedProgram:
     def track(self, pid: int) -> None:
         _update(self.map_fd("tracked"), ctypes.c_uint32(pid), ctypes.c_uint8(1))
 
-    def lost(self) -> int:
-        """Events the kernel side could not queue, plus those the perf buffer dropped."""
-        return int(_lookup(self.map_fd("lost_events"), ctypes.c_int(0), ctypes.c_uint64()).value) + self.perf_lost
+    def lost_steps(self, names: dict[int, str]) -> dict[str, int]:
+        """Events the probes had no room for, per step (probes/common.h count_lost); the
+        perf buffer's own drops are perf_lost, which no step is known of."""
+        fd, found = self.map_fd("lost_events"), {}
+        for step_id in range(LOST_SLOTS):
+            count = int(_lookup(fd, ctypes.c_int(step_id), ctypes.c_uint64()).value)
+            if count:
+                name = names.get(step_id, f"step {step_id}")
+                found[name] = found.get(name, 0) + count
+        return found
 
     def ring_reader(self) -> RingReader | None:
         """The ring buffer read from its memory; None on the perf buffer (see on_record)."""

@@ -32,7 +32,7 @@ class Observer:
     def output(self, line: OutputLine) -> None: ...
     def tick(self) -> None: ...
     def paused(self, role: str, next_step: str, how: str) -> None: ...
-    def finished(self, lost: int, exit_code: int) -> None: ...
+    def finished(self, lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None: ...
 
 
 class Observers(Observer):
@@ -61,6 +61,6 @@ class Observers(Observer):
         for observer in self.observers:
             observer.paused(role, next_step, how)
 
-    def finished(self, lost: int, exit_code: int) -> None:
+    def finished(self, lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
         for observer in self.observers:
-            observer.finished(lost, exit_code)
+            observer.finished(lost, exit_code, lost_steps)

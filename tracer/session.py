@@ -11,7 +11,7 @@ import select
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +65,15 @@ class SessionResult:
     header: dict[str, Any]
     events: int = 0
     lost: int = 0
+    lost_steps: dict[str, int] = field(default_factory=dict)
     exit_code: int = 0
     duration_ns: int = 0
     startup: Startup | None = None
 
     def summary_record(self) -> dict[str, Any]:
-        return {"type": "summary", "events": self.events, "lost": self.lost,
-                "exit_code": self.exit_code, "duration_ns": self.duration_ns}
+        summary = {"type": "summary", "events": self.events, "lost": self.lost,
+                   "exit_code": self.exit_code, "duration_ns": self.duration_ns}
+        return summary | ({"lost_steps": self.lost_steps} if self.lost_steps else {})
 
 
 def session_header(scenario: str | None, command: Sequence[str], mode: str,
@@ -214,8 +216,9 @@ class Run:
         result = self.result
         result.events = self.sink.count
         result.exit_code = exit_code
-        result.lost = self.program.lost()
+        result.lost_steps = self.program.lost_steps(self.probes.step_names())
+        result.lost = sum(result.lost_steps.values()) + self.program.perf_lost
         result.duration_ns = time.monotonic_ns() - result.header["started_ns"]
         if self.writer:
             self.writer.write(result.summary_record())
-        self.session.observer.finished(result.lost, exit_code)
+        self.session.observer.finished(result.lost, exit_code, result.lost_steps)

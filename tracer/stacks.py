@@ -8,6 +8,7 @@ their stack to the step's event of the same thread and syscall.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -183,10 +184,11 @@ def warm_symbols() -> None:
     kallsyms_facts()
 
 
+@functools.lru_cache(maxsize=4096)
 def exact_symbol(address: int) -> str | None:
     """The kallsyms name at exactly `address` (warm_symbols): an f_op table's name where kallsyms
     lists data (CONFIG_KALLSYMS_ALL), a function's from bcc's cache. None when kallsyms names
-    nothing that starts there."""
+    nothing that starts there. A few dozen tables and functions: each asked once."""
     from bcc import BPF
 
     from tracer.kernel import operations_tables

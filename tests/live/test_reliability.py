@@ -150,7 +150,11 @@ def test_forced_loss_is_counted_and_reported(workload: Path, tmp_path: Path) -> 
     # memfd_create + shmem_file_setup each, and the dynamic loader's mappings of ld.so.cache and libc
     assert summary["events"] + summary["lost"] == 200_000 + len(loader_mappings(records)), (
         summary, Counter((r["step"], r["detail"].get("file_kind")) for r in kernel_events(records)))
+    # each step's share of the loss, from the probes' per-step counters
+    assert sum(summary["lost_steps"].values()) == summary["lost"]
+    assert set(summary["lost_steps"]) <= {"memfd_create", "shmem_file_setup", "do_mmap"}
     assert f"{summary['lost']} events were lost" in done.stdout
+    assert f"memfd_create {summary['lost_steps']['memfd_create']}" in done.stdout
     assert done.stdout.rstrip().endswith(f"{summary['events']} events, {summary['lost']} lost")
 
 

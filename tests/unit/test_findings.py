@@ -53,3 +53,12 @@ def test_lost_events_are_reported_whatever_the_findings() -> None:
     assert conclusion_lines(with_clone)[0].startswith("main[100] -> new process tid 102")
     assert conclusion_lines(with_clone)[-1].startswith("5 events were lost")
     assert conclusion_lines(findings_of([])) == ["No struct file was seen shared between two processes (0 events)."]
+
+
+def test_lost_events_name_the_steps_that_lost_them_most_first() -> None:
+    from tracer.views.summary import conclusion_lines
+
+    lossy = findings_of([])
+    lossy.finished(lost=7, exit_code=0, lost_steps={"shmem_file_setup": 2, "memfd_create": 5})
+    assert conclusion_lines(lossy)[-1].startswith(
+        "7 events were lost (no room in the ring buffer: memfd_create 5, shmem_file_setup 2)")

@@ -175,3 +175,17 @@ def test_a_device_is_never_replaced_by_an_output(tmp_path: Path) -> None:
     with pytest.raises(SyspathError, match="not a regular file"):
         ensure_writable(Path("/dev/null"), "recording")
     assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
+
+
+def test_a_json_line_is_the_same_json_whichever_encoder_writes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tracer import record
+
+    sample = {"type": "event", "ts_ns": 2**64 - 1, "comm": "naïve\x1b[31m", "detail": {"prot": ["PROT_READ"]},
+              "stack": ("do_mmap", "vm_mmap_pgoff"), "refcount": None}
+    fast = record.json_line(sample)
+    monkeypatch.setattr(record, "orjson", None)
+    slow = record.json_line(sample)
+    assert fast.endswith("\n") and slow.endswith("\n")
+    assert json.loads(fast) == json.loads(slow) == json.loads(json.dumps(sample))

@@ -68,9 +68,9 @@ class Feed(Observer):
         if self.stop_signal is not None:
             raise Interrupted(self.stop_signal)
 
-    def finished(self, lost: int, exit_code: int) -> None:
+    def finished(self, lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
         with self.lock:
-            self.findings.finished(lost, exit_code)
+            self.findings.finished(lost, exit_code, lost_steps)
             self.done = (lost, exit_code)
             self.pause = None
 

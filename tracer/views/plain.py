@@ -121,7 +121,7 @@ class PlainView(Observer):
         self._say([f"--- next, in the {role}: {next_step} ({how})"])
         self.stream.flush()
 
-    def finished(self, lost: int, exit_code: int) -> None:
+    def finished(self, lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
         self._rows(self.order.drain())
         self._say(closing_lines(self.findings, self.follow))
         self.stream.flush()

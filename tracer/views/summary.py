@@ -144,8 +144,13 @@ def _states(states: object) -> str:
     return ", ".join(f"tid {tid} {state}" for tid, state in states.items())
 
 
-def lost_lines(lost: int) -> list[str]:
-    return [f"{lost} events were lost (the ring buffer was full): what is above may be incomplete."] if lost else []
+def lost_lines(lost: int, steps: dict[str, int] | None = None) -> list[str]:
+    """How many events the ring buffer had no room for, and of which steps."""
+    if not lost:
+        return []
+    which = ", ".join(f"{step} {count}" for step, count in sorted((steps or {}).items(), key=lambda kv: -kv[1]))
+    return [f"{lost} events were lost (no room in the ring buffer{': ' + which if which else ''}): "
+            "what is above may be incomplete."]
 
 
 def conclusion_lines(findings: Findings, clones: bool = True, compact: bool = False) -> list[str]:
@@ -162,7 +167,7 @@ def conclusion_lines(findings: Findings, clones: bool = True, compact: bool = Fa
     lines += signal_lines(findings)
     if not lines:
         lines.append(f"No struct file was seen shared between two processes ({findings.events} events).")
-    return lines + lost_lines(findings.lost)
+    return lines + lost_lines(findings.lost, findings.lost_steps)
 
 
 def findings_panel(findings: Findings, output: bool = True) -> Panel:
