@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -167,13 +168,21 @@ class LoadedObject:
     fds: list[int] = field(default_factory=list)              # programs and their attachments
 
     def close(self) -> None:
-        for fd in [*self.fds, *self.maps.values()]:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        # Closing a tracepoint's perf event waits until the kernel has unhooked it (some
+        # 70 ms each here): the programs' attachments are closed in parallel, then the rest.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(_close, self.fds))
+        for fd in self.maps.values():
+            _close(fd)
         self.fds.clear()
         self.maps.clear()
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def short_name(function: str) -> str:
