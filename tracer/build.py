@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tracer import catalog, facts, kernel, paths, stacks
@@ -12,6 +13,9 @@ from tracer.errors import SyspathError
 from tracer.loader import LoadedProgram, hook_defines, load, program_files
 from tracer.offsets import KernelLayout, load_layout
 from tracer.preflight import preflight
+
+
+SYMBOLS_WAIT_S = 0.005
 
 
 @dataclass
@@ -38,6 +42,15 @@ class Probes:
     startup: Startup = field(default_factory=Startup)
     points: dict[str, stacks.PathPoint] = field(default_factory=dict)   # step -> where its path is seen
     with_stacks: bool = True
+    symbols: threading.Thread | None = None      # stacks.warm_symbols, still loading when the probes attach
+
+    def wait_for_symbols(self, meanwhile: Callable[[], None]) -> None:
+        """Before the first event is named: the symbols' load ends, `meanwhile` called every few
+        ms (it empties the kernel's ring, which must not overflow while the names load)."""
+        while self.symbols is not None and self.symbols.is_alive():
+            self.symbols.join(SYMBOLS_WAIT_S)
+            meanwhile()
+        self.symbols = None
 
     @property
     def hooks(self) -> dict[str, str]:
@@ -100,8 +113,8 @@ def choose_hooks(scenario: str | None, mode: str) -> list[catalog.HookChoice]:
 def build(scenario: str | None, mode: str) -> Probes:
     started = time.perf_counter()
     preflight()
-    # stacks and the files' f_op are named from it: loaded alongside the build, joined before
-    # any event is read
+    # stacks and the files' f_op are named from it: loaded alongside the build and the traced
+    # program's start, waited for before the first event is decoded (Probes.wait_for_symbols)
     symbols = threading.Thread(target=stacks.warm_symbols, daemon=True)
     symbols.start()
     capabilities = kernel.probe_capabilities()
@@ -116,7 +129,6 @@ def build(scenario: str | None, mode: str) -> Probes:
     program = load(program_files(choices) + ([stacks.PATHS_FILE] if points else []),
                    [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
                    use_perf_buffer(capabilities))
-    symbols.join()
     try:
         program.attach_functions(choices)
     except BaseException:
@@ -126,4 +138,4 @@ def build(scenario: str | None, mode: str) -> Probes:
     startup.from_cache = program.from_cache
     startup.attach_s = program.timings.attach_s
     startup.total_s = time.perf_counter() - started
-    return Probes(choices, layout, program, startup, points, stacks_wanted())
+    return Probes(choices, layout, program, startup, points, stacks_wanted(), symbols)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -170,6 +169,8 @@ class LoadedObject:
     def close(self) -> None:
         # Closing a tracepoint's perf event waits until the kernel has unhooked it (some
         # 70 ms each here): the programs' attachments are closed in parallel, then the rest.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(_close, self.fds))
         for fd in self.maps.values():

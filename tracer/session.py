@@ -182,6 +182,7 @@ class Run:
         """Take what the kernel queued and decode it (for decode_s seconds at most: None, all of
         it), taking again between slices; then get the recording onto disk."""
         self._take(wait_s)
+        self.probes.wait_for_symbols(lambda: self._take(0))
         while True:
             self.sink.decode(decode_s or DECODE_SLICE_S, take=lambda: self._take(0))
             if decode_s is not None or not self.sink.backlog:

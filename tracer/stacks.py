@@ -222,9 +222,8 @@ def kernel_stack_table(map_fd: int) -> StackTable:
 
     # The cache was loaded before the program (warm_symbols), so it does not know the JIT'd
     # BPF programs: an address outside the kernel's text is not named (trimmed, if innermost).
-    start, end = kallsyms_facts().text
-
     def symbol(address: int) -> str | None:
+        start, end = kallsyms_facts().text
         if start > 0 and not start <= address < end:
             return None
         name = BPF.ksym(address).decode(errors="replace")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -52,5 +53,8 @@ def printable_tree(value: Any) -> Any:
 
 
 def console(**options: Any) -> Console:
-    """A rich Console that never reads markup or highlights in plain strings."""
+    """A rich Console that never reads markup or highlights in plain strings. (rich is imported
+    here, not with the module: the plain path does not need it before the probes are on.)"""
+    from rich.console import Console
+
     return Console(markup=False, highlight=False, emoji=False, **options)

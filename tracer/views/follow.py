@@ -1,12 +1,14 @@
 """--follow-file: the life story of each memfd's struct file, whoever touched it."""
 from __future__ import annotations
 
-from rich.panel import Panel
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from tracer.findings import Chapter, Findings
 from tracer.views.path import chain_text
 from tracer.views.timeline import relative_ms
+
+if TYPE_CHECKING:
+    from rich.panel import Panel
 
 
 def chapter_line(chapter: Chapter, started_ns: int) -> list[str]:
@@ -20,6 +22,9 @@ CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at", "pa
 
 
 def life_story_panels(findings: Findings) -> list[Panel]:
+    from rich.panel import Panel          # the plain path imports this module, not rich
+    from rich.table import Table
+
     panels = []
     for file, chapters in findings.life_stories()[:SHOWN_STORIES]:
         table = Table(*CHAPTER_COLUMNS, expand=True, box=None)
