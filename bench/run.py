@@ -37,7 +37,7 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
-ROUNDS = 5                       # interleaved repetitions of the overhead comparison
+ROUNDS = 7                       # interleaved repetitions of the overhead comparison
 LOOP = 20_000                    # round trips per overhead run
 STRACE_LOOP = 1_000              # strace is ~10-80x slower: a shorter loop, its own untraced twin
 RATES = (25_000, 50_000, 100_000, 200_000, 400_000, 0)   # memfds/s for throughput; 0 = flat out
