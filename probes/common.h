@@ -272,6 +272,22 @@ static __always_inline void read_syscall_args(struct syscall_args *out)
 }
 #endif
 
+/* At a syscall's exit, its `call` for `step`: the one its entry stashed, or one made by
+ * `fill` (an expression that reads the arguments as saved.arg[0..5] and says whether the
+ * call is of interest). False when the thread is not traced or `fill` said no. */
+#ifdef SYSCALL_ARGS_AT_ENTRY
+#define CALL_AT_EXIT(step, call, fill) take_call(step, call)
+#else
+#define CALL_AT_EXIT(step, call, fill) ({ \
+        struct syscall_args saved; \
+        bool wanted = is_tracked(); \
+        if (wanted) { \
+            read_syscall_args(&saved); \
+            wanted = (fill); \
+        } \
+        wanted; })
+#endif
+
 /* ---- files ---- */
 
 /* current->files->fdt, read once for any number of fd lookups (fs/file.c files_lookup_fd_raw). */

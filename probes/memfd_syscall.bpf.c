@@ -11,18 +11,19 @@
  */
 #include "memfd.h"
 
-/* Each exit below needs its call's arguments: read from the saved registers there
- * (common.h read_syscall_args), or, with SYSCALL_ARGS_AT_ENTRY, stashed by an entry
- * program. Either way one function per syscall says what its arguments mean. */
+/* Each exit below needs its call's arguments: read from the saved registers there, or,
+ * with SYSCALL_ARGS_AT_ENTRY, stashed by an entry program (common.h CALL_AT_EXIT).
+ * Either way one function per syscall says what its arguments mean. */
 
 /* ---- memfd_create: mm/memfd.c, the file comes from shmem_file_setup ---- */
 #if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_SHMEM_FILE_SETUP)
 
 /* memfd_create(const char __user *uname, unsigned int flags) */
-static __always_inline void memfd_create_call(struct call *call, u64 uname, u64 flags)
+static __always_inline bool memfd_create_call(struct call *call, u64 uname, u64 flags)
 {
     call->payload.memfd.flags = flags;
     bpf_probe_read_user_str(call->payload.memfd.name, sizeof(call->payload.memfd.name), (void *)uname);
+    return true;
 }
 
 #ifdef SYSCALL_ARGS_AT_ENTRY
@@ -37,27 +38,13 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
 }
 #endif
 
-static __always_inline bool memfd_create_args(struct call *call)
-{
-#ifdef SYSCALL_ARGS_AT_ENTRY
-    return take_call(STEP_MEMFD_CREATE, call);
-#else
-    struct syscall_args a;
-    if (!is_tracked())
-        return false;
-    read_syscall_args(&a);
-    memfd_create_call(call, a.arg[0], a.arg[1]);
-    return true;
-#endif
-}
-
 /* One struct file, two steps: memfd_create's event is shmem_file_setup's with
  * another step and the fd, so the file is read once (submit_and_again). */
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
     struct call call = {};
     struct syspath_event *e;
-    if (args->ret < 0 || !memfd_create_args(&call))
+    if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1])))
         return 0;
     e = new_event(STEP_SHMEM_FILE_SETUP);
     if (!e) {
@@ -112,24 +99,12 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 }
 #endif
 
-static __always_inline bool mmap_args(struct call *call)
-{
-#ifdef SYSCALL_ARGS_AT_ENTRY
-    return take_call(STEP_DO_MMAP, call);
-#else
-    struct syscall_args a;
-    if (!is_tracked())
-        return false;
-    read_syscall_args(&a);
-    return mmap_call(call, a.arg[1], a.arg[2], a.arg[3], (s32)a.arg[4], a.arg[5]);
-#endif
-}
-
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 {
     struct call call = {};
     struct syspath_event *e;
-    if (IS_ERR_VALUE(args->ret) || !mmap_args(&call))
+    if (IS_ERR_VALUE(args->ret) || !CALL_AT_EXIT(STEP_DO_MMAP, &call, mmap_call(&call, saved.arg[1], saved.arg[2],
+                                                                              saved.arg[3], (s32)saved.arg[4], saved.arg[5])))
         return 0;
     e = new_event(STEP_DO_MMAP);
     if (!e)
@@ -213,10 +188,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 
 #if ON_SYSCALL(STEP_RECEIVE_FD)
 /* recvmsg(fd, struct user_msghdr __user *msg, flags) */
-static __always_inline void recvmsg_call(struct call *call, s64 fd, u64 msg)
+static __always_inline bool recvmsg_call(struct call *call, s64 fd, u64 msg)
 {
     call->fd = fd;
     call->message = msg;
+    return true;
 }
 
 #ifdef SYSCALL_ARGS_AT_ENTRY
@@ -231,20 +207,6 @@ TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
 }
 #endif
 
-static __always_inline bool recvmsg_args(struct call *call)
-{
-#ifdef SYSCALL_ARGS_AT_ENTRY
-    return take_call(STEP_RECEIVE_FD, call);
-#else
-    struct syscall_args a;
-    if (!is_tracked())
-        return false;
-    read_syscall_args(&a);
-    recvmsg_call(call, (s32)a.arg[0], a.arg[1]);
-    return true;
-#endif
-}
-
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
 {
     struct call call = {};
@@ -252,7 +214,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
     struct scm_rights rights = {};
     u64 sock_file = 0, sk;
     u16 type = 0;
-    if (args->ret < 0 || !recvmsg_args(&call))
+    if (args->ret < 0 || !CALL_AT_EXIT(STEP_RECEIVE_FD, &call, recvmsg_call(&call, (s32)saved.arg[0], saved.arg[1])))
         return 0;
     current_fd_table(&table);
     sk = unix_sock_of_fd(&table, call.fd, &sock_file, &type);
