@@ -158,9 +158,11 @@ def cmd_doctor(as_json: bool) -> int:
     if as_json:
         print(json.dumps(checks_json(checks), indent=2))
     else:
+        width = max(len(check.name) for check in checks)
         for check in checks:
             mark = "ok  " if check.available else "MISS"
-            print(f"{mark} {check.name:<11} {check.detail}" + (f"\n     {'':<11} fix: {check.remedy}" if check.remedy else ""))
+            print(f"{mark} {check.name:<{width}} {check.detail}"
+                  + (f"\n     {'':<{width}} fix: {check.remedy}" if check.remedy else ""))
     return 0
 
 
