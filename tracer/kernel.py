@@ -132,10 +132,6 @@ def kallsyms_facts() -> KallsymsFacts:
     return facts
 
 
-def operations_tables() -> dict[int, str]:
-    return kallsyms_facts().operations
-
-
 def function_symbols(names: set[str]) -> dict[str, str]:
     """kallsyms names of `names`, cached per kernel build: parsing /proc/kallsyms takes
     a quarter of a second, and only a dozen functions matter."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import re
 import time
@@ -100,15 +101,22 @@ class LoadedProgram:
     def track(self, pid: int) -> None:
         _update(self.map_fd("tracked"), ctypes.c_uint32(pid), ctypes.c_uint8(1))
 
+    def stack_addresses(self, stack_id: int, depth: int) -> list[int]:
+        """The return addresses the `stacks` map holds under `stack_id`, innermost first."""
+        addresses = (ctypes.c_uint64 * depth)()
+        if not _lookup(self.map_fd("stacks"), ctypes.c_int(stack_id), addresses):
+            return []
+        return [int(address) for address in itertools.takewhile(bool, addresses)]
+
     def lost_steps(self, names: dict[int, str]) -> dict[str, int]:
         """Events the probes had no room for, per step (probes/common.h count_lost); the
         perf buffer's own drops are perf_lost, which no step is known of."""
         fd, found = self.map_fd("lost_events"), {}
         for step_id in range(LOST_SLOTS):
-            count = int(_lookup(fd, ctypes.c_int(step_id), ctypes.c_uint64()).value)
-            if count:
+            count = ctypes.c_uint64()
+            if _lookup(fd, ctypes.c_int(step_id), count) and count.value:
                 name = names.get(step_id, f"step {step_id}")
-                found[name] = found.get(name, 0) + count
+                found[name] = found.get(name, 0) + count.value
         return found
 
     def ring_reader(self) -> RingReader | None:
@@ -160,11 +168,11 @@ def _update(fd: int, key: ctypes._SimpleCData, value: ctypes._SimpleCData) -> No
         raise SyspathError(f"could not write BPF map fd {fd}: {os.strerror(ctypes.get_errno())}")
 
 
-def _lookup(fd: int, key: ctypes._SimpleCData, value: ctypes._SimpleCData) -> ctypes._SimpleCData:
+def _lookup(fd: int, key: ctypes._SimpleCData, value: Any) -> bool:
+    """Fills `value` with the map's entry for `key`; False when there is none."""
     from bcc import lib
 
-    lib.bpf_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value))
-    return value
+    return lib.bpf_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value)) == 0
 
 
 def use_cache() -> bool:

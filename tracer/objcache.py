@@ -94,12 +94,17 @@ def cache_path(key: str) -> Path:
     return kernel.CACHE_DIR / f"program-{key}.json"
 
 
-def cacheable(bpf: object) -> bool:
-    """Every function of the module is one bcc attached by name at load."""
+def _functions(bpf: object) -> list[str]:
+    """The names of the programs in bcc's compiled module."""
     from bcc import lib
 
     module = bpf.module                                        # type: ignore[attr-defined]
-    names = [lib.bpf_function_name(module, i).decode() for i in range(lib.bpf_num_functions(module))]
+    return [lib.bpf_function_name(module, i).decode() for i in range(lib.bpf_num_functions(module))]
+
+
+def cacheable(bpf: object) -> bool:
+    """Every function of the module is one bcc attached by name at load."""
+    names = _functions(bpf)
     return bool(names) and all(name.startswith(tuple(PROG_TYPE)) for name in names)
 
 
@@ -115,8 +120,7 @@ def save(bpf: object, key: str) -> None:
                       lib.bpf_table_flags_id(module, i))
             for i in range(lib.bpf_num_tables(module))]
     programs = [CachedProgram(name, base64.b64encode(bpf.dump_func(name.encode())).decode())   # type: ignore[attr-defined]
-                for name in (lib.bpf_function_name(module, i).decode()
-                             for i in range(lib.bpf_num_functions(module)))]
+                for name in _functions(bpf)]
     cached = CachedObject(maps, programs, lib.bpf_module_license(module).decode(),
                           lib.bpf_module_kern_version(module))
     kernel.write_private_json(cache_path(key), asdict(cached))

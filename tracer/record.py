@@ -16,12 +16,12 @@ from typing import IO, Any
 
 from tracer.errors import SyspathError
 from tracer.events import Event, in_call_order
+from tracer.text import map_strings, printable
 
 try:
     import orjson
 except ImportError:          # a plain json recording, written slower
     orjson = None
-from tracer.text import map_strings, printable
 
 VERSION = 2               # version 1 (no stacks) still reads
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")

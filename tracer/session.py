@@ -118,7 +118,8 @@ class Run:
         self.result = SessionResult(header, startup=probes.startup)
         decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, stacks.path_steps(),
                           stacks.exact_symbol)
-        joiner = (stacks.PathJoiner(probes.points, stacks.kernel_stack_table(self.program.map_fd("stacks")))
+        joiner = (stacks.PathJoiner(probes.points, stacks.kernel_stack_table(
+            lambda stack_id: self.program.stack_addresses(stack_id, stacks.STACK_DEPTH)))
                   if probes.with_stacks else None)
         self.sink = EventSink(decoder, session.observer, writer, joiner, PageWatch())
         self.ring = self.program.ring_reader()

@@ -191,34 +191,22 @@ def exact_symbol(address: int) -> str | None:
     nothing that starts there. A few dozen tables and functions: each asked once."""
     from bcc import BPF
 
-    from tracer.kernel import operations_tables
+    from tracer.kernel import kallsyms_facts
     if not address:
         return None
-    table = operations_tables().get(address)
+    table = kallsyms_facts().operations.get(address)
     if table:
         return table
     name = BPF.ksym(address, show_offset=True).decode(errors="replace")
     return name.removesuffix("+0x0") if name.endswith("+0x0") else None
 
 
-def kernel_stack_table(map_fd: int) -> StackTable:
-    """A StackTable over the probes' `stacks` map (by fd), symbolized by bcc from kallsyms."""
-    import ctypes
-
-    from bcc import BPF, lib
+def kernel_stack_table(read: Callable[[int], list[int]]) -> StackTable:
+    """A StackTable over the probes' `stacks` map (`read`: a stack id -> its addresses),
+    symbolized by bcc from kallsyms."""
+    from bcc import BPF
 
     from tracer.kernel import kallsyms_facts
-
-    def read(stack_id: int) -> list[int]:
-        addresses = (ctypes.c_uint64 * STACK_DEPTH)()
-        if lib.bpf_lookup_elem(map_fd, ctypes.byref(ctypes.c_int(stack_id)), ctypes.byref(addresses)) < 0:
-            return []
-        found = []
-        for address in addresses:
-            if not address:
-                break
-            found.append(int(address))
-        return found
 
     # The cache was loaded before the program (warm_symbols), so it does not know the JIT'd
     # BPF programs: an address outside the kernel's text is not named (trimmed, if innermost).
