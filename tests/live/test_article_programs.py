@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.file_life import life_events
 from tests.live.conftest import REPO, read_jsonl, run_syspath
 from tests.live.test_explore import public_dir  # noqa: F401  (the fixture)
 
@@ -40,8 +41,8 @@ def test_receiver_maps_the_senders_struct_file_privately(recording: list[dict]) 
     assert created["detail"]["name"] == "article_memfd" and created["detail"]["file_kind"] == "memfd"
     [received] = [e for e in evs if e["step"] == "receive_fd"]
     assert received["file"] == created["file"] and received["tgid"] != created["tgid"]
-    [mapped] = [e for e in evs if e["step"] == "do_mmap" and e["tgid"] == received["tgid"]
-                and e["file"] == created["file"]]
+    # the receiver may have mapped ld.so.cache from this very address before: the file's life only
+    [mapped] = life_events(recording, created, "do_mmap", received["tgid"])
     assert "MAP_PRIVATE" in mapped["detail"]["flags"] and "VM_SHARED" not in mapped["detail"]["vm_flags"]
     assert mapped["detail"]["vm_file"] == created["file"]
 
@@ -49,11 +50,11 @@ def test_receiver_maps_the_senders_struct_file_privately(recording: list[dict]) 
 def test_both_mappings_show_the_same_physical_page(recording: list[dict]) -> None:
     evs = [r for r in recording if r["type"] == "event"]
     [created] = [e for e in evs if e["step"] == "memfd_create"]
-    pages = [e for e in evs if e["step"] == "page" and e["file"] == created["file"]]
+    pages = life_events(recording, created, "page")
     by_process = {e["tgid"]: e["detail"]["pfn"] for e in pages if e["detail"]["file_page"]}
     # the sender's shared mapping and the receiver's private one, before it writes: one frame
     assert len(by_process) == 2 and len(set(by_process.values())) == 1 and created["tgid"] in by_process
-    mapped = {e["tgid"]: e["detail"]["address"] for e in evs if e["step"] == "do_mmap" and e["file"] == created["file"]}
+    mapped = {e["tgid"]: e["detail"]["address"] for e in life_events(recording, created, "do_mmap")}
     assert {e["tgid"]: e["detail"]["addr"] for e in pages} == mapped
 
 

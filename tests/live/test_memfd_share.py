@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.file_life import life_events
 from tests.live.conftest import REPO, read_jsonl, run_syspath
 
 MEMFD_STEPS = {"memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy",
@@ -64,7 +65,7 @@ def test_sender_maps_it_shared_receiver_privately_as_the_article(recorded: tuple
     [created] = events(records, "memfd_create", "sender")
     mapped = {}
     for comm in ("sender", "receiver"):
-        [mapped[comm]] = [e["detail"] for e in events(records, "do_mmap", comm) if e["file"] == created["file"]]
+        [mapped[comm]] = [e["detail"] for e in life_events(records, created, "do_mmap") if e["comm"] == comm]
         # read by the probe from the vma in the file's i_mmap tree, not derived from flags
         assert mapped[comm]["vm_file"] == created["file"] and mapped[comm]["vma"].startswith("0xffff")
     assert "MAP_SHARED" in mapped["sender"]["flags"]
@@ -129,8 +130,9 @@ def test_both_processes_map_one_physical_page_until_the_receiver_writes(
         recorded: tuple[Any, list[dict], Path]) -> None:
     _, records, _ = recorded
     [created] = events(records, "memfd_create", "sender")
-    sender = [e["detail"] for e in events(records, "page", "sender") if e["file"] == created["file"]]
-    receiver = [e["detail"] for e in events(records, "page", "receiver") if e["file"] == created["file"]]
+    pages = life_events(records, created, "page")
+    sender = [e["detail"] for e in pages if e["comm"] == "sender"]
+    receiver = [e["detail"] for e in pages if e["comm"] == "receiver"]
     assert sender and receiver and {page["pfn"] for page in sender} == {sender[0]["pfn"]}
     # a private mapping that only read maps the page-cache page itself: the sender's frame
     assert receiver[0]["file_page"] and receiver[0]["pfn"] == sender[0]["pfn"] > 0

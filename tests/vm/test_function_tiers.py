@@ -22,6 +22,7 @@ import pytest
 import vmrun
 from tests.clone_checks import (check_counts_and_entries, check_fork, check_linuxthreads, check_signal_taken_by_another_thread,
                                  check_spawn, check_thread, clones)
+from tests.file_life import life_events
 
 pytestmark = pytest.mark.vm
 TIERS = ("kprobe", "fentry")
@@ -149,7 +150,7 @@ def test_sender_and_receiver_hold_one_struct_file(guest: GuestRun, mode: str) ->
     assert created["file"] == memfd["file"] == passed["file"] == received["file"]
     assert created["file"].startswith("0xff") and created["inode"] == received["inode"]
     assert memfd["fd"] != received["fd"] and memfd["tgid"] != received["tgid"]
-    installs = {e["comm"]: e["fd"] for e in events(records, "fd_install") if e["file"] == created["file"]}
+    installs = {e["comm"]: e["fd"] for e in life_events(records, created, "fd_install")}
     assert installs == {"sender": memfd["fd"], "receiver": received["fd"]}
     # in flight, the skb's scm_fp_list holds a reference of its own (fget_raw)
     assert passed["refcount"] > memfd["refcount"] and received["refcount"] > memfd["refcount"]
@@ -241,11 +242,11 @@ def test_memfd_share_tells_the_whole_story(guest: GuestRun, mode: str) -> None:
     assert created["detail"]["f_op"] == "shmem_file_operations" and created["detail"]["file_kind"] == "memfd"
     if not guest.maps_files(mode):
         return
-    pages = [e for e in events(records, "page") if e["file"] == created["file"] and e["detail"]["file_page"]]
+    pages = [e for e in life_events(records, created, "page") if e["detail"]["file_page"]]
     frames = {e["tgid"]: e["detail"]["pfn"] for e in pages}
     assert len(frames) == 2 and len(set(frames.values())) == 1, pages
-    mapped = [e for e in events(records, "do_mmap", "receiver") if e["file"] == created["file"]]
-    assert mapped and "VM_SHARED" not in mapped[0]["detail"]["vm_flags"]
+    [mapped] = life_events(records, created, "do_mmap", received["tgid"])
+    assert "VM_SHARED" not in mapped["detail"]["vm_flags"]
 
 
 def test_the_articles_c_programs_traced(guest: GuestRun) -> None:
@@ -255,10 +256,10 @@ def test_the_articles_c_programs_traced(guest: GuestRun) -> None:
     [created] = events(records, "memfd_create")
     assert created["detail"]["name"] == "article_memfd"
     [received] = events(records, "receive_fd")
-    [mapped] = [e for e in events(records, "do_mmap") if e["tgid"] == received["tgid"] and e["file"] == created["file"]]
+    # the receiver may have mapped ld.so.cache from this very address before: the file's life only
+    [mapped] = life_events(records, created, "do_mmap", received["tgid"])
     assert "MAP_PRIVATE" in mapped["detail"]["flags"] and mapped["detail"]["vm_file"] == created["file"]
-    frames = {e["tgid"]: e["detail"]["pfn"] for e in events(records, "page")
-              if e["file"] == created["file"] and e["detail"]["file_page"]}
+    frames = {e["tgid"]: e["detail"]["pfn"] for e in life_events(records, created, "page") if e["detail"]["file_page"]}
     assert set(frames) == {created["tgid"], received["tgid"]} and len(set(frames.values())) == 1
 
 
