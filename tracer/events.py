@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tracer.text import printable
@@ -78,6 +78,7 @@ PAYLOAD_SIZE = max(payload.layout.size for payload in PAYLOADS)
 FILE_IDENTITY = CStruct("file_identity", (("f_op", "Q"), ("read_iter", "Q"), ("s_magic", "Q"), ("i_mode", "I"), ("reserved", "I"),
                                           ("name", f"{TEXT_LEN}s")))
 IDENTITY_OFFSET = EVENT_HEADER.layout.size + PAYLOAD_SIZE
+STEP_OFFSET = EVENT_HEADER.offsets()["step"][0]      # a record's step id, read without decoding it
 EVENT_SIZE = IDENTITY_OFFSET + FILE_IDENTITY.layout.size
 
 
@@ -330,6 +331,10 @@ class Decoder:
 
     def decode(self, data: bytes) -> Event:
         return self.decode_with_stack(data)[0]
+
+    def without_symbols(self) -> Decoder:
+        """This decoder with no kernel symbols to name addresses (nor its cache of names)."""
+        return replace(self, symbol=_no_symbols, _identities={})
 
     def decode_with_stack(self, data: bytes) -> tuple[Event, int]:
         """The event and the id of its kernel stack in the probes' stack map (<0: none)."""

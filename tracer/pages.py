@@ -8,6 +8,11 @@ CAP_SYS_ADMIN), bit 61 a file page or shared anonymous page (clear for a private
 bit 63 present. A mapping is looked at on every poll from its do_mmap event until its
 process ends; each new or changed frame is a `page` event. A page mapped and dropped
 within one poll (20 ms) goes unseen: the scenario waits after each touch.
+
+The pages are looked at while the process lives, so the watch cannot wait for the decoder,
+which may lag: while the kernel symbols load at start, or behind a burst. The sink reads
+ahead in the records it spools (`read_ahead`, events decoded without symbols), and the
+frames seen then are held until the mapping's do_mmap event is emitted in its turn.
 """
 from __future__ import annotations
 
@@ -66,6 +71,9 @@ class Mapping:
     pages: int
     first_index: int                         # the file page at `address` (vm_pgoff)
     seen: dict[int, Frame] = field(default_factory=dict)
+    ahead: bool = False                      # watched from a read-ahead: its do_mmap not emitted yet
+    held: list[Event] = field(default_factory=list)   # page events seen meanwhile
+    ended: bool = False                      # its process is gone (kept while ahead, for `held`)
 
 
 class PageWatch:
@@ -80,41 +88,63 @@ class PageWatch:
         self.passed: dict[str, None] = {}        # insertion-ordered set, bounded
 
     def note(self, event: Event) -> None:
+        """An event emitted, in order."""
+        self._note(event, ahead=False)
+
+    def read_ahead(self, event: Event) -> None:
+        """An event taken from the ring that waits to be decoded: its mapping is looked at now."""
+        self._note(event, ahead=True)
+
+    def _note(self, event: Event, ahead: bool) -> None:
         if event.step in ("scm_fp_copy", "receive_fd", "in_flight") and event.file:
             self.passed[event.file] = None
             if len(self.passed) > WATCHED_FILES:
                 del self.passed[next(iter(self.passed))]
         elif event.step == "do_mmap" and event.file:
             if event.detail.get("file_kind") == "memfd" or event.file in self.passed:
-                self._watch(event)
+                self._watch(event, ahead)
 
-    def _watch(self, event: Event) -> None:
+    def _watch(self, event: Event, ahead: bool) -> None:
         address = int(str(event.detail.get("address", "0")), 16)
         length = int(event.detail.get("length") or PAGE_SIZE)
         if not address:
             return
         key = (event.tgid, address)
+        known = self.mappings.get(key)
+        if known is not None and known.ahead and known.mapped.ts_ns == event.ts_ns and not ahead:
+            known.mapped, known.ahead = event, False        # read ahead: now emitted, `held` goes out
+            return
         self.mappings.pop(key, None)               # a new mapping at that address replaces the old
         if len(self.mappings) >= WATCHED_MAPPINGS:
             del self.mappings[next(iter(self.mappings))]
         pages = min(PAGES_PER_MAPPING, max(1, -(-length // PAGE_SIZE)))
-        self.mappings[key] = Mapping(event, address, pages, int(event.detail.get("pgoff") or 0))
+        self.mappings[key] = Mapping(event, address, pages, int(event.detail.get("pgoff") or 0), ahead=ahead)
 
     def look(self) -> list[Event]:
-        """A `page` event for each watched page whose frame appeared or changed."""
+        """A `page` event for each watched page whose frame appeared or changed, once the
+        mapping's do_mmap event is out."""
         found: list[Event] = []
         for key, mapping in list(self.mappings.items()):
-            frames = self.read(key[0], mapping.address, mapping.pages)
-            if frames is None:
-                del self.mappings[key]             # the process has ended
-                continue
-            for page, frame in enumerate(frames):
-                if frame is None:
-                    mapping.seen.pop(page, None)
-                elif mapping.seen.get(page) != frame:
-                    mapping.seen[page] = frame
-                    found.append(self._page_event(mapping, page, frame))
+            if not mapping.ended:
+                self._look_at(mapping)
+            if not mapping.ahead:
+                found += mapping.held
+                mapping.held = []
+                if mapping.ended:
+                    del self.mappings[key]
         return found
+
+    def _look_at(self, mapping: Mapping) -> None:
+        frames = self.read(mapping.mapped.tgid, mapping.address, mapping.pages)
+        if frames is None:
+            mapping.ended = True                   # the process has ended
+            return
+        for page, frame in enumerate(frames):
+            if frame is None:
+                mapping.seen.pop(page, None)
+            elif mapping.seen.get(page) != frame:
+                mapping.seen[page] = frame
+                mapping.held.append(self._page_event(mapping, page, frame))
 
     def _page_event(self, mapping: Mapping, page: int, frame: Frame) -> Event:
         mapped = mapping.mapped

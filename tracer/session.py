@@ -183,7 +183,7 @@ class Run:
         """Take what the kernel queued and decode it (for decode_s seconds at most: None, all of
         it), taking again between slices; then get the recording onto disk."""
         self._take(wait_s)
-        self.probes.wait_for_symbols(lambda: self._take(0))
+        self.probes.wait_for_symbols(self._take_and_look)
         while True:
             self.sink.decode(decode_s or DECODE_SLICE_S, take=lambda: self._take(0))
             if decode_s is not None or not self.sink.backlog:
@@ -191,6 +191,11 @@ class Run:
         self.sink.look_at_pages()
         if self.writer:
             self.writer.flush()
+
+    def _take_and_look(self) -> None:
+        """While nothing can be decoded yet: empty the ring and look at the pages read ahead."""
+        self._take(0)
+        self.sink.look_at_pages()
 
     def _take_output(self, target: Target) -> None:
         for line in target.output():

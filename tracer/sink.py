@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO
 
-from tracer.events import Decoder, Event
+from tracer.events import STEP_OFFSET, Decoder, Event
 from tracer.observer import Observer
 from tracer.pages import PageWatch
 from tracer.record import RecordingWriter
@@ -88,6 +88,24 @@ class Spool:
             self.disk.close()
 
 
+class PageReadAhead:
+    """Finds, in records not decoded yet, the steps the page watch follows (mappings, files
+    passed), and tells it of them: decoded without symbols, which may still be loading."""
+
+    STEPS = ("do_mmap", "scm_fp_copy", "receive_fd", "in_flight")
+
+    def __init__(self, decoder: Decoder, pages: PageWatch) -> None:
+        self.decoder = decoder.without_symbols()
+        self.pages = pages
+        self.step_ids = {step_id for step_id, name in enumerate(decoder.step_names) if name in self.STEPS}
+
+    def read(self, block: Block) -> None:
+        data, step_ids = block.data, self.step_ids
+        for offset in block.offsets:
+            if int.from_bytes(data[offset + STEP_OFFSET:offset + STEP_OFFSET + 4], "little") in step_ids:
+                self.pages.read_ahead(self.decoder.decode(memoryview(data)[offset:offset + block.size]))
+
+
 class EventSink:
     """Takes records as blocks (ring buffer) or one by one (perf buffer callback), and
     decodes them in time slices: each event gets its kernel stack (PathJoiner), then is
@@ -104,13 +122,24 @@ class EventSink:
         self.count = 0
         self.current: Block | None = None
         self.next_record = 0
+        self.decoded_once = False
+        self.ahead = PageReadAhead(decoder, pages) if pages else None
 
     def take_block(self, block: Block) -> None:
+        self._read_ahead(block)
         self.spool.put(block)
 
     def take(self, data: int, size: int) -> None:
         """A perf buffer callback's record (kernels without the BPF ring buffer)."""
-        self.spool.put(Block(ctypes.string_at(data, size), [0], size))
+        block = Block(ctypes.string_at(data, size), [0], size)
+        self._read_ahead(block)
+        self.spool.put(block)
+
+    def _read_ahead(self, block: Block) -> None:
+        """A block that will wait to be decoded (the symbols still load, or a backlog): the page
+        watch reads the mappings in it now, while their processes live."""
+        if self.ahead is not None and (self.backlog or not self.decoded_once):
+            self.ahead.read(block)
 
     @property
     def backlog(self) -> int:
@@ -122,6 +151,7 @@ class EventSink:
         """Decode what waits, for at most budget_s seconds (None: all of it), calling `take`
         between two small batches so that the kernel's ring is emptied meanwhile."""
         deadline = None if budget_s is None else time.monotonic() + budget_s
+        self.decoded_once = True
         while True:
             if self.current is None or self.next_record >= len(self.current.offsets):
                 self.current, self.next_record = self.spool.get(), 0

@@ -58,3 +58,30 @@ def test_only_memfds_and_passed_files_are_watched() -> None:
     watch.note(Event(2, 10, 10, "sender", "scm_fp_copy", "tp", 4, "0xffff888100000080", 7, 2, {}))
     watch.note(mapped(11, "0xffff888100000080", kind="regular", flags=("MAP_SHARED",)))
     assert list(watch.mappings) == [(11, 0x7F0000001000)]
+
+
+def test_frames_seen_ahead_wait_for_their_mapping_to_be_emitted() -> None:
+    """The decoder lags (symbols loading): the mapping is looked at from the read-ahead while
+    its process lives, and its pages come out once its do_mmap event has."""
+    proc = Frames()
+    watch = PageWatch(proc.read, clock=lambda: 99)
+    early = mapped(10, "0xffff888100000000")
+    watch.read_ahead(early)
+    proc.now[10] = [Frame(0x1626FC, True)]
+    assert watch.look() == []                                   # seen, held: do_mmap is not out yet
+    proc.now[10] = None                                         # the process ends before the decoder catches up
+    assert watch.look() == [] and watch.mappings
+    watch.note(mapped(10, "0xffff888100000000"))                # the same record, decoded in its turn
+    [page] = watch.look()
+    assert page.detail["pfn"] == 0x1626FC and page.ts_ns == 99
+    assert watch.look() == [] and not watch.mappings
+
+
+def test_a_mapping_read_ahead_is_not_watched_twice() -> None:
+    proc = Frames()
+    watch = PageWatch(proc.read)
+    watch.read_ahead(mapped(10, "0xffff888100000000"))
+    proc.now[10] = [Frame(0x1626FC, True)]
+    watch.look()
+    watch.note(mapped(10, "0xffff888100000000"))
+    assert len(watch.look()) == 1 and watch.look() == []          # one page event, not one per sighting

@@ -52,3 +52,32 @@ def test_call_order_releases_what_is_older_than_the_window() -> None:
     for i in range(REORDER_MAX):
         out += order.add(event(i * REORDER_WINDOW_NS // 1000))      # a slow stream: ~8 s in all
     assert out and all(e.ts_ns < REORDER_MAX * REORDER_WINDOW_NS // 1000 - REORDER_WINDOW_NS for e in out)
+
+
+class Watched:
+    def __init__(self) -> None:
+        self.ahead: list[Event] = []
+
+    def read_ahead(self, event: Event) -> None:
+        self.ahead.append(event)
+
+
+def test_the_page_watch_reads_ahead_only_the_steps_it_follows_without_symbols() -> None:
+    from tests.unit.test_events import STEPS, raw
+    from tracer.events import EVENT_SIZE, FILE_IDENTITY, IDENTITY_OFFSET, MEMFD_PAYLOAD, MMAP_PAYLOAD, Decoder
+    from tracer.sink import PageReadAhead
+
+    def no_symbols_yet(address: int) -> str:
+        raise AssertionError("the read-ahead must not wait for the symbols")
+
+    mapping = bytearray(raw(2, MMAP_PAYLOAD, ts_ns=2, tgid=10, file=0x1000, address=0x7f00, length=4096))
+    FILE_IDENTITY.layout.pack_into(mapping, IDENTITY_OFFSET, 0xffffffff82444680, 0xffffffff81000100,
+                                   0x01021994, 0o100777, 0, b"memfd:demo")
+    records = [raw(0, MEMFD_PAYLOAD, ts_ns=1, tgid=10, file=0x1000, name=b"demo"), bytes(mapping),
+               raw(5, ts_ns=3, tgid=11, file=0x1000)]
+    watched = Watched()
+    PageReadAhead(Decoder(STEPS, {}, 0, symbol=no_symbols_yet), watched).read(   # type: ignore[arg-type]
+        Block(b"".join(records), [i * EVENT_SIZE for i in range(3)], EVENT_SIZE))
+    assert [(e.step, e.ts_ns, e.detail.get("address")) for e in watched.ahead] == [("do_mmap", 2, "0x7f00"),
+                                                                                  ("receive_fd", 3, None)]
+    assert watched.ahead[0].detail["file_kind"] == "memfd" and watched.ahead[0].detail["f_op"] == "0xffffffff82444680"
