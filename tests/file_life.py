@@ -12,16 +12,27 @@ BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
 
 
 def file_life(records: list[dict], born: dict) -> list[dict]:
-    """The events naming `born`'s file from its birth (the births nested in it included) until
-    the next birth at that address, in time order."""
+    """The events naming `born`'s file during the life `born` is part of, in time order. A birth
+    step starts a new life when the current one has had that step already, or has events
+    and no birth at all; fput ends one. Births nest (memfd_create > shmem_file_setup >
+    alloc_file_pseudo) and their order depends on the tier (entry or return time)."""
     named = sorted((r for r in records if r["type"] == "event" and r["file"] == born["file"]),
                    key=lambda r: r["ts_ns"])
-    at = named.index(born)
-    start = at
-    while start > 0 and named[start - 1]["step"] in BIRTH_STEPS and named[start - 1]["tgid"] == born["tgid"]:
-        start -= 1
-    end = next((i for i in range(at + 1, len(named)) if named[i]["step"] in BIRTH_STEPS), len(named))
-    return named[start:end]
+    lives: list[list[dict]] = [[]]
+    births: set[str] = set()
+    for event in named:
+        life = lives[-1]
+        step = event["step"]
+        if step in BIRTH_STEPS and life and (step in births or not births):
+            lives.append([])
+            births = set()
+        lives[-1].append(event)
+        if step in BIRTH_STEPS:
+            births.add(step)
+        elif step == "fput":
+            lives.append([])
+            births = set()
+    return next(life for life in lives if born in life)
 
 
 def life_events(records: list[dict], born: dict, step: str, tgid: int | None = None) -> list[dict]:
