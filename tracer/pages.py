@@ -85,7 +85,7 @@ class PageWatch:
         self.read = read
         self.clock = clock
         self.mappings: dict[tuple[int, int], Mapping] = {}
-        self.passed: dict[str, None] = {}        # insertion-ordered set, bounded
+        self.passed: dict[str, int] = {}         # file -> when it was first seen passed, bounded
 
     def note(self, event: Event) -> None:
         """An event emitted, in order."""
@@ -97,11 +97,14 @@ class PageWatch:
 
     def _note(self, event: Event, ahead: bool) -> None:
         if event.step in ("scm_fp_copy", "receive_fd", "in_flight") and event.file:
-            self.passed[event.file] = None
+            self.passed.setdefault(event.file, event.ts_ns)
             if len(self.passed) > WATCHED_FILES:
                 del self.passed[next(iter(self.passed))]
         elif event.step == "do_mmap" and event.file:
-            if event.detail.get("file_kind") == "memfd" or event.file in self.passed:
+            # a mapping made after the pass: read ahead, a pass is known before the mappings
+            # that precede it, which may be of an older file at the same address (ld.so.cache)
+            passed_at = self.passed.get(event.file)
+            if event.detail.get("file_kind") == "memfd" or (passed_at is not None and passed_at <= event.ts_ns):
                 self._watch(event, ahead)
 
     def _watch(self, event: Event, ahead: bool) -> None:

@@ -55,7 +55,7 @@ def test_only_memfds_and_passed_files_are_watched() -> None:
     watch = PageWatch(Frames().read)
     watch.note(mapped(10, "0xffff888100000040", kind="regular", flags=("MAP_PRIVATE",)))   # a library
     assert not watch.mappings
-    watch.note(Event(2, 10, 10, "sender", "scm_fp_copy", "tp", 4, "0xffff888100000080", 7, 2, {}))
+    watch.note(Event(0, 10, 10, "sender", "scm_fp_copy", "tp", 4, "0xffff888100000080", 7, 2, {}))
     watch.note(mapped(11, "0xffff888100000080", kind="regular", flags=("MAP_SHARED",)))
     assert list(watch.mappings) == [(11, 0x7F0000001000)]
 
@@ -85,3 +85,18 @@ def test_a_mapping_read_ahead_is_not_watched_twice() -> None:
     watch.look()
     watch.note(mapped(10, "0xffff888100000000"))
     assert len(watch.look()) == 1 and watch.look() == []          # one page event, not one per sighting
+
+
+def test_a_pass_read_ahead_does_not_make_an_older_mapping_at_its_address_watched() -> None:
+    """The 6.1 VM: the pass of a memfd was read ahead, then the sender's earlier mapping of
+    ld-linux, whose struct file had the memfd's address before it, came out in its turn."""
+    watch = PageWatch(Frames().read)
+    passed = "0xffff888100000080"
+    watch.read_ahead(Event(50, 10, 10, "sender", "scm_fp_copy", "tp", 4, passed, 7, 2, {}))
+    library = mapped(10, passed, kind="regular", flags=("MAP_PRIVATE",))     # ts 1: before the pass
+    watch.note(library)
+    assert not watch.mappings
+    later = mapped(11, passed, kind="regular", flags=("MAP_SHARED",))
+    later.ts_ns = 60
+    watch.note(later)
+    assert list(watch.mappings) == [(11, 0x7F0000001000)]

@@ -261,6 +261,9 @@ def test_the_articles_c_programs_traced(guest: GuestRun) -> None:
     assert "MAP_PRIVATE" in mapped["detail"]["flags"] and mapped["detail"]["vm_file"] == created["file"]
     frames = {e["tgid"]: e["detail"]["pfn"] for e in life_events(records, created, "page") if e["detail"]["file_page"]}
     assert set(frames) == {created["tgid"], received["tgid"]} and len(set(frames.values())) == 1
+    # no page of another file that had this address (ld-linux, libc) is taken for the memfd's
+    mapped_at = {e["tgid"]: e["detail"]["address"] for e in life_events(records, created, "do_mmap")}
+    assert all(e["detail"]["addr"] == mapped_at[e["tgid"]] for e in life_events(records, created, "page"))
 
 
 def test_kernel_facts_were_saved(guest: GuestRun) -> None:
