@@ -7,7 +7,9 @@ can: each page of a mapping has one 64-bit entry in /proc/PID/pagemap
 CAP_SYS_ADMIN), bit 61 a file page or shared anonymous page (clear for a private copy),
 bit 63 present. A mapping is looked at on every poll from its do_mmap event until its
 process ends; each new or changed frame is a `page` event. A page mapped and dropped
-within one poll (20 ms) goes unseen: the scenario waits after each touch.
+within one poll (20 ms) goes unseen: the scenario waits after each touch. Before a new
+frame is told, /proc/PID/maps must still show the file's inode at that address: a mapping
+unmapped, its address reused by another, ends the watch.
 
 The pages are looked at while the process lives, so the watch cannot wait for the decoder,
 which may lag: while the kernel symbols load at start, or behind a burst. The sink reads
@@ -54,6 +56,21 @@ def read_frames(tgid: int, address: int, pages: int) -> list[Frame | None] | Non
     return parse_entries(data)
 
 
+def mapped_inode(tgid: int, address: int) -> int | None:
+    """The inode number of the file mapped at `address` in process `tgid`, from /proc/PID/maps
+    (0: an anonymous mapping; None: nothing mapped there, or the process is gone)."""
+    try:
+        with open(f"/proc/{tgid}/maps", "rb") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                start, _, end = fields[0].partition(b"-")
+                if int(start, 16) <= address < int(end, 16):
+                    return int(fields[4])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def parse_entries(data: bytes) -> list[Frame | None]:
     """pagemap entries -> frames; a page not present, or whose PFN the reader may not see, is None."""
     frames: list[Frame | None] = []
@@ -81,9 +98,11 @@ class PageWatch:
     looked at until their process ends."""
 
     def __init__(self, read: Callable[[int, int, int], list[Frame | None] | None] = read_frames,
-                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+                 clock: Callable[[], int] = time.monotonic_ns,
+                 inode_at: Callable[[int, int], int | None] = mapped_inode) -> None:
         self.read = read
         self.clock = clock
+        self.inode_at = inode_at
         self.mappings: dict[tuple[int, int], Mapping] = {}
         self.passed: dict[str, int] = {}         # file -> when it was first seen passed, bounded
 
@@ -138,16 +157,22 @@ class PageWatch:
         return found
 
     def _look_at(self, mapping: Mapping) -> None:
-        frames = self.read(mapping.mapped.tgid, mapping.address, mapping.pages)
+        tgid = mapping.mapped.tgid
+        frames = self.read(tgid, mapping.address, mapping.pages)
         if frames is None:
             mapping.ended = True                   # the process has ended
+            return
+        changed = [(page, frame) for page, frame in enumerate(frames)
+                   if frame is not None and mapping.seen.get(page) != frame]
+        if changed and mapping.mapped.inode and self.inode_at(tgid, mapping.address) != mapping.mapped.inode:
+            mapping.ended = True                   # unmapped: the address holds something else now
             return
         for page, frame in enumerate(frames):
             if frame is None:
                 mapping.seen.pop(page, None)
-            elif mapping.seen.get(page) != frame:
-                mapping.seen[page] = frame
-                mapping.held.append(self._page_event(mapping, page, frame))
+        for page, frame in changed:
+            mapping.seen[page] = frame
+            mapping.held.append(self._page_event(mapping, page, frame))
 
     def _page_event(self, mapping: Mapping, page: int, frame: Frame) -> Event:
         mapped = mapping.mapped

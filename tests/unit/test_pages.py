@@ -26,6 +26,10 @@ class Frames:
 
     def __init__(self) -> None:
         self.now: dict[int, list[Frame | None] | None] = {}
+        self.inode = 42                                         # what /proc/PID/maps shows at the address
+
+    def inode_at(self, tgid: int, address: int) -> int | None:
+        return self.inode if self.now.get(tgid) is not None else None
 
     def read(self, tgid: int, address: int, pages: int) -> list[Frame | None] | None:
         assert (address, pages) == (0x7F0000001000, 1)
@@ -34,7 +38,7 @@ class Frames:
 
 def test_a_page_event_when_a_frame_appears_or_changes_and_none_while_it_stays() -> None:
     proc = Frames()
-    watch = PageWatch(proc.read, clock=lambda: 99)
+    watch = PageWatch(proc.read, clock=lambda: 99, inode_at=proc.inode_at)
     watch.note(mapped(10, "0xffff888100000000"))
     proc.now[10] = [None]
     assert watch.look() == []                                   # mapped, not touched yet
@@ -64,7 +68,7 @@ def test_frames_seen_ahead_wait_for_their_mapping_to_be_emitted() -> None:
     """The decoder lags (symbols loading): the mapping is looked at from the read-ahead while
     its process lives, and its pages come out once its do_mmap event has."""
     proc = Frames()
-    watch = PageWatch(proc.read, clock=lambda: 99)
+    watch = PageWatch(proc.read, clock=lambda: 99, inode_at=proc.inode_at)
     early = mapped(10, "0xffff888100000000")
     watch.read_ahead(early)
     proc.now[10] = [Frame(0x1626FC, True)]
@@ -79,7 +83,7 @@ def test_frames_seen_ahead_wait_for_their_mapping_to_be_emitted() -> None:
 
 def test_a_mapping_read_ahead_is_not_watched_twice() -> None:
     proc = Frames()
-    watch = PageWatch(proc.read)
+    watch = PageWatch(proc.read, inode_at=proc.inode_at)
     watch.read_ahead(mapped(10, "0xffff888100000000"))
     proc.now[10] = [Frame(0x1626FC, True)]
     watch.look()
@@ -100,3 +104,29 @@ def test_a_pass_read_ahead_does_not_make_an_older_mapping_at_its_address_watched
     later.ts_ns = 60
     watch.note(later)
     assert list(watch.mappings) == [(11, 0x7F0000001000)]
+
+
+def test_a_mapping_unmapped_and_its_address_reused_is_no_longer_the_files() -> None:
+    proc = Frames()
+    watch = PageWatch(proc.read, inode_at=proc.inode_at)
+    watch.note(mapped(10, "0xffff888100000000"))
+    proc.now[10] = [Frame(0x1626FC, True)]
+    assert len(watch.look()) == 1
+    proc.now[10], proc.inode = [Frame(0x2000, False)], 0         # munmap, then malloc's arena there
+    assert watch.look() == [] and not watch.mappings
+
+
+def test_mapped_inode_reads_this_process_maps(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import ctypes
+    import mmap
+    import os
+
+    from tracer.pages import mapped_inode
+    path = tmp_path / "mapped"
+    path.write_bytes(b"x" * 4096)
+    with open(path, "r+b") as file, mmap.mmap(file.fileno(), 4096) as mapping:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+        assert mapped_inode(os.getpid(), address) == os.stat(path).st_ino
+        anonymous = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        assert mapped_inode(os.getpid(), ctypes.addressof(ctypes.c_char.from_buffer(anonymous))) == 0
+    assert mapped_inode(os.getpid(), 4096) is None                    # nothing is mapped at page 1
