@@ -11,8 +11,8 @@ within one poll (20 ms) goes unseen: the scenario waits after each touch. Before
 frame is told, /proc/PID/maps must still show the file's inode at that address: a mapping
 unmapped, its address reused by another, ends the watch.
 
-The pages are looked at while the process lives, so the watch cannot wait for the decoder,
-which may lag: while the kernel symbols load at start, or behind a burst. The sink reads
+The pages are looked at while the process lives, so the watch should not wait for the
+decoder, whose first decode waits for the kernel symbols to load. Meanwhile the sink reads
 ahead in the records it spools (`read_ahead`, events decoded without symbols), and the
 frames seen then are held until the mapping's do_mmap event is emitted in its turn.
 """

@@ -76,8 +76,11 @@ def test_the_page_watch_reads_ahead_only_the_steps_it_follows_without_symbols() 
     records = [raw(0, MEMFD_PAYLOAD, ts_ns=1, tgid=10, file=0x1000, name=b"demo"), bytes(mapping),
                raw(5, ts_ns=3, tgid=11, file=0x1000)]
     watched = Watched()
-    PageReadAhead(Decoder(STEPS, {}, 0, symbol=no_symbols_yet), watched).read(   # type: ignore[arg-type]
-        Block(b"".join(records), [i * EVENT_SIZE for i in range(3)], EVENT_SIZE))
+    ahead = PageReadAhead(Decoder(STEPS, {}, 0, symbol=no_symbols_yet), watched)   # type: ignore[arg-type]
+    block = Block(b"".join(records), [i * EVENT_SIZE for i in range(3)], EVENT_SIZE)
+    assert ahead.read(block, 1) == 1 and len(watched.ahead) == 1      # at most what it was given
+    watched.ahead.clear()
+    assert ahead.read(block, 10) == 2
     assert [(e.step, e.ts_ns, e.detail.get("address")) for e in watched.ahead] == [("do_mmap", 2, "0x7f00"),
                                                                                   ("receive_fd", 3, None)]
     assert watched.ahead[0].detail["file_kind"] == "memfd" and watched.ahead[0].detail["f_op"] == "0xffffffff82444680"
