@@ -8,7 +8,7 @@ tracer/findings.py FileLife).
 """
 from __future__ import annotations
 
-BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
+from tracer.findings import BIRTH_STEPS
 
 
 def file_life(records: list[dict], born: dict) -> list[dict]:

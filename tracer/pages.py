@@ -32,6 +32,8 @@ PRESENT = 1 << 63
 PAGES_PER_MAPPING = 4        # the first pages of each mapping are watched
 WATCHED_MAPPINGS = 16        # mappings watched at once, the newest (a pread each per poll)
 WATCHED_FILES = 4096         # struct files known to be passed between processes
+PASSING_STEPS = ("scm_fp_copy", "receive_fd", "in_flight")   # a struct file seen passed between processes
+FOLLOWED_STEPS = ("do_mmap", *PASSING_STEPS)                   # the steps the watch is told of
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class PageWatch:
         self._note(event, ahead=True)
 
     def _note(self, event: Event, ahead: bool) -> None:
-        if event.step in ("scm_fp_copy", "receive_fd", "in_flight") and event.file:
+        if event.step in PASSING_STEPS and event.file:
             self.passed.setdefault(event.file, event.ts_ns)
             if len(self.passed) > WATCHED_FILES:
                 del self.passed[next(iter(self.passed))]

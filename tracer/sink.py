@@ -20,7 +20,7 @@ from typing import IO
 
 from tracer.events import STEP_OFFSET, Decoder, Event
 from tracer.observer import Observer
-from tracer.pages import PageWatch
+from tracer.pages import FOLLOWED_STEPS, PageWatch
 from tracer.record import RecordingWriter
 from tracer.ringbuf import Block
 from tracer.stacks import PathJoiner
@@ -93,12 +93,10 @@ class PageReadAhead:
     """Finds, in records not decoded yet, the steps the page watch follows (mappings, files
     passed), and tells it of them: decoded without symbols, which may still be loading."""
 
-    STEPS = ("do_mmap", "scm_fp_copy", "receive_fd", "in_flight")
-
     def __init__(self, decoder: Decoder, pages: PageWatch) -> None:
         self.decoder = decoder.without_symbols()
         self.pages = pages
-        self.step_ids = {step_id for step_id, name in enumerate(decoder.step_names) if name in self.STEPS}
+        self.step_ids = {step_id for step_id, name in enumerate(decoder.step_names) if name in FOLLOWED_STEPS}
 
     def read(self, block: Block, most: int) -> int:
         """Tells the page watch of at most `most` of the block's records; returns how many."""
@@ -138,9 +136,7 @@ class EventSink:
 
     def take(self, data: int, size: int) -> None:
         """A perf buffer callback's record (kernels without the BPF ring buffer)."""
-        block = Block(ctypes.string_at(data, size), [0], size)
-        self._read_ahead(block)
-        self.spool.put(block)
+        self.take_block(Block(ctypes.string_at(data, size), [0], size))
 
     def _read_ahead(self, block: Block) -> None:
         """Records taken before the first decode, while the kernel symbols load: the page watch
