@@ -75,12 +75,41 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
 #define READ_KERNEL(dst, base, off) \
     bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
 
-/* One helper call for all the fields read of a struct. A call costs far more than
- * the bytes it copies (about 40-80 ns each on a mitigated x86 VM, 8 bytes or 256),
- * so the bytes from the first to the last field read are copied once onto the
- * stack and the fields taken from that copy. The span is <S>_SPAN_START and
- * <S>_SPAN_SIZE (tracer/offsets.py SPANS); size 0 means too wide (a randomized
- * layout), and then each TAKE is its own read. A failed read leaves zeros. */
+/* ---- fields of kernel structs ----
+ * READ_FIELD(dst, base, off) reads the field at `off` of the struct `base` points to.
+ * With TYPED_LOADS (tracer/kernel.py typed_loads: the kernel has the bpf_rdonly_cast
+ * kfunc and lets tracing programs call it, 6.2+) `base` is a pointer whose BTF type
+ * the verifier knows, and the read is a plain load that the verifier makes fault-safe
+ * (BPF_PROBE_MEM): no helper call, where a bpf_probe_read_kernel costs 40-80 ns on a
+ * mitigated x86 VM. A field that is itself a pointer to a struct gives such a pointer
+ * again; any other kernel address becomes one with AS_KERNEL(address, TYPE), which
+ * costs nothing at run time: the verifier turns the call into a register move
+ * (kernel/bpf/verifier.c fixup_kfunc_call). The call is compiled against a placeholder
+ * helper number that tracer/kfuncs.py rewrites into the kfunc's BTF id before loading.
+ * Without TYPED_LOADS, each read is a bpf_probe_read_kernel and AS_KERNEL nothing.
+ * A value stored in an event and read back is a plain number again: keep pointers in
+ * locals. Reads that index an array with a variable stay READ_KERNEL. */
+#ifdef TYPED_LOADS
+static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_RDONLY_CAST;
+#define AS_KERNEL(address, TYPE) ((u64)bpf_rdonly_cast((void *)(u64)(address), BTF_TYPE_##TYPE))
+#define READ_FIELD(dst, base, off) ((dst) = *(typeof(dst) *)((u64)(base) + (off)))
+#define current_task() ((u64)bpf_get_current_task_btf())
+#else
+#define AS_KERNEL(address, TYPE) ((u64)(address))
+#define READ_FIELD(dst, base, off) READ_KERNEL(dst, base, off)
+#define current_task() bpf_get_current_task()
+#endif
+
+/* One helper call for all the fields read of a struct, when loads are not typed. A call
+ * costs far more than the bytes it copies, so the bytes from the first to the last field
+ * read are copied once onto the stack and the fields taken from that copy. The span is
+ * <S>_SPAN_START and <S>_SPAN_SIZE (tracer/offsets.py SPANS); size 0 means too wide (a
+ * randomized layout), and then each TAKE is its own read. A failed read leaves zeros.
+ * With typed loads each TAKE is a load of its own. */
+#ifdef TYPED_LOADS
+#define SNAPSHOT(copy, base, S)
+#define TAKE(dst, copy, base, S, off) READ_FIELD(dst, base, off)
+#else
 #define SNAPSHOT(copy, base, S) \
     u8 copy[S##_SPAN_SIZE ? S##_SPAN_SIZE : 8]; \
     if (S##_SPAN_SIZE) \
@@ -92,6 +121,7 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
         else \
             READ_KERNEL(dst, base, off); \
     } while (0)
+#endif
 
 /* include/linux/err.h: the last page of the address space holds -errno values. */
 #define IS_ERR_VALUE(x) ((u64)(x) >= (u64)-4095)
@@ -298,11 +328,11 @@ struct fd_table {
 
 static __always_inline void current_fd_table(struct fd_table *table)
 {
-    u64 task = bpf_get_current_task(), files = 0, fdt = 0;
-    READ_KERNEL(files, task, TASK_FILES);
+    u64 files = 0, fdt = 0;
+    READ_FIELD(files, current_task(), TASK_FILES);
     if (!files)
         return;
-    READ_KERNEL(fdt, files, FILES_FDT);
+    READ_FIELD(fdt, files, FILES_FDT);
     SNAPSHOT(t, fdt, FDT);
     TAKE(table->max_fds, t, fdt, FDT, FDT_MAX_FDS);
     TAKE(table->fd, t, fdt, FDT, FDT_FD);
@@ -331,7 +361,7 @@ static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
 {
     u64 name = 0;
     if (dentry)
-        READ_KERNEL(name, dentry, DENTRY_NAME);
+        READ_FIELD(name, dentry, DENTRY_NAME);
     if (name)
         bpf_probe_read_kernel_str(out, size, (void *)name);
 }
@@ -341,17 +371,19 @@ static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
 static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
     struct file_identity *id = &e->identity;
-    u64 inode = 0, dentry = 0, sb = 0;
+    u64 inode = 0, dentry = 0, sb = 0, ops = 0;
     e->file = file;
     if (!file)
         return 0;
+    file = AS_KERNEL(file, FILE);
     {   /* each copy in its own block: the compiler gives them the same stack room */
         SNAPSHOT(f, file, FILE);
-        READ_KERNEL(e->refcount, file, FILE_REF);
+        READ_FIELD(e->refcount, file, FILE_REF);
         TAKE(inode, f, file, FILE, FILE_INODE);
-        TAKE(id->f_op, f, file, FILE, FILE_OP);
+        TAKE(ops, f, file, FILE, FILE_OP);
         TAKE(dentry, f, file, FILE, FILE_DENTRY);
     }
+    id->f_op = ops;
     if (!inode)
         return 0;
     {
@@ -363,12 +395,12 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
         id->i_mode = mode;
     }
     if (sb)
-        READ_KERNEL(id->s_magic, sb, SB_MAGIC);
-    if (id->f_op) {
-        SNAPSHOT(ops, id->f_op, FOPS);
-        TAKE(id->read_iter, ops, id->f_op, FOPS, FOPS_READ_ITER);
+        READ_FIELD(id->s_magic, sb, SB_MAGIC);
+    if (ops) {
+        SNAPSHOT(o, ops, FOPS);
+        TAKE(id->read_iter, o, ops, FOPS, FOPS_READ_ITER);
         if (!id->read_iter)
-            TAKE(id->read_iter, ops, id->f_op, FOPS, FOPS_READ);
+            TAKE(id->read_iter, o, ops, FOPS, FOPS_READ);
     }
     read_dentry_name(id->name, sizeof(id->name), dentry);
     return inode;
@@ -382,7 +414,7 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 static __always_inline bool is_unix_sock(u64 sk)
 {
     u16 family = 0;
-    READ_KERNEL(family, sk, SOCK_FAMILY);
+    READ_FIELD(family, AS_KERNEL(sk, SOCK), SOCK_FAMILY);
     return family == AF_UNIX;
 }
 

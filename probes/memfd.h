@@ -40,14 +40,14 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
 static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 address)
 {
     u64 mapping = 0, mm = 0, node = 0, best = 0, vm_mm = 0, vm_start = 0;
-    READ_KERNEL(mapping, file, FILE_MAPPING);
+    READ_FIELD(mapping, AS_KERNEL(file, FILE), FILE_MAPPING);
     if (!mapping)
         return;
-    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
-    READ_KERNEL(node, mapping, MAPPING_IMMAP);
+    READ_FIELD(mm, current_task(), TASK_MM);
+    READ_FIELD(node, mapping, MAPPING_IMMAP);
 #pragma clang loop unroll(disable)
     for (int i = 0; i < VMA_TREE_DEPTH; i++) {
-        u64 vma = node - VMA_SHARED_RB, vm_pgoff = 0;
+        u64 vma = AS_KERNEL(node - VMA_SHARED_RB, VMA), vm_pgoff = 0;
         if (!node)
             break;
         p->vmas_in_file_tree++;
@@ -87,7 +87,7 @@ static __always_inline void read_sendmsg(struct syspath_event *e, u64 sock_file,
 {
     describe_file(e, sock_file);
     e->payload.sendmsg.sock = sk;
-    READ_KERNEL(e->payload.sendmsg.peer, sk, UNIX_PEER);
+    READ_FIELD(e->payload.sendmsg.peer, AS_KERNEL(sk, UNIX_SOCK), UNIX_PEER);
     e->payload.sendmsg.scm_rights = scm_rights;
 }
 
@@ -112,13 +112,14 @@ static __always_inline void emit_in_flight(void *ctx, u64 sk, s32 stack)
 {
     u64 skb = 0, fpl = 0;
     s16 count = 0;
-    READ_KERNEL(skb, sk, SOCK_RECEIVE_QUEUE_PREV);
+    READ_FIELD(skb, AS_KERNEL(sk, SOCK), SOCK_RECEIVE_QUEUE_PREV);
     if (!skb || skb == sk + SOCK_RECEIVE_QUEUE)      /* an empty sk_buff_head points at itself */
         return;
-    READ_KERNEL(fpl, skb, SKB_CB + UNIXCB_FP);
+    READ_FIELD(fpl, skb, SKB_CB + UNIXCB_FP);        /* in skb->cb, bytes to BTF: a number */
     if (!fpl)
         return;
-    READ_KERNEL(count, fpl, SCM_FP_COUNT);
+    fpl = AS_KERNEL(fpl, SCM_FP_LIST);
+    READ_FIELD(count, fpl, SCM_FP_COUNT);
     for (int i = 0; i < MAX_SCM_FDS && i < count; i++) {
         struct syspath_event *e = new_event(STEP_IN_FLIGHT);
         u64 file = 0;

@@ -127,12 +127,14 @@ static __always_inline u64 unix_sock_of_fd(struct fd_table *table, s64 fd, u64 *
     *file_out = file;
     if (!file)
         return 0;
+    file = AS_KERNEL(file, FILE);
     SNAPSHOT(f, file, SOCKFILE);
     TAKE(inode, f, file, SOCKFILE, FILE_INODE);
     TAKE(socket, f, file, SOCKFILE, FILE_PRIVATE_DATA);
-    READ_KERNEL(mode, inode, INODE_MODE);
+    READ_FIELD(mode, inode, INODE_MODE);
     if ((mode & S_IFMT) != S_IFSOCK)
         return 0;
+    socket = AS_KERNEL(socket, SOCKET);              /* private_data is a void * */
     SNAPSHOT(s, socket, SOCKET);
     TAKE(*type_out, s, socket, SOCKET, SOCKET_TYPE);
     TAKE(sk, s, socket, SOCKET, SOCKET_SK);

@@ -173,6 +173,13 @@ class Btf:
     def has_func(self, name: str) -> bool:
         return self._lookup(self._funcs, name) is not None
 
+    def type_id(self, kind: str, name: str) -> int | None:
+        """The id of the struct or function named so (what the verifier knows a type by)."""
+        if kind == "func":
+            return self._lookup(self._funcs, name)
+        type_id = self._composite_id(name)
+        return type_id if type_id is not None and self._kind(type_id) == KIND_STRUCT else None
+
     def _param_type(self, type_id: int) -> str:
         # A last parameter of type 0 marks a variadic function.
         return self._type_name(type_id, 0) if type_id else "..."
@@ -385,7 +392,8 @@ def _index_types(words: array[int]) -> tuple[list[int], dict[int, int], dict[int
 
 def resolve_offsets(requests: Mapping[str, tuple[str, Sequence[str]]], btf_path: str = VMLINUX_BTF,
                     cache_dir: Path | None = DEFAULT_CACHE_DIR) -> dict[str, Member]:
-    cache_file = _cache_file(cache_dir, requests, btf_path) if cache_dir is not None else None
+    normalized = {name: [struct, list(candidates)] for name, (struct, candidates) in requests.items()}
+    cache_file = _cache_file(cache_dir, "offsets", normalized, btf_path) if cache_dir is not None else None
     if cache_file is not None:
         cached = _read_cache(cache_file, requests)
         if cached is not None:
@@ -397,27 +405,52 @@ def resolve_offsets(requests: Mapping[str, tuple[str, Sequence[str]]], btf_path:
     return members
 
 
-def _cache_file(cache_dir: Path, requests: Mapping[str, tuple[str, Sequence[str]]], btf_path: str) -> Path | None:
+def resolve_type_ids(requests: Mapping[str, tuple[str, str]], btf_path: str = VMLINUX_BTF,
+                     cache_dir: Path | None = DEFAULT_CACHE_DIR) -> dict[str, int]:
+    """define name -> BTF id of ("struct" | "func", name); a name this BTF lacks is left out."""
+    normalized = {name: list(wanted) for name, wanted in requests.items()}
+    cache_file = _cache_file(cache_dir, "types", normalized, btf_path) if cache_dir is not None else None
+    if cache_file is not None:
+        cached = _read_json_cache(cache_file)
+        if isinstance(cached, dict) and set(cached) <= set(requests) \
+                and all(type(value) is int for value in cached.values()):
+            return cached
+    btf = Btf.load(btf_path)
+    found = {name: btf.type_id(kind, type_name) for name, (kind, type_name) in requests.items()}
+    ids = {name: type_id for name, type_id in found.items() if type_id is not None}
+    if cache_file is not None:
+        _write_cache(cache_file, ids)
+    return ids
+
+
+def _cache_file(cache_dir: Path, kind: str, request: object, btf_path: str) -> Path | None:
     try:
         st = os.stat(btf_path)
     except OSError:
         return None
     uname = os.uname()
-    normalized = {name: [struct, list(candidates)] for name, (struct, candidates) in requests.items()}
-    material = json.dumps([CACHE_FORMAT, st.st_size, st.st_mtime_ns, uname.release, uname.version, normalized],
+    material = json.dumps([CACHE_FORMAT, st.st_size, st.st_mtime_ns, uname.release, uname.version, request],
                           sort_keys=True)
-    return cache_dir / f"offsets-{hashlib.sha256(material.encode()).hexdigest()}.json"
+    return cache_dir / f"{kind}-{hashlib.sha256(material.encode()).hexdigest()}.json"
 
 
-def _read_cache(cache_file: Path, requests: Mapping[str, tuple[str, Sequence[str]]]) -> dict[str, Member] | None:
+def _read_json_cache(cache_file: Path) -> object:
+    """A cache file's content, if this user wrote it and nobody else can; None otherwise."""
     try:
         with open(cache_file, "rb") as f:
             st = os.fstat(f.fileno())
             if st.st_uid != os.geteuid() or st.st_mode & 0o022:
                 return None
-            content = json.load(f)
-        members = {name: _member_from_json(fields) for name, fields in content.items()}
-    except (OSError, ValueError, TypeError, AttributeError):
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _read_cache(cache_file: Path, requests: Mapping[str, tuple[str, Sequence[str]]]) -> dict[str, Member] | None:
+    content = _read_json_cache(cache_file)
+    try:
+        members = {name: _member_from_json(fields) for name, fields in content.items()}  # type: ignore[union-attr]
+    except (ValueError, TypeError, AttributeError):
         return None
     if members.keys() != requests.keys():
         return None
@@ -435,8 +468,9 @@ def _member_from_json(fields: dict[str, object]) -> Member:
     return member
 
 
-def _write_cache(cache_file: Path, members: Mapping[str, Member]) -> None:
-    content = json.dumps({name: asdict(m) for name, m in members.items()}, indent=1, sort_keys=True)
+def _write_cache(cache_file: Path, data: Mapping[str, Member] | Mapping[str, int]) -> None:
+    content = json.dumps({name: asdict(v) if isinstance(v, Member) else v for name, v in data.items()},
+                         indent=1, sort_keys=True)
     tmp = None
     try:
         os.makedirs(cache_file.parent, mode=0o700, exist_ok=True)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tracer import catalog, facts, kernel, paths, stacks
+from tracer import catalog, facts, kernel, kfuncs, paths, stacks
 from tracer.btf import BtfError
 from tracer.errors import SyspathError
 from tracer.loader import LoadedProgram, hook_defines, load, program_files
@@ -25,11 +25,12 @@ class Startup:
     attach_s: float = 0.0
     total_s: float = 0.0
     from_cache: bool = False
+    reads: str = ""          # how the probes read kernel fields, and why not the cheaper way
 
     def line(self) -> str:
         loaded = "loaded from the compile cache" if self.from_cache else "compile+load"
         return (f"probes attached {self.total_s:.2f} s after start (BTF offsets {self.btf_s:.3f} s, "
-                f"{loaded} {self.compile_s:.2f} s, attach {self.attach_s:.2f} s)")
+                f"{loaded} {self.compile_s:.2f} s, attach {self.attach_s:.2f} s); {self.reads}")
 
 
 @dataclass
@@ -110,6 +111,23 @@ def choose_hooks(scenario: str | None, mode: str) -> list[catalog.HookChoice]:
     return resolve_with_paths(scenario, mode, kernel_view())[0]
 
 
+def load_reading_fields(files: list[str], flags: list[str], perf_buffer: bool,
+                        typed_loads: kernel.Capability) -> tuple[LoadedProgram, str]:
+    """The program loaded with typed loads where the kernel has them (probes/common.h
+    READ_FIELD), else, or if the verifier refuses that program, with a helper call per read."""
+    slow = "fields read with bpf_probe_read_kernel"
+    if os.environ.get("SYSPATH_NO_TYPED_LOADS") == "1":      # the benchmark measures what they buy
+        return load(files, flags, perf_buffer), f"{slow}: SYSPATH_NO_TYPED_LOADS=1"
+    if not typed_loads.available:
+        return load(files, flags, perf_buffer), f"{slow}: {typed_loads.detail}"
+    ids = kfuncs.resolve()
+    try:
+        return load(files, [*flags, *kfuncs.typed_load_flags(ids)], perf_buffer,
+                    kfuncs.slot_targets(ids)), "fields read by typed loads"
+    except SyspathError as refused:
+        return load(files, flags, perf_buffer), f"{slow}: the typed-load program was refused ({refused})"
+
+
 def build(scenario: str | None, mode: str) -> Probes:
     started = time.perf_counter()
     preflight()
@@ -126,9 +144,10 @@ def build(scenario: str | None, mode: str) -> Probes:
     emit += ["-DCLONE_ENTRY"] if any(c.step == "clone" and c.tier for c in choices) else []
     emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
     emit += [] if capabilities["task_pt_regs"].available else ["-DSYSCALL_ARGS_AT_ENTRY"]
-    program = load(program_files(choices) + ([stacks.PATHS_FILE] if points else []),
-                   [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit],
-                   use_perf_buffer(capabilities))
+    files = program_files(choices) + ([stacks.PATHS_FILE] if points else [])
+    flags = [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit]
+    program, startup.reads = load_reading_fields(files, flags, use_perf_buffer(capabilities),
+                                                 capabilities["typed_loads"])
     try:
         program.attach_functions(choices)
     except BaseException:

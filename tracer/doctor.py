@@ -66,7 +66,7 @@ def tier_checks() -> list[Check]:
     if os.geteuid() != 0 or kernel.bcc_version() is None or kernel.headers_dir() is None:
         why = "needs root, bcc and a headers tree to try"
         return [Check(name, False, f"not tried: {why}", "sudo syspath doctor")
-                for name in ("kprobe", "fentry", "tracepoint", "ringbuf", "task_pt_regs")]
+                for name in kernel.CAPABILITIES]
     return list(kernel.probe_capabilities(refresh=True).values())
 
 

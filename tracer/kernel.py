@@ -222,12 +222,13 @@ def _first_line(text: str) -> str:
     return interesting[-1].strip() if interesting else ""
 
 
-def _try_program(text: str, attach_kprobe: str | None = None) -> tuple[bool, str]:
-    from bcc import BPF
+def _try_program(text: str, attach_kprobe: str | None = None, cflags: tuple[str, ...] = (),
+                 kfunc_targets: dict[int, int] | None = None) -> tuple[bool, str]:
+    from tracer import kfuncs
 
     with captured_stderr() as err:
         try:
-            program = BPF(text=text.encode(), cflags=["-Wno-ignored-attributes"])
+            program = kfuncs.compile_program(text.encode(), ["-Wno-ignored-attributes", *cflags], kfunc_targets or {})
             try:
                 if attach_kprobe:
                     program.attach_kprobe(event=attach_kprobe, fn_name="probe")
@@ -288,15 +289,35 @@ def _task_pt_regs_capability() -> Capability:
                       else why, "" if ok else "kernel older than 5.15: syscall entries stash the arguments")
 
 
+def _typed_loads_capability() -> Capability:
+    from tracer import kfuncs
+
+    lost = "fields are read with bpf_probe_read_kernel, a helper call each"
+    ids = kfuncs.resolve()
+    lacking = kfuncs.missing(ids)
+    if lacking:
+        return Capability("typed_loads", False, f"this kernel's BTF has no {', '.join(lacking)} (bpf_rdonly_cast "
+                          "came in 6.2)", lost)
+    ok, why = _try_program("static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_RDONLY_CAST;\n"
+                           "TRACEPOINT_PROBE(syscalls, sys_exit_getpid) { "
+                           "return bpf_rdonly_cast((void *)bpf_get_current_task(), BTF_TYPE_FILE) != 0; }",
+                           cflags=tuple(kfuncs.typed_load_flags(ids)), kfunc_targets=kfuncs.slot_targets(ids))
+    return Capability("typed_loads", ok, "kernel fields are plain loads from pointers typed with bpf_rdonly_cast"
+                      if ok else f"a tracepoint program may not call bpf_rdonly_cast here ({why})", "" if ok else lost)
+
+
+CAPABILITIES = ("kprobe", "fentry", "tracepoint", "ringbuf", "task_pt_regs", "typed_loads")
+
+
 def probe_capabilities(refresh: bool = False) -> dict[str, Capability]:
-    """kprobe, fentry, tracepoint, ringbuf and task_pt_regs, each tried; cached per kernel build."""
-    cache = CACHE_DIR / f"capabilities-v4-{build_key()}.json"
+    """kprobe, fentry, tracepoint, ringbuf, task_pt_regs and typed_loads, each tried; cached per kernel build."""
+    cache = CACHE_DIR / f"capabilities-v5-{build_key()}.json"
     if not refresh and cache.exists():
         return {name: Capability(**fields) for name, fields in json.loads(cache.read_text()).items()}
     use_headers()
     found = {cap.name: cap for cap in (_kprobe_capability(), _fentry_capability(),
                                         _tracepoint_capability(), _ringbuf_capability(),
-                                        _task_pt_regs_capability())}
+                                        _task_pt_regs_capability(), _typed_loads_capability())}
     write_private_json(cache, {name: asdict(cap) for name, cap in found.items()})
     return found
 

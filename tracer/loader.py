@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer import objcache
+from tracer import kfuncs, objcache
 from tracer.catalog import ALL_STEP_NAMES, CLONE_STEPS, FUNCTION_TIERS, MEMFD_STEPS, HookChoice
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_stderr
@@ -180,7 +180,10 @@ def use_cache() -> bool:
     return os.environ.get("SYSPATH_NO_CACHE") != "1"
 
 
-def load(files: list[str], cflags: list[str], perf_buffer: bool = False) -> LoadedProgram:
+def load(files: list[str], cflags: list[str], perf_buffer: bool = False,
+         kfunc_targets: dict[int, int] | None = None) -> LoadedProgram:
+    """Compiled (or taken from the compile cache), loaded, attached. kfunc_targets: the
+    placeholder helper numbers to make kfunc calls of (tracer/kfuncs.py)."""
     flags = [*cflags, f"-DRINGBUF_PAGES={ring_pages()}", "-Wno-ignored-attributes"]
     if perf_buffer:
         flags.append("-DSYSPATH_PERF_BUFFER")
@@ -189,7 +192,7 @@ def load(files: list[str], cflags: list[str], perf_buffer: bool = False) -> Load
     started = time.perf_counter()
     loaded = _load_cached(key) if use_cache() and not perf_buffer else None
     if loaded is None:
-        loaded = _compile(files, text, flags, perf_buffer)
+        loaded = _compile(files, text, flags, perf_buffer, kfunc_targets or {})
         if use_cache() and not perf_buffer and objcache.cacheable(loaded.bpf):
             objcache.save(loaded.bpf, key)
     loaded.timings.compile_s = time.perf_counter() - started
@@ -206,12 +209,11 @@ def _load_cached(key: str) -> LoadedProgram | None:
         return None              # compiled afresh below, and the cache rewritten
 
 
-def _compile(files: list[str], text: str, flags: list[str], perf_buffer: bool) -> LoadedProgram:
-    from bcc import BPF
-
+def _compile(files: list[str], text: str, flags: list[str], perf_buffer: bool,
+             kfunc_targets: dict[int, int]) -> LoadedProgram:
     with captured_stderr() as err:
         try:
-            bpf = BPF(text=text.encode(), cflags=flags)
+            bpf = kfuncs.compile_program(text.encode(), flags, kfunc_targets)
         except Exception as error:  # bcc raises bare Exception
             bpf = None
             failure = str(error)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tracer.btf import Btf, BtfError, Member, resolve_offsets
+from tracer.btf import Btf, BtfError, Member, resolve_offsets, resolve_type_ids
 
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BPFTOOL = "/usr/sbin/bpftool"
@@ -176,6 +176,15 @@ def test_func_params(fake: Btf) -> None:
     assert fake.func_params("say") == [("fmt", "const char *"), ("", "...")]
     assert fake.func_params("missing") is None
     assert fake.has_func("do_thing") and not fake.has_func("outer")
+
+
+def test_type_ids_of_structs_and_functions(fake: Btf) -> None:
+    outer, do_thing = fake.type_id("struct", "outer"), fake.type_id("func", "do_thing")
+    assert outer is not None and do_thing is not None and outer != do_thing
+    assert fake.func_params("do_thing")[0] == ("o", "struct outer *")   # the same BTF, read another way
+    assert fake.type_id("struct", "either") is None          # a union is not a struct
+    assert fake.type_id("func", "outer") is None and fake.type_id("struct", "do_thing") is None
+    assert fake.type_id("struct", "missing") is None
 
 
 def test_rejects_garbage() -> None:
@@ -443,3 +452,19 @@ def test_kernel_cached_resolve_is_fast(tmp_path: Path) -> None:
     start = time.perf_counter()
     resolve_offsets(requests, cache_dir=tmp_path)
     assert time.perf_counter() - start < 0.05
+
+
+def test_resolve_type_ids_leaves_out_what_is_missing_and_caches(btf_file: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    requests = {"BTF_TYPE_OUTER": ("struct", "outer"), "KFUNC_do_thing": ("func", "do_thing"),
+                "KFUNC_absent": ("func", "absent")}
+    found = resolve_type_ids(requests, btf_path=btf_file, cache_dir=cache)
+    parsed = Btf.load(btf_file)
+    assert found == {"BTF_TYPE_OUTER": parsed.type_id("struct", "outer"),
+                     "KFUNC_do_thing": parsed.type_id("func", "do_thing")}
+
+    def no_parse(cls: type[Btf], path: str = VMLINUX) -> Btf:
+        raise AssertionError("BTF parsed although the cache should have answered")
+    monkeypatch.setattr(Btf, "load", classmethod(no_parse))
+    assert resolve_type_ids(requests, btf_path=btf_file, cache_dir=cache) == found

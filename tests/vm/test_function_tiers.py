@@ -270,3 +270,18 @@ def test_kernel_facts_were_saved(guest: GuestRun) -> None:
     """The facts unit tests resolve against (tests/unit/kernels/): this kernel's, fresh."""
     facts = json.loads((guest.out / "facts.json").read_text())
     assert facts["release"].startswith(guest.series + ".") and facts["symbols"]
+
+
+@pytest.mark.parametrize("mode", TIERS)
+def test_fields_are_read_the_way_this_kernel_allows(guest: GuestRun, mode: str) -> None:
+    """6.12 has bpf_rdonly_cast, so every tier's program reads fields by typed loads (kprobe and
+    fentry programs too: the kfunc call is made in bcc's bytecode before bcc loads it); 6.1
+    has not, and the start line says why the helper reads stayed."""
+    started = [line for line in (guest.out / f"memfd-share-{mode}.out").read_text().splitlines()
+               if "probes attached" in line]
+    assert len(started) == 1, started
+    if guest.series == "6.1":
+        assert started[0].endswith("fields read with bpf_probe_read_kernel: this kernel's BTF has no "
+                                   "bpf_rdonly_cast (bpf_rdonly_cast came in 6.2)"), started
+    else:
+        assert started[0].endswith("; fields read by typed loads"), started
