@@ -48,7 +48,7 @@ BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
  * hundred mmaps at start do not use up the sender's. 256: a Python process maps some
  * 170 files (interpreter, libraries, modules) before its own first mmap. */
 #define STACK_FIRST 256
-#define STACK_EVERY 64
+#define STACK_EVERY 1024
 #define STACK_SAMPLED_OUT -1000   /* not an errno: tracer/stacks.py SAMPLED_OUT */
 #ifndef SYSPATH_NO_STACKS
 BPF_TABLE("lru_hash", u64, u64, stack_counts, 16384);
@@ -140,13 +140,46 @@ static __always_inline void count_lost(u32 step)
         __sync_fetch_and_add(lost, 1);
 }
 
+#ifndef SYSPATH_PERF_BUFFER
+/* Now and then a reservation fails although the ring is nearly empty, and succeeds a few
+ * to a few dozen tries later (seen on 6.18, whose kernel/bpf/ringbuf.c
+ * __bpf_ringbuf_reserve takes an rqspinlock_t; reproduced without syspath; cause not
+ * known). So a failed reservation is tried again, up to RESERVE_TRIES times, unless one
+ * used up its tries on this CPU less than RING_FULL_HOLD_NS ago: a ring that is really
+ * full must not slow the traced program down by the retries too. */
+#define RESERVE_TRIES 64
+#define RING_FULL_HOLD_NS 1000000
+BPF_PERCPU_ARRAY(ring_full_at, u64, 1);
+
+static __always_inline struct syspath_event *reserve_event(void)
+{
+    struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
+    int zero = 0;
+    u64 *full_at, now;
+    if (e)
+        return e;
+    full_at = ring_full_at.lookup(&zero);
+    now = bpf_ktime_get_ns();
+    if (!full_at || now - *full_at < RING_FULL_HOLD_NS)
+        return NULL;
+#pragma clang loop unroll(disable)
+    for (int tries = 1; tries < RESERVE_TRIES; tries++) {
+        e = events.ringbuf_reserve(sizeof(struct syspath_event));
+        if (e)
+            return e;
+    }
+    *full_at = now;
+    return NULL;
+}
+#endif
+
 static __always_inline struct syspath_event *new_event(u32 step)
 {
 #ifdef SYSPATH_PERF_BUFFER
     int zero = 0;
     struct syspath_event *e = scratch.lookup(&zero);
 #else
-    struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
+    struct syspath_event *e = reserve_event();
 #endif
     if (!e) {
         count_lost(step);
