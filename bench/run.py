@@ -98,10 +98,12 @@ def run(command: list[str]) -> Run:
                int(counts["events"]) if counts else 0, int(counts["lost"]) if counts else 0, stderr)
 
 
-def syspath(mode: str, *workload: str, stacks: bool = True, cache: bool = True) -> list[str]:
+def syspath(mode: str, *workload: str, stacks: bool = True, cache: bool = True, typed: bool = True) -> list[str]:
     """SYSPATH_NO_STACKS=1: the same probes without kernel stack capture (its cost, measured);
-    SYSPATH_NO_CACHE=1: compiled by bcc, not loaded from the compile cache."""
+    SYSPATH_NO_CACHE=1: compiled by bcc, not loaded from the compile cache;
+    SYSPATH_NO_TYPED_LOADS=1: every kernel field read by a helper call (what typed loads buy)."""
     switches = ([] if stacks else ["SYSPATH_NO_STACKS=1"]) + ([] if cache else ["SYSPATH_NO_CACHE=1"])
+    switches += [] if typed else ["SYSPATH_NO_TYPED_LOADS=1"]
     return [*(["env", *switches] if switches else []), sys.executable, "-m", "tracer", "trace", "--mode", mode,
             "--no-live", "--", *workload]
 
@@ -147,6 +149,8 @@ def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
     contenders |= {f"syspath {tier}": syspath(tier, str(workload), loop, str(LOOP)) for tier in tiers}
     contenders |= {f"syspath {tier} no stacks": syspath(tier, str(workload), loop, str(LOOP), stacks=False)
                    for tier in tiers}
+    contenders |= {f"syspath {tier} helper reads": syspath(tier, str(workload), loop, str(LOOP), typed=False)
+                   for tier in tiers}
     contenders["bpftrace"] = bpftrace(str(workload), loop, str(LOOP))
     contenders["untraced (short)"] = [str(workload), loop, str(STRACE_LOOP)]
     contenders["strace -f"] = ["strace", "-f", "-o", "/dev/null", str(workload), loop, str(STRACE_LOOP)]
@@ -173,6 +177,7 @@ def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
     return {
         "ratios": {tier: ratio(f"syspath {tier}", "untraced") for tier in tiers},
         "ratios_no_stacks": {tier: ratio(f"syspath {tier} no stacks", "untraced") for tier in tiers},
+        "ratios_helper_reads": {tier: ratio(f"syspath {tier} helper reads", "untraced") for tier in tiers},
         "spread": {name: spread(name, "untraced") for name in names if name.startswith("syspath")},
         "bpftrace": ratio("bpftrace", "untraced"), "strace": ratio("strace -f", "untraced (short)"),
         "untraced_s": statistics.median(times["untraced"]),
@@ -259,6 +264,8 @@ def main() -> int:
         "startup": started,
         "overhead": {loop: {"ratio": {tier: round(r, 3) for tier, r in found["ratios"].items()},
                             "ratio_no_stacks": {tier: round(r, 3) for tier, r in found["ratios_no_stacks"].items()},
+                            "ratio_helper_reads": {tier: round(r, 3)
+                                                   for tier, r in found["ratios_helper_reads"].items()},
                             "spread": found["spread"], "strace_ratio": round(found["strace"], 2),
                             "bpftrace_ratio": round(found["bpftrace"], 3),
                             "untraced_loop_s": round(found["untraced_s"], 3), "events": found["events"],
@@ -295,6 +302,9 @@ def results_table(results: dict) -> Table:
                           f"({found['events'][tier]} events, {found['lost'][tier]} lost)", "<= 1.15x")
             low, high = found["spread"][f"syspath {tier} no stacks"]
             table.add_row("  without kernel stacks", f"{found['ratio_no_stacks'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
+            low, high = found["spread"][f"syspath {tier} helper reads"]
+            table.add_row("  fields read by helper calls (SYSPATH_NO_TYPED_LOADS=1)",
+                          f"{found['ratio_helper_reads'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
         table.add_row(f"overhead {loop}, bpftrace (4 printf tracepoints)", f"{found['bpftrace_ratio']:.2f}x", "")
         table.add_row(f"overhead {loop}, strace -f", f"{found['strace_ratio']:.1f}x", "")
     for name, cost in sorted(results["program_ns_per_run"].items(), key=lambda item: -item[1]["ns_per_run"]):
