@@ -147,7 +147,7 @@ static __always_inline void count_lost(u32 step)
  * known). So a failed reservation is tried again, up to RESERVE_TRIES times, unless one
  * used up its tries on this CPU less than RING_FULL_HOLD_NS ago: a ring that is really
  * full must not slow the traced program down by the retries too. */
-#define RESERVE_TRIES 64
+#define RESERVE_TRIES 16          /* the verifier walks each try: 64 made every start 90 ms longer */
 #define RING_FULL_HOLD_NS 1000000
 BPF_PERCPU_ARRAY(ring_full_at, u64, 1);
 

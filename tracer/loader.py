@@ -109,7 +109,7 @@ class LoadedProgram:
         return [int(address) for address in itertools.takewhile(bool, addresses)]
 
     def lost_steps(self, names: dict[int, str]) -> dict[str, int]:
-        """Events the probes had no room for, per step (probes/common.h count_lost); the
+        """Events the ring buffer refused, per step (probes/common.h count_lost); the
         perf buffer's own drops are perf_lost, which no step is known of."""
         fd, found = self.map_fd("lost_events"), {}
         for step_id in range(LOST_SLOTS):

@@ -61,4 +61,4 @@ def test_lost_events_name_the_steps_that_lost_them_most_first() -> None:
     lossy = findings_of([])
     lossy.finished(lost=7, exit_code=0, lost_steps={"shmem_file_setup": 2, "memfd_create": 5})
     assert conclusion_lines(lossy)[-1].startswith(
-        "7 events were lost (no room in the ring buffer: memfd_create 5, shmem_file_setup 2)")
+        "7 events were lost (the ring buffer refused them: memfd_create 5, shmem_file_setup 2)")

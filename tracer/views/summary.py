@@ -145,11 +145,11 @@ def _states(states: object) -> str:
 
 
 def lost_lines(lost: int, steps: dict[str, int] | None = None) -> list[str]:
-    """How many events the ring buffer had no room for, and of which steps."""
+    """How many events the ring buffer refused (full, or failing: README, Losses), and of which steps."""
     if not lost:
         return []
     which = ", ".join(f"{step} {count}" for step, count in sorted((steps or {}).items(), key=lambda kv: -kv[1]))
-    return [f"{lost} events were lost (no room in the ring buffer{': ' + which if which else ''}): "
+    return [f"{lost} events were lost (the ring buffer refused them{': ' + which if which else ''}): "
             "what is above may be incomplete."]
 
 
