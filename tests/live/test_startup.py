@@ -53,3 +53,39 @@ def test_a_cached_program_the_kernel_refuses_leaves_nothing_open() -> None:
     with pytest.raises(objcache.CacheError):
         objcache.load(broken)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def facts_of_the_memfd(records: list[dict]) -> list[tuple]:
+    """What the probes read of the memfd's struct file, event by event, without the addresses
+    that change from run to run: its steps, refcounts, kind, name, f_op, vma and skb."""
+    events = [r for r in records if r["type"] == "event"]
+    [created] = [r for r in events if r["step"] == "memfd_create"]
+    facts = []
+    for event in events:
+        if event.get("file") != created["file"] or event["step"] == "page":
+            continue
+        detail = event["detail"]
+        facts.append((event["comm"], event["step"], event["refcount"], event["inode"] == created["inode"],
+                      detail.get("file_kind"), detail.get("file_name"), detail.get("f_op_read"),
+                      tuple(detail.get("vm_flags", ())), detail.get("vm_file") == created["file"] or None,
+                      bool(detail.get("vma")), detail.get("pgoff"), bool(detail.get("skb")), detail.get("index")))
+    return facts
+
+
+def test_typed_loads_read_what_helper_reads_read(tmp_path: Path) -> None:
+    from tracer import kernel
+
+    if not kernel.probe_capabilities()["typed_loads"].available:
+        pytest.skip(f"no typed loads here: {kernel.probe_capabilities()['typed_loads'].detail}")
+    typed = record(tmp_path / "typed.jsonl")
+    helpers = record(tmp_path / "helpers.jsonl", SYSPATH_NO_TYPED_LOADS="1")
+    assert "; fields read by typed loads" in typed.stderr, typed.stderr
+    assert "; fields read with bpf_probe_read_kernel: SYSPATH_NO_TYPED_LOADS=1" in helpers.stderr, helpers.stderr
+    read_typed, read_by_helpers = (read_jsonl(tmp_path / name) for name in ("typed.jsonl", "helpers.jsonl"))
+    assert story(read_typed) == story(read_by_helpers)
+    facts = facts_of_the_memfd(read_typed)
+    assert facts == facts_of_the_memfd(read_by_helpers)
+    steps = {fact[1] for fact in facts}
+    assert {"memfd_create", "do_mmap", "scm_fp_copy", "in_flight", "receive_fd"} <= steps
+    assert all(fact[4] == "memfd" and fact[5] == "syspath-demo" and fact[6] == "shmem_file_read_iter"
+               for fact in facts), facts
