@@ -13,6 +13,7 @@ pointer of a BTF type, whose fields then are plain loads (probes/common.h TYPED_
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
 from typing import Any
 
@@ -84,14 +85,16 @@ def compile_program(text: bytes, cflags: list[str], targets: dict[int, int]) -> 
     attaches the programs it names by prefix (tracepoint__, raw_tracepoint__, kfunc__)."""
     from bcc import BPF
 
-    bpf = _DeferredLoad(text=text, cflags=cflags)
+    bpf = _deferred_load()(text=text, cflags=cflags)
     if targets:
         rewrite_module(bpf, targets)
     BPF._trace_autoload(bpf)
     return bpf
 
 
-def _deferred_class() -> type:
+@functools.cache
+def _deferred_load() -> type:
+    """bcc's BPF class, minus the load at construction (bcc is imported at first use)."""
     from bcc import BPF
 
     class DeferredLoad(BPF):          # type: ignore[misc, valid-type]
@@ -99,17 +102,3 @@ def _deferred_class() -> type:
             """Loaded by compile_program, once the kfunc calls are in place."""
 
     return DeferredLoad
-
-
-class _LazyDeferred:
-    """bcc is imported when the first program is compiled, not with this module."""
-
-    _class: type | None = None
-
-    def __call__(self, **kwargs: Any) -> Any:
-        if self._class is None:
-            self._class = _deferred_class()
-        return self._class(**kwargs)
-
-
-_DeferredLoad = _LazyDeferred()
