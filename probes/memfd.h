@@ -43,7 +43,7 @@ static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 addre
     READ_FIELD(mapping, AS_KERNEL(file, FILE), FILE_MAPPING);
     if (!mapping)
         return;
-    READ_FIELD(mm, current_task(), TASK_MM);
+    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);   /* only compared: no typed pointer needed */
     READ_FIELD(node, mapping, MAPPING_IMMAP);
 #pragma clang loop unroll(disable)
     for (int i = 0; i < VMA_TREE_DEPTH; i++) {

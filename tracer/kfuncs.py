@@ -21,8 +21,8 @@ from tracer import btf
 
 SLOTS = {"bpf_rdonly_cast": 0x7F00}          # far above the kernel's helper numbers (~220)
 # The structs probes/common.h AS_KERNEL(address, TYPE) casts to: TYPE -> struct name.
-CAST_TYPES = {"FILE": "file", "SOCK": "sock", "UNIX_SOCK": "unix_sock", "SOCKET": "socket",
-              "VMA": "vm_area_struct", "SCM_FP_LIST": "scm_fp_list"}
+CAST_TYPES = {"FILE": "file", "FILES": "files_struct", "SOCK": "sock", "UNIX_SOCK": "unix_sock",
+              "SOCKET": "socket", "VMA": "vm_area_struct", "SCM_FP_LIST": "scm_fp_list"}
 
 INSN = struct.Struct("<BBhi")                # struct bpf_insn: code, dst_reg|src_reg<<4, off, imm
 CALL = 0x85                                  # BPF_JMP | BPF_CALL
