@@ -296,8 +296,8 @@ def _typed_loads_capability() -> Capability:
     ids = kfuncs.resolve()
     lacking = kfuncs.missing(ids)
     if lacking:
-        return Capability("typed_loads", False, f"this kernel's BTF has no {', '.join(lacking)} (bpf_rdonly_cast "
-                          "came in 6.2)", lost)
+        since = " (bpf_rdonly_cast came in 6.2)" if "bpf_rdonly_cast" in lacking else ""
+        return Capability("typed_loads", False, f"this kernel's BTF has no {', '.join(lacking)}{since}", lost)
     ok, why = _try_program("static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_RDONLY_CAST;\n"
                            "TRACEPOINT_PROBE(syscalls, sys_exit_getpid) { "
                            "return bpf_rdonly_cast((void *)bpf_get_current_task(), BTF_TYPE_FILE) != 0; }",

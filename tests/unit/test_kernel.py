@@ -31,3 +31,17 @@ def test_kallsyms_keeps_whole_function_clones_only() -> None:
     assert names["do_mmap"] == "do_mmap" and names["scm_fp_copy"] == "scm_fp_copy.isra.0"
     assert "copy_process" not in names and "shmem_thing" not in names and "some_data" not in names
     assert names["receive_fd"] == "receive_fd.constprop.0.isra.0"
+
+
+def test_typed_loads_say_what_this_kernels_btf_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracer import kfuncs
+
+    everything = {define: index + 1 for index, define in enumerate(kfuncs.type_requests())}
+    no_kfunc = {k: v for k, v in everything.items() if k != "KFUNC_bpf_rdonly_cast"}
+    monkeypatch.setattr(kfuncs, "resolve", lambda: no_kfunc)
+    found = kernel._typed_loads_capability()
+    assert not found.available
+    assert found.detail == "this kernel's BTF has no bpf_rdonly_cast (bpf_rdonly_cast came in 6.2)"
+    no_struct = {k: v for k, v in everything.items() if k != "BTF_TYPE_UNIX_SOCK"}
+    monkeypatch.setattr(kfuncs, "resolve", lambda: no_struct)
+    assert kernel._typed_loads_capability().detail == "this kernel's BTF has no unix_sock"
