@@ -59,5 +59,10 @@ int main(int argc, char **argv)
     printf("sender: memfd fd %d mapped at %p, sent\n", fd, (void *)shared);
     fflush(stdout);
     char ack;
-    return read(sock, &ack, 1) == 1 ? 0 : 1;
+    int acked = read(sock, &ack, 1) == 1;
+    /* keep the mapping a while, as the receiver does: syspath's page watch reads
+     * /proc/PID/pagemap on a 20 ms poll, behind the decoder (README: the physical page),
+     * and in a TCG VM under load that once came after the sender had exited */
+    usleep(200 * 1000);
+    return acked ? 0 : 1;
 }
