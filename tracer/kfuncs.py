@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import struct
 from typing import Any
 
 from tracer import btf
+from tracer.bytecode import INSN, instructions
 
 SLOTS = {"bpf_rdonly_cast": 0x7F00}          # far above the kernel's helper numbers (~220)
 # The structs probes/common.h AS_KERNEL(address, TYPE) casts to: TYPE -> struct name.
 CAST_TYPES = {"FILE": "file", "FILES": "files_struct", "SOCK": "sock", "UNIX_SOCK": "unix_sock",
               "SOCKET": "socket", "VMA": "vm_area_struct", "SCM_FP_LIST": "scm_fp_list"}
 
-INSN = struct.Struct("<BBhi")                # struct bpf_insn: code, dst_reg|src_reg<<4, off, imm
 CALL = 0x85                                  # BPF_JMP | BPF_CALL
-LD_IMM64 = 0x18                              # two instructions long
 PSEUDO_KFUNC_CALL = 2
 
 
@@ -59,12 +57,9 @@ def slot_targets(ids: dict[str, int]) -> dict[int, int]:
 def rewrite(insns: bytes, targets: dict[int, int]) -> bytes:
     """The bytecode with each call to a slot made a call to its kfunc."""
     code = bytearray(insns)
-    at = 0
-    while at + INSN.size <= len(code):
-        opcode, registers, _, imm = INSN.unpack_from(code, at)
+    for at, opcode, registers, _, imm in instructions(insns):
         if opcode == CALL and registers >> 4 == 0 and imm in targets:
             INSN.pack_into(code, at, opcode, (registers & 0x0F) | PSEUDO_KFUNC_CALL << 4, 0, targets[imm])
-        at += INSN.size * (2 if opcode == LD_IMM64 else 1)
     return bytes(code)
 
 

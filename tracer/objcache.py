@@ -20,19 +20,17 @@ import ctypes
 import hashlib
 import json
 import os
-import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tracer import kernel
+from tracer.bytecode import INSN, LD_IMM64, instructions
 
 FORMAT = 1
 KEPT = 32                                    # cached programs kept, the most recently written
 TRACEPOINT_PREFIX = "tracepoint__"           # bcc's TRACEPOINT_PROBE(category, event) names
 RAW_TRACEPOINT_PREFIX = "raw_tracepoint__"   # bcc's RAW_TRACEPOINT_PROBE(event)
 PROG_TYPE = {TRACEPOINT_PREFIX: 5, RAW_TRACEPOINT_PREFIX: 17}   # BPF_PROG_TYPE_TRACEPOINT, _RAW_TRACEPOINT
-INSN = struct.Struct("<BBhi")                # include/uapi/linux/bpf.h struct bpf_insn
-LD_IMM64 = 0x18                              # BPF_LD | BPF_DW | BPF_IMM: two instructions
 PSEUDO_MAP_FD = 1                            # its src_reg when imm is a map fd
 
 
@@ -152,14 +150,11 @@ def find(key: str) -> CachedObject | None:
 def with_map_fds(insns: bytes, fds: dict[int, int]) -> bytes:
     """The bytecode with each map load's fd (bcc's, at compile) replaced by the new map's."""
     code = bytearray(insns)
-    index = 0
-    while index + INSN.size <= len(code):
-        opcode, registers, offset, imm = INSN.unpack_from(code, index)
+    for at, opcode, registers, offset, imm in instructions(insns):
         if opcode == LD_IMM64 and registers >> 4 == PSEUDO_MAP_FD:
             if imm not in fds:
                 raise CacheError(f"the bytecode loads map fd {imm}, which the cache does not list")
-            INSN.pack_into(code, index, opcode, registers, offset, fds[imm])
-        index += INSN.size * (2 if opcode == LD_IMM64 else 1)
+            INSN.pack_into(code, at, opcode, registers, offset, fds[imm])
     return bytes(code)
 
 
