@@ -259,6 +259,11 @@ def chapters_of(life: FileLife) -> list[Chapter]:
     return chapters
 
 
+# the steps that change whether a life reached another process: its origin (memfd_create, the
+# first scm_fp_copy) or its receivers (receive_fd); checked for those only, it is a busy loop's
+SHARING_STEPS = frozenset({"memfd_create", "scm_fp_copy", "receive_fd"})
+
+
 class FileStories:
     """Every struct file the events name, grouped into lives; the first few memfd lives and
     the first few shared files are kept, the others counted."""
@@ -276,13 +281,14 @@ class FileStories:
         life = self.current.get(event.file)
         if life is None or life.reborn_by(event):
             life = self.current[event.file] = FileLife(event.file)
-        was_memfd, was_shared = life.memfd, life.received_elsewhere
+        was_memfd = life.memfd
+        was_shared = event.step in SHARING_STEPS and life.received_elsewhere
         life.add(event)
         if life.memfd and not was_memfd:
             self.memfd_count += 1
             if len(self.memfd_lives) < KEPT_STORIES:
                 self.memfd_lives.append(life)
-        if life.received_elsewhere and not was_shared:
+        if event.step in SHARING_STEPS and not was_shared and life.received_elsewhere:
             self.shared_count += 1
             if len(self.shared_lives) < KEPT_STORIES:
                 self.shared_lives.append(life)

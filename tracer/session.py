@@ -6,6 +6,7 @@ line however the session ends (done, Ctrl-C, SIGTERM), and the probes detach.
 """
 from __future__ import annotations
 
+import gc
 import os
 import select
 import sys
@@ -128,6 +129,9 @@ class Run:
         self.step_write: int | None = None
 
     def run(self) -> SessionResult:
+        # What start made (bcc, clang's bindings, the imports) lives as long as the session: out
+        # of the cyclic collector's sight, its full collections in a busy trace walk only events
+        gc.freeze()
         if self.writer:
             self.writer.write(self.result.header)
         self.session.observer.started(self.result.header)
