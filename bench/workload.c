@@ -6,8 +6,10 @@
  *   workload selfloop N       the same work in one process: it passes each memfd to itself
  *                             over a socketpair, receives it, maps it and reads it. No
  *                             idle time hides the tracer's cost per event here.
- *   workload memfd N RATE     N times memfd_create + close, at most RATE per second
- *                             (0: as fast as possible): a dense event source.
+ *   workload memfd N RATE [P] N times memfd_create + close, at most RATE per second
+ *                             (0: as fast as possible): a dense event source. With P,
+ *                             P processes share N and RATE (one per CPU: the tracer's
+ *                             consumer then competes with them for every CPU).
  *
  * Prints one line: "start <CLOCK_MONOTONIC ns at main()> loop_s <seconds in the loop>".
  */
@@ -117,6 +119,25 @@ static int memfds(long n, long rate)
     return 0;
 }
 
+/* P children, each n/P memfds at rate/P; returns when all are done */
+static int memfd_producers(long n, long rate, long producers)
+{
+    int failed = 0;
+    for (long i = 0; i < producers; i++) {
+        pid_t child = fork();
+        if (child < 0)
+            return 1;
+        if (child == 0)
+            _exit(memfds(n / producers, rate / producers));
+    }
+    for (long i = 0; i < producers; i++) {
+        int status;
+        if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+            failed = 1;
+    }
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     struct timespec start;
@@ -127,6 +148,7 @@ int main(int argc, char **argv)
     double began = now_s();
     int rc = strcmp(argv[1], "roundtrip") == 0 ? roundtrip(n)
            : strcmp(argv[1], "selfloop") == 0 ? selfloop(n)
+           : strcmp(argv[1], "memfd") == 0 && argc > 4 ? memfd_producers(n, atol(argv[3]), atol(argv[4]))
            : strcmp(argv[1], "memfd") == 0 && argc > 3 ? memfds(n, atol(argv[3])) : 2;
     printf("start %lld loop_s %.6f\n", (long long)start.tv_sec * 1000000000LL + start.tv_nsec, now_s() - began);
     return rc;
