@@ -31,6 +31,9 @@ class Observer:
     def event(self, event: Event) -> None: ...
     def output(self, line: OutputLine) -> None: ...
     def tick(self) -> None: ...
+    def catching_up(self, waiting: int) -> None:
+        """The traced program has ended with `waiting` of its events taken from the kernel but
+        not decoded yet (a burst outruns decoding); told again as they go down, 0 at the end."""
     def paused(self, role: str, next_step: str, how: str) -> None: ...
     def finished(self, lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None: ...
 
@@ -56,6 +59,10 @@ class Observers(Observer):
     def tick(self) -> None:
         for observer in self.observers:
             observer.tick()
+
+    def catching_up(self, waiting: int) -> None:
+        for observer in self.observers:
+            observer.catching_up(waiting)
 
     def paused(self, role: str, next_step: str, how: str) -> None:
         for observer in self.observers:

@@ -169,9 +169,22 @@ class Run:
             if self.step_write is not None:
                 os.close(self.step_write)
                 self.step_write = None
-        self._collect(0)
+        self._catch_up()
         self._take_output(target)
         return target.exit_code()
+
+    def _catch_up(self) -> None:
+        """The program has ended: what it left undecoded is decoded slice by slice, and the
+        views are told how much still waits (a busy program's tail takes seconds)."""
+        self._take(0)
+        told = False
+        while self.sink.backlog:
+            self.session.observer.catching_up(self.sink.backlog)
+            told = True
+            self._collect(0, DECODE_SLICE_S)
+        if told:
+            self.session.observer.catching_up(0)
+        self._collect(0)
 
     def _take(self, wait_s: float) -> None:
         """Move what the probes queued out of the kernel's ring, into the sink's spool."""

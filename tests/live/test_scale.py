@@ -3,6 +3,7 @@ and no traced program behind."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,9 @@ def test_memory_is_flat_in_the_number_of_events(workload: Path) -> None:  # noqa
     assert counter.early_mb and counter.late_mb
     assert counter.late_mb - counter.early_mb < FLAT_MB, \
         f"RSS {counter.early_mb:.0f} MB after {EARLY} events, {counter.late_mb:.0f} MB after {counter.rows}"
+    # the loop outruns decoding by far: when it ends, syspath says how many events are left
+    tail = re.search(r"the program has ended; ([\d,]+) of its events are still to decode", err.decode())
+    assert tail and 20_000 <= int(tail[1].replace(",", "")) <= 2 * MEMFDS + 1_000, err.decode()[-2000:]
 
 
 def test_sigkill_leaves_a_replayable_recording_and_no_traced_program(workload: Path,  # noqa: F811

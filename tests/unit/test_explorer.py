@@ -107,6 +107,25 @@ def test_step_mode_is_a_key_and_the_finished_run_opens_on_the_objects() -> None:
     asyncio.run(drive())
 
 
+def test_the_tail_left_to_decode_is_shown_until_it_is_done() -> None:
+    async def drive() -> None:
+        feed = Feed(Findings())
+        recording = read_recording(FIXTURES / "memfd-share.jsonl")
+        feed.started(recording.session)
+        for event in recording.events:
+            feed.event(event)
+        app = Explorer(feed, live=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            feed.catching_up(412_345)
+            await pilot.pause(0.5)
+            assert "decoding the 412,345 events it left" in str(app.query_one("#status", Static).render())
+            feed.catching_up(0)
+            feed.finished(0, 0)
+            await pilot.pause(0.5)
+            assert "done: exit 0" in str(app.query_one("#status", Static).render())
+    asyncio.run(drive())
+
+
 def test_the_window_is_bounded() -> None:
     feed = fed("chromium", window=50)
     assert len(feed.snapshot()) == 50 and feed.count == 300 and feed.findings.events == 300

@@ -134,3 +134,14 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     console_errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert not console_errors, console_errors
     assert "Uncaught" not in done.stderr
+
+
+def test_a_long_tail_left_to_decode_is_said_once_on_stderr() -> None:
+    out, notes = io.StringIO(), io.StringIO()
+    view = PlainView(Findings(), out, notes=notes)
+    view.catching_up(1_200)                   # a short tail: nothing to say
+    assert not notes.getvalue()
+    for waiting in (540_000, 530_000, 0):
+        view.catching_up(waiting)
+    assert notes.getvalue() == "syspath: the program has ended; 540,000 of its events are still to decode\n"
+    assert not out.getvalue()                 # the rows' stream stays rows only

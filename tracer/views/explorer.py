@@ -227,6 +227,8 @@ class Explorer(App[None]):
             lost, code = done
             text = Text(f"done: exit {code}, {self.feed.findings.events} events, {lost} lost. q quits",
                         style="bold red" if lost else "bold green")
+        elif self.feed.waiting:
+            text = Text(f"the program has ended; decoding the {self.feed.waiting:,} events it left...", style="bold")
         else:
             text = Text("tracing..." if self.live else "replaying...", style="bold")
         self.query_one("#status", Static).update(text)

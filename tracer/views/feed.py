@@ -37,6 +37,7 @@ class Feed(Observer):
         self.outputs: deque[str] = deque(maxlen=200)
         self.pause: Pause | None = None
         self.done: tuple[int, int] | None = None       # (lost, exit code)
+        self.waiting = 0                                # events left to decode after the program ended
         self.go_on = threading.Event()                  # the explorer releases a pause
         self.stop_signal: int | None = None             # the explorer asks the session to end
         self.failed: BaseException | None = None        # the work ended with this error
@@ -63,6 +64,10 @@ class Feed(Observer):
         self.go_on.clear()
         with self.lock:
             self.pause = Pause(role, next_step, how)
+
+    def catching_up(self, waiting: int) -> None:
+        with self.lock:
+            self.waiting = waiting
 
     def tick(self) -> None:
         if self.stop_signal is not None:

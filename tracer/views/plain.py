@@ -26,6 +26,9 @@ from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 REORDER_WINDOW_NS = 1_000_000_000
 REORDER_MAX = 8192
 REORDER_KEPT = 4 * REORDER_MAX
+# A tail this long takes a second or more to decode: said once on stderr, so that a
+# syspath still busy after its program ended says why
+CATCH_UP_NOTICE = 20_000
 
 
 class CallOrder:
@@ -93,11 +96,14 @@ class PlainView(Observer):
     """The header first, then each event as a row, then what they prove. In step mode,
     the rows of each step are written when the scenario pauses before the next one."""
 
-    def __init__(self, findings: Findings, stream: TextIO = sys.stdout, follow: bool = False) -> None:
+    def __init__(self, findings: Findings, stream: TextIO = sys.stdout, follow: bool = False,
+                 notes: TextIO = sys.stderr) -> None:
         self.findings = findings
         self.stream = stream
         self.follow = follow
+        self.notes = notes
         self.order = CallOrder()
+        self.told_catching_up = False
 
     def _say(self, lines: Sequence[str]) -> None:
         self.stream.write("".join(line + "\n" for line in lines))
@@ -115,6 +121,12 @@ class PlainView(Observer):
         ready = self.order.add(event)
         if ready:
             self._rows(ready)
+
+    def catching_up(self, waiting: int) -> None:
+        if waiting >= CATCH_UP_NOTICE and not self.told_catching_up:
+            self.told_catching_up = True
+            self.notes.write(f"syspath: the program has ended; {waiting:,} of its events are still to decode\n")
+            self.notes.flush()
 
     def paused(self, role: str, next_step: str, how: str) -> None:
         self._rows(self.order.drain())
