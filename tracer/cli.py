@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from tracer.catalog import MODES
@@ -20,6 +20,9 @@ from tracer.observer import Observer, Observers
 from tracer.target import SCENARIOS
 from tracer.resources import version
 from tracer.text import console
+
+if TYPE_CHECKING:
+    from tracer.record import ChromeTraceSpool
 
 EXPORT_WIDTH = 160          # columns of the exported screen
 EXAMPLES = """examples:
@@ -183,8 +186,7 @@ def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
 
 
 class EventList(Observer):
-    """The events for the outputs written at the end: every one for the Chrome trace, the
-    first SHOWN_EVENTS for the HTML report alone."""
+    """The first events, for the HTML report written at the end."""
 
     def __init__(self, limit: int | None = None) -> None:
         self.events: list[Event] = []
@@ -198,9 +200,14 @@ class EventList(Observer):
 def event_list(args: argparse.Namespace) -> EventList | None:
     from tracer.views.report import SHOWN_EVENTS
 
-    if args.chrome_trace:
-        return EventList()
     return EventList(SHOWN_EVENTS) if args.export_html else None
+
+
+def trace_spool(args: argparse.Namespace) -> ChromeTraceSpool | None:
+    """--chrome-trace of a session: written out as the events come, not kept."""
+    from tracer.record import ChromeTraceSpool
+
+    return ChromeTraceSpool() if args.chrome_trace else None
 
 
 def interactive(args: argparse.Namespace) -> bool:
@@ -208,13 +215,14 @@ def interactive(args: argparse.Namespace) -> bool:
     return not args.no_live and sys.stdout.isatty() and sys.stdin.isatty()
 
 
-def views_for(args: argparse.Namespace, findings: Findings) -> tuple[Observers, EventList | None]:
+def views_for(args: argparse.Namespace, findings: Findings,
+              spool: ChromeTraceSpool | None = None) -> tuple[Observers, EventList | None]:
     """The findings model first (the views read it), then the plain lines if asked for."""
     from tracer.views.plain import PlainView
 
     kept = event_list(args)
     screen = PlainView(findings, sys.stdout, follow=args.follow_file) if args.no_live else None
-    return Observers(*(o for o in (findings, screen, kept) if o is not None)), kept
+    return Observers(*(o for o in (findings, screen, kept, spool) if o is not None)), kept
 
 
 def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace) -> int:
@@ -227,23 +235,24 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
     if args.step and not sys.stdin.isatty():
         raise SyspathError("--step waits for Enter on a terminal; without one, use --pace SECONDS")
     findings = Findings()
+    spool = trace_spool(args)
     if interactive(args):
-        result, events = explore_session(scenario, command, args, findings)
+        result, events = explore_session(scenario, command, args, findings, spool)
     else:
         pacing = Pacing(None) if args.step else Pacing(args.pace) if args.pace else None
-        observers, kept = views_for(args, findings)
+        observers, kept = views_for(args, findings, spool)
         result = Session(scenario, command, args.mode, args.record, observers, pacing).run()
         events = kept.events if kept else []
     if result.startup:
         print(f"syspath: {result.startup.line()}", file=sys.stderr)
-    show(findings, args, events, explored=interactive(args))
+    show(findings, args, events, explored=interactive(args), spool=spool)
     if scenario:
         return 0 if result.exit_code == 0 else 1
     return result.exit_code
 
 
 def explore_session(scenario: str | None, command: list[str], args: argparse.Namespace,
-                    findings: Findings) -> tuple[Any, list[Event]]:
+                    findings: Findings, spool: ChromeTraceSpool | None) -> tuple[Any, list[Event]]:
     """The session in a worker thread, the explorer on the terminal; --step/--pace are keys there."""
     from tracer.preflight import preflight
     from tracer.session import Pacing, Session
@@ -255,7 +264,8 @@ def explore_session(scenario: str | None, command: list[str], args: argparse.Nam
     pacing = (Pacing(args.pace, ready=feed.ready, key="space", resumed=feed.resumed)
               if args.step or args.pace else None)
     kept = event_list(args)
-    observer = Observers(feed, kept) if kept else feed
+    extra = [o for o in (kept, spool) if o is not None]
+    observer = Observers(feed, *extra) if extra else feed
     session = Session(scenario, command, args.mode, args.record, observer, pacing)
     return run_explorer(feed, session.run, live=True), kept.events if kept else []
 
@@ -269,9 +279,10 @@ def check_outputs(args: argparse.Namespace) -> None:
             ensure_writable(getattr(args, option), what)
 
 
-def show(findings: Findings, args: argparse.Namespace, events: list[Event], explored: bool = False) -> None:
+def show(findings: Findings, args: argparse.Namespace, events: list[Event], explored: bool = False,
+         spool: ChromeTraceSpool | None = None) -> None:
     """The final screen (after the explorer: its essentials only, to stay in the terminal),
-    then the exports asked for."""
+    then the exports asked for (a session's Chrome trace from its spool, a replay's from its events)."""
     from tracer.record import chrome_trace, write_user_file
     from tracer.views.live import essentials, final_screen
 
@@ -288,7 +299,9 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
         from tracer.views.report import html_report
 
         write_user_file(args.export_html, html_report(findings, events or findings.timeline.first))
-    if args.chrome_trace:
+    if args.chrome_trace and spool is not None:
+        spool.save(args.chrome_trace)
+    elif args.chrome_trace:
         write_user_file(args.chrome_trace, json.dumps(chrome_trace(findings.header, events)))
 
 

@@ -1,6 +1,8 @@
 """Events: the C record the probes emit, and the Event every other module uses."""
 from __future__ import annotations
 
+import bisect
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -127,6 +129,43 @@ def in_call_order(events: Sequence[Event]) -> list[Event]:
     """Events stamped with their call's entry time arrive when the call returns:
     sorting by time puts them back in call order (stable for equal stamps)."""
     return sorted(events, key=lambda event: event.ts_ns)
+
+
+# A function-tier event is stamped with its call's entry time but arrives at its return,
+# after the events of the calls it made: events wait to be sorted, every REORDER_MAX events,
+# and those older than the window go out (in a dense burst, all but the newest REORDER_KEPT).
+REORDER_WINDOW_NS = 1_000_000_000
+REORDER_MAX = 8192
+REORDER_KEPT = 4 * REORDER_MAX
+
+
+class CallOrder:
+    """Events in, events out in call order (by time stamp), within a bounded window. They
+    arrive almost sorted: a batch is sorted at once (cheap on nearly sorted data); those
+    older than the window go out, and in a dense burst all but the newest few batches."""
+
+    def __init__(self) -> None:
+        self.waiting: list[Event] = []
+        self.next_sort = REORDER_MAX
+
+    def add(self, event: Event) -> list[Event]:
+        self.waiting.append(event)
+        if len(self.waiting) < self.next_sort:
+            return []
+        self.waiting.sort(key=_STAMP)
+        cut = bisect.bisect_left(self.waiting, self.waiting[-1].ts_ns - REORDER_WINDOW_NS, key=_STAMP)
+        cut = max(cut, len(self.waiting) - REORDER_KEPT)
+        ready, self.waiting = self.waiting[:cut], self.waiting[cut:]
+        self.next_sort = len(self.waiting) + REORDER_MAX
+        return ready
+
+    def drain(self) -> list[Event]:
+        ready, self.waiting = sorted(self.waiting, key=_STAMP), []
+        self.next_sort = REORDER_MAX
+        return ready
+
+
+_STAMP = operator.attrgetter("ts_ns")
 
 
 def hex_pointer(value: int) -> str | None:

@@ -17,13 +17,20 @@ from tests.live.test_reliability import programs_of, wait_for_probes, workload  
 MEMFDS = 1_000_000          # two events each (memfd_create, shmem_file_setup): 2M events
 EARLY = 20_000
 FLAT_MB = 50
+INSTANT = b'"ph":"i"'     # an instant in the Chrome trace (orjson writes it compact)
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return status_mb(pid, "VmRSS:")
+
+
+def status_mb(pid: int, field: str) -> float:
+    """A memory field of /proc/PID/status (0 once the process is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith(field)), 0.0)
 
 
 class RowCounter(threading.Thread):
@@ -88,3 +95,43 @@ def test_sigkill_leaves_a_replayable_recording_and_no_traced_program(workload: P
     assert replayed.returncode == 0, replayed.stderr
     assert "stopped early" in replayed.stderr
     assert "\tmemfd_create\t" in replayed.stdout
+
+
+
+
+def peak_rss_mb(*args: str) -> tuple[float, str]:
+    """syspath's peak RSS, VmHWM sampled while it runs (not wait4's: a child's maximum there
+    includes the memory of the parent it was forked from, kernel/fork.c and fs/exec.c), and
+    its stdout."""
+    process = subprocess.Popen([sys.executable, "-m", "tracer", *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.append(process.stdout.read()))     # type: ignore[union-attr]
+    reader.start()
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, status_mb(process.pid, "VmHWM:"))
+        time.sleep(0.05)
+    reader.join()
+    assert process.returncode == 0
+    return peak, b"".join(out).decode()
+
+
+def test_a_long_chrome_trace_costs_disk_not_memory(workload: Path, tmp_path: Path) -> None:  # noqa: F811
+    """600k events exported: their instants go to a spool as they come, none is kept."""
+    plain_mb, _ = peak_rss_mb("trace", "--no-live", "--", str(workload), "memfd", "300000", "0")
+    trace = tmp_path / "c.json"
+    traced_mb, out = peak_rss_mb("trace", "--no-live", "--chrome-trace", str(trace), "--", str(workload),
+                                 "memfd", "300000", "0")
+    assert traced_mb - plain_mb < FLAT_MB, f"peak RSS {plain_mb:.0f} MB, {traced_mb:.0f} MB with the Chrome trace"
+    events = int(re.search(r"(\d+) events, \d+ lost", out)[1])          # type: ignore[index]
+    with trace.open("rb") as exported:
+        head, instants, carried = exported.read(64), 0, b""
+        exported.seek(0)
+        for chunk in iter(lambda: exported.read(1 << 24), b""):
+            instants += (carried + chunk).count(INSTANT)
+            carried = chunk[-(len(INSTANT) - 1):]      # a mark cut in two by the chunks is counted once
+        exported.seek(-200, os.SEEK_END)
+        tail = exported.read()
+    assert head.startswith(b'{"traceEvents": [{"name": "process_name"') and b'"displayTimeUnit": "ms"' in tail
+    assert instants == events >= 2 * 300_000 * 0.99

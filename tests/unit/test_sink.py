@@ -2,10 +2,9 @@
 reordering puts a late call event back in call order."""
 from __future__ import annotations
 
-from tracer.events import Event
+from tracer.events import REORDER_MAX, REORDER_WINDOW_NS, CallOrder, Event
 from tracer.ringbuf import Block
 from tracer.sink import Spool
-from tracer.views.plain import REORDER_MAX, REORDER_WINDOW_NS, CallOrder
 
 
 def block(first: int, count: int, size: int = 16) -> Block:

@@ -9,7 +9,7 @@ from rich.console import Console
 from tracer import catalog
 from tracer.events import Event
 from tracer.findings import life_stories, shared_files
-from tracer.record import chrome_trace
+from tracer.record import ChromeTraceSpool, chrome_trace
 from tracer.views.narration import narrate, narration_texts
 from tracer.views.objects import object_panels
 
@@ -61,6 +61,21 @@ def test_chrome_trace_is_trace_event_format() -> None:
     assert instants[0]["ts"] == 0.5 and instants[0]["args"]["fd"] == 3
     names = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
     assert names == {10: "sender [10]", 11: "receiver [11]"}
+
+
+def test_a_sessions_chrome_trace_is_spooled_not_kept(tmp_path) -> None:
+    spool = ChromeTraceSpool()
+    spool.started(SESSION)
+    for event in STORY:
+        spool.event(event)
+    spool.finished(0, 0)
+    assert not spool.order.waiting and spool.count == len(STORY)      # on disk, not in memory
+    spool.save(tmp_path / "c.json")
+    assert json.loads((tmp_path / "c.json").read_text()) == json.loads(json.dumps(chrome_trace(SESSION, STORY)))
+    empty = ChromeTraceSpool()
+    empty.started(SESSION)
+    empty.save(tmp_path / "empty.json")
+    assert json.loads((tmp_path / "empty.json").read_text())["traceEvents"] == []
 
 
 def test_object_view_draws_one_file_with_two_owners() -> None:

@@ -4,13 +4,11 @@ Event rows are written as they come (in call order, within a short reordering
 window), so a long trace prints everything without keeping it in memory."""
 from __future__ import annotations
 
-import bisect
-import operator
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from tracer.events import Event
+from tracer.events import CallOrder, Event
 from tracer.findings import Findings
 from tracer.observer import Observer
 from tracer.views.follow import life_story_lines
@@ -20,44 +18,9 @@ from tracer.views.path import path_lines
 from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
-# A function-tier event is stamped with its call's entry time but arrives at its return,
-# after the events of the calls it made: rows wait to be sorted, every REORDER_MAX events,
-# and those older than the window go out (in a dense burst, all but the newest REORDER_KEPT).
-REORDER_WINDOW_NS = 1_000_000_000
-REORDER_MAX = 8192
-REORDER_KEPT = 4 * REORDER_MAX
 # A tail this long takes a second or more to decode: said once on stderr, so that a
 # syspath still busy after its program ended says why
 CATCH_UP_NOTICE = 20_000
-
-
-class CallOrder:
-    """Events in, events out in call order (by time stamp), within a bounded window. They
-    arrive almost sorted: a batch is sorted at once (cheap on nearly sorted data); those
-    older than the window go out, and in a dense burst all but the newest few batches."""
-
-    def __init__(self) -> None:
-        self.waiting: list[Event] = []
-        self.next_sort = REORDER_MAX
-
-    def add(self, event: Event) -> list[Event]:
-        self.waiting.append(event)
-        if len(self.waiting) < self.next_sort:
-            return []
-        self.waiting.sort(key=_STAMP)
-        cut = bisect.bisect_left(self.waiting, self.waiting[-1].ts_ns - REORDER_WINDOW_NS, key=_STAMP)
-        cut = max(cut, len(self.waiting) - REORDER_KEPT)
-        ready, self.waiting = self.waiting[:cut], self.waiting[cut:]
-        self.next_sort = len(self.waiting) + REORDER_MAX
-        return ready
-
-    def drain(self) -> list[Event]:
-        ready, self.waiting = sorted(self.waiting, key=_STAMP), []
-        self.next_sort = REORDER_MAX
-        return ready
-
-
-_STAMP = operator.attrgetter("ts_ns")
 
 
 def narration_lines(events: Sequence[Event], header: dict[str, Any]) -> list[str]:
