@@ -97,8 +97,6 @@ def test_sigkill_leaves_a_replayable_recording_and_no_traced_program(workload: P
     assert "\tmemfd_create\t" in replayed.stdout
 
 
-
-
 def peak_rss_mb(*args: str) -> tuple[float, str]:
     """syspath's peak RSS, VmHWM sampled while it runs (not wait4's: a child's maximum there
     includes the memory of the parent it was forked from, kernel/fork.c and fs/exec.c), and
