@@ -299,7 +299,7 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
         from tracer.views.report import html_report
 
         write_user_file(args.export_html, html_report(findings, events or findings.timeline.first))
-    if args.chrome_trace and spool is not None:
+    if spool is not None:
         spool.save(args.chrome_trace)
     elif args.chrome_trace:
         write_user_file(args.chrome_trace, json.dumps(chrome_trace(findings.header, events)))

@@ -281,14 +281,15 @@ class FileStories:
         life = self.current.get(event.file)
         if life is None or life.reborn_by(event):
             life = self.current[event.file] = FileLife(event.file)
+        sharing = event.step in SHARING_STEPS
         was_memfd = life.memfd
-        was_shared = event.step in SHARING_STEPS and life.received_elsewhere
+        was_shared = sharing and life.received_elsewhere
         life.add(event)
         if life.memfd and not was_memfd:
             self.memfd_count += 1
             if len(self.memfd_lives) < KEPT_STORIES:
                 self.memfd_lives.append(life)
-        if event.step in SHARING_STEPS and not was_shared and life.received_elsewhere:
+        if sharing and not was_shared and life.received_elsewhere:
             self.shared_count += 1
             if len(self.shared_lives) < KEPT_STORIES:
                 self.shared_lives.append(life)
