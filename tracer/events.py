@@ -4,6 +4,7 @@ from __future__ import annotations
 import bisect
 import operator
 import struct
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -134,34 +135,60 @@ def in_call_order(events: Sequence[Event]) -> list[Event]:
 # A function-tier event is stamped with its call's entry time but arrives at its return,
 # after the events of the calls it made: events wait to be sorted, every REORDER_MAX events,
 # and those older than the window go out (in a dense burst, all but the newest REORDER_KEPT).
+# What a sort makes ready goes out RELEASE_CHUNK at a time, every RELEASE_EVERY events added:
+# handed over at once, 8192 rows took a view 80-240 ms, while the kernel's ring filled.
 REORDER_WINDOW_NS = 1_000_000_000
 REORDER_MAX = 8192
 REORDER_KEPT = 4 * REORDER_MAX
+RELEASE_EVERY = 64
+RELEASE_CHUNK = 2 * RELEASE_EVERY       # twice the pace of the sorts: `ready` empties between two
 
 
 class CallOrder:
     """Events in, events out in call order (by time stamp), within a bounded window. They
-    arrive almost sorted: a batch is sorted at once (cheap on nearly sorted data); those
-    older than the window go out, and in a dense burst all but the newest few batches."""
+    arrive almost sorted: each batch is sorted into the waiting ones it overlaps; those
+    older than the window become ready, and in a dense burst all but the newest few batches.
+    The ready ones go out in small chunks, so that their consumer's work comes in small pieces
+    too, between which the sink empties the kernel's ring."""
 
     def __init__(self) -> None:
         self.waiting: list[Event] = []
+        self.ready: deque[Event] = deque()
         self.next_sort = REORDER_MAX
+        self.sorted_count = 0          # waiting[:sorted_count] is in order
+        self.added = 0
 
-    def add(self, event: Event) -> list[Event]:
+    def add(self, event: Event) -> Sequence[Event]:
         self.waiting.append(event)
-        if len(self.waiting) < self.next_sort:
-            return []
-        self.waiting.sort(key=_STAMP)
-        cut = bisect.bisect_left(self.waiting, self.waiting[-1].ts_ns - REORDER_WINDOW_NS, key=_STAMP)
-        cut = max(cut, len(self.waiting) - REORDER_KEPT)
-        ready, self.waiting = self.waiting[:cut], self.waiting[cut:]
-        self.next_sort = len(self.waiting) + REORDER_MAX
-        return ready
+        self.added += 1
+        if len(self.waiting) >= self.next_sort:
+            self._sort()
+        if self.added % RELEASE_EVERY or not self.ready:
+            return ()
+        ready = self.ready
+        return [ready.popleft() for _ in range(min(RELEASE_CHUNK, len(ready)))]
+
+    def _sort(self) -> None:
+        """Sort what came since the last sort and merge it in. Only the new batch and the
+        waiting events it overlaps are sorted: a sort of all 40k waiting events took 13-20 ms."""
+        waiting = self.waiting
+        batch = waiting[self.sorted_count:]
+        del waiting[self.sorted_count:]
+        overlap = bisect.bisect_right(waiting, min(map(_STAMP, batch)), key=_STAMP)
+        waiting[overlap:] = sorted(waiting[overlap:] + batch, key=_STAMP)
+        cut = bisect.bisect_left(waiting, waiting[-1].ts_ns - REORDER_WINDOW_NS, key=_STAMP)
+        cut = max(cut, len(waiting) - REORDER_KEPT)
+        self.ready.extend(waiting[:cut])
+        del waiting[:cut]
+        self.sorted_count = len(waiting)
+        self.next_sort = len(waiting) + REORDER_MAX
 
     def drain(self) -> list[Event]:
-        ready, self.waiting = sorted(self.waiting, key=_STAMP), []
+        ready = [*self.ready, *sorted(self.waiting, key=_STAMP)]
+        self.ready.clear()
+        self.waiting = []
         self.next_sort = REORDER_MAX
+        self.sorted_count = 0
         return ready
 
 

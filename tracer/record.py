@@ -10,7 +10,7 @@ import os
 import pwd
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -420,7 +420,7 @@ class ChromeTraceSpool(Observer):
     def finished(self, lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
         self._write(self.order.drain())
 
-    def _write(self, events: list[Event]) -> None:
+    def _write(self, events: Sequence[Event]) -> None:
         started = int(self.session.get("started_ns", 0))
         for event in events:
             self.spool.write(b"," + json_line(trace_instant(event, started, self.threads)).rstrip("\n").encode())

@@ -43,11 +43,13 @@ class RowCounter(threading.Thread):
         self.rows = 0
         self.early_mb = 0.0
         self.late_mb = 0.0
+        self.counts = b""           # the closing line: N events, M lost
 
     def run(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if line.count(b"\t") < 8:
+                self.counts = line if line.endswith(b" lost\n") else self.counts
                 continue
             self.rows += 1
             if self.rows == EARLY:
@@ -66,7 +68,12 @@ def test_memory_is_flat_in_the_number_of_events(workload: Path) -> None:  # noqa
     assert process.stderr is not None
     err = process.stderr.read()
     assert process.wait(timeout=60) == 0, err.decode()[-2000:]
-    assert counter.rows >= 2 * MEMFDS * 0.99, f"only {counter.rows} rows"
+    counts = re.fullmatch(rb"(\d+) events, (\d+) lost\n", counter.counts)
+    assert counts, counter.counts
+    events, lost = int(counts[1]), int(counts[2])
+    # every memfd's two events are shown or counted lost (the program's loading of its code
+    # is counted, not shown); losses are test_reliability's subject, not this test's
+    assert events + lost >= 2 * MEMFDS and events >= counter.rows >= 2 * MEMFDS * 0.9, (counter.rows, events, lost)
     assert counter.early_mb and counter.late_mb
     assert counter.late_mb - counter.early_mb < FLAT_MB, \
         f"RSS {counter.early_mb:.0f} MB after {EARLY} events, {counter.late_mb:.0f} MB after {counter.rows}"
@@ -122,7 +129,9 @@ def test_a_long_chrome_trace_costs_disk_not_memory(workload: Path, tmp_path: Pat
     traced_mb, out = peak_rss_mb("trace", "--no-live", "--chrome-trace", str(trace), "--", str(workload),
                                  "memfd", "300000", "0")
     assert traced_mb - plain_mb < FLAT_MB, f"peak RSS {plain_mb:.0f} MB, {traced_mb:.0f} MB with the Chrome trace"
-    events = int(re.search(r"(\d+) events, \d+ lost", out)[1])          # type: ignore[index]
+    counts = re.search(r"(\d+) events, (\d+) lost", out)
+    assert counts, out[-2000:]
+    events, lost = int(counts[1]), int(counts[2])
     with trace.open("rb") as exported:
         head, instants, carried = exported.read(64), 0, b""
         exported.seek(0)
@@ -132,4 +141,6 @@ def test_a_long_chrome_trace_costs_disk_not_memory(workload: Path, tmp_path: Pat
         exported.seek(-200, os.SEEK_END)
         tail = exported.read()
     assert head.startswith(b'{"traceEvents": [{"name": "process_name"') and b'"displayTimeUnit": "ms"' in tail
-    assert instants == events >= 2 * 300_000 * 0.99
+    # every memfd's two events are exported or counted lost (losses are test_reliability's
+    # subject; a loaded CI machine may lose some here, which says nothing about memory)
+    assert instants == events and events + lost >= 2 * 300_000 and events >= 2 * 300_000 * 0.9

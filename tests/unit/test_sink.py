@@ -2,7 +2,7 @@
 reordering puts a late call event back in call order."""
 from __future__ import annotations
 
-from tracer.events import REORDER_MAX, REORDER_WINDOW_NS, CallOrder, Event
+from tracer.events import RELEASE_CHUNK, REORDER_KEPT, REORDER_MAX, REORDER_WINDOW_NS, CallOrder, Event
 from tracer.ringbuf import Block
 from tracer.sink import Spool
 
@@ -51,6 +51,20 @@ def test_call_order_releases_what_is_older_than_the_window() -> None:
     for i in range(REORDER_MAX):
         out += order.add(event(i * REORDER_WINDOW_NS // 1000))      # a slow stream: ~8 s in all
     assert out and all(e.ts_ns < REORDER_MAX * REORDER_WINDOW_NS // 1000 - REORDER_WINDOW_NS for e in out)
+
+
+def test_call_order_hands_a_dense_burst_over_in_small_chunks() -> None:
+    """A sort makes thousands of events ready at once; they go out a chunk at a time, as
+    fast as events come in, so that the view's work never blocks the ring's reader long."""
+    order = CallOrder()
+    chunks: list[int] = []
+    for ts in range(10 * REORDER_MAX):
+        if released := order.add(event(ts)):
+            chunks.append(len(released))
+    assert max(chunks) == RELEASE_CHUNK
+    assert sum(chunks) >= 10 * REORDER_MAX - REORDER_KEPT - 2 * REORDER_MAX
+    assert len(order.ready) <= REORDER_MAX and len(order.waiting) <= REORDER_KEPT + REORDER_MAX
+    assert [e.ts_ns for e in order.drain()] == list(range(sum(chunks), 10 * REORDER_MAX))
 
 
 class Watched:
