@@ -7,14 +7,14 @@ import json
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
-from tracer.events import Event, in_call_order
+from tracer.events import Event, call_ordered
 from tracer.findings import Findings
 from tracer.observer import Observer, Observers
 from tracer.target import SCENARIOS
@@ -282,8 +282,9 @@ def check_outputs(args: argparse.Namespace) -> None:
 def show(findings: Findings, args: argparse.Namespace, events: list[Event], explored: bool = False,
          spool: ChromeTraceSpool | None = None) -> None:
     """The final screen (after the explorer: its essentials only, to stay in the terminal),
-    then the exports asked for (a session's Chrome trace from its spool, a replay's from its events)."""
-    from tracer.record import chrome_trace, write_user_file
+    then the exports asked for: the HTML report of the first `events`, the Chrome trace from
+    the spool its events were written to as they came."""
+    from tracer.record import write_user_file
     from tracer.views.live import essentials, final_screen
 
     screen = final_screen(findings, follow=args.follow_file) if args.export_svg or not (args.no_live or explored) else None
@@ -301,16 +302,16 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
         write_user_file(args.export_html, html_report(findings, events or findings.timeline.first))
     if spool is not None:
         spool.save(args.chrome_trace)
-    elif args.chrome_trace:
-        write_user_file(args.chrome_trace, json.dumps(chrome_trace(findings.header, events)))
 
 
 def cmd_replay(path: Path, args: argparse.Namespace) -> int:
-    from tracer.record import read_recording
+    """The recording is read as it is shown, twice with --speed outside the explorer: its
+    events go to the views and exports as they are read, none is kept for them."""
+    from tracer.record import open_recording
     from tracer.views.live import replay_live
 
     check_outputs(args)
-    recording = read_recording(path)
+    recording = open_recording(path)
     summary = recording.summary or {}
     if recording.summary is None:
         print(f"syspath: {path} has no summary line: the tracer stopped early (killed?); "
@@ -318,37 +319,41 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     lost, exit_code = int(summary.get("lost", 0)), int(summary.get("exit_code", -1))
     lost_steps = dict(summary.get("lost_steps", {}))
     findings = Findings()
+    spool = trace_spool(args)
     if interactive(args):
         from tracer.views.explorer import run_explorer
         from tracer.views.feed import Feed
 
         feed = Feed(findings)
-        run_explorer(feed, lambda: play(feed, recording.session, recording.events, args.speed, lost, exit_code,
-                                        lost_steps),
+        kept = event_list(args)
+        extra = [o for o in (kept, spool) if o is not None]
+        observer = Observers(feed, *extra) if extra else feed
+        run_explorer(feed, lambda: play(observer, recording.session, recording.events(), args.speed, lost,
+                                        exit_code, lost_steps),
                      live=False)
     else:
-        observers, _ = views_for(args, findings)
+        observers, kept = views_for(args, findings, spool)
         observers.started(recording.session)
-        for event in recording.events:
+        for event in recording.events():
             observers.event(event)
         if args.speed and not args.no_live:
-            replay_live(findings, recording.events, args.speed, console())
+            replay_live(findings, recording.events(), args.speed, console())
         observers.finished(lost, exit_code, lost_steps)
-    show(findings, args, recording.events, explored=interactive(args))
+    show(findings, args, kept.events if kept else [], explored=interactive(args), spool=spool)
     return 0
 
 
-def play(feed: Observer, header: dict[str, Any], events: list[Event], speed: float | None,
+def play(views: Observer, header: dict[str, Any], events: Iterable[Event], speed: float | None,
          lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
-    """A recording told to the explorer, at its recorded pace times `speed` (or at once)."""
+    """A recording told to the explorer (and the exports), at its recorded pace times `speed` (or at once)."""
     import time
 
-    feed.started(header)
+    views.started(header)
     previous: int | None = None
-    for event in in_call_order(events) if speed else events:
+    for event in call_ordered(events) if speed else events:
         if speed and previous is not None:
             time.sleep(max(0.0, (event.ts_ns - previous) / 1e9 / speed))
         previous = event.ts_ns
-        feed.tick()
-        feed.event(event)
-    feed.finished(lost, exit_code, lost_steps)
+        views.tick()
+        views.event(event)
+    views.finished(lost, exit_code, lost_steps)

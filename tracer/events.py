@@ -5,7 +5,7 @@ import bisect
 import operator
 import struct
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -193,6 +193,15 @@ class CallOrder:
 
 
 _STAMP = operator.attrgetter("ts_ns")
+
+
+def call_ordered(events: Iterable[Event]) -> Iterator[Event]:
+    """`events` in call order as they come, through CallOrder's window: not a sort of all of
+    them, which would hold a whole recording in memory."""
+    order = CallOrder()
+    for event in events:
+        yield from order.add(event)
+    yield from order.drain()
 
 
 def hex_pointer(value: int) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tracer.errors import SyspathError
-from tracer.events import CallOrder, Event, in_call_order
+from tracer.events import CallOrder, Event
 from tracer.observer import Observer
 from tracer.text import map_strings, printable
 
@@ -267,22 +267,64 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_recording(path: Path) -> Recording:
-    recording: Recording | None = None
-    for number, record in _records(path):
-        kind = record["type"]
-        if recording is None:
-            if kind != "session":
-                raise SyspathError(f"{path}:{number}: a recording starts with a session line")
-            recording = Recording(session=_session(number, record, path))
-        elif kind == "event":
-            recording.events.append(_event(number, record, path))
-        elif kind == "summary":
-            recording.summary = _summary(number, record, path)
-        else:
-            raise SyspathError(f"{path}:{number}: a second session line")
-    if recording is None:
+    """A whole recording in memory (small ones: tests). A replay streams it: open_recording."""
+    stream = open_recording(path)
+    return Recording(stream.session, list(stream.events()), stream.summary)
+
+
+@dataclass(frozen=True)
+class RecordingStream:
+    """A recording as a replay reads it: the session line and the summary (the last line,
+    read from the file's end) at once, the events one at a time and as often as asked, so
+    that a replay holds what its views keep, not every event of the recording."""
+
+    path: Path
+    session: dict[str, Any]
+    summary: dict[str, Any] | None
+
+    def events(self) -> Iterator[Event]:
+        records = _records(self.path)
+        next(records)                                   # the session line, checked at open
+        for number, record in records:
+            kind = record["type"]
+            if kind == "event":
+                yield _event(number, record, self.path)
+            elif kind == "summary":
+                _summary(number, record, self.path)     # read at open if it ends the file; checked here
+            else:
+                raise SyspathError(f"{self.path}:{number}: a second session line")
+
+
+def open_recording(path: Path) -> RecordingStream:
+    number, record = next(_records(path), (0, {}))
+    if not record:
         raise SyspathError(f"{path}: empty, no session line")
-    return recording
+    if record["type"] != "session":
+        raise SyspathError(f"{path}:{number}: a recording starts with a session line")
+    return RecordingStream(path, _session(number, record, path), _closing_summary(path))
+
+
+SUMMARY_TAIL = 1 << 16          # bytes read from a recording's end to find its summary line
+
+
+def _closing_summary(path: Path) -> dict[str, Any] | None:
+    """The summary line that ends the recording, or None: a tracer killed before its end
+    wrote none. A last line that does not read as one is left for events() to name."""
+    try:
+        with path.open("rb") as recording:
+            size = recording.seek(0, os.SEEK_END)
+            recording.seek(max(0, size - SUMMARY_TAIL))
+            tail = recording.read()
+    except OSError as error:
+        raise SyspathError(f"cannot read {path}: {error.strerror}") from None
+    lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
+    if len(lines) < 2 and size > SUMMARY_TAIL:
+        return None                                     # a last line longer than any summary
+    try:
+        record = _parse_line(0, lines[-1] + b"\n", path)
+        return _summary(0, record, path) if record["type"] == "summary" else None
+    except SyspathError:
+        return None
 
 
 SESSION_TYPES: dict[str, tuple[type, ...]] = {
@@ -361,14 +403,6 @@ def _event(number: int, record: dict[str, Any], path: Path) -> Event:
     if not all(isinstance(frame, str) for frame in record.get("stack") or ()):
         raise SyspathError(f"{path}:{number}: event field stack holds a non-string frame")
     return Event.from_record(record)
-
-
-def chrome_trace(session: dict[str, Any], events: list[Event]) -> dict[str, Any]:
-    """Trace Event Format (Perfetto, chrome://tracing): a track per thread, an instant per step."""
-    started = int(session.get("started_ns", 0))
-    threads: dict[tuple[int, int], str] = {}
-    trace = [trace_instant(event, started, threads) for event in in_call_order(events)]
-    return {"traceEvents": thread_names(threads) + trace, **trace_footer(session)}
 
 
 def trace_instant(event: Event, started_ns: int, threads: dict[tuple[int, int], str]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 and no traced program behind."""
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from tests.live.test_reliability import programs_of, wait_for_probes, workload  
 
 MEMFDS = 1_000_000          # two events each (memfd_create, shmem_file_setup): 2M events
 EARLY = 20_000
+FIRST_REPLAYED = 100_000
 FLAT_MB = 50
 INSTANT = b'"ph":"i"'     # an instant in the Chrome trace (orjson writes it compact)
 
@@ -122,6 +124,20 @@ def peak_rss_mb(*args: str) -> tuple[float, str]:
     return peak, b"".join(out).decode()
 
 
+def exported_instants(trace: Path) -> int:
+    """The instants in a Chrome trace too big to parse here, once its head and tail are checked."""
+    with trace.open("rb") as exported:
+        head, instants, carried = exported.read(64), 0, b""
+        exported.seek(0)
+        for chunk in iter(lambda: exported.read(1 << 24), b""):
+            instants += (carried + chunk).count(INSTANT)
+            carried = chunk[-(len(INSTANT) - 1):]      # a mark cut in two by the chunks is counted once
+        exported.seek(-200, os.SEEK_END)
+        tail = exported.read()
+    assert head.startswith(b'{"traceEvents": [{"name": "process_name"') and b'"displayTimeUnit": "ms"' in tail
+    return instants
+
+
 def test_a_long_chrome_trace_costs_disk_not_memory(workload: Path, tmp_path: Path) -> None:  # noqa: F811
     """600k events exported: their instants go to a spool as they come, none is kept."""
     plain_mb, _ = peak_rss_mb("trace", "--no-live", "--", str(workload), "memfd", "300000", "0")
@@ -132,15 +148,26 @@ def test_a_long_chrome_trace_costs_disk_not_memory(workload: Path, tmp_path: Pat
     counts = re.search(r"(\d+) events, (\d+) lost", out)
     assert counts, out[-2000:]
     events, lost = int(counts[1]), int(counts[2])
-    with trace.open("rb") as exported:
-        head, instants, carried = exported.read(64), 0, b""
-        exported.seek(0)
-        for chunk in iter(lambda: exported.read(1 << 24), b""):
-            instants += (carried + chunk).count(INSTANT)
-            carried = chunk[-(len(INSTANT) - 1):]      # a mark cut in two by the chunks is counted once
-        exported.seek(-200, os.SEEK_END)
-        tail = exported.read()
-    assert head.startswith(b'{"traceEvents": [{"name": "process_name"') and b'"displayTimeUnit": "ms"' in tail
     # every memfd's two events are exported or counted lost (losses are test_reliability's
     # subject; a loaded CI machine may lose some here, which says nothing about memory)
-    assert instants == events and events + lost >= 2 * 300_000 and events >= 2 * 300_000 * 0.9
+    assert exported_instants(trace) == events and events + lost >= 2 * 300_000 and events >= 2 * 300_000 * 0.9
+
+
+def test_a_replay_holds_its_views_not_its_events(workload: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A recording of 600k events replays, Chrome trace included, in the memory that its first
+    100k take (by then the rows' and the trace's call-order windows, 40k events each, are
+    full): the events are read as they are shown. Held whole, 600k took 1.9 GB."""
+    recording = tmp_path / "long.jsonl"
+    traced = subprocess.run([sys.executable, "-m", "tracer", "trace", "--no-live", "--record", str(recording), "--",
+                             str(workload), "memfd", "300000", "0"], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, timeout=300)
+    assert traced.returncode == 0, traced.stderr[-2000:]
+    short = tmp_path / "short.jsonl"
+    with recording.open("rb") as lines, short.open("wb") as cut:
+        cut.writelines(itertools.islice(lines, 1 + FIRST_REPLAYED))     # the session line, the first events
+    short_mb, _ = peak_rss_mb("replay", "--no-live", str(short))
+    trace = tmp_path / "c.json"
+    long_mb, out = peak_rss_mb("replay", "--no-live", "--chrome-trace", str(trace), str(recording))
+    assert long_mb - short_mb < FLAT_MB, f"replay peak RSS {short_mb:.0f} MB for {FIRST_REPLAYED} events, {long_mb:.0f} MB for all"
+    events = int(re.search(r"(\d+) events, \d+ lost", out)[1])          # type: ignore[index]
+    assert events >= 2 * 300_000 * 0.9 and exported_instants(trace) == events

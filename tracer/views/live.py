@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from tracer.events import Event, in_call_order
+from tracer.events import Event, call_ordered
 from tracer.findings import RECENT_EVENTS, Findings
 from tracer.views.clone import clone_tables
 from tracer.views.follow import life_story_panels
@@ -49,7 +49,7 @@ def replay_live(findings: Findings, events: Iterable[Event], speed: float, conso
     total = findings.events
     with Live(console=console, auto_refresh=False, transient=True) as live:
         previous = None
-        for count, event in enumerate(in_call_order(list(events)), start=1):
+        for count, event in enumerate(call_ordered(events), start=1):
             if previous is not None:
                 time.sleep(max(0.0, (event.ts_ns - previous) / 1e9 / speed))
             previous = event.ts_ns
