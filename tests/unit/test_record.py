@@ -160,6 +160,19 @@ def test_replay_shows_recorded_text_as_the_live_run_did(tmp_path: Path) -> None:
     assert second.comm == shown_live and second.detail["name"] == "a\\\\b\\x9b"
 
 
+@pytest.mark.parametrize("raw, shown", [
+    ("\x7f", "\\x7f"), ("\x9b", "\\x9b"), ("\u2028", "\\u2028"), ("\u202e", "\\u202e"), ("\x1b", "\\e"),
+])
+def test_controls_written_without_a_backslash_are_escaped_too(tmp_path: Path, raw: str, shown: str) -> None:
+    """Plain ASCII lines skip the escaping: DEL, C1 controls, separators and bidi overrides
+    can reach JSON unescaped, and must not skip it."""
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in (
+        SESSION, {**sample_event().as_record(), "comm": f"a{raw}b"})) + "\n", encoding="utf-8")
+    [event] = read_recording(path).events
+    assert event.comm == f"a{shown}b"
+
+
 def test_a_device_is_never_replaced_by_an_output(tmp_path: Path) -> None:
     import os
     import stat
