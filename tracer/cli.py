@@ -316,6 +316,9 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     if recording.summary is None:
         print(f"syspath: {path} has no summary line: the tracer stopped early (killed?); "
               "showing the events it had written", file=sys.stderr)
+    if summary.get("undecoded"):
+        print(f"syspath: the tracer was stopped with {summary['undecoded']:,} events undecoded: "
+              "they are not in the recording", file=sys.stderr)
     lost, exit_code = int(summary.get("lost", 0)), int(summary.get("exit_code", -1))
     lost_steps = dict(summary.get("lost_steps", {}))
     findings = Findings()

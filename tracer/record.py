@@ -27,7 +27,7 @@ except ImportError:          # a plain json recording, written slower
 
 VERSION = 2               # version 1 (no stacks) still reads
 SESSION_KEYS = ("type", "version", "kernel", "mode", "scenario", "command", "started_ns", "hooks")
-SUMMARY_KEYS = ("type", "events", "lost", "exit_code", "duration_ns")
+SUMMARY_KEYS = ("type", "events", "lost", "exit_code", "duration_ns", "undecoded")   # undecoded: only when > 0
 LIBC = ctypes.CDLL(None, use_errno=True)
 SETGROUPS_SYSCALL = {"x86_64": 116, "aarch64": 159, "riscv64": 159}
 

@@ -29,6 +29,7 @@ from tracer.target import Target, scenario_command
 POLL_S = 0.02             # between two takes from the ring: it holds ~40k events, 0.1 s at 400k/s
 GC_THRESHOLDS = (20_000, 20, 100)     # Python's are (700, 10, 10)
 DECODE_SLICE_S = 0.02     # decoding between two takes, while the program runs
+STOP_DECODE_S = 1.0       # decoding left to a stopped session: a usual backlog, not a long tail
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,13 @@ class SessionResult:
     exit_code: int = 0
     duration_ns: int = 0
     startup: Startup | None = None
+    undecoded: int = 0          # taken from the kernel, left undecoded when the session was stopped
 
     def summary_record(self) -> dict[str, Any]:
         summary = {"type": "summary", "events": self.events, "lost": self.lost,
                    "exit_code": self.exit_code, "duration_ns": self.duration_ns}
-        return summary | ({"lost_steps": self.lost_steps} if self.lost_steps else {})
+        return (summary | ({"lost_steps": self.lost_steps} if self.lost_steps else {})
+                | ({"undecoded": self.undecoded} if self.undecoded else {}))
 
 
 def session_header(scenario: str | None, command: Sequence[str], mode: str,
@@ -144,7 +147,7 @@ class Run:
             try:
                 exit_code = self._drive()
             except BaseException as stop:      # interrupted or failed: the recording still ends well
-                self._finish(interrupt_exit_code(stop))
+                self._finish(interrupt_exit_code(stop), stopped=True)
                 raise
             self._finish(exit_code)
         finally:
@@ -185,6 +188,7 @@ class Run:
         told = False
         while self.sink.backlog:
             self.session.observer.catching_up(self.sink.backlog)
+            self.session.observer.tick()            # the explorer's quit or a signal stops it here
             told = True
             self._collect(0, DECODE_SLICE_S)
         if told:
@@ -239,10 +243,16 @@ class Run:
         pacing.wait(keep_polling)
         os.write(self.step_write, b"g")
 
-    def _finish(self, exit_code: int) -> None:
-        self._collect(0)
+    def _finish(self, exit_code: int, stopped: bool = False) -> None:
+        """The summary. A session stopped (quit, Ctrl-C, a signal) decodes for STOP_DECODE_S at
+        most: quitting in the middle of a tail of a million events took as long as decoding it."""
+        self._collect(0, STOP_DECODE_S if stopped else None)
         self.sink.flush()
         result = self.result
+        result.undecoded = self.sink.backlog
+        if result.undecoded:
+            print(f"syspath: stopped with {result.undecoded:,} events taken from the kernel still undecoded: "
+                  "they are not in the views or the recording", file=sys.stderr)
         result.events = self.sink.count
         result.exit_code = exit_code
         result.lost_steps = self.program.lost_steps(self.probes.step_names())

@@ -103,6 +103,7 @@ def test_reader_never_crashes_on_hostile_input(tmp_path_factory: pytest.TempPath
     (json.dumps(SESSION).encode() + b"\n" + json.dumps(sample_event().as_record()).encode()[:30],
      r":2: not JSON .*cut short"),
     (json.dumps(SESSION).encode() + b'\n{"type":"summary","events":"many"}\n', ":2: summary field events is str"),
+    (json.dumps(SESSION).encode() + b'\n{"type":"summary","undecoded":"x"}\n', ":2: summary field undecoded is str"),
     (json.dumps({**SESSION, "command": 5}).encode() + b"\n", ":1: session field command is int"),
     (json.dumps({**SESSION, "command": ["a", 1]}).encode() + b"\n", ":1: session field command holds"),
     (json.dumps(SESSION).encode() + b"\n" + json.dumps({**sample_event().as_record(), "detail": {"flags": 7}}).encode()
