@@ -225,6 +225,14 @@ def views_for(args: argparse.Namespace, findings: Findings,
     return Observers(*(o for o in (findings, screen, kept, spool) if o is not None)), kept
 
 
+def explorer_views(feed: Observer, args: argparse.Namespace,
+                   spool: ChromeTraceSpool | None) -> tuple[Observer, EventList | None]:
+    """The explorer's feed, and beside it what the exports asked for keep or spool."""
+    kept = event_list(args)
+    extra = [o for o in (kept, spool) if o is not None]
+    return (Observers(feed, *extra) if extra else feed), kept
+
+
 def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace) -> int:
     from tracer.session import Pacing, Session
     from tracer.target import scenario_command
@@ -263,9 +271,7 @@ def explore_session(scenario: str | None, command: list[str], args: argparse.Nam
     feed = Feed(findings)
     pacing = (Pacing(args.pace, ready=feed.ready, key="space", resumed=feed.resumed)
               if args.step or args.pace else None)
-    kept = event_list(args)
-    extra = [o for o in (kept, spool) if o is not None]
-    observer = Observers(feed, *extra) if extra else feed
+    observer, kept = explorer_views(feed, args, spool)
     session = Session(scenario, command, args.mode, args.record, observer, pacing)
     return run_explorer(feed, session.run, live=True), kept.events if kept else []
 
@@ -328,9 +334,7 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
         from tracer.views.feed import Feed
 
         feed = Feed(findings)
-        kept = event_list(args)
-        extra = [o for o in (kept, spool) if o is not None]
-        observer = Observers(feed, *extra) if extra else feed
+        observer, kept = explorer_views(feed, args, spool)
         run_explorer(feed, lambda: play(observer, recording.session, recording.events(), args.speed, lost,
                                         exit_code, lost_steps),
                      live=False)
