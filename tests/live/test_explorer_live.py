@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.live.conftest import REPO
+from tests.live.test_reliability import workload  # noqa: F401 (fixture)
 from tracer.record import read_recording
 
 
@@ -51,6 +52,9 @@ class Screen:
                 if not chunk:
                     return
                 self.seen += chunk
+
+    def text(self) -> bytes:
+        return ESCAPES.sub(b"", self.seen)
 
     def wait_for(self, text: str, timeout: float = 90) -> bool:
         deadline = time.monotonic() + timeout
@@ -95,3 +99,35 @@ def test_sigterm_in_the_explorer_detaches_and_ends_the_recording(tmp_path: Path)
         return 143
 
     assert stepped_run(tmp_path / "cut.jsonl", terminate)["exit_code"] == 143
+
+
+FLOOD_MEMFDS = 10_000_000          # two events each, as fast as two producers go: far more than a test waits for
+SHOWN = re.compile(rb"(\d+) events \(")
+
+
+def test_the_explorer_keeps_up_with_a_flood_and_quits_at_once(workload: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Two producers at full speed (about 300k events/s here): the screen goes on counting
+    and q ends the session. Before the event list, the explorer formatted and dropped rows
+    one by one (DataTable): it showed 9-10k events in 8 s and q took from 7 s to over 290 s."""
+    recording = tmp_path / "flood.jsonl"
+    process, master = on_a_terminal("trace", "--record", str(recording), "--", str(workload),
+                                    "memfd", str(FLOOD_MEMFDS), "0", "2")
+    screen = Screen(master)
+    try:
+        assert screen.wait_for("oldest not kept here")           # more than the 10k-row window
+        counts = []
+        for _ in range(4):
+            time.sleep(1)
+            counts.append(max(int(n) for n in SHOWN.findall(screen.text())))
+        asked = time.monotonic()
+        os.write(master, b"q")
+        assert process.wait(timeout=30) == 130
+        quit_s = time.monotonic() - asked
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert counts == sorted(set(counts)), counts                  # a new count every second
+    assert quit_s < 10, quit_s
+    summary = read_recording(recording).summary
+    assert summary is not None and summary["exit_code"] == 130
+    assert summary["events"] >= counts[-1]

@@ -5,11 +5,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from tracer.cli import play
 from tracer.findings import Findings
 from tracer.record import read_recording
+from tracer.views.eventlist import EventList
 from tracer.views.explorer import Explorer, Filters
 from tracer.views.feed import Feed
 
@@ -24,14 +25,14 @@ def fed(name: str, window: int = 10_000) -> Feed:
 
 
 def rows(app: Explorer) -> list[str]:
-    table = app.query_one("#events", DataTable)
-    return [" ".join(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)]
+    table = app.query_one("#events", EventList)
+    return [" ".join(str(cell) for cell in table.cells(event)) for event in table.rows]
 
 
 async def cursor_to(pilot, app: Explorer, step: str) -> None:
-    table = app.query_one("#events", DataTable)
-    index = next(i for i in range(table.row_count) if str(table.get_row_at(i)[2]) == step)
-    table.move_cursor(row=index)
+    table = app.query_one("#events", EventList)
+    index = next(i for i, event in enumerate(table.rows) if event.step == step)
+    table.move_cursor(index)
     await pilot.pause()
 
 
@@ -46,7 +47,7 @@ def test_filters_narrow_to_one_memfd_life_in_a_few_keys() -> None:
             created = rows(app)
             assert created and all("memfd_create" in row for row in created)
             index = next(i for i, row in enumerate(created) if row.split()[5] in received)
-            app.query_one("#events", DataTable).move_cursor(row=index)
+            app.query_one("#events", EventList).move_cursor(index)
             file = created[index].split()[5]
             await pilot.press("f")
             life = rows(app)

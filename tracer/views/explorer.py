@@ -20,12 +20,13 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from tracer.errors import Interrupted
 from tracer.events import Event, in_call_order
 from tracer.views.details import details
-from tracer.views.feed import Feed
+from tracer.views.eventlist import EventList
+from tracer.views.feed import WINDOW, Feed
 from tracer.views.hooks import kernel_line, session_title
 from tracer.views.live import essentials
 from tracer.views.narration import narration_panel
@@ -111,7 +112,6 @@ class Explorer(App[None]):
         self.live = live
         self.filters = Filters()
         self.seen = 0
-        self.rows: dict[str, Event] = {}
         self.shown_objects = -1
         self.shared_files: set[str] = set()
         self.told_done = False
@@ -122,7 +122,7 @@ class Explorer(App[None]):
             with TabPane("events", id="timeline"):
                 with Vertical():
                     yield Input(placeholder="search (Enter), Esc: back", id="search")
-                    yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
+                    yield EventList(COLUMNS, self.cells, self.feed.window.maxlen or WINDOW, id="events")
                     with VerticalScroll(id="details"):
                         yield Static(Text("select an event"), id="detail")
             with TabPane("objects", id="objects"):
@@ -135,11 +135,13 @@ class Explorer(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#events", DataTable)
-        table.add_columns(*COLUMNS)
         self.refresh_from_feed()
         self.set_interval(REFRESH_S, self.refresh_from_feed)
-        table.focus()
+        self.table.focus()
+
+    @property
+    def table(self) -> EventList:
+        return self.query_one("#events", EventList)
 
     # reading the feed
     @property
@@ -173,18 +175,9 @@ class Explorer(App[None]):
                 self.action_tab("objects")          # the run is over: what it proved, first
 
     def add_rows(self, events: list[Event]) -> None:
-        table = self.query_one("#events", DataTable)
-        following = table.row_count == 0 or table.cursor_row >= table.row_count - 1
-        for event in events:
-            if self.filters.matches(event, self.started_ns):
-                key = str(id(event))
-                self.rows[key] = event
-                table.add_row(*self.cells(event), key=key)
-        for key in list(self.rows)[:max(0, len(self.rows) - self.feed.window.maxlen)]:  # type: ignore[operator]
-            table.remove_row(key)
-            del self.rows[key]
-        if following and table.row_count:
-            table.move_cursor(row=table.row_count - 1)
+        if self.filters != Filters():
+            events = [event for event in events if self.filters.matches(event, self.started_ns)]
+        self.table.add(events)
 
     def cells(self, event: Event) -> list[Text]:
         values = row_cells(event, self.started_ns)
@@ -194,14 +187,12 @@ class Explorer(App[None]):
 
     def rebuild(self) -> None:
         """The rows again, from the window, in call order, through the filters."""
-        table = self.query_one("#events", DataTable)
+        table = self.table
         table.clear()
-        self.rows.clear()
         window = self.feed.snapshot()
         self.seen = self.feed.count
         self.add_rows(in_call_order(window))
-        if table.row_count:
-            table.move_cursor(row=0 if self.filters != Filters() else table.row_count - 1)
+        table.move_cursor(0 if self.filters != Filters() else table.row_count - 1)
 
     def show_top(self) -> None:
         findings = self.feed.findings
@@ -214,7 +205,7 @@ class Explorer(App[None]):
         if dropped:
             line += f" ({dropped} oldest not kept here; the recording has them)"
         if self.filters != Filters():
-            line += f" · showing {self.filters.said()} ({len(self.rows)} rows) · c clears"
+            line += f" · showing {self.filters.said()} ({self.table.row_count} rows) · c clears"
         top.append(line)
         self.query_one("#top", Static).update(top)
 
@@ -244,18 +235,13 @@ class Explorer(App[None]):
         self.query_one("#hooks", Static).update(hooks)
 
     # selection
-    def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
-        event = self.rows.get(str(message.row_key.value))
+    def on_event_list_highlighted(self, message: EventList.Highlighted) -> None:
         details = self.query("#detail")
-        if event is not None and details:           # none while the app is torn down
-            details.first(Static).update(details_text(event, self.feed))
+        if message.event is not None and details:       # none while the app is torn down
+            details.first(Static).update(details_text(message.event, self.feed))
 
     def selected(self) -> Event | None:
-        table = self.query_one("#events", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return self.rows.get(str(key.value))
+        return self.table.selected
 
     # actions
     def set_filters(self, filters: Filters) -> None:
@@ -285,13 +271,13 @@ class Explorer(App[None]):
     def on_input_submitted(self, message: Input.Submitted) -> None:
         message.input.display = False
         self.set_filters(replace(self.filters, text=message.value.strip()))
-        self.query_one("#events", DataTable).focus()
+        self.table.focus()
 
     def on_key(self, key: object) -> None:
         search = self.query_one("#search", Input)
         if getattr(key, "key", "") == "escape" and search.has_focus:
             search.display = False
-            self.query_one("#events", DataTable).focus()
+            self.table.focus()
 
     def action_tab(self, tab: str) -> None:
         # focus follows the tab: a focused widget in another pane would bring its pane back
@@ -299,9 +285,7 @@ class Explorer(App[None]):
         self.query_one("#events" if tab == "timeline" else f"#{tab}-view").focus()
 
     def action_follow(self) -> None:
-        table = self.query_one("#events", DataTable)
-        if table.row_count:
-            table.move_cursor(row=table.row_count - 1)
+        self.table.action_jump(-1)
 
     def action_go_on(self) -> None:
         self.feed.release()
