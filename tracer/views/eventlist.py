@@ -5,7 +5,7 @@ removing one row re-indexes all the others. A window of 10k rows scrolling under
 program then took the main thread for tens of seconds (1.5 s to drop 100 rows, 1.8 s to
 measure 10k). This list keeps Events, not cells: adding one is a deque append, the oldest
 fall off the front for free, and only the rows on screen are formatted (Textual's line
-API, one Strip per screen line). Column widths grow with what has been shown.
+API, one Strip per screen line). Column widths grow with what has been shown, and never shrink.
 """
 from __future__ import annotations
 
@@ -105,10 +105,9 @@ class EventList(ScrollView, can_focus=True):
         self._resized(dropped)
 
     def clear(self) -> None:
+        """No rows; the column widths stay, so that a filter does not move the columns."""
         self.rows.clear()
         self.cursor = 0
-        self.widths = [cell_len(name) for name in self.columns]
-        self._widest_line = 0
         self._resized(0)
 
     def move_cursor(self, row: int) -> None:
