@@ -5,7 +5,8 @@ removing one row re-indexes all the others. A window of 10k rows scrolling under
 program then took the main thread for tens of seconds (1.5 s to drop 100 rows, 1.8 s to
 measure 10k). This list keeps Events, not cells: adding one is a deque append, the oldest
 fall off the front for free, and only the rows on screen are formatted (Textual's line
-API, one Strip per screen line). Column widths grow with what has been shown, and never shrink.
+API, one Strip per screen line). Column widths grow with what has been shown, and never
+shrink.
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ class EventList(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.columns = tuple(columns)
         self.cells = cells
+        self.limit = limit
         self.rows: deque[Event] = deque(maxlen=limit)
         self.cursor = 0
         self.widths = [cell_len(name) for name in self.columns]
@@ -99,7 +101,7 @@ class EventList(ScrollView, can_focus=True):
         if not new:
             return
         following = self.following
-        dropped = max(0, len(self.rows) + len(new) - (self.rows.maxlen or 0))
+        dropped = max(0, len(self.rows) + len(new) - self.limit)
         self.rows.extend(new)
         self.cursor = len(self.rows) - 1 if following else max(0, self.cursor - dropped)
         self._resized(dropped)
