@@ -118,3 +118,23 @@ def test_the_followed_row_is_not_hidden_by_the_horizontal_scrollbar() -> None:
             top, shown = app.rows.scroll_offset.y, app.rows.scrollable_content_region.height - 1
             assert top <= app.rows.cursor < top + shown
     asyncio.run(drive())
+
+
+def test_stripes_stay_on_their_rows_while_rows_leave() -> None:
+    def background(app: Host, ts_ns: int) -> object:
+        rows = app.rows
+        index = next(i for i, event in enumerate(rows.rows) if event.ts_ns == ts_ns)
+        strip = rows.render_line(index - rows.scroll_offset.y + 1)
+        return [segment.style.bgcolor for segment in strip if segment.style]
+
+    async def drive() -> None:
+        app = Host(limit=100)
+        async with app.run_test(size=(60, 12)) as pilot:
+            app.rows.add(numbered(0, 100))
+            await pilot.pause()
+            before = [background(app, n) for n in (95, 96)]
+            assert before[0] != before[1]
+            app.rows.add(numbered(100, 1))              # one row leaves the front
+            await pilot.pause()
+            assert [background(app, n) for n in (95, 96)] == before
+    asyncio.run(drive())

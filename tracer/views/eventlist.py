@@ -77,6 +77,7 @@ class EventList(ScrollView, can_focus=True):
         self.limit = limit
         self.rows: deque[Event] = deque(maxlen=limit)
         self.cursor = 0
+        self.dropped = 0                         # rows that left the front: stripes stay on their rows
         self.widths = [cell_len(name) for name in self.columns]
         self._highlighted: Event | None = None
         self._on_screen: dict[int, list[Text]] = {}
@@ -103,6 +104,7 @@ class EventList(ScrollView, can_focus=True):
         following = self.following
         dropped = max(0, len(self.rows) + len(new) - self.limit)
         self.rows.extend(new)
+        self.dropped += dropped
         self.cursor = len(self.rows) - 1 if following else max(0, self.cursor - dropped)
         self._resized(dropped)
 
@@ -110,6 +112,7 @@ class EventList(ScrollView, can_focus=True):
         """No rows; the column widths stay, so that a filter does not move the columns."""
         self.rows.clear()
         self.cursor = 0
+        self.dropped = 0
         self._resized(0)
 
     def move_cursor(self, row: int) -> None:
@@ -196,7 +199,7 @@ class EventList(ScrollView, can_focus=True):
         style = self.rich_style
         if index == self.cursor:
             style += self.get_component_rich_style("event-list--cursor")
-        elif index % 2:
+        elif (self.dropped + index) % 2:
             style += self.get_component_rich_style("event-list--even-row")
         return self._strip(cells, style, width)
 
