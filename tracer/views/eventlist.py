@@ -93,6 +93,11 @@ class EventList(ScrollView, can_focus=True):
         return self.cursor >= len(self.rows) - 1
 
     @property
+    def rows_shown(self) -> int:
+        """Lines for rows: the widget's, less the header and a horizontal scrollbar."""
+        return max(1, self.scrollable_content_region.height - HEADER_LINES)
+
+    @property
     def selected(self) -> Event | None:
         return self.rows[self.cursor] if self.rows else None
 
@@ -131,7 +136,7 @@ class EventList(ScrollView, can_focus=True):
         self._changed()
 
     def _scroll_to_cursor(self) -> None:
-        shown = max(1, self.scrollable_content_region.height - HEADER_LINES)
+        shown = self.rows_shown
         top = self.scroll_offset.y
         if self.cursor < top:
             self._scroll(self.cursor)
@@ -154,7 +159,7 @@ class EventList(ScrollView, can_focus=True):
         self.move_cursor(self.cursor + by)
 
     def action_page(self, by: int) -> None:
-        self.move_cursor(self.cursor + by * max(1, self.scrollable_content_region.height - HEADER_LINES - 1))
+        self.move_cursor(self.cursor + by * max(1, self.rows_shown - 1))
 
     def action_jump(self, row: int) -> None:
         self.move_cursor(row if row >= 0 else len(self.rows) - 1)
@@ -176,7 +181,7 @@ class EventList(ScrollView, can_focus=True):
     def render_lines(self, crop: Region) -> list[Strip]:
         top = self.scroll_offset.y
         self._on_screen = {}
-        for index in range(top, min(len(self.rows), top + self.scrollable_content_region.height)):
+        for index in range(top, min(len(self.rows), top + self.rows_shown)):
             cells = self.cells(self.rows[index])
             self._on_screen[index] = cells
             for column, cell in enumerate(cells[:-1]):
