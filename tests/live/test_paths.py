@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.live.conftest import REPO, read_jsonl, run_syspath
+from tests.live.test_reliability import workload  # noqa: F401 (fixture)
+
+STACK_FIRST, STACK_EVERY = 256, 1024     # probes/common.h: the stack sampling of a loop
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +95,26 @@ def test_without_stacks_the_events_say_none(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     recorded = [r for r in read_jsonl(path) if r["type"] == "event"]
     assert recorded and all(r["stack"] is None and r["stack_from"] is None for r in recorded)
+
+
+def stacks_expected(events: int) -> int:
+    """Of a process's `events` of one step, those probes/common.h stack_here gives a stack:
+    the first STACK_FIRST, then one in STACK_EVERY."""
+    return sum(1 for seen in range(events) if seen < STACK_FIRST or seen % STACK_EVERY == 0)
+
+
+def test_a_loop_gets_its_first_stacks_then_one_in_1024_per_process_and_step(
+        workload: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Two processes, 1,500 memfd_create calls each: every process and step has its own
+    count, so each of the four (process, step) pairs has 257 stacked events."""
+    path = tmp_path / "loop.jsonl"
+    done = run_syspath("trace", "--no-live", "--record", str(path), "--", str(workload), "memfd", "3000", "0", "2")
+    assert done.returncode == 0, done.stderr
+    recorded = [r for r in read_jsonl(path) if r["type"] == "event" and r["comm"] == "workload"]
+    pairs = {(r["tgid"], r["step"]) for r in recorded if r["step"] in ("memfd_create", "shmem_file_setup")}
+    assert len(pairs) == 4, pairs
+    for tgid, step in pairs:
+        mine = [r for r in recorded if (r["tgid"], r["step"]) == (tgid, step)]
+        assert len(mine) == 1500
+        assert sum(r["stack"] is not None for r in mine) == stacks_expected(1500) == 257, (tgid, step)
+        assert all(r["stack"] is not None for r in mine[:STACK_FIRST])

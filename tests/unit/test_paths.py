@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import bisect
+import re
+from pathlib import Path
 
 from tracer.events import Event
 from tracer.paths import ABSENT, INLINED, RENAMED_HERE, SEEN, UNKNOWN, Paths, StepPath, match_article, step_views, tree_rows
 from tracer.stacks import (PATH_STEP, POINTS, PathJoiner, StackTable, annotate, choose_points, path_defines, trimmed,
                            with_hooked_function)
-from tracer.catalog import HookChoice
+from tracer.catalog import ALL_STEP_NAMES, HookChoice
 from tracer.views.path import path_lines
 
 # a slice of a real /proc/kallsyms (6.18), and the raw stack of mmap:vm_unmapped_area measured there
@@ -187,3 +189,11 @@ def test_path_lines_show_the_tree_and_the_marked_article() -> None:
     assert lines[0] == "path of do_mmap: 1 event, stack captured at tracepoint:mmap:vm_unmapped_area"
     assert lines[1].strip().startswith("entry_SYSCALL_64_after_hwframe → do_syscall_64 → ksys_mmap_pgoff")
     assert "do_mmap [seen]" in lines[2] and "mmap_region [not on this path]" in lines[2]
+
+
+def test_every_step_and_path_point_has_its_own_stack_count() -> None:
+    """probes/common.h stack_here counts steps in the first half of a process's slots and
+    path points in the second half: more of either would share a count."""
+    common = (Path(__file__).parents[2] / "probes" / "common.h").read_text()
+    slots = int(re.search(r"#define STACK_SLOTS (\d+)", common).group(1))   # type: ignore[union-attr]
+    assert len(ALL_STEP_NAMES) <= slots // 2 and len(POINTS) <= slots // 2
