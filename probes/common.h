@@ -244,12 +244,13 @@ static __always_inline struct syspath_event *submit_and_again(void *ctx, struct 
     e->step = step;
     return e;
 #else
-    struct syspath_event *again = new_event(step);
+    struct syspath_event *again = reserve_event();    /* not new_event: all of it is copied */
     if (again) {
-        u64 ts_ns = again->ts_ns;
         __builtin_memcpy(again, e, sizeof(*again));
-        again->ts_ns = ts_ns;
+        again->ts_ns = bpf_ktime_get_ns();
         again->step = step;
+    } else {
+        count_lost(step);
     }
     submit_event(ctx, e);
     return again;
