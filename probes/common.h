@@ -233,30 +233,6 @@ static __always_inline void submit_event(void *ctx, struct syspath_event *e)
     submit_with_stack(ctx, e, stack_here(ctx, e->step));
 }
 
-/* Submit `e`, and return an event with the same content as `step` (its own time),
- * for the caller to finish and submit: one reading of the objects, two steps.
- * NULL when the ring is full. */
-static __always_inline struct syspath_event *submit_and_again(void *ctx, struct syspath_event *e, u32 step)
-{
-#ifdef SYSPATH_PERF_BUFFER
-    submit_event(ctx, e);                 /* copied out: the scratch slot still holds it */
-    e->ts_ns = bpf_ktime_get_ns();
-    e->step = step;
-    return e;
-#else
-    struct syspath_event *again = reserve_event();    /* not new_event: all of it is copied */
-    if (again) {
-        __builtin_memcpy(again, e, sizeof(*again));
-        again->ts_ns = bpf_ktime_get_ns();
-        again->step = step;
-    } else {
-        count_lost(step);
-    }
-    submit_event(ctx, e);
-    return again;
-#endif
-}
-
 #ifdef PATH_STEP_BASE
 /* A path record (probes/paths.bpf.c): nothing but a stack taken inside a step's
  * kernel path, step PATH_STEP_BASE + point. None when sampling left the stack out. */

@@ -125,7 +125,9 @@ struct syspath_event {
     u32 pid;
     u32 tgid;
     char comm[16];
-    u32 step;
+    u16 step;
+    u16 twin;                /* 1 + the step id of a call inside this one that the record stands for
+                                too: the same objects, seen at once, without the fd (0: none) */
     s32 fd;
     u32 depth;               /* hooked kernel functions this call runs inside */
     s32 stack_id;            /* the kernel stack where it was submitted, in `stacks` (<0: none) */

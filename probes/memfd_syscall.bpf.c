@@ -38,33 +38,31 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
 }
 #endif
 
-/* One struct file, two steps: memfd_create's event is shmem_file_setup's with
- * another step and the fd, so the file is read once (submit_and_again). */
+/* One struct file, two steps: shmem_file_setup ran inside memfd_create and made the file
+ * memfd_create returns, so one record stands for both (its `twin`, event.h), read once. */
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
     struct call call = {};
     struct syspath_event *e;
+    bool shmem;
     if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1])))
         return 0;
-    e = new_event(STEP_SHMEM_FILE_SETUP);
+    e = new_event(ON_SYSCALL(STEP_MEMFD_CREATE) ? STEP_MEMFD_CREATE : STEP_SHMEM_FILE_SETUP);
     if (!e) {
         if (ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && ON_SYSCALL(STEP_MEMFD_CREATE))
-            count_lost(STEP_MEMFD_CREATE);   /* its event too, which would have been its copy */
+            count_lost(STEP_SHMEM_FILE_SETUP);   /* its twin too */
         return 0;
     }
     read_memfd(e, file_of_fd(args->ret), &call.payload.memfd);
-    if (!ON_SYSCALL(STEP_SHMEM_FILE_SETUP) || e->payload.memfd.s_magic != TMPFS_MAGIC)
-        e->step = STEP_MEMFD_CREATE;      /* no shmem event: MFD_HUGETLB files are hugetlbfs' */
-    else if (ON_SYSCALL(STEP_MEMFD_CREATE))
-        e = submit_and_again(args, e, STEP_MEMFD_CREATE);
-    if (!e)
-        return 0;
-    if (e->step == STEP_MEMFD_CREATE) {
-        if (!ON_SYSCALL(STEP_MEMFD_CREATE)) {
-            discard_event(e);
-            return 0;
-        }
+    /* no shmem_file_setup for MFD_HUGETLB files: they are hugetlbfs' */
+    shmem = ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && e->payload.memfd.s_magic == TMPFS_MAGIC;
+    if (ON_SYSCALL(STEP_MEMFD_CREATE)) {
         e->fd = args->ret;
+        if (shmem)
+            e->twin = STEP_SHMEM_FILE_SETUP + 1;
+    } else if (!shmem) {
+        discard_event(e);
+        return 0;
     }
     submit_event(args, e);
     return 0;

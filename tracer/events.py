@@ -57,7 +57,7 @@ def _task_counts(owner: str) -> tuple[tuple[str, str], ...]:
 
 # struct syspath_event up to its payload union
 EVENT_HEADER = CStruct("syspath_event", (
-    ("ts_ns", "Q"), ("pid", "I"), ("tgid", "I"), ("comm", "16s"), ("step", "I"), ("fd", "i"),
+    ("ts_ns", "Q"), ("pid", "I"), ("tgid", "I"), ("comm", "16s"), ("step", "H"), ("twin", "H"), ("fd", "i"),
     ("depth", "I"), ("stack_id", "i"), ("file", "Q"), ("inode", "Q"), ("refcount", "q")))
 MEMFD_PAYLOAD = CStruct("memfd_payload", (("flags", "Q"), ("s_magic", "Q"), ("name", f"{TEXT_LEN}s")))
 MMAP_PAYLOAD = CStruct("mmap_payload", (
@@ -81,7 +81,7 @@ PAYLOAD_SIZE = max(payload.layout.size for payload in PAYLOADS)
 FILE_IDENTITY = CStruct("file_identity", (("f_op", "Q"), ("read_iter", "Q"), ("s_magic", "Q"), ("i_mode", "I"), ("reserved", "I"),
                                           ("name", f"{TEXT_LEN}s")))
 IDENTITY_OFFSET = EVENT_HEADER.layout.size + PAYLOAD_SIZE
-STEP_OFFSET = EVENT_HEADER.offsets()["step"][0]      # a record's step id, read without decoding it
+STEP_OFFSET, STEP_SIZE = EVENT_HEADER.offsets()["step"]      # a record's step id, read without decoding it
 EVENT_SIZE = IDENTITY_OFFSET + FILE_IDENTITY.layout.size
 
 
@@ -411,12 +411,22 @@ class Decoder:
         """This decoder with no kernel symbols to name addresses (nor its cache of names)."""
         return replace(self, symbol=_no_symbols, _identities={})
 
-    def decode_with_stack(self, data: bytes) -> tuple[Event, int]:
-        """The event and the id of its kernel stack in the probes' stack map (<0: none)."""
-        ts_ns, pid, tgid, comm, step_id, fd, depth, stack_id, file, inode, refcount = _HEADER.unpack_from(data)
+    def decode_with_stack(self, data: bytes) -> tuple[Event, int, Event | None]:
+        """The event, the id of its kernel stack in the probes' stack map (<0: none), and its
+        twin: the event of a call inside this one that the record stands for too (probes/event.h
+        `twin`: memfd_create's shmem_file_setup), which comes first in call order."""
+        ts_ns, pid, tgid, comm, step_id, twin, fd, depth, stack_id, file, inode, refcount = _HEADER.unpack_from(data)
         other = self.other_steps.get(step_id)
         if other is not None:
-            return Event(ts_ns=ts_ns, pid=pid, tgid=tgid, comm="", step=other[0], hook=other[1]), stack_id
+            return Event(ts_ns=ts_ns, pid=pid, tgid=tgid, comm="", step=other[0], hook=other[1]), stack_id, None
+        name = kernel_text(comm)
+        event = self._event(data, step_id, ts_ns, pid, tgid, name, fd, depth, file, inode, refcount)
+        if not twin:
+            return event, stack_id, None
+        return event, stack_id, self._event(data, twin - 1, ts_ns, pid, tgid, name, -1, depth, file, inode, refcount)
+
+    def _event(self, data: bytes, step_id: int, ts_ns: int, pid: int, tgid: int, comm: str, fd: int, depth: int,
+               file: int, inode: int, refcount: int) -> Event:
         step = self.step_names[step_id] if step_id < len(self.step_names) else f"step{step_id}"
         reader = _DETAIL_READERS.get(step)
         detail = reader[1](*reader[0](data, _HEADER.size)) if reader else {}
@@ -427,8 +437,8 @@ class Decoder:
             if f_op:                           # 0: the probe could not read the file's identity
                 detail.update(self._identity(f_op, read_iter, s_magic, i_mode, name, inode))
         # positional: a dataclass built with keywords costs a third more, once per event
-        return Event(ts_ns, pid, tgid, kernel_text(comm), step, self.hooks.get(step, ""), fd if fd >= 0 else None,
-                     hex_pointer(file), inode or None, self._refcount(step, file, refcount), detail), stack_id
+        return Event(ts_ns, pid, tgid, comm, step, self.hooks.get(step, ""), fd if fd >= 0 else None,
+                     hex_pointer(file), inode or None, self._refcount(step, file, refcount), detail)
 
     def _identity(self, *fields: Any) -> dict[str, Any]:
         """file_identity, once per file: a file's identity does not change while it lives."""

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO
 
-from tracer.events import STEP_OFFSET, Decoder, Event
+from tracer.events import STEP_OFFSET, STEP_SIZE, Decoder, Event
 from tracer.observer import Observer
 from tracer.pages import FOLLOWED_STEPS, PageWatch
 from tracer.record import RecordingWriter
@@ -104,7 +104,7 @@ class PageReadAhead:
         for offset in block.offsets:
             if told >= most:
                 break
-            if int.from_bytes(data[offset + STEP_OFFSET:offset + STEP_OFFSET + 4], "little") in step_ids:
+            if int.from_bytes(data[offset + STEP_OFFSET:offset + STEP_OFFSET + STEP_SIZE], "little") in step_ids:
                 self.pages.read_ahead(self.decoder.decode(memoryview(data)[offset:offset + block.size]))
                 told += 1
         return told
@@ -175,13 +175,18 @@ class EventSink:
         first = self.next_record
         last = min(first + most, len(block.offsets))
         self.next_record = last
-        if self.paths is None:
-            for offset in block.offsets[first:last]:
-                self._emit(self.decoder.decode(view[offset:offset + size]))
-            return
         for offset in block.offsets[first:last]:
-            for event in self.paths.take(*self.decoder.decode_with_stack(view[offset:offset + size])):
-                self._emit(event)
+            event, stack_id, twin = self.decoder.decode_with_stack(view[offset:offset + size])
+            if twin is not None:
+                self._with_path(twin, stack_id)
+            self._with_path(event, stack_id)
+
+    def _with_path(self, event: Event, stack_id: int) -> None:
+        if self.paths is None:
+            self._emit(event)
+            return
+        for ready in self.paths.take(event, stack_id):
+            self._emit(ready)
 
     def flush(self) -> None:
         """At the end: the events still waiting for their path go on without it."""

@@ -3,6 +3,7 @@ reordering puts a late call event back in call order."""
 from __future__ import annotations
 
 from tracer.events import RELEASE_CHUNK, REORDER_KEPT, REORDER_MAX, REORDER_WINDOW_NS, CallOrder, Event
+from tracer.observer import Observer
 from tracer.ringbuf import Block
 from tracer.sink import Spool
 
@@ -97,3 +98,34 @@ def test_the_page_watch_reads_ahead_only_the_steps_it_follows_without_symbols() 
     assert [(e.step, e.ts_ns, e.detail.get("address")) for e in watched.ahead] == [("do_mmap", 2, "0x7f00"),
                                                                                   ("receive_fd", 3, None)]
     assert watched.ahead[0].detail["file_kind"] == "memfd" and watched.ahead[0].detail["f_op"] == "0xffffffff82444680"
+
+
+class Told(Observer):
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def event(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_a_record_with_a_twin_becomes_two_events_the_inner_call_first() -> None:
+    """memfd_create's record stands for shmem_file_setup too (probes/event.h `twin`): the
+    same file at the same time, the fd only on memfd_create, and a record without a twin
+    (an MFD_HUGETLB file, hugetlbfs') stays one event."""
+    from tests.unit.test_events import STEPS, raw
+    from tracer.events import EVENT_SIZE, MEMFD_PAYLOAD, Decoder
+    from tracer.sink import EventSink
+
+    shmem_twin = STEPS.index("shmem_file_setup") + 1
+    records = [raw(0, MEMFD_PAYLOAD, ts_ns=5, tgid=10, fd=3, file=0x1000, twin=shmem_twin, name=b"demo",
+                   s_magic=0x01021994),
+               raw(0, MEMFD_PAYLOAD, ts_ns=9, tgid=10, fd=4, file=0x2000, name=b"huge", s_magic=0x958458f6)]
+    told = Told()
+    sink = EventSink(Decoder(STEPS, {}, 0), told, None)
+    sink.take_block(Block(b"".join(records), [0, EVENT_SIZE], EVENT_SIZE))
+    sink.decode()
+    assert [(e.step, e.ts_ns, e.fd, e.file, e.detail["name"]) for e in told.events] == [
+        ("shmem_file_setup", 5, None, "0x0000000000001000", "demo"),
+        ("memfd_create", 5, 3, "0x0000000000001000", "demo"),
+        ("memfd_create", 9, 4, "0x0000000000002000", "huge")]
+    assert sink.count == 3
