@@ -13,7 +13,7 @@ from typing import Any
 from tracer import kfuncs, objcache
 from tracer.catalog import ALL_STEP_NAMES, CLONE_STEPS, FUNCTION_TIERS, MEMFD_STEPS, HookChoice
 from tracer.errors import SyspathError
-from tracer.fdcapture import captured_stderr
+from tracer.fdcapture import captured_crash_stderr
 from tracer.ringbuf import PAGE, RingReader
 from tracer.resources import probes_dir
 
@@ -209,9 +209,13 @@ def _load_cached(key: str) -> LoadedProgram | None:
         return None              # compiled afresh below, and the cache rewritten
 
 
+COMPILER_CRASHED = ("bcc's compiler crashed while building the probe program ({error}); "
+                    "please report this line with the output of `syspath doctor`")
+
+
 def _compile(files: list[str], text: str, flags: list[str], perf_buffer: bool,
              kfunc_targets: dict[int, int]) -> LoadedProgram:
-    with captured_stderr() as err:
+    with captured_crash_stderr(COMPILER_CRASHED) as err:
         try:
             bpf = kfuncs.compile_program(text.encode(), flags, kfunc_targets)
         except Exception as error:  # bcc raises bare Exception

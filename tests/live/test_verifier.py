@@ -8,6 +8,7 @@ distro kernel's BTF (Debian 6.12) plus the signatures of older names.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from tracer import catalog, kernel
 from tracer.catalog import HookChoice, Step
 from tracer.facts import KernelFacts, saved_view
+from tracer import loader
 from tracer.loader import hook_defines, program_files, program_text
 from tracer.offsets import load_layout
 
@@ -93,3 +95,35 @@ def test_every_path_point_passes_the_verifier() -> None:
         assert bpf.num_open_kprobes() == 0 and len(bpf.raw_tracepoint_fds) == len(stacks.POINTS)
     finally:
         bpf.cleanup()
+
+
+# A 32-bit fetch-and-add whose result is used: bcc's LLVM aborts the whole process on it
+# (report_fatal_error: "Invalid usage of the XADD return value") instead of returning an error.
+LLVM_ABORT = """
+BPF_ARRAY(counts, u32, 1);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    int zero = 0;
+    u32 *count = counts.lookup(&zero);
+    if (count && __sync_fetch_and_add(count, 1) == 7)
+        bpf_trace_printk("seven\\n");
+    return 0;
+}
+"""
+
+
+def test_a_compiler_that_aborts_leaves_one_line_saying_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.live.conftest import REPO
+    script = ("from tracer import kernel, loader\nkernel.use_headers()\n"
+              f"loader._compile(['crash.bpf.c'], {LLVM_ABORT!r}, ['-Wno-ignored-attributes'], False, {{}})\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    if done.returncode == 0:
+        pytest.skip("this bcc's LLVM compiles a used 32-bit fetch-and-add: nothing here aborts it")
+    assert done.returncode == -6, done.stderr             # SIGABRT, from LLVM
+    said = [line for line in done.stderr.splitlines() if line.strip()]
+    expected = re.escape("syspath: " + loader.COMPILER_CRASHED).replace(
+        re.escape("{error}"), r"LLVM ERROR: line \d+: Invalid usage of the XADD return value")
+    assert len(said) == 1 and re.fullmatch(expected, said[0]), said
