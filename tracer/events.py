@@ -82,6 +82,7 @@ FILE_IDENTITY = CStruct("file_identity", (("f_op", "Q"), ("read_iter", "Q"), ("s
                                           ("name", f"{TEXT_LEN}s")))
 IDENTITY_OFFSET = EVENT_HEADER.layout.size + PAYLOAD_SIZE
 STEP_OFFSET, STEP_SIZE = EVENT_HEADER.offsets()["step"]      # a record's step id, read without decoding it
+TWIN_OFFSET = EVENT_HEADER.offsets()["twin"][0]              # its twin, the same way (tracer/sink.py events_in)
 EVENT_SIZE = IDENTITY_OFFSET + FILE_IDENTITY.layout.size
 
 

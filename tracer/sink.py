@@ -18,11 +18,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO
 
-from tracer.events import STEP_OFFSET, STEP_SIZE, Decoder, Event
+from tracer.events import STEP_OFFSET, STEP_SIZE, TWIN_OFFSET, Decoder, Event
 from tracer.observer import Observer
 from tracer.pages import FOLLOWED_STEPS, PageWatch
 from tracer.record import RecordingWriter
-from tracer.ringbuf import Block
+from tracer.ringbuf import HEADER, Block
 from tracer.stacks import PathJoiner
 
 SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~75k events) before spilling to disk
@@ -31,8 +31,20 @@ DECODE_BATCH = 256              # records decoded between two looks at the kerne
 READ_AHEAD_RECORDS = 2048       # records the page watch may read ahead of the decoder (~20 ms of work)
 
 
+def events_in(block: Block, first: int = 0) -> int:
+    """The events the block's records from its `first` on stand for: one each, two for a
+    record with a twin (probes/event.h). Records lie in the ring (and so in the block) one
+    size apart, so every record's twin byte is one slice, read without a Python loop."""
+    if first >= len(block.offsets):
+        return 0
+    stride = (block.size + HEADER + 7) & ~7        # tracer/ringbuf.py: each record is 8-aligned
+    twins = block.data[block.offsets[first] + TWIN_OFFSET:block.offsets[-1] + TWIN_OFFSET + 1:stride]
+    return len(block.offsets) - first + len(twins) - twins.count(0)
+
+
 class Spool:
-    """Blocks of records, first in first out: in memory, then on disk past SPOOL_MEMORY."""
+    """Blocks of records, first in first out: in memory, then on disk past SPOOL_MEMORY.
+    `events` counts what the records stand for."""
 
     def __init__(self, memory_limit: int = SPOOL_MEMORY) -> None:
         self.memory: deque[Block] = deque()
@@ -41,10 +53,10 @@ class Spool:
         self.disk: IO[bytes] | None = None
         self.disk_read = 0
         self.disk_write = 0
-        self.records = 0
+        self.events = 0
 
     def put(self, block: Block) -> None:
-        self.records += len(block.offsets)
+        self.events += events_in(block)
         if self.disk_write > self.disk_read or self.memory_bytes + len(block.data) > self.memory_limit:
             self._spill(block)
         else:
@@ -67,7 +79,7 @@ class Spool:
             block = self._unspill()
         else:
             return None
-        self.records -= len(block.offsets)
+        self.events -= events_in(block)
         return block
 
     def _unspill(self) -> Block:
@@ -148,9 +160,9 @@ class EventSink:
 
     @property
     def backlog(self) -> int:
-        """Records taken but not decoded yet."""
-        pending = len(self.current.offsets) - self.next_record if self.current else 0
-        return self.spool.records + pending
+        """Events taken but not decoded yet."""
+        pending = events_in(self.current, self.next_record) if self.current else 0
+        return self.spool.events + pending
 
     def decode(self, budget_s: float | None = None, take: Callable[[], None] = lambda: None) -> None:
         """Decode what waits, for at most budget_s seconds (None: all of it), calling `take`
@@ -174,8 +186,10 @@ class EventSink:
         size = block.size
         first = self.next_record
         last = min(first + most, len(block.offsets))
-        self.next_record = last
         for offset in block.offsets[first:last]:
+            # counted as decoded before it is: a stop (Ctrl-C, SIGTERM: an exception raised
+            # anywhere in here) then leaves the rest of the batch to the backlog, not lost
+            self.next_record += 1
             event, stack_id, twin = self.decoder.decode_with_stack(view[offset:offset + size])
             if twin is not None:
                 self._with_path(twin, stack_id)

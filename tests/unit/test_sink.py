@@ -2,33 +2,47 @@
 reordering puts a late call event back in call order."""
 from __future__ import annotations
 
-from tracer.events import RELEASE_CHUNK, REORDER_KEPT, REORDER_MAX, REORDER_WINDOW_NS, CallOrder, Event
+from tracer.events import RELEASE_CHUNK, REORDER_KEPT, REORDER_MAX, REORDER_WINDOW_NS, TWIN_OFFSET, CallOrder, Event
 from tracer.observer import Observer
-from tracer.ringbuf import Block
-from tracer.sink import Spool
+from tracer.ringbuf import HEADER, Block
+from tracer.sink import Spool, events_in
 
 
-def block(first: int, count: int, size: int = 16) -> Block:
-    data = b"".join(i.to_bytes(size, "little") for i in range(first, first + count))
-    return Block(data, [i * size for i in range(count)], size)
+RECORD = 40           # long enough to hold the header's twin field
+
+
+def block(first: int, count: int, twins: range = range(0)) -> Block:
+    """Records laid out as in the ring, each after its 8-byte header and 8-aligned: record
+    i holds the number i, and a twin (probes/event.h) when i is in `twins`."""
+    stride = (RECORD + HEADER + 7) & ~7
+    data = bytearray(stride * count)
+    for n, i in enumerate(range(first, first + count)):
+        data[n * stride + HEADER:n * stride + HEADER + 8] = i.to_bytes(8, "little")
+        data[n * stride + HEADER + TWIN_OFFSET] = 2 if i in twins else 0
+    return Block(bytes(data), [n * stride + HEADER for n in range(count)], RECORD)
 
 
 def records(found: Block) -> list[int]:
-    return [int.from_bytes(found.data[o:o + found.size], "little") for o in found.offsets]
+    return [int.from_bytes(found.data[o:o + 8], "little") for o in found.offsets]
 
 
 def test_spool_spills_past_its_memory_and_keeps_the_order() -> None:
     spool = Spool(memory_limit=1000)
-    for first in range(0, 400, 20):          # 20 blocks of 320 bytes: most go to disk
-        spool.put(block(first, 20))
-    assert spool.disk is not None and spool.records == 400
+    for first in range(0, 400, 20):          # 20 blocks of 960 bytes: most go to disk
+        spool.put(block(first, 20, twins=range(0, 400, 7)))
+    assert spool.disk is not None and spool.events == 400 + 58      # 58 records stand for two events
     seen: list[int] = []
     while (found := spool.get()) is not None:
         seen += records(found)
-    assert seen == list(range(400)) and spool.records == 0
+    assert seen == list(range(400)) and spool.events == 0
     spool.put(block(400, 3))                 # caught up: back to memory
     assert records(spool.get() or block(0, 0)) == [400, 401, 402]
     spool.close()
+
+
+def test_the_events_still_to_decode_count_a_twin_as_two() -> None:
+    found = block(0, 10, twins=range(3, 10, 3))              # twins at 3, 6, 9
+    assert (events_in(found), events_in(found, 4), events_in(found, 9), events_in(found, 10)) == (13, 8, 2, 0)
 
 
 def event(ts: int) -> Event:
@@ -129,3 +143,40 @@ def test_a_record_with_a_twin_becomes_two_events_the_inner_call_first() -> None:
         ("memfd_create", 5, 3, "0x0000000000001000", "demo"),
         ("memfd_create", 9, 4, "0x0000000000002000", "huge")]
     assert sink.count == 3
+
+
+class StoppedAt(Told):
+    """Raises KeyboardInterrupt once, when told its `stop_at`-th event: a Ctrl-C mid-batch."""
+
+    def __init__(self, stop_at: int) -> None:
+        super().__init__()
+        self.stop_at = stop_at
+
+    def event(self, event: Event) -> None:
+        if len(self.events) == self.stop_at - 1 and self.stop_at:
+            self.stop_at = 0
+            raise KeyboardInterrupt
+        super().event(event)
+
+
+def test_a_stop_in_the_middle_of_a_batch_leaves_the_rest_to_decode() -> None:
+    """The records after the one being decoded when the stop came are still to decode (the
+    session decodes them for a second, and counts what is left as undecoded): none vanish."""
+    from tests.unit.test_events import STEPS, raw
+    from tracer.events import EVENT_SIZE, MEMFD_PAYLOAD, Decoder
+    from tracer.sink import EventSink
+
+    stride = (EVENT_SIZE + HEADER + 7) & ~7
+    data = bytearray(stride * 10)
+    for i in range(10):
+        data[i * stride + HEADER:i * stride + HEADER + EVENT_SIZE] = raw(0, MEMFD_PAYLOAD, ts_ns=i, fd=3)
+    told = StoppedAt(5)
+    sink = EventSink(Decoder(STEPS, {}, 0), told, None)
+    sink.take_block(Block(bytes(data), [i * stride + HEADER for i in range(10)], EVENT_SIZE))
+    try:
+        sink.decode()
+    except KeyboardInterrupt:
+        pass
+    assert sink.backlog == 5
+    sink.decode()
+    assert [e.ts_ns for e in told.events] == [0, 1, 2, 3, 5, 6, 7, 8, 9] and sink.backlog == 0
