@@ -23,6 +23,12 @@ POSITION = struct.Struct("<Q")
 LENGTH = struct.Struct("<I")
 
 
+def record_stride(size: int) -> int:
+    """From one record's start to the next's: its header and itself, 8-aligned
+    (kernel/bpf/ringbuf.c __bpf_ringbuf_reserve rounds the same way)."""
+    return (size + HEADER + 7) & ~7
+
+
 @dataclass(frozen=True)
 class Block:
     """Records copied out of the ring in one piece: `data` and where each record starts."""
@@ -70,7 +76,7 @@ class RingReader:
             if not length & DISCARD:
                 offsets.append(walked + HEADER)
                 size = record
-            walked += (record + HEADER + 7) & ~7
+            walked += record_stride(record)
         if not walked:
             return None
         self.position += walked

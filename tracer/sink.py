@@ -22,7 +22,7 @@ from tracer.events import STEP_OFFSET, STEP_SIZE, TWIN_OFFSET, Decoder, Event
 from tracer.observer import Observer
 from tracer.pages import FOLLOWED_STEPS, PageWatch
 from tracer.record import RecordingWriter
-from tracer.ringbuf import HEADER, Block
+from tracer.ringbuf import Block, record_stride
 from tracer.stacks import PathJoiner
 
 SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~75k events) before spilling to disk
@@ -37,8 +37,8 @@ def events_in(block: Block, first: int = 0) -> int:
     size apart, so every record's twin byte is one slice, read without a Python loop."""
     if first >= len(block.offsets):
         return 0
-    stride = (block.size + HEADER + 7) & ~7        # tracer/ringbuf.py: each record is 8-aligned
-    twins = block.data[block.offsets[first] + TWIN_OFFSET:block.offsets[-1] + TWIN_OFFSET + 1:stride]
+    twins = block.data[block.offsets[first] + TWIN_OFFSET:block.offsets[-1] + TWIN_OFFSET + 1:
+                       record_stride(block.size)]
     return len(block.offsets) - first + len(twins) - twins.count(0)
 
 

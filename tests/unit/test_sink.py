@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from tracer.events import RELEASE_CHUNK, REORDER_KEPT, REORDER_MAX, REORDER_WINDOW_NS, TWIN_OFFSET, CallOrder, Event
 from tracer.observer import Observer
-from tracer.ringbuf import HEADER, Block
+from tracer.ringbuf import HEADER, Block, record_stride
 from tracer.sink import Spool, events_in
 
 
 RECORD = 40           # long enough to hold the header's twin field
 
 
+def ring_block(records: list[bytes], size: int) -> Block:
+    """Records of `size` bytes laid out as the ring holds them (tracer/ringbuf.py)."""
+    stride = record_stride(size)
+    data = bytearray(stride * len(records))
+    for n, record in enumerate(records):
+        data[n * stride + HEADER:n * stride + HEADER + len(record)] = record
+    return Block(bytes(data), [n * stride + HEADER for n in range(len(records))], size)
+
+
 def block(first: int, count: int, twins: range = range(0)) -> Block:
-    """Records laid out as in the ring, each after its 8-byte header and 8-aligned: record
-    i holds the number i, and a twin (probes/event.h) when i is in `twins`."""
-    stride = (RECORD + HEADER + 7) & ~7
-    data = bytearray(stride * count)
-    for n, i in enumerate(range(first, first + count)):
-        data[n * stride + HEADER:n * stride + HEADER + 8] = i.to_bytes(8, "little")
-        data[n * stride + HEADER + TWIN_OFFSET] = 2 if i in twins else 0
-    return Block(bytes(data), [n * stride + HEADER for n in range(count)], RECORD)
+    """Record i holds the number i, and a twin (probes/event.h) when i is in `twins`."""
+    records = []
+    for i in range(first, first + count):
+        record = bytearray(i.to_bytes(RECORD, "little"))
+        record[TWIN_OFFSET] = 2 if i in twins else 0
+        records.append(bytes(record))
+    return ring_block(records, RECORD)
 
 
 def records(found: Block) -> list[int]:
@@ -136,7 +144,7 @@ def test_a_record_with_a_twin_becomes_two_events_the_inner_call_first() -> None:
                raw(0, MEMFD_PAYLOAD, ts_ns=9, tgid=10, fd=4, file=0x2000, name=b"huge", s_magic=0x958458f6)]
     told = Told()
     sink = EventSink(Decoder(STEPS, {}, 0), told, None)
-    sink.take_block(Block(b"".join(records), [0, EVENT_SIZE], EVENT_SIZE))
+    sink.take_block(ring_block(records, EVENT_SIZE))
     sink.decode()
     assert [(e.step, e.ts_ns, e.fd, e.file, e.detail["name"]) for e in told.events] == [
         ("shmem_file_setup", 5, None, "0x0000000000001000", "demo"),
@@ -166,13 +174,9 @@ def test_a_stop_in_the_middle_of_a_batch_leaves_the_rest_to_decode() -> None:
     from tracer.events import EVENT_SIZE, MEMFD_PAYLOAD, Decoder
     from tracer.sink import EventSink
 
-    stride = (EVENT_SIZE + HEADER + 7) & ~7
-    data = bytearray(stride * 10)
-    for i in range(10):
-        data[i * stride + HEADER:i * stride + HEADER + EVENT_SIZE] = raw(0, MEMFD_PAYLOAD, ts_ns=i, fd=3)
     told = StoppedAt(5)
     sink = EventSink(Decoder(STEPS, {}, 0), told, None)
-    sink.take_block(Block(bytes(data), [i * stride + HEADER for i in range(10)], EVENT_SIZE))
+    sink.take_block(ring_block([raw(0, MEMFD_PAYLOAD, ts_ns=i, fd=3) for i in range(10)], EVENT_SIZE))
     try:
         sink.decode()
     except KeyboardInterrupt:
