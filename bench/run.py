@@ -14,6 +14,9 @@ side by side with strace and bpftrace, in one run (ratios, never absolute times 
 
   loops     two: a two-process ping-pong (roundtrip) and a one-process loop (selfloop) that
             has no idle time to hide the per-event cost in.
+  floor     bench/floor.py in the same loops: syspath's hooks and filter alone, then with the
+            records syspath sends, of the same sizes, but nothing read and no stacks: what
+            any design that sends those records costs, whatever it reads.
   probes    each probe program's ns per run (kernel.bpf_stats_enabled) during a traced selfloop.
 
 Writes bench/results.json and prints a table.
@@ -114,6 +117,10 @@ def syspath(mode: str, *workload: str, stacks: bool = True, cache: bool = True, 
             "--no-live", "--", *workload]
 
 
+def floor(mode: str, *workload: str) -> list[str]:
+    return [sys.executable, str(REPO / "bench" / "floor.py"), mode, "--", *workload]
+
+
 def bpftrace(*workload: str) -> list[str]:
     return ["bpftrace", "-o", "/dev/null", "-e", BPFTRACE_PROBES, "-c", " ".join(workload)]
 
@@ -157,6 +164,8 @@ def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
                    for tier in tiers}
     contenders |= {f"syspath {tier} helper reads": syspath(tier, str(workload), loop, str(LOOP), typed=False)
                    for tier in tiers}
+    contenders["floor: hooks"] = floor("hooks", str(workload), loop, str(LOOP))
+    contenders["floor: records"] = floor("records", str(workload), loop, str(LOOP))
     contenders["bpftrace"] = bpftrace(str(workload), loop, str(LOOP))
     contenders["untraced (short)"] = [str(workload), loop, str(STRACE_LOOP)]
     contenders["strace -f"] = ["strace", "-f", "-o", "/dev/null", str(workload), loop, str(STRACE_LOOP)]
@@ -180,11 +189,18 @@ def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
         found = ratios(name, baseline)
         return [round(found[0], 3), round(found[-1], 3)]
 
+    def fastest(name: str, baseline: str) -> float:
+        """The fastest traced run over the fastest untraced one: the least disturbed by the VM."""
+        return min(times[name]) / min(times[baseline])
+
     return {
         "ratios": {tier: ratio(f"syspath {tier}", "untraced") for tier in tiers},
         "ratios_no_stacks": {tier: ratio(f"syspath {tier} no stacks", "untraced") for tier in tiers},
         "ratios_helper_reads": {tier: ratio(f"syspath {tier} helper reads", "untraced") for tier in tiers},
-        "spread": {name: spread(name, "untraced") for name in names if name.startswith("syspath")},
+        "ratios_fastest": {tier: fastest(f"syspath {tier}", "untraced") for tier in tiers},
+        "floor": {name: ratio(name, "untraced") for name in names if name.startswith("floor")},
+        "floor_fastest": {name: fastest(name, "untraced") for name in names if name.startswith("floor")},
+        "spread": {name: spread(name, "untraced") for name in names if name.startswith(("syspath", "floor"))},
         "bpftrace": ratio("bpftrace", "untraced"), "strace": ratio("strace -f", "untraced (short)"),
         "untraced_s": statistics.median(times["untraced"]),
         "events": {tier: runs[f"syspath {tier}"][-1].events for tier in tiers},
@@ -282,6 +298,9 @@ def main() -> int:
                             "ratio_no_stacks": {tier: round(r, 3) for tier, r in found["ratios_no_stacks"].items()},
                             "ratio_helper_reads": {tier: round(r, 3)
                                                    for tier, r in found["ratios_helper_reads"].items()},
+                            "ratio_fastest": {tier: round(r, 3) for tier, r in found["ratios_fastest"].items()},
+                            "floor": {name: round(r, 3) for name, r in found["floor"].items()},
+                            "floor_fastest": {name: round(r, 3) for name, r in found["floor_fastest"].items()},
                             "spread": found["spread"], "strace_ratio": round(found["strace"], 2),
                             "bpftrace_ratio": round(found["bpftrace"], 3),
                             "untraced_loop_s": round(found["untraced_s"], 3), "events": found["events"],
@@ -317,11 +336,17 @@ def results_table(results: dict) -> Table:
             low, high = found["spread"][f"syspath {tier}"]
             table.add_row(f"overhead {loop}, syspath {tier}", f"{ratio:.2f}x [{low:.2f}-{high:.2f}] "
                           f"({found['events'][tier]} events, {found['lost'][tier]} lost)", "<= 1.15x")
+            table.add_row("  fastest run over fastest untraced", f"{found['ratio_fastest'][tier]:.2f}x", "")
             low, high = found["spread"][f"syspath {tier} no stacks"]
             table.add_row("  without kernel stacks", f"{found['ratio_no_stacks'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
             low, high = found["spread"][f"syspath {tier} helper reads"]
             table.add_row("  fields read by helper calls (SYSPATH_NO_TYPED_LOADS=1)",
                           f"{found['ratio_helper_reads'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
+        for name, what in (("floor: hooks", "syspath's hooks and filter, nothing sent"),
+                           ("floor: records", "+ syspath's records, nothing read, no stacks")):
+            low, high = found["spread"][name]
+            table.add_row(f"  floor: {what}", f"{found['floor'][name]:.2f}x [{low:.2f}-{high:.2f}], "
+                          f"fastest {found['floor_fastest'][name]:.2f}x", "")
         table.add_row(f"overhead {loop}, bpftrace (4 printf tracepoints)", f"{found['bpftrace_ratio']:.2f}x", "")
         table.add_row(f"overhead {loop}, strace -f", f"{found['strace_ratio']:.1f}x", "")
     for name, cost in sorted(results["program_ns_per_run"].items(), key=lambda item: -item[1]["ns_per_run"]):

@@ -1,0 +1,191 @@
+"""The floor under syspath's overhead in the benchmark's loops (bench/run.py runs it).
+
+    floor.py hooks -- COMMAND...     syspath's hooks and its process-tree filter, nothing sent
+    floor.py records -- COMMAND...   the same, plus the records syspath sends, of the same
+                                     sizes, in the same places: nothing read from the kernel's
+                                     objects, no stacks
+
+What separates `records` from syspath is what syspath reads and shows; what separates it
+from the untraced loop is the cost of sending that many records at all. No design that
+sends syspath's records can be cheaper than `records`.
+
+The hooks are those of syspath's syscall tier for memfd-share (probes/memfd_syscall.bpf.c,
+probes/paths.bpf.c). The command starts once its pid is in the filter, like syspath's gate.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tracer import kernel  # noqa: E402
+from tracer.btf import Btf  # noqa: E402
+from tracer.events import (IN_FLIGHT_PAYLOAD, MEMFD_PAYLOAD, MMAP_PAYLOAD, PASSED_FILE_PAYLOAD,  # noqa: E402
+                           PAYLOAD_OFFSET, SENDMSG_PAYLOAD)
+from tracer.loader import ring_pages  # noqa: E402
+from tracer.ringbuf import PAGE, RingReader  # noqa: E402
+from tracer.session import POLL_S  # noqa: E402
+
+PROGRAM = r"""
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+BPF_HASH(tracked, u32, u8, 65536);
+BPF_PERCPU_ARRAY(files_sent, u8, 1);      /* the sendmsg under way passes files: its skb carries them */
+
+struct record {
+    u64 ts_ns;
+    u32 pid;
+    u32 tgid;
+    char comm[16];
+};
+
+static __always_inline bool is_tracked(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    return tracked.lookup(&tid) != NULL;
+}
+
+/* What probes/common.h new_event and submit_event do, without the probe's reads. */
+static __always_inline void send(u32 size)
+{
+#ifdef RECORDS
+    u64 id = bpf_get_current_pid_tgid();
+    struct record *r = events.ringbuf_reserve(size);
+    if (!r)
+        return;
+    __builtin_memset(r, 0, size);
+    r->ts_ns = bpf_ktime_get_ns();
+    r->pid = (u32)id;
+    r->tgid = id >> 32;
+    bpf_get_current_comm(&r->comm, sizeof(r->comm));
+    events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+#endif
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
+{
+    if (args->ret >= 0 && is_tracked())
+        send(MEMFD_SIZE);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
+{
+    if (is_tracked())
+        send(MMAP_SIZE);
+    return 0;
+}
+
+/* syspath sends one passed-file record per fd, and an in-flight one only for an skb with files:
+ * here, one of each for a message with control data (the loops pass one fd at a time) */
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
+{
+    u64 control_length = 0;
+    int zero = 0;
+    u8 *files = files_sent.lookup(&zero);
+    if (!files || !is_tracked())
+        return 0;
+    bpf_probe_read_user(&control_length, sizeof(control_length), (void *)((u64)args->msg + MSG_CONTROLLEN));
+    send(SENDMSG_SIZE);
+    *files = control_length > 0;
+    if (*files)
+        send(PASSED_FILE_SIZE);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
+{
+    if (args->ret >= 0 && is_tracked())
+        send(PASSED_FILE_SIZE);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, sk_data_ready)
+{
+    int zero = 0;
+    u8 *files = files_sent.lookup(&zero);
+    if (args->family != 1 || !files || !is_tracked())
+        return 0;
+    if (*files)
+        send(IN_FLIGHT_SIZE);
+    *files = 0;
+    return 0;
+}
+
+/* path points: in a loop their stacks are sampled out, and they send nothing */
+#ifdef HAVE_VM_UNMAPPED_AREA
+RAW_TRACEPOINT_PROBE(vm_unmapped_area) { is_tracked(); return 0; }
+#endif
+#ifdef HAVE_SKB_COPY_DATAGRAM_IOVEC
+RAW_TRACEPOINT_PROBE(skb_copy_datagram_iovec) { is_tracked(); return 0; }
+#endif
+
+/* the roundtrip loop forks its receiver */
+RAW_TRACEPOINT_PROBE(sched_process_fork)
+{
+    u32 child = 0;
+    u8 yes = 1;
+    if (!is_tracked())
+        return 0;
+    bpf_probe_read_kernel(&child, sizeof(child), (void *)(ctx->args[1] + TASK_PID));
+    tracked.update(&child, &yes);
+    return 0;
+}
+"""
+
+TRACEFS_EVENTS = (Path("/sys/kernel/tracing/events"), Path("/sys/kernel/debug/tracing/events"))
+
+
+def has_tracepoint(group: str, name: str) -> bool:
+    return any((events / group / name).is_dir() for events in TRACEFS_EVENTS)
+
+
+def cflags(records: bool) -> list[str]:
+    sizes = {"MEMFD_SIZE": MEMFD_PAYLOAD, "MMAP_SIZE": MMAP_PAYLOAD, "SENDMSG_SIZE": SENDMSG_PAYLOAD,
+             "PASSED_FILE_SIZE": PASSED_FILE_PAYLOAD, "IN_FLIGHT_SIZE": IN_FLIGHT_PAYLOAD}
+    flags = [f"-D{name}={PAYLOAD_OFFSET + payload.layout.size}" for name, payload in sizes.items()]
+    flags += [f"-DRINGBUF_PAGES={ring_pages()}", f"-DTASK_PID={Btf.load().member('task_struct', 'pid').offset}",
+              f"-DMSG_CONTROLLEN={Btf.load().member('user_msghdr', 'msg_controllen').offset}"]
+    flags += ["-DRECORDS"] if records else []
+    flags += ["-DHAVE_VM_UNMAPPED_AREA"] if has_tracepoint("mmap", "vm_unmapped_area") else []
+    flags += ["-DHAVE_SKB_COPY_DATAGRAM_IOVEC"] if has_tracepoint("skb", "skb_copy_datagram_iovec") else []
+    return flags
+
+
+def run(records: bool, command: list[str]) -> int:
+    kernel.use_headers()
+    from bcc import BPF
+
+    bpf = BPF(text=PROGRAM, cflags=cflags(records))
+    reader = RingReader(bpf["events"].map_fd, ring_pages() * PAGE)
+    gate_read, gate_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.read(gate_read, 1)
+        os.execvp(command[0], command)
+    bpf["tracked"][ctypes.c_uint(child)] = ctypes.c_ubyte(1)
+    os.write(gate_write, b"go")
+    taken = 0
+    while True:
+        finished, status = os.waitpid(child, os.WNOHANG)
+        while (block := reader.read()) is not None:
+            taken += len(block.offsets)
+        if finished:
+            break
+        time.sleep(POLL_S)
+    print(f"floor: {taken} records taken", file=sys.stderr)
+    return os.waitstatus_to_exitcode(status)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 4 or argv[1] not in ("hooks", "records") or argv[2] != "--":
+        print(__doc__, file=sys.stderr)
+        return 2
+    return run(argv[1] == "records", argv[3:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
