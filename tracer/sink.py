@@ -25,7 +25,7 @@ from tracer.record import RecordingWriter
 from tracer.ringbuf import Block
 from tracer.stacks import PathJoiner
 
-SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~75k events) before spilling to disk
+SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~90k records) before spilling to disk
 SPILL_HEADER = struct.Struct("<III")   # data bytes, record count, events they stand for
 DECODE_BATCH = 256              # records decoded between two looks at the kernel's ring
 READ_AHEAD_RECORDS = 2048       # records the page watch may read ahead of the decoder (~20 ms of work)
