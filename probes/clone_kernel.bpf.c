@@ -26,7 +26,7 @@ ON_RETURN(copy_process)
     u64 child = RETVAL(copy_process);
     if (!leave_call(STEP_CLONE, &call) || !child || IS_ERR_VALUE(child))
         return 0;
-    e = call_event(STEP_CLONE, EVENT_SIZE_WITH(clone), &call);
+    e = call_event(STEP_CLONE, &call);
     if (!e)
         return 0;
     read_clone(e, bpf_get_current_task(), child, call.payload.clone.flags);
@@ -42,7 +42,7 @@ static __always_inline int copy_made(void *ctx, u32 step, u64 copy)
     struct syspath_event *e;
     if (!leave_call(step, &call) || !copy || IS_ERR_VALUE(copy))
         return 0;
-    e = call_event(step, EVENT_SIZE_WITH(copy), &call);
+    e = call_event(step, &call);
     if (!e)
         return 0;
     e->payload.copy.from = call.object;

@@ -167,9 +167,9 @@ static __always_inline void count_lost(u32 step)
 #define RING_FULL_HOLD_NS 1000000
 BPF_PERCPU_ARRAY(ring_full_at, u64, 1);
 
-static __always_inline struct syspath_event *reserve_event(u32 size)
+static __always_inline struct syspath_event *reserve_event(void)
 {
-    struct syspath_event *e = events.ringbuf_reserve(size);
+    struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
     int zero = 0;
     u64 *full_at, now;
     if (e)
@@ -180,7 +180,7 @@ static __always_inline struct syspath_event *reserve_event(u32 size)
         return NULL;
 #pragma clang loop unroll(disable)
     for (int tries = 1; tries < RESERVE_TRIES; tries++) {
-        e = events.ringbuf_reserve(size);
+        e = events.ringbuf_reserve(sizeof(struct syspath_event));
         if (e)
             return e;
     }
@@ -189,23 +189,20 @@ static __always_inline struct syspath_event *reserve_event(u32 size)
 }
 #endif
 
-/* A record of `size` bytes (event.h EVENT_SIZE_WITH: a constant at every call, as the ring
- * wants): the verifier rejects a write past it at load time. */
-static __always_inline struct syspath_event *new_event(u32 step, u32 size)
+static __always_inline struct syspath_event *new_event(u32 step)
 {
 #ifdef SYSPATH_PERF_BUFFER
     int zero = 0;
     struct syspath_event *e = scratch.lookup(&zero);
-    size = sizeof(*e);                   /* sent whole: the scratch slot is reused */
 #else
-    struct syspath_event *e = reserve_event(size);
+    struct syspath_event *e = reserve_event();
 #endif
     if (!e) {
         count_lost(step);
         return NULL;
     }
     u64 id = bpf_get_current_pid_tgid();
-    __builtin_memset(e, 0, size);
+    __builtin_memset(e, 0, sizeof(*e));
     e->ts_ns = bpf_ktime_get_ns();
     e->pid = (u32)id;
     e->tgid = id >> 32;
@@ -244,7 +241,7 @@ static __always_inline void send_path_record(void *ctx, u32 point, s32 stack)
     struct syspath_event *e;
     if (stack == STACK_SAMPLED_OUT)
         return;
-    e = new_event(PATH_STEP_BASE + point, EVENT_HEADER_SIZE);
+    e = new_event(PATH_STEP_BASE + point);
     if (e)
         submit_with_stack(ctx, e, stack);
 }

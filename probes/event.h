@@ -134,14 +134,6 @@ struct syspath_event {
     u64 file;
     u64 inode;
     s64 refcount;            /* raw counter; user space applies FILE_REF_BIAS */
+    union syspath_payload payload;
     struct file_identity identity;   /* filled when `file` is set */
-    union syspath_payload payload;   /* last: a record ends with its step's member */
 };
-
-/* A record is only as long as its step needs: the header, the file's identity, and its step's
- * member of the payload union. The probes reserve that much (common.h new_event) and user space
- * takes each record's length from the ring; the small memfd-share records cost a third fewer
- * cache lines to write than the whole struct. A path record is the header alone. */
-#define EVENT_HEADER_SIZE __builtin_offsetof(struct syspath_event, identity)
-#define EVENT_SIZE_FILE_ONLY __builtin_offsetof(struct syspath_event, payload)
-#define EVENT_SIZE_WITH(member) (EVENT_SIZE_FILE_ONLY + sizeof(((union syspath_payload *)0)->member))

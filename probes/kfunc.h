@@ -87,9 +87,9 @@ static __always_inline bool leave_call(u32 id, struct call *call)
 }
 
 /* An event for a call that has returned: it carries the entry time and depth. */
-static __always_inline struct syspath_event *call_event(u32 step, u32 size, struct call *call)
+static __always_inline struct syspath_event *call_event(u32 step, struct call *call)
 {
-    struct syspath_event *e = new_event(step, size);
+    struct syspath_event *e = new_event(step);
     if (e) {
         e->ts_ns = call->ts_ns;
         e->depth = call->depth;
@@ -97,9 +97,9 @@ static __always_inline struct syspath_event *call_event(u32 step, u32 size, stru
     return e;
 }
 
-static __always_inline struct syspath_event *event_here(u32 step, u32 size)
+static __always_inline struct syspath_event *event_here(u32 step)
 {
-    struct syspath_event *e = new_event(step, size);
+    struct syspath_event *e = new_event(step);
     if (e)
         e->depth = current_depth();
     return e;

@@ -121,7 +121,7 @@ static __always_inline void emit_in_flight(void *ctx, u64 sk, s32 stack)
     fpl = AS_KERNEL(fpl, SCM_FP_LIST);
     READ_FIELD(count, fpl, SCM_FP_COUNT);
     for (int i = 0; i < MAX_SCM_FDS && i < count; i++) {
-        struct syspath_event *e = new_event(STEP_IN_FLIGHT, EVENT_SIZE_WITH(in_flight));
+        struct syspath_event *e = new_event(STEP_IN_FLIGHT);
         u64 file = 0;
         if (!e)
             return;

@@ -10,7 +10,7 @@ BPF_HASH(followed, u64, u8, 4096);
 /* An event about one struct file, where the call is now (fd -1: not known here). */
 static __always_inline int file_event(void *ctx, u32 step, u64 file, s32 fd)
 {
-    struct syspath_event *e = event_here(step, EVENT_SIZE_FILE_ONLY);
+    struct syspath_event *e = event_here(step);
     if (!e)
         return 0;
     e->fd = fd;
@@ -34,7 +34,7 @@ static __always_inline int memfd_created(void *ctx, s64 fd)
     struct syspath_event *e;
     if (!leave_call(STEP_MEMFD_CREATE, &call) || fd < 0)
         return 0;
-    e = call_event(STEP_MEMFD_CREATE, EVENT_SIZE_WITH(memfd), &call);
+    e = call_event(STEP_MEMFD_CREATE, &call);
     if (!e)
         return 0;
     e->fd = fd;
@@ -102,7 +102,7 @@ ON_RETURN(shmem_file_setup)
     if (!leave_call(STEP_SHMEM_FILE_SETUP, &call) || IS_ERR_VALUE(file))
         return 0;
     follow(file);
-    e = call_event(STEP_SHMEM_FILE_SETUP, EVENT_SIZE_WITH(memfd), &call);
+    e = call_event(STEP_SHMEM_FILE_SETUP, &call);
     if (!e)
         return 0;
     read_memfd(e, file, &call.payload.memfd);
@@ -159,7 +159,7 @@ ON_RETURN(do_mmap)
     u64 address = RETVAL(do_mmap);
     if (!leave_call(STEP_DO_MMAP, &call) || IS_ERR_VALUE(address))
         return 0;
-    e = call_event(STEP_DO_MMAP, EVENT_SIZE_WITH(mmap), &call);
+    e = call_event(STEP_DO_MMAP, &call);
     if (!e)
         return 0;
     read_mmap(e, call.object, address, &call.payload.mmap);
@@ -185,7 +185,7 @@ ON_ENTRY(unix_stream_sendmsg)
     READ_KERNEL(control, msg, KMSGHDR_CONTROL);
     READ_KERNEL(controllen, msg, KMSGHDR_CONTROLLEN);
     read_scm_rights(control, controllen, false, &rights);
-    e = event_here(STEP_UNIX_STREAM_SENDMSG, EVENT_SIZE_WITH(sendmsg));
+    e = event_here(STEP_UNIX_STREAM_SENDMSG);
     if (e) {
         read_sendmsg(e, file, sk, rights.count);
         submit_event(ctx, e);
@@ -234,7 +234,7 @@ static __always_inline void emit_fp_list(void *ctx, u64 fpl, u32 before, struct 
             break;
         READ_KERNEL(file, fpl, SCM_FP_FP + (i + before) * sizeof(u64));
         follow(file);
-        e = call_event(STEP_SCM_FP_COPY, EVENT_SIZE_WITH(passed_file), call);
+        e = call_event(STEP_SCM_FP_COPY, call);
         if (!e)
             return;
         if (i < rights->count && i < MAX_SCM_FDS)
@@ -315,7 +315,7 @@ static __always_inline int received(void *ctx, s64 fd)
     struct syspath_event *e;
     if (!leave_call(STEP_RECEIVE_FD, &call) || fd < 0)
         return 0;
-    e = call_event(STEP_RECEIVE_FD, EVENT_SIZE_WITH(passed_file), &call);
+    e = call_event(STEP_RECEIVE_FD, &call);
     if (!e)
         return 0;
     e->fd = fd;

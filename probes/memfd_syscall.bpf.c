@@ -47,8 +47,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     bool shmem;
     if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1])))
         return 0;
-    e = new_event(ON_SYSCALL(STEP_MEMFD_CREATE) ? STEP_MEMFD_CREATE : STEP_SHMEM_FILE_SETUP,
-                  EVENT_SIZE_WITH(memfd));
+    e = new_event(ON_SYSCALL(STEP_MEMFD_CREATE) ? STEP_MEMFD_CREATE : STEP_SHMEM_FILE_SETUP);
     if (!e) {
         if (ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && ON_SYSCALL(STEP_MEMFD_CREATE))
             count_lost(STEP_SHMEM_FILE_SETUP);   /* its twin too */
@@ -105,7 +104,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     if (IS_ERR_VALUE(args->ret) || !CALL_AT_EXIT(STEP_DO_MMAP, &call, mmap_call(&call, saved.arg[1], saved.arg[2],
                                                                               saved.arg[3], (s32)saved.arg[4], saved.arg[5])))
         return 0;
-    e = new_event(STEP_DO_MMAP, EVENT_SIZE_WITH(mmap));
+    e = new_event(STEP_DO_MMAP);
     if (!e)
         return 0;
     e->fd = call.fd;
@@ -149,7 +148,7 @@ static __always_inline void emit_passed_files(void *args, u32 step, struct fd_ta
         struct syspath_event *e;
         if (i >= rights->count)
             break;
-        e = new_event(step, EVENT_SIZE_WITH(passed_file));
+        e = new_event(step);
         if (!e)
             return;
         e->fd = rights->fd[i];
@@ -174,7 +173,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
         return 0;
     read_user_scm_rights((u64)args->msg, &rights);
     if (ON_SYSCALL(STEP_UNIX_STREAM_SENDMSG) && type == SOCK_STREAM) {
-        e = new_event(STEP_UNIX_STREAM_SENDMSG, EVENT_SIZE_WITH(sendmsg));
+        e = new_event(STEP_UNIX_STREAM_SENDMSG);
         if (e) {
             e->fd = args->fd;
             read_sendmsg(e, sock_file, sk, rights.count);

@@ -12,7 +12,7 @@
 /* The event both steps share: which signal, and its si_code (SI_USER for kill()). */
 static __always_inline struct syspath_event *signal_event(u32 step, int sig, int code)
 {
-    struct syspath_event *e = new_event(step, EVENT_SIZE_WITH(signal));
+    struct syspath_event *e = new_event(step);
     if (e) {
         e->payload.signal.sig = sig;
         e->payload.signal.code = code;

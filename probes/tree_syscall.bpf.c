@@ -42,7 +42,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
     struct call call;
     if (!take_call(STEP_CLONE, &call))
         return 0;
-    struct syspath_event *e = new_event(STEP_CLONE, EVENT_SIZE_WITH(clone));
+    struct syspath_event *e = new_event(STEP_CLONE);
     if (e) {
         read_clone(e, parent, child, call.payload.clone.flags);
         submit_event(ctx, e);

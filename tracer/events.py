@@ -55,15 +55,10 @@ def _task_counts(owner: str) -> tuple[tuple[str, str], ...]:
     return tuple((f"{owner}.{name}", "I") for name in ("mm", "fs", "files", "sighand", "signal"))
 
 
-# struct syspath_event up to its file identity
+# struct syspath_event up to its payload union
 EVENT_HEADER = CStruct("syspath_event", (
     ("ts_ns", "Q"), ("pid", "I"), ("tgid", "I"), ("comm", "16s"), ("step", "H"), ("twin", "H"), ("fd", "i"),
     ("depth", "I"), ("stack_id", "i"), ("file", "Q"), ("inode", "Q"), ("refcount", "q")))
-# struct file_identity, after the header: what the event's struct file is
-FILE_IDENTITY = CStruct("file_identity", (("f_op", "Q"), ("read_iter", "Q"), ("s_magic", "Q"), ("i_mode", "I"), ("reserved", "I"),
-                                          ("name", f"{TEXT_LEN}s")))
-IDENTITY_OFFSET = EVENT_HEADER.layout.size
-PAYLOAD_OFFSET = IDENTITY_OFFSET + FILE_IDENTITY.layout.size
 MEMFD_PAYLOAD = CStruct("memfd_payload", (("flags", "Q"), ("s_magic", "Q"), ("name", f"{TEXT_LEN}s")))
 MMAP_PAYLOAD = CStruct("mmap_payload", (
     ("address", "Q"), ("length", "Q"), ("prot", "Q"), ("flags", "Q"), ("vma", "Q"), ("vm_flags", "Q"),
@@ -78,13 +73,17 @@ CLONE_PAYLOAD = CStruct("clone_payload", (("flags", "Q"), ("child_tid", "I"), ("
 SIGNAL_PAYLOAD = CStruct("signal_payload", (("sig", "i"), ("code", "i"), ("group", "i"), ("result", "i"),
                                             ("target_tid", "I"), ("reserved", "I"), ("handler", "Q")))
 COPY_PAYLOAD = CStruct("copy_payload", (("from", "Q"), ("copy", "Q")))
-# union syspath_payload, last: every member starts after the file identity
+# union syspath_payload: every member starts where the header ends
 PAYLOADS = (MEMFD_PAYLOAD, MMAP_PAYLOAD, SENDMSG_PAYLOAD, PASSED_FILE_PAYLOAD, IN_FLIGHT_PAYLOAD, CLONE_PAYLOAD,
             COPY_PAYLOAD, SIGNAL_PAYLOAD)
 PAYLOAD_SIZE = max(payload.layout.size for payload in PAYLOADS)
+# struct file_identity, after the union: what the event's struct file is
+FILE_IDENTITY = CStruct("file_identity", (("f_op", "Q"), ("read_iter", "Q"), ("s_magic", "Q"), ("i_mode", "I"), ("reserved", "I"),
+                                          ("name", f"{TEXT_LEN}s")))
+IDENTITY_OFFSET = EVENT_HEADER.layout.size + PAYLOAD_SIZE
 STEP_OFFSET, STEP_SIZE = EVENT_HEADER.offsets()["step"]      # a record's step id, read without decoding it
 TWIN_OFFSET = EVENT_HEADER.offsets()["twin"][0]              # its twin, the same way (tracer/sink.py events_in)
-EVENT_SIZE = PAYLOAD_OFFSET + PAYLOAD_SIZE     # the longest record; most are shorter (event.h EVENT_SIZE_WITH)
+EVENT_SIZE = IDENTITY_OFFSET + FILE_IDENTITY.layout.size
 
 
 @dataclass(slots=True)
@@ -391,16 +390,8 @@ STEP_PAYLOADS: dict[str, tuple[CStruct, DetailDecoder]] = {
 }
 _HEADER = EVENT_HEADER.layout
 _IDENTITY = FILE_IDENTITY.layout
-_DETAIL_READERS: dict[str, tuple[struct.Struct, DetailDecoder]] = {
-    step: (payload.layout, decode) for step, (payload, decode) in STEP_PAYLOADS.items()}
-
-
-def _payload(layout: struct.Struct, record: bytes) -> tuple[Any, ...]:
-    """The step's payload; bytes a record ends before read as zeros (a probe that fills no
-    payload sends a record without it: probes/event.h EVENT_SIZE_FILE_ONLY)."""
-    if len(record) < PAYLOAD_OFFSET + layout.size:
-        record = bytes(record).ljust(PAYLOAD_OFFSET + layout.size, b"\0")
-    return layout.unpack_from(record, PAYLOAD_OFFSET)
+_DETAIL_READERS: dict[str, tuple[Callable[[bytes, int], tuple[Any, ...]], DetailDecoder]] = {
+    step: (payload.layout.unpack_from, decode) for step, (payload, decode) in STEP_PAYLOADS.items()}
 
 
 @dataclass(frozen=True)
@@ -439,10 +430,10 @@ class Decoder:
                file: int, inode: int, refcount: int) -> Event:
         step = self.step_names[step_id] if step_id < len(self.step_names) else f"step{step_id}"
         reader = _DETAIL_READERS.get(step)
-        detail = reader[1](*_payload(reader[0], data)) if reader else {}
+        detail = reader[1](*reader[0](data, _HEADER.size)) if reader else {}
         if depth:
             detail["depth"] = depth           # inside that many hooked kernel functions
-        if file and len(data) >= PAYLOAD_OFFSET:
+        if file and len(data) >= EVENT_SIZE:
             f_op, read_iter, s_magic, i_mode, _, name = _IDENTITY.unpack_from(data, IDENTITY_OFFSET)
             if f_op:                           # 0: the probe could not read the file's identity
                 detail.update(self._identity(f_op, read_iter, s_magic, i_mode, name, inode))

@@ -18,7 +18,7 @@ from tracer.ringbuf import PAGE, RingReader
 from tracer.resources import probes_dir
 
 PROBES_DIR = probes_dir()
-RINGBUF_PAGES = 4096      # 16 MiB: ~90,000 records (152-208 bytes), 0.3-0.6 s of a 300k events/s burst while user space decodes
+RINGBUF_PAGES = 4096      # 16 MiB: ~80,000 events, 0.25 s of a 300k events/s burst while user space decodes
 LOST_SLOTS = 256          # probes/common.h: lost events counted per step id
 KRETPROBE_MAXACTIVE = 64  # calls of one function in flight at once before returns go unseen
 INCLUDE = re.compile(r'^#include "(?P<name>[\w.]+)"$', re.MULTILINE)

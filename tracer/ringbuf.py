@@ -31,16 +31,11 @@ def record_stride(size: int) -> int:
 
 @dataclass(frozen=True)
 class Block:
-    """Records copied out of the ring in one piece: `data`, where each record starts and how
-    long it is (a step's record is as long as its payload: probes/event.h EVENT_SIZE_WITH)."""
+    """Records copied out of the ring in one piece: `data` and where each record starts."""
 
     data: bytes
     offsets: list[int]
-    lengths: list[int]
-
-    def record(self, index: int) -> memoryview:
-        start = self.offsets[index]
-        return memoryview(self.data)[start:start + self.lengths[index]]
+    size: int                    # every record's length (the probes emit one fixed-size struct)
 
 
 class RingReader:
@@ -71,7 +66,7 @@ class RingReader:
         start = self.position & self.mask
         chunk = bytes(self.data[start:start + available])        # the double mapping: no wrap here
         offsets: list[int] = []
-        lengths: list[int] = []
+        size = 0
         walked = 0
         while walked + HEADER <= available:
             length = LENGTH.unpack_from(chunk, walked)[0]
@@ -80,13 +75,13 @@ class RingReader:
             record = length & ~(BUSY | DISCARD)
             if not length & DISCARD:
                 offsets.append(walked + HEADER)
-                lengths.append(record)
+                size = record
             walked += record_stride(record)
         if not walked:
             return None
         self.position += walked
         POSITION.pack_into(self.consumer, 0, self.position)
-        return Block(chunk, offsets, lengths) if offsets else None
+        return Block(chunk, offsets, size) if offsets else None
 
     def close(self) -> None:
         self.poller.close()

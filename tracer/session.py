@@ -26,7 +26,7 @@ from tracer.record import VERSION, RecordingWriter
 from tracer.sink import EventSink
 from tracer.target import Target, scenario_command
 
-POLL_S = 0.02             # between two takes from the ring: it holds ~90k records, 0.2 s at 400k/s or more
+POLL_S = 0.02             # between two takes from the ring: it holds ~80k events, 0.2 s at 400k/s
 GC_THRESHOLDS = (20_000, 20, 100)     # Python's are (700, 10, 10)
 DECODE_SLICE_S = 0.02     # decoding between two takes, while the program runs
 STOP_DECODE_S = 1.0       # decoding left to a stopped session: a usual backlog, not a long tail

@@ -22,20 +22,24 @@ from tracer.events import STEP_OFFSET, STEP_SIZE, TWIN_OFFSET, Decoder, Event
 from tracer.observer import Observer
 from tracer.pages import FOLLOWED_STEPS, PageWatch
 from tracer.record import RecordingWriter
-from tracer.ringbuf import Block
+from tracer.ringbuf import Block, record_stride
 from tracer.stacks import PathJoiner
 
-SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~90k records) before spilling to disk
-SPILL_HEADER = struct.Struct("<III")   # data bytes, record count, events they stand for
+SPOOL_MEMORY = 16 << 20         # bytes of undecoded records kept in memory (~75k events) before spilling to disk
+SPILL_HEADER = struct.Struct("<III")   # data bytes, record size, record count
 DECODE_BATCH = 256              # records decoded between two looks at the kernel's ring
 READ_AHEAD_RECORDS = 2048       # records the page watch may read ahead of the decoder (~20 ms of work)
 
 
 def events_in(block: Block, first: int = 0) -> int:
     """The events the block's records from its `first` on stand for: one each, two for a
-    record with a twin (probes/event.h). Counted once per block by the spool."""
-    data = block.data
-    return sum(2 if data[offset + TWIN_OFFSET] else 1 for offset in block.offsets[first:])
+    record with a twin (probes/event.h). Records lie in the ring (and so in the block) one
+    size apart, so every record's twin byte is one slice, read without a Python loop."""
+    if first >= len(block.offsets):
+        return 0
+    twins = block.data[block.offsets[first] + TWIN_OFFSET:block.offsets[-1] + TWIN_OFFSET + 1:
+                       record_stride(block.size)]
+    return len(block.offsets) - first + len(twins) - twins.count(0)
 
 
 class Spool:
@@ -43,7 +47,7 @@ class Spool:
     `events` counts what the records stand for."""
 
     def __init__(self, memory_limit: int = SPOOL_MEMORY) -> None:
-        self.memory: deque[tuple[Block, int]] = deque()     # with the events each block stands for
+        self.memory: deque[Block] = deque()
         self.memory_bytes = 0
         self.memory_limit = memory_limit
         self.disk: IO[bytes] | None = None
@@ -52,46 +56,45 @@ class Spool:
         self.events = 0
 
     def put(self, block: Block) -> None:
-        events = events_in(block)
-        self.events += events
+        self.events += events_in(block)
         if self.disk_write > self.disk_read or self.memory_bytes + len(block.data) > self.memory_limit:
-            self._spill(block, events)
+            self._spill(block)
         else:
-            self.memory.append((block, events))
+            self.memory.append(block)
             self.memory_bytes += len(block.data)
 
-    def _spill(self, block: Block, events: int) -> None:
+    def _spill(self, block: Block) -> None:
         if self.disk is None:
             self.disk = tempfile.TemporaryFile(prefix="syspath-spool-")
-        where = array.array("I", block.offsets + block.lengths).tobytes()
+        offsets = array.array("I", block.offsets).tobytes()
         self.disk.seek(self.disk_write)
-        self.disk.write(SPILL_HEADER.pack(len(block.data), len(block.offsets), events) + where + block.data)
+        self.disk.write(SPILL_HEADER.pack(len(block.data), block.size, len(block.offsets)) + offsets + block.data)
         self.disk_write = self.disk.tell()
 
     def get(self) -> Block | None:
         if self.memory:
-            block, events = self.memory.popleft()
+            block = self.memory.popleft()
             self.memory_bytes -= len(block.data)
         elif self.disk is not None and self.disk_read < self.disk_write:
-            block, events = self._unspill()
+            block = self._unspill()
         else:
             return None
-        self.events -= events
+        self.events -= events_in(block)
         return block
 
-    def _unspill(self) -> tuple[Block, int]:
+    def _unspill(self) -> Block:
         assert self.disk is not None
         self.disk.seek(self.disk_read)
-        length, count, events = SPILL_HEADER.unpack(self.disk.read(SPILL_HEADER.size))
-        where = array.array("I")
-        where.frombytes(self.disk.read(8 * count))
+        length, size, count = SPILL_HEADER.unpack(self.disk.read(SPILL_HEADER.size))
+        offsets = array.array("I")
+        offsets.frombytes(self.disk.read(4 * count))
         data = self.disk.read(length)
         self.disk_read = self.disk.tell()
         if self.disk_read == self.disk_write:          # caught up: start the file over
             self.disk.seek(0)
             self.disk.truncate()
             self.disk_read = self.disk_write = 0
-        return Block(data, where[:count].tolist(), where[count:].tolist()), events
+        return Block(data, offsets.tolist(), size)
 
     def close(self) -> None:
         if self.disk is not None:
@@ -110,11 +113,11 @@ class PageReadAhead:
     def read(self, block: Block, most: int) -> int:
         """Tells the page watch of at most `most` of the block's records; returns how many."""
         data, step_ids, told = block.data, self.step_ids, 0
-        for index, offset in enumerate(block.offsets):
+        for offset in block.offsets:
             if told >= most:
                 break
             if int.from_bytes(data[offset + STEP_OFFSET:offset + STEP_OFFSET + STEP_SIZE], "little") in step_ids:
-                self.pages.read_ahead(self.decoder.decode(block.record(index)))
+                self.pages.read_ahead(self.decoder.decode(memoryview(data)[offset:offset + block.size]))
                 told += 1
         return told
 
@@ -145,7 +148,7 @@ class EventSink:
 
     def take(self, data: int, size: int) -> None:
         """A perf buffer callback's record (kernels without the BPF ring buffer)."""
-        self.take_block(Block(ctypes.string_at(data, size), [0], [size]))
+        self.take_block(Block(ctypes.string_at(data, size), [0], size))
 
     def _read_ahead(self, block: Block) -> None:
         """Records taken before the first decode, while the kernel symbols load: the page watch
@@ -180,13 +183,14 @@ class EventSink:
 
     def _decode_some(self, block: Block, most: int) -> None:
         view = memoryview(block.data)
+        size = block.size
         first = self.next_record
         last = min(first + most, len(block.offsets))
-        for offset, length in zip(block.offsets[first:last], block.lengths[first:last]):
+        for offset in block.offsets[first:last]:
             # counted as decoded before it is: a stop (Ctrl-C, SIGTERM: an exception raised
             # anywhere in here) then leaves the rest of the batch to the backlog, not lost
             self.next_record += 1
-            event, stack_id, twin = self.decoder.decode_with_stack(view[offset:offset + length])
+            event, stack_id, twin = self.decoder.decode_with_stack(view[offset:offset + size])
             if twin is not None:
                 self._with_path(twin, stack_id)
             self._with_path(event, stack_id)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from tracer.events import (CLONE_PAYLOAD, EVENT_HEADER, EVENT_SIZE, MEMFD_PAYLOAD, MMAP_PAYLOAD, PAYLOAD_OFFSET,
-                           CStruct, Decoder, flag_names, MAP_BITS)
+from tracer.events import (CLONE_PAYLOAD, EVENT_HEADER, EVENT_SIZE, MEMFD_PAYLOAD, MMAP_PAYLOAD, CStruct,
+                           Decoder, flag_names, MAP_BITS)
 from tracer.findings import shared_files
 from tracer.events import Event
 
@@ -9,23 +9,20 @@ STEPS = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "
 
 
 def raw(step: int, payload: CStruct | None = None, **fields: object) -> bytes:
-    """A record as the probes write it: header fields by name, the file identity (zeros), and
-    `payload`'s members by name, where the record ends (probes/event.h EVENT_SIZE_WITH)."""
+    """A struct syspath_event as the probes write it: header fields and `payload`'s members by name."""
     header = {name: 0 for name, _ in EVENT_HEADER.members} | {"comm": b"", "step": step, "fd": -1}
     record = EVENT_HEADER.layout.pack(*({**header, **fields}[name] for name, _ in EVENT_HEADER.members))
-    record = record.ljust(PAYLOAD_OFFSET, b"\0")
     if payload:
         members = {name: b"" if fmt.endswith("s") else 0 for name, fmt in payload.members} | fields
         record += payload.layout.pack(*(members[name] for name, _ in payload.members))
-    return record
+    return record.ljust(EVENT_SIZE, b"\0")
 
 
 def test_layout_matches_common_h() -> None:
-    # probes/event.h: 8+4+4+16+4+4+4+4+8+8+8 header, the file's identity (8+8+8+4+4+32),
-    # then at most the largest payload (clone: 8+4+4 + 5*8 pointers each for parent and
-    # child + 5*4 counts + 4 entry)
-    assert EVENT_SIZE == 72 + 64 + 120
-    assert len(raw(2, MMAP_PAYLOAD)) == 72 + 64 + 72 and len(raw(5)) == 72 + 64
+    # probes/event.h: 8+4+4+16+4+4+4+4+8+8+8 header, then the largest payload
+    # (clone: 8+4+4 + 5*8 pointers each for parent and child + 5*4 counts + 4 entry),
+    # then the file's identity (8+8+8+4+4+32)
+    assert EVENT_SIZE == 72 + 120 + 64
 
 
 def test_every_file_event_says_what_the_file_is() -> None:
@@ -50,15 +47,6 @@ def test_decode_applies_the_refcount_bias_and_names() -> None:
     assert event.step == "memfd_create" and event.hook == "tracepoint:syscalls:sys_exit_memfd_create"
     assert event.file == "0xffff888100001000" and event.refcount == 1 and event.fd == 3
     assert event.detail == {"name": "demo", "flags": ["MFD_CLOEXEC", "MFD_ALLOW_SEALING"], "tmpfs": False}
-
-
-def test_a_record_without_its_payload_reads_it_as_zeros() -> None:
-    """The kernel tier's receive_fd on fd_install sends the file alone (event.h
-    EVENT_SIZE_FILE_ONLY): its payload members read as zeros, as the probe left them."""
-    short = raw(5, file=0xffff888100001000, fd=4)
-    assert len(short) == PAYLOAD_OFFSET
-    event = Decoder(STEPS, {}, 0).decode(short)
-    assert (event.step, event.fd, event.detail) == ("receive_fd", 4, {})      # count 0: no message seen
 
 
 def test_no_file_means_no_refcount_and_no_fd() -> None:

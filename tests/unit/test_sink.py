@@ -11,31 +11,27 @@ from tracer.sink import Spool, events_in
 RECORD = 40           # long enough to hold the header's twin field
 
 
-def ring_block(records: list[bytes]) -> Block:
-    """The records laid out as the ring holds them (tracer/ringbuf.py), each as long as it is."""
-    data, offsets = bytearray(), []
-    for record in records:
-        offsets.append(len(data) + HEADER)
-        data += len(record).to_bytes(HEADER, "little") + record.ljust(record_stride(len(record)) - HEADER, b"\0")
-    return Block(bytes(data), offsets, [len(record) for record in records])
+def ring_block(records: list[bytes], size: int) -> Block:
+    """Records of `size` bytes laid out as the ring holds them (tracer/ringbuf.py)."""
+    stride = record_stride(size)
+    data = bytearray(stride * len(records))
+    for n, record in enumerate(records):
+        data[n * stride + HEADER:n * stride + HEADER + len(record)] = record
+    return Block(bytes(data), [n * stride + HEADER for n in range(len(records))], size)
 
 
 def block(first: int, count: int, twins: range = range(0)) -> Block:
-    """Record i holds the number i, a twin (probes/event.h) when i is in `twins`, and is
-    RECORD + 0, 4 or 8 bytes long: records of different steps differ in length."""
+    """Record i holds the number i, and a twin (probes/event.h) when i is in `twins`."""
     records = []
     for i in range(first, first + count):
-        record = bytearray(i.to_bytes(RECORD + 4 * (i % 3), "little"))
+        record = bytearray(i.to_bytes(RECORD, "little"))
         record[TWIN_OFFSET] = 2 if i in twins else 0
         records.append(bytes(record))
-    return ring_block(records)
+    return ring_block(records, RECORD)
 
 
 def records(found: Block) -> list[int]:
-    """The number each record holds, once its length is checked."""
-    numbers = [int.from_bytes(found.data[o:o + 8], "little") for o in found.offsets]
-    assert [len(found.record(n)) for n in range(len(numbers))] == [RECORD + 4 * (i % 3) for i in numbers]
-    return numbers
+    return [int.from_bytes(found.data[o:o + 8], "little") for o in found.offsets]
 
 
 def test_spool_spills_past_its_memory_and_keeps_the_order() -> None:
@@ -104,7 +100,7 @@ class Watched:
 
 def test_the_page_watch_reads_ahead_only_the_steps_it_follows_without_symbols() -> None:
     from tests.unit.test_events import STEPS, raw
-    from tracer.events import FILE_IDENTITY, IDENTITY_OFFSET, MEMFD_PAYLOAD, MMAP_PAYLOAD, Decoder
+    from tracer.events import EVENT_SIZE, FILE_IDENTITY, IDENTITY_OFFSET, MEMFD_PAYLOAD, MMAP_PAYLOAD, Decoder
     from tracer.sink import PageReadAhead
 
     def no_symbols_yet(address: int) -> str:
@@ -117,7 +113,7 @@ def test_the_page_watch_reads_ahead_only_the_steps_it_follows_without_symbols() 
                raw(5, ts_ns=3, tgid=11, file=0x1000)]
     watched = Watched()
     ahead = PageReadAhead(Decoder(STEPS, {}, 0, symbol=no_symbols_yet), watched)   # type: ignore[arg-type]
-    block = ring_block(records)
+    block = Block(b"".join(records), [i * EVENT_SIZE for i in range(3)], EVENT_SIZE)
     assert ahead.read(block, 1) == 1 and len(watched.ahead) == 1      # at most what it was given
     watched.ahead.clear()
     assert ahead.read(block, 10) == 2
@@ -139,7 +135,7 @@ def test_a_record_with_a_twin_becomes_two_events_the_inner_call_first() -> None:
     same file at the same time, the fd only on memfd_create, and a record without a twin
     (an MFD_HUGETLB file, hugetlbfs') stays one event."""
     from tests.unit.test_events import STEPS, raw
-    from tracer.events import MEMFD_PAYLOAD, Decoder
+    from tracer.events import EVENT_SIZE, MEMFD_PAYLOAD, Decoder
     from tracer.sink import EventSink
 
     shmem_twin = STEPS.index("shmem_file_setup") + 1
@@ -148,7 +144,7 @@ def test_a_record_with_a_twin_becomes_two_events_the_inner_call_first() -> None:
                raw(0, MEMFD_PAYLOAD, ts_ns=9, tgid=10, fd=4, file=0x2000, name=b"huge", s_magic=0x958458f6)]
     told = Told()
     sink = EventSink(Decoder(STEPS, {}, 0), told, None)
-    sink.take_block(ring_block(records))
+    sink.take_block(ring_block(records, EVENT_SIZE))
     sink.decode()
     assert [(e.step, e.ts_ns, e.fd, e.file, e.detail["name"]) for e in told.events] == [
         ("shmem_file_setup", 5, None, "0x0000000000001000", "demo"),
@@ -175,12 +171,12 @@ def test_a_stop_in_the_middle_of_a_batch_leaves_the_rest_to_decode() -> None:
     """The records after the one being decoded when the stop came are still to decode (the
     session decodes them for a second, and counts what is left as undecoded): none vanish."""
     from tests.unit.test_events import STEPS, raw
-    from tracer.events import MEMFD_PAYLOAD, Decoder
+    from tracer.events import EVENT_SIZE, MEMFD_PAYLOAD, Decoder
     from tracer.sink import EventSink
 
     told = StoppedAt(5)
     sink = EventSink(Decoder(STEPS, {}, 0), told, None)
-    sink.take_block(ring_block([raw(0, MEMFD_PAYLOAD, ts_ns=i, fd=3) for i in range(10)]))
+    sink.take_block(ring_block([raw(0, MEMFD_PAYLOAD, ts_ns=i, fd=3) for i in range(10)], EVENT_SIZE))
     try:
         sink.decode()
     except KeyboardInterrupt:
