@@ -1,9 +1,9 @@
 """The floor under syspath's overhead in the benchmark's loops (bench/run.py runs it).
 
     floor.py hooks -- COMMAND...     syspath's hooks and its process-tree filter, nothing sent
-    floor.py records -- COMMAND...   the same, plus the records syspath sends, of the same
-                                     sizes, in the same places: nothing read from the kernel's
-                                     objects, no stacks
+    floor.py records -- COMMAND...   the same, plus the records syspath sends, as many, of
+                                     its record size, in the same places: nothing read from
+                                     the kernel's objects, no stacks
 
 What separates `records` from syspath is what syspath reads and shows; what separates it
 from the untraced loop is the cost of sending that many records at all. No design that
@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tracer import kernel  # noqa: E402
 from tracer.btf import Btf  # noqa: E402
-from tracer.events import (IN_FLIGHT_PAYLOAD, MEMFD_PAYLOAD, MMAP_PAYLOAD, PASSED_FILE_PAYLOAD,  # noqa: E402
-                           PAYLOAD_OFFSET, SENDMSG_PAYLOAD)
+from tracer.events import EVENT_SIZE  # noqa: E402
 from tracer.loader import ring_pages  # noqa: E402
 from tracer.ringbuf import PAGE, RingReader  # noqa: E402
 from tracer.session import POLL_S  # noqa: E402
@@ -49,14 +48,14 @@ static __always_inline bool is_tracked(void)
 }
 
 /* What probes/common.h new_event and submit_event do, without the probe's reads. */
-static __always_inline void send(u32 size)
+static __always_inline void send(void)
 {
 #ifdef RECORDS
     u64 id = bpf_get_current_pid_tgid();
-    struct record *r = events.ringbuf_reserve(size);
+    struct record *r = events.ringbuf_reserve(RECORD_SIZE);
     if (!r)
         return;
-    __builtin_memset(r, 0, size);
+    __builtin_memset(r, 0, RECORD_SIZE);
     r->ts_ns = bpf_ktime_get_ns();
     r->pid = (u32)id;
     r->tgid = id >> 32;
@@ -68,14 +67,14 @@ static __always_inline void send(u32 size)
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
     if (args->ret >= 0 && is_tracked())
-        send(MEMFD_SIZE);
+        send();
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 {
     if (is_tracked())
-        send(MMAP_SIZE);
+        send();
     return 0;
 }
 
@@ -89,17 +88,17 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
     if (!files || !is_tracked())
         return 0;
     bpf_probe_read_user(&control_length, sizeof(control_length), (void *)((u64)args->msg + MSG_CONTROLLEN));
-    send(SENDMSG_SIZE);
+    send();
     *files = control_length > 0;
     if (*files)
-        send(PASSED_FILE_SIZE);
+        send();
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
 {
     if (args->ret >= 0 && is_tracked())
-        send(PASSED_FILE_SIZE);
+        send();
     return 0;
 }
 
@@ -110,7 +109,7 @@ TRACEPOINT_PROBE(sock, sk_data_ready)
     if (args->family != 1 || !files || !is_tracked())
         return 0;
     if (*files)
-        send(IN_FLIGHT_SIZE);
+        send();
     *files = 0;
     return 0;
 }
@@ -144,11 +143,10 @@ def has_tracepoint(group: str, name: str) -> bool:
 
 
 def cflags(records: bool) -> list[str]:
-    sizes = {"MEMFD_SIZE": MEMFD_PAYLOAD, "MMAP_SIZE": MMAP_PAYLOAD, "SENDMSG_SIZE": SENDMSG_PAYLOAD,
-             "PASSED_FILE_SIZE": PASSED_FILE_PAYLOAD, "IN_FLIGHT_SIZE": IN_FLIGHT_PAYLOAD}
-    flags = [f"-D{name}={PAYLOAD_OFFSET + payload.layout.size}" for name, payload in sizes.items()]
-    flags += [f"-DRINGBUF_PAGES={ring_pages()}", f"-DTASK_PID={Btf.load().member('task_struct', 'pid').offset}",
-              f"-DMSG_CONTROLLEN={Btf.load().member('user_msghdr', 'msg_controllen').offset}"]
+    btf = Btf.load()
+    flags = [f"-DRECORD_SIZE={EVENT_SIZE}", f"-DRINGBUF_PAGES={ring_pages()}",
+             f"-DTASK_PID={btf.member('task_struct', 'pid').offset}",
+             f"-DMSG_CONTROLLEN={btf.member('user_msghdr', 'msg_controllen').offset}"]
     flags += ["-DRECORDS"] if records else []
     flags += ["-DHAVE_VM_UNMAPPED_AREA"] if has_tracepoint("mmap", "vm_unmapped_area") else []
     flags += ["-DHAVE_SKB_COPY_DATAGRAM_IOVEC"] if has_tracepoint("skb", "skb_copy_datagram_iovec") else []
