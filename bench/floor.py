@@ -71,6 +71,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     return 0;
 }
 
+/* every mmap: the loops map only files (syspath skips anonymous maps, of which the loader
+ * makes a few at the start) */
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 {
     if (is_tracked())
@@ -163,7 +165,11 @@ def run(records: bool, command: list[str]) -> int:
     child = os.fork()
     if child == 0:
         os.read(gate_read, 1)
-        os.execvp(command[0], command)
+        try:
+            os.execvp(command[0], command)
+        except OSError as error:
+            print(f"floor: cannot run {command[0]}: {error.strerror}", file=sys.stderr)
+        os._exit(127)
     bpf["tracked"][ctypes.c_uint(child)] = ctypes.c_ubyte(1)
     os.write(gate_write, b"go")
     taken = 0
