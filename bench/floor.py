@@ -1,9 +1,10 @@
 """The floor under syspath's overhead in the benchmark's loops (bench/run.py runs it).
 
     floor.py hooks -- COMMAND...     syspath's hooks and its process-tree filter, nothing sent
-    floor.py records -- COMMAND...   the same, plus the records syspath sends, as many, of
-                                     its record size, in the same places: nothing read from
-                                     the kernel's objects, no stacks
+    floor.py records -- COMMAND...   the same, plus as many records as syspath sends, in the
+                                     same places, through the probes' own event path
+                                     (probes/common.h): nothing read from the kernel's
+                                     objects, no stacks
 
 What separates `records` from syspath is what syspath reads and shows; what separates it
 from the untraced loop is the cost of sending that many records at all. No design that
@@ -23,51 +24,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tracer import kernel  # noqa: E402
-from tracer.btf import Btf  # noqa: E402
-from tracer.events import EVENT_SIZE  # noqa: E402
-from tracer.loader import ring_pages  # noqa: E402
+from tracer.loader import program_text, ring_pages  # noqa: E402
+from tracer.offsets import load_layout  # noqa: E402
 from tracer.ringbuf import PAGE, RingReader  # noqa: E402
 from tracer.session import POLL_S  # noqa: E402
 
+# after probes/common.h: its maps (the ring, `tracked`), filter and event path, without stacks
 PROGRAM = r"""
-BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
-BPF_HASH(tracked, u32, u8, 65536);
 BPF_PERCPU_ARRAY(files_sent, u8, 1);      /* the sendmsg under way passes files: its skb carries them */
 
-struct record {
-    u64 ts_ns;
-    u32 pid;
-    u32 tgid;
-    char comm[16];
-};
-
-static __always_inline bool is_tracked(void)
-{
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    return tracked.lookup(&tid) != NULL;
-}
-
-/* What probes/common.h new_event and submit_event do, without the probe's reads. */
-static __always_inline void send(void)
+/* What a probe does to send an event (common.h new_event, submit_with_stack), without
+ * the probe's reads: the step is only a number here. */
+static __always_inline void send(void *ctx)
 {
 #ifdef RECORDS
-    u64 id = bpf_get_current_pid_tgid();
-    struct record *r = events.ringbuf_reserve(RECORD_SIZE);
-    if (!r)
-        return;
-    __builtin_memset(r, 0, RECORD_SIZE);
-    r->ts_ns = bpf_ktime_get_ns();
-    r->pid = (u32)id;
-    r->tgid = id >> 32;
-    bpf_get_current_comm(&r->comm, sizeof(r->comm));
-    events.ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+    struct syspath_event *e = new_event(0);
+    if (e)
+        submit_with_stack(ctx, e, -1);
 #endif
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
     if (args->ret >= 0 && is_tracked())
-        send();
+        send(args);
     return 0;
 }
 
@@ -76,7 +56,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 {
     if (is_tracked())
-        send();
+        send(args);
     return 0;
 }
 
@@ -89,18 +69,18 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
     u8 *files = files_sent.lookup(&zero);
     if (!files || !is_tracked())
         return 0;
-    bpf_probe_read_user(&control_length, sizeof(control_length), (void *)((u64)args->msg + MSG_CONTROLLEN));
-    send();
+    bpf_probe_read_user(&control_length, sizeof(control_length), (void *)((u64)args->msg + MSGHDR_CONTROLLEN));
+    send(args);
     *files = control_length > 0;
     if (*files)
-        send();
+        send(args);
     return 0;
 }
 
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
 {
     if (args->ret >= 0 && is_tracked())
-        send();
+        send(args);
     return 0;
 }
 
@@ -108,10 +88,10 @@ TRACEPOINT_PROBE(sock, sk_data_ready)
 {
     int zero = 0;
     u8 *files = files_sent.lookup(&zero);
-    if (args->family != 1 || !files || !is_tracked())
+    if (args->family != AF_UNIX || !files || !is_tracked())
         return 0;
     if (*files)
-        send();
+        send(args);
     *files = 0;
     return 0;
 }
@@ -128,11 +108,10 @@ RAW_TRACEPOINT_PROBE(skb_copy_datagram_iovec) { is_tracked(); return 0; }
 RAW_TRACEPOINT_PROBE(sched_process_fork)
 {
     u32 child = 0;
-    u8 yes = 1;
     if (!is_tracked())
         return 0;
-    bpf_probe_read_kernel(&child, sizeof(child), (void *)(ctx->args[1] + TASK_PID));
-    tracked.update(&child, &yes);
+    READ_KERNEL(child, ctx->args[1], TASK_PID);
+    track_child(child);
     return 0;
 }
 """
@@ -145,10 +124,8 @@ def has_tracepoint(group: str, name: str) -> bool:
 
 
 def cflags(records: bool) -> list[str]:
-    btf = Btf.load()
-    flags = [f"-DRECORD_SIZE={EVENT_SIZE}", f"-DRINGBUF_PAGES={ring_pages()}",
-             f"-DTASK_PID={btf.member('task_struct', 'pid').offset}",
-             f"-DMSG_CONTROLLEN={btf.member('user_msghdr', 'msg_controllen').offset}"]
+    """common.h's fields at this kernel's offsets, read by helper calls (no kfunc rewriting here)."""
+    flags = [*load_layout().cflags(), f"-DRINGBUF_PAGES={ring_pages()}", "-DSYSPATH_NO_STACKS"]
     flags += ["-DRECORDS"] if records else []
     flags += ["-DHAVE_VM_UNMAPPED_AREA"] if has_tracepoint("mmap", "vm_unmapped_area") else []
     flags += ["-DHAVE_SKB_COPY_DATAGRAM_IOVEC"] if has_tracepoint("skb", "skb_copy_datagram_iovec") else []
@@ -159,7 +136,7 @@ def run(records: bool, command: list[str]) -> int:
     kernel.use_headers()
     from bcc import BPF
 
-    bpf = BPF(text=PROGRAM, cflags=cflags(records))
+    bpf = BPF(text=program_text(["common.h"]) + PROGRAM, cflags=cflags(records))
     reader = RingReader(bpf["events"].map_fd, ring_pages() * PAGE)
     gate_read, gate_write = os.pipe()
     child = os.fork()

@@ -15,8 +15,8 @@ side by side with strace and bpftrace, in one run (ratios, never absolute times 
   loops     two: a two-process ping-pong (roundtrip) and a one-process loop (selfloop) that
             has no idle time to hide the per-event cost in.
   floor     bench/floor.py in the same loops: syspath's hooks and filter alone, then with as
-            many records as syspath sends, of its record size, but nothing read and no stacks:
-            what any design that sends those records costs, whatever it reads.
+            many records as syspath sends, through the probes' own event path, but nothing
+            read and no stacks: what any design that sends those records costs.
   probes    each probe program's ns per run (kernel.bpf_stats_enabled) during a traced selfloop.
 
 Writes bench/results.json and prints a table.
