@@ -15,7 +15,6 @@ probes/paths.bpf.c). The command starts once its pid is in the filter, like sysp
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tracer import kernel  # noqa: E402
-from tracer.loader import program_text, ring_pages  # noqa: E402
+from tracer.loader import program_text, ring_pages, track_thread  # noqa: E402
 from tracer.offsets import load_layout  # noqa: E402
 from tracer.ringbuf import PAGE, RingReader  # noqa: E402
 from tracer.session import POLL_S  # noqa: E402
@@ -147,7 +146,7 @@ def run(records: bool, command: list[str]) -> int:
         except OSError as error:
             print(f"floor: cannot run {command[0]}: {error.strerror}", file=sys.stderr)
         os._exit(127)
-    bpf["tracked"][ctypes.c_uint(child)] = ctypes.c_ubyte(1)
+    track_thread(bpf["tracked"].map_fd, child)
     os.write(gate_write, b"go")
     taken = 0
     while True:

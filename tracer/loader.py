@@ -99,7 +99,7 @@ class LoadedProgram:
         return self.cached.maps[name] if self.cached is not None else int(self.bpf[name].map_fd)
 
     def track(self, pid: int) -> None:
-        _update(self.map_fd("tracked"), ctypes.c_uint32(pid), ctypes.c_uint8(1))
+        track_thread(self.map_fd("tracked"), pid)
 
     def stack_addresses(self, stack_id: int, depth: int) -> list[int]:
         """The return addresses the `stacks` map holds under `stack_id`, innermost first."""
@@ -159,6 +159,15 @@ class LoadedProgram:
             self.cached.close()
         else:
             self.bpf.cleanup()
+
+
+def track_thread(tracked_fd: int, tid: int) -> None:
+    """Sets `tid`'s bit in the probes' `tracked` bitmap (probes/common.h): word tid / 64, bit tid % 64.
+    Call it before the thread runs: the word is read and written back, not changed atomically."""
+    word, bits = ctypes.c_uint32(tid // 64), ctypes.c_uint64()
+    if not _lookup(tracked_fd, word, bits):
+        raise SyspathError(f"could not read the tracked map (fd {tracked_fd}) for thread {tid}")
+    _update(tracked_fd, word, ctypes.c_uint64(bits.value | 1 << tid % 64))
 
 
 def _update(fd: int, key: ctypes._SimpleCData, value: ctypes._SimpleCData) -> None:

@@ -57,12 +57,13 @@ def test_a_cached_program_the_kernel_refuses_leaves_nothing_open() -> None:
 
 def facts_of_the_memfd(records: list[dict]) -> list[tuple]:
     """What the probes read of the memfd's struct file, event by event, without the addresses
-    that change from run to run: its steps, refcounts, kind, name, f_op, vma and skb."""
+    that change from run to run: its steps, refcounts, kind, name, f_op, vma and skb. Only
+    events from its creation on: a file closed earlier may have had the same address."""
     events = [r for r in records if r["type"] == "event"]
     [created] = [r for r in events if r["step"] == "memfd_create"]
     facts = []
     for event in events:
-        if event.get("file") != created["file"] or event["step"] == "page":
+        if event.get("file") != created["file"] or event["step"] == "page" or event["ts_ns"] < created["ts_ns"]:
             continue
         detail = event["detail"]
         facts.append((event["comm"], event["step"], event["refcount"], event["inode"] == created["inode"],
