@@ -1,0 +1,20 @@
+"""What the benchmark concludes from its measurements (bench/run.py)."""
+from bench.run import rates_without_loss
+
+
+def row(events_per_s: float, lost: int) -> dict[str, float]:
+    return {"events_per_s": events_per_s, "events": events_per_s, "lost": lost}
+
+
+def test_a_loss_ends_the_rates_reached_even_when_a_faster_rate_lost_nothing() -> None:
+    rows = [row(50_000, 0), row(200_000, 0), row(400_000, 142), row(800_000, 0), row(1_000_000, 0)]
+    assert rates_without_loss(rows) == [50_000, 200_000]
+
+
+def test_every_rate_counts_when_none_lost() -> None:
+    rows = [row(50_000, 0), row(400_000, 0), row(1_000_000, 0)]
+    assert max(rates_without_loss(rows)) == 1_000_000
+
+
+def test_a_run_without_events_reaches_nothing() -> None:
+    assert rates_without_loss([row(0, 0), row(400_000, 0)]) == []
