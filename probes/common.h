@@ -167,46 +167,15 @@ static __always_inline void count_lost(u32 step)
         __sync_fetch_and_add(lost, 1);
 }
 
-#ifndef SYSPATH_PERF_BUFFER
-/* Now and then a reservation fails although the ring is nearly empty, and succeeds a few
- * to a few dozen tries later (seen on 6.18, whose kernel/bpf/ringbuf.c
- * __bpf_ringbuf_reserve takes an rqspinlock_t; reproduced without syspath; cause not
- * known). So a failed reservation is tried again, up to RESERVE_TRIES times, unless one
- * used up its tries on this CPU less than RING_FULL_HOLD_NS ago: a ring that is really
- * full must not slow the traced program down by the retries too. */
-#define RESERVE_TRIES 16          /* the verifier walks each try: 64 made every start 90 ms longer */
-#define RING_FULL_HOLD_NS 1000000
-BPF_PERCPU_ARRAY(ring_full_at, u64, 1);
-
-static __always_inline struct syspath_event *reserve_event(void)
-{
-    struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
-    int zero = 0;
-    u64 *full_at, now;
-    if (e)
-        return e;
-    full_at = ring_full_at.lookup(&zero);
-    now = bpf_ktime_get_ns();
-    if (!full_at || now - *full_at < RING_FULL_HOLD_NS)
-        return NULL;
-#pragma clang loop unroll(disable)
-    for (int tries = 1; tries < RESERVE_TRIES; tries++) {
-        e = events.ringbuf_reserve(sizeof(struct syspath_event));
-        if (e)
-            return e;
-    }
-    *full_at = now;
-    return NULL;
-}
-#endif
-
 static __always_inline struct syspath_event *new_event(u32 step)
 {
 #ifdef SYSPATH_PERF_BUFFER
     int zero = 0;
     struct syspath_event *e = scratch.lookup(&zero);
 #else
-    struct syspath_event *e = reserve_event();
+    /* NULL only when the ring is full: the reader stores its position in one 8-byte
+     * write (tracer/ringbuf.py), so the kernel never reads half of one */
+    struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
 #endif
     if (!e) {
         count_lost(step);

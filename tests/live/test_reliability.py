@@ -158,6 +158,23 @@ def test_forced_loss_is_counted_and_reported(workload: Path, tmp_path: Path) -> 
     assert done.stdout.rstrip().endswith(f"{summary['events']} events, {summary['lost']} lost")
 
 
+def test_a_ring_with_room_refuses_no_record(workload: Path, tmp_path: Path) -> None:
+    """Fewer records than the ring holds, made as fast as one loop can: none may be lost. A
+    reader that moved its position in more than one store made the kernel refuse a few
+    reservations in every 50,000 (tracer/ringbuf.py RingReader)."""
+    from tracer.events import EVENT_SIZE
+    from tracer.loader import ring_pages
+    from tracer.ringbuf import PAGE, record_stride
+
+    memfds = ring_pages() * PAGE // record_stride(EVENT_SIZE) - 1000     # one record each, and the loader's
+    recording = tmp_path / "room.jsonl"
+    done = run_syspath("trace", "--no-live", "--record", str(recording), "--", str(workload), "memfd", str(memfds), "0",
+                       timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = read_jsonl(recording)[-1]
+    assert (summary["lost"], summary["events"] >= 2 * memfds) == (0, True), summary
+
+
 def test_two_sessions_each_see_only_their_own_processes(workload: Path, tmp_path: Path) -> None:
     rounds = 3000
     paths = [tmp_path / f"session{i}.jsonl" for i in range(2)]
@@ -170,12 +187,10 @@ def test_two_sessions_each_see_only_their_own_processes(workload: Path, tmp_path
     for path in paths:
         records = read_jsonl(path)
         events = kernel_events(records)
-        # 8 a round (the skb in flight too), the fork; and the child's SIGCHLD to its parent as it exits. Every one is
-        # accounted for: recorded, or counted lost (6.18's ring buffer reserve fails now and then
-        # under contention, its lock gives up; a handful in 20,000). Plus the dynamic loader's mappings.
+        # 8 a round (the skb in flight too), the fork, and the child's SIGCHLD to its parent as it
+        # exits; plus the dynamic loader's mappings. Far fewer than the ring holds: none lost.
         expected = 8 * rounds + 2 + len(loader_mappings(records))
-        assert len(events) <= expected <= len(events) + records[-1]["lost"]
-        assert records[-1]["lost"] <= rounds // 500
+        assert (len(events), records[-1]["lost"]) == (expected, 0)
         trees.append({e["tgid"] for e in events})
     assert not trees[0] & trees[1] and all(len(tree) == 2 for tree in trees)
 
@@ -193,16 +208,11 @@ def test_stress_every_pass_is_accounted_for(workload: Path, tmp_path: Path) -> N
     expected = {"memfd_create": rounds, "shmem_file_setup": rounds, "do_mmap": 2 * rounds,
                 "unix_stream_sendmsg": rounds, "scm_fp_copy": rounds, "in_flight": rounds, "receive_fd": rounds,
                 "clone": 1, "signal_generate": 1}                 # the child's SIGCHLD as it exits
-    lost = records[-1]["lost"]
-    # every pass accounted for: recorded, or counted lost (rare reserve failures on 6.18, see above)
-    assert all(expected[step] - lost <= steps[step] <= expected[step] for step in expected) and set(steps) == set(expected)
-    assert lost <= rounds // 500
+    # every pass recorded: 40,000 records, far fewer than the ring holds
+    assert (steps, records[-1]["lost"]) == (Counter(expected), 0)
     sent = [e["file"] for e in events if e["step"] == "scm_fp_copy"]
     received = [e["file"] for e in events if e["step"] == "receive_fd"]
-    if not lost:
-        assert sent == received                   # each pass arrives as the very struct file sent
-    else:
-        assert set(received) <= set(sent)
+    assert sent == received                       # each pass arrives as the very struct file sent
 
 
 def test_commands_run_unprivileged() -> None:
