@@ -54,14 +54,14 @@ def test_the_kernel_refuses_no_record_while_the_ring_has_room() -> None:
     kernel.use_headers()
     from bcc import BPF
 
-    bpf = BPF(text=PRODUCER, cflags=[f"-DRING_PAGES={RING_PAGES}", f"-DRECORD={RECORD}"])
-    reader = RingReader(bpf["records"].map_fd, RING_PAGES * PAGE)
-    counts = bpf["counts"]
+    bpf = BPF(text=PRODUCER.encode(), cflags=[f"-DRING_PAGES={RING_PAGES}", f"-DRECORD={RECORD}"])
+    reader = RingReader(bpf[b"records"].map_fd, RING_PAGES * PAGE)
+    counts = bpf[b"counts"]
     start = reader.position
     taken = 0
     loop = subprocess.Popen([sys.executable, "-c", f"import os, sys\nsys.stdin.read(1)\n"
                              f"for _ in range({CALLS}): os.getppid()"], stdin=subprocess.PIPE)
-    bpf["producer"][ctypes.c_int(0)] = ctypes.c_uint32(loop.pid)
+    bpf[b"producer"][ctypes.c_int(0)] = ctypes.c_uint32(loop.pid)
     running = True
 
     def take() -> None:          # many small takes: every one moves the position the kernel reads
