@@ -49,8 +49,8 @@ class RingReader:
         # Both positions are read and written with no lock on either side (kernel/bpf/ringbuf.c
         # __bpf_ringbuf_reserve reads ours): each must move in one 8-byte load or store, as an
         # item of a "Q" memoryview does. struct.pack_into wrote ours byte by byte, and a
-        # reservation that read it half written saw a full ring: some 150 refused in 2M
-        # records, in bursts of up to 400 tries.
+        # reservation that read it half written saw a full ring: 130-400 refused in 2M
+        # records, in bursts of up to 450 tries.
         self.consumer_word = memoryview(self.consumer).cast("Q")
         self.producer_word = memoryview(self.producer).cast("Q")
         self.position = self.consumer_word[0]
