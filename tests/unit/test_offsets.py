@@ -2,11 +2,14 @@
 (tests/unit/test_btf.py compares the reader itself member by member)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from tracer import lessons
 from tracer.offsets import FIELDS, load_layout
+from tracer.resources import probes_dir
 
 BTF = Path("/sys/kernel/btf/vmlinux")
 
@@ -14,7 +17,10 @@ BTF = Path("/sys/kernel/btf/vmlinux")
 @pytest.mark.skipif(not BTF.exists(), reason="this kernel exposes no BTF")
 def test_every_probe_field_resolves_with_the_expected_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     layout = load_layout()
-    assert set(layout.members) == set(FIELDS)
+    assert set(layout.members) == set(FIELDS) | set(lessons.fields())
+    # each is read by some probe, in the core's files or its lesson's: none is resolved for nothing
+    probes = "".join(path.read_text() for path in probes_dir().rglob("*.[ch]"))
+    assert {name for name in layout.members if not re.search(rf"\b{name}\b", probes)} == set()
     assert layout.refcount_bias == (1 if layout.members["FILE_REF"].path == "f_ref" else 0)
     flags = layout.cflags()
     assert "-DCMSG_DATA_OFFSET=16" in flags

@@ -1,4 +1,4 @@
-"""Narration: what the kernel just did at a step, and where in the source (scenarios/*.narration.toml).
+"""Narration: what the kernel just did at a step, and where in the source (scenarios/*/narration.toml).
 
 The text depends on how the step was seen: the function itself, a stand-in
 function (fallback), or the syscall tracepoint.
@@ -22,7 +22,7 @@ SCENARIO_DIR = scenario_dir()
 @functools.cache
 def narration_texts() -> dict[str, dict[str, str]]:
     texts: dict[str, dict[str, str]] = {}
-    for path in sorted(SCENARIO_DIR.glob("*.narration.toml")):
+    for path in sorted(SCENARIO_DIR.glob("*/narration.toml")):
         with path.open("rb") as source:
             texts.update(tomllib.load(source))
     return texts
