@@ -22,7 +22,7 @@ from tracer.resources import version
 from tracer.text import console
 
 if TYPE_CHECKING:
-    from tracer.record import ChromeTraceSpool
+    from tracer.exports import ChromeTraceSpool
 
 EXPORT_WIDTH = 160          # columns of the exported screen
 EXAMPLES = """examples:
@@ -205,7 +205,7 @@ def event_list(args: argparse.Namespace) -> EventList | None:
 
 def trace_spool(args: argparse.Namespace) -> ChromeTraceSpool | None:
     """--chrome-trace of a session: written out as the events come, not kept."""
-    from tracer.record import ChromeTraceSpool
+    from tracer.exports import ChromeTraceSpool
 
     return ChromeTraceSpool() if args.chrome_trace else None
 
@@ -277,7 +277,7 @@ def explore_session(scenario: str | None, command: list[str], args: argparse.Nam
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    from tracer.record import ensure_writable
+    from tracer.userfiles import ensure_writable
 
     for option, what in (("record", "recording"), ("export_svg", "SVG export"), ("export_html", "HTML export"),
                          ("chrome_trace", "Chrome trace")):
@@ -290,7 +290,7 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
     """The final screen (after the explorer: its essentials only, to stay in the terminal),
     then the exports asked for: the HTML report of the first `events`, the Chrome trace from
     the spool its events were written to as they came."""
-    from tracer.record import write_user_file
+    from tracer.userfiles import write_user_file
     from tracer.views.live import essentials, final_screen
 
     screen = final_screen(findings, follow=args.follow_file) if args.export_svg or not (args.no_live or explored) else None
@@ -313,7 +313,7 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
 def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     """The recording is read as it is shown, twice with --speed outside the explorer: its
     events go to the views and exports as they are read, none is kept for them."""
-    from tracer.record import open_recording
+    from tracer.recording import open_recording
     from tracer.views.live import replay_live
 
     check_outputs(args)

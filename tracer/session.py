@@ -22,7 +22,7 @@ from tracer.errors import interrupt_exit_code
 from tracer.events import Decoder
 from tracer.observer import Observer
 from tracer.pages import PageWatch
-from tracer.record import VERSION, RecordingWriter
+from tracer.recording import VERSION, RecordingWriter
 from tracer.sink import EventSink
 from tracer.target import Target, scenario_command
 

@@ -21,7 +21,7 @@ from typing import IO
 from tracer.events import STEP_OFFSET, STEP_SIZE, TWIN_OFFSET, Decoder, Event
 from tracer.observer import Observer
 from tracer.pages import FOLLOWED_STEPS, PageWatch
-from tracer.record import RecordingWriter
+from tracer.recording import RecordingWriter
 from tracer.ringbuf import Block, record_stride
 from tracer.stacks import PathJoiner
 

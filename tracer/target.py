@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 from tracer.errors import SyspathError
 from tracer.observer import OutputLine
-from tracer.record import invoking_user
+from tracer.userfiles import invoking_user
 from tracer.resources import scenario_dir
 from tracer.text import printable, printable_tree
 

@@ -165,7 +165,7 @@ def test_the_syspath_on_roots_path_runs_only_code_root_can_write() -> None:
     script = INSTALLED.resolve()
     interpreter = script.read_text().splitlines()[0].removeprefix("#!").split()
     assert "-I" in interpreter[1:], "isolated: no PYTHONPATH, user site or current directory"
-    probe = ("import json, sys, tracer, tracer.cli, tracer.session, tracer.loader, tracer.record, tracer.views.live, "
+    probe = ("import json, sys, tracer, tracer.cli, tracer.session, tracer.loader, tracer.recording, tracer.userfiles, tracer.exports, tracer.views.live, "
              "tracer.resources as r; print(json.dumps({'files': [getattr(m, '__file__', None) for m in "
              "list(sys.modules.values())], 'path': sys.path, 'tracer': tracer.__file__, "
              "'data': [str(r.probes_dir()), str(r.scenario_dir())]}))")

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from tracer.findings import Findings
-from tracer.record import read_recording
+from tracer.recording import read_recording
 from tracer.views.live import essentials, final_screen
 from tracer.views.plain import PlainView
 from tracer.views.report import html_report
