@@ -7,16 +7,16 @@ import json
 import shutil
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
-from tracer.events import Event, call_ordered
+from tracer.events import Event
 from tracer.findings import Findings
-from tracer.observer import Observer, Observers
+from tracer.observer import Observer, Observers, OutputLine
 from tracer.target import SCENARIOS
 from tracer.resources import version
 from tracer.text import console
@@ -312,8 +312,9 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
 
 def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     """The recording is read as it is shown, twice with --speed outside the explorer: its
-    events go to the views and exports as they are read, none is kept for them."""
+    events and output lines go to the views and exports as they are read, none is kept for them."""
     from tracer.recording import open_recording
+    from tracer.replay import play, tell
     from tracer.views.live import replay_live
 
     check_outputs(args)
@@ -329,38 +330,30 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     lost_steps = dict(summary.get("lost_steps", {}))
     findings = Findings()
     spool = trace_spool(args)
+    outputs = 0
     if interactive(args):
         from tracer.views.explorer import run_explorer
         from tracer.views.feed import Feed
 
         feed = Feed(findings)
         observer, kept = explorer_views(feed, args, spool)
-        run_explorer(feed, lambda: play(observer, recording.session, recording.events(), args.speed, lost,
-                                        exit_code, lost_steps),
-                     live=False)
+
+        def played() -> None:
+            nonlocal outputs
+            outputs = play(observer, recording.session, recording.played(), args.speed, lost, exit_code, lost_steps)
+
+        run_explorer(feed, played, live=False)
     else:
         observers, kept = views_for(args, findings, spool)
         observers.started(recording.session)
-        for event in recording.events():
-            observers.event(event)
+        for item in recording.played():
+            tell(observers, item)
+            outputs += isinstance(item, OutputLine)
         if args.speed and not args.no_live:
-            replay_live(findings, recording.events(), args.speed, console())
+            replay_live(findings, recording.played(), args.speed, console())
         observers.finished(lost, exit_code, lost_steps)
     show(findings, args, kept.events if kept else [], explored=interactive(args), spool=spool)
+    if recording.session.get("scenario") and not outputs:
+        print(f"syspath: {path} holds no line of the program's output (a recording made before syspath "
+              "kept them): what the scenario itself observed is not shown", file=sys.stderr)
     return 0
-
-
-def play(views: Observer, header: dict[str, Any], events: Iterable[Event], speed: float | None,
-         lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
-    """A recording told to the explorer (and the exports), at its recorded pace times `speed` (or at once)."""
-    import time
-
-    views.started(header)
-    previous: int | None = None
-    for event in call_ordered(events) if speed else events:
-        if speed and previous is not None:
-            time.sleep(max(0.0, (event.ts_ns - previous) / 1e9 / speed))
-        previous = event.ts_ns
-        views.tick()
-        views.event(event)
-    views.finished(lost, exit_code, lost_steps)

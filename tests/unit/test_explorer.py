@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static, TabbedContent
 
-from tracer.cli import play
+from tracer.replay import play
 from tracer.findings import Findings
 from tracer.recording import read_recording
 from tracer.views.eventlist import EventList
