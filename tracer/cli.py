@@ -9,20 +9,20 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
+from typing import TYPE_CHECKING
 
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
 from tracer.events import Event
 from tracer.findings import Findings
 from tracer.observer import Observer, Observers, OutputLine
-from tracer.target import SCENARIOS
 from tracer.resources import version
+from tracer.target import SCENARIOS
 from tracer.text import console
 
 if TYPE_CHECKING:
     from tracer.exports import ChromeTraceSpool
+    from tracer.session import SessionResult
 
 EXPORT_WIDTH = 160          # columns of the exported screen
 EXAMPLES = """examples:
@@ -155,7 +155,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(as_json: bool) -> int:
-    from tracer.doctor import as_json as checks_json, run_checks
+    from tracer.doctor import as_json as checks_json
+    from tracer.doctor import run_checks
 
     checks = run_checks()
     if as_json:
@@ -260,7 +261,7 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
 
 
 def explore_session(scenario: str | None, command: list[str], args: argparse.Namespace,
-                    findings: Findings, spool: ChromeTraceSpool | None) -> tuple[Any, list[Event]]:
+                    findings: Findings, spool: ChromeTraceSpool | None) -> tuple[SessionResult, list[Event]]:
     """The session in a worker thread, the explorer on the terminal; --step/--pace are keys there."""
     from tracer.preflight import preflight
     from tracer.session import Pacing, Session
@@ -293,7 +294,8 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
     from tracer.userfiles import write_user_file
     from tracer.views.live import essentials, final_screen
 
-    screen = final_screen(findings, follow=args.follow_file) if args.export_svg or not (args.no_live or explored) else None
+    wanted = args.export_svg or not (args.no_live or explored)
+    screen = final_screen(findings, follow=args.follow_file) if wanted else None
     if not args.no_live:
         console().print(essentials(findings) if explored else screen)
     if args.export_svg:

@@ -22,6 +22,7 @@ from tracer.btf import Btf
 from tracer.catalog import KernelView
 from tracer.preflight import preflight
 
+
 @dataclass(frozen=True)
 class KernelFacts:
     release: str

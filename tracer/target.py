@@ -20,9 +20,9 @@ from collections.abc import Iterator, Sequence
 
 from tracer.errors import SyspathError
 from tracer.observer import OutputLine
-from tracer.userfiles import invoking_user
 from tracer.resources import scenario_dir
 from tracer.text import printable, printable_tree
+from tracer.userfiles import invoking_user
 
 SCENARIO_DIR = scenario_dir()
 SCENARIOS = {"memfd-share": "memfd_share.py", "fork-vs-thread": "fork_vs_thread.py"}

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tracer import catalog, kernel
+from tracer import catalog, kernel, loader
 from tracer.catalog import HookChoice, Step
 from tracer.facts import KernelFacts, saved_view
-from tracer import loader
 from tracer.loader import hook_defines, program_files, program_text
 from tracer.offsets import load_layout
 
@@ -30,7 +29,8 @@ def every_kprobe_hook() -> list[HookChoice]:
     facts = KernelFacts.load(DEBIAN)
     everything = dataclasses.replace(
         facts, symbols={name: name for name in catalog.all_functions()},
-        functions={**facts.functions, **OLDER_SIGNATURES}, traceable=None, tiers={"kprobe": "", "fentry": "", "syscall": ""})
+        functions={**facts.functions, **OLDER_SIGNATURES}, traceable=None,
+        tiers={"kprobe": "", "fentry": "", "syscall": ""})
     view = saved_view(everything)
     hooks = []
     for steps in catalog.SCENARIO_STEPS.values():

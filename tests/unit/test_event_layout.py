@@ -14,8 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tracer.events import (EVENT_HEADER, EVENT_SIZE, FILE_IDENTITY, IDENTITY_OFFSET, PAYLOAD_SIZE, PAYLOADS,
-                           STEP_PAYLOADS, CStruct)
+from tracer.events import (
+    EVENT_HEADER,
+    EVENT_SIZE,
+    FILE_IDENTITY,
+    IDENTITY_OFFSET,
+    PAYLOAD_SIZE,
+    PAYLOADS,
+    STEP_PAYLOADS,
+    CStruct,
+)
 
 EVENT_H = Path(__file__).resolve().parents[2] / "probes" / "event.h"
 TYPES = "typedef unsigned char u8; typedef unsigned short u16; typedef unsigned int u32;\n" \

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from tracer import cli
 from tracer.events import Event
+from tracer.findings import Findings
 from tracer.observer import Observer, Observers, OutputLine
 from tracer.recording import RecordingWriter, open_recording, read_recording
 from tracer.replay import in_call_order, play
@@ -120,7 +121,8 @@ def test_every_replay_path_tells_the_same_lines_in_order(tmp_path: Path, monkeyp
     assert plain.told == live.told, "replay --no-live"
     shown = capsys.readouterr().out
     program = [line for line in shown.splitlines() if line.startswith("program: ")]
-    assert program == ["program: sender: memfd fd=3, mapped at 0x7f00", "program: stderr: warning: \\e[31m not a report",
+    assert program == ["program: sender: memfd fd=3, mapped at 0x7f00",
+                       "program: stderr: warning: \\e[31m not a report",
                        "program: receiver: received fd=5"]
 
     explorer = Told()
@@ -144,7 +146,7 @@ def test_a_paced_replay_shows_the_lines_with_the_events(tmp_path: Path, monkeypa
         return real_screen(findings, shown, said, status)
 
     monkeypatch.setattr(live, "replay_screen", screen)
-    live.replay_live(cli.Findings(), open_recording(path).played(), 1000.0, Console(file=io.StringIO()))
+    live.replay_live(Findings(), open_recording(path).played(), 1000.0, Console(file=io.StringIO()))
     assert screens == [(1, []), (1, ["sender: memfd fd=3, mapped at 0x7f00"]),
                        (2, ["sender: memfd fd=3, mapped at 0x7f00"]),
                        (2, ["sender: memfd fd=3, mapped at 0x7f00", "stderr: warning: \\e[31m not a report"]),
@@ -167,7 +169,8 @@ def test_read_back_a_line_is_the_line_the_session_wrote(tmp_path: Path) -> None:
 def test_lines_take_their_place_among_events_in_call_order() -> None:
     """Paced, events go out in call order; a line goes out before the first event stamped after it."""
     late_line = OutputLine("stdout", "b", None, ts_ns=25)
-    played = [event(30, "c"), event(10, "a"), OutputLine("stdout", "a", None, ts_ns=15), event(20, "b"),
+    played: list[Event | OutputLine] = [event(30, "c"), event(10, "a"), OutputLine("stdout", "a", None, ts_ns=15),
+                                        event(20, "b"),
               late_line, OutputLine("stdout", "end", None, ts_ns=99)]
     order = [item.step if isinstance(item, Event) else f"line {item.text}" for item in in_call_order(played)]
     assert order == ["a", "line a", "b", "line b", "c", "line end"]

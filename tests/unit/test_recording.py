@@ -85,10 +85,10 @@ def test_unwritable_path_is_an_error_for_people(tmp_path: Path) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=40), st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
-                          st.dictionaries(st.sampled_from(["type", "ts_ns", "step", "pid", "tgid", "comm", "hook", "detail",
-                                                             "fd", "file"]),
+                          st.dictionaries(st.sampled_from(["type", "ts_ns", "step", "pid", "tgid", "comm", "hook",
+                                                           "detail", "fd", "file", "role", "text", "report"]),
                                           st.one_of(st.none(), st.integers(), st.text(max_size=5),
-                                                    st.sampled_from(["session", "event", "summary"])))
+                                                    st.sampled_from(["session", "event", "output", "summary"])))
                           .map(json.dumps)), max_size=6))
 def test_reader_never_crashes_on_hostile_input(tmp_path_factory: pytest.TempPathFactory, lines: list[str]) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
@@ -112,7 +112,8 @@ def test_reader_never_crashes_on_hostile_input(tmp_path_factory: pytest.TempPath
     (json.dumps(SESSION).encode() + b"\n" + json.dumps({**sample_event().as_record(),
                                                           "detail": {"shared": {"mm": "yes"}}}).encode() + b"\n",
      ":2: event detail shared has the wrong type"),
-    (json.dumps(SESSION).encode() + b'\n{"type":"event","ts_ns":' + b"9" * 5000 + b"}\n", ":2: not JSON syspath can read"),
+    (json.dumps(SESSION).encode() + b'\n{"type":"event","ts_ns":' + b"9" * 5000 + b"}\n",
+     ":2: not JSON syspath can read"),
     (json.dumps(SESSION).encode() + b"\n" + b"[" * 100000 + b"\n", ":2: not JSON"),
 ])
 def test_any_corruption_names_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:

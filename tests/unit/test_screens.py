@@ -50,7 +50,7 @@ def addresses(events: list) -> set[str]:
 @pytest.mark.parametrize("name", ["memfd-share", "fork-vs-thread"])
 @pytest.mark.parametrize("width, height", SIZES)
 def test_no_address_or_pid_is_cut(name: str, width: int, height: int) -> None:
-    findings, events = findings_of(name)
+    findings, _ = findings_of(name)
     text = rendered(final_screen(findings), width)
     for address in addresses(findings.timeline.first):
         assert address in text, address

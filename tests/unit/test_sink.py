@@ -7,7 +7,6 @@ from tracer.observer import Observer
 from tracer.ringbuf import HEADER, Block, record_stride
 from tracer.sink import Spool, events_in
 
-
 RECORD = 40           # long enough to hold the header's twin field
 
 
