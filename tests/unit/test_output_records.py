@@ -210,3 +210,17 @@ def test_an_older_recording_replays_and_says_what_it_cannot_tell(capsys: pytest.
     out, err = capsys.readouterr()
     assert "program: " not in out and "One struct file" in out
     assert err.count("\n") == 1 and "holds no line of the program's output" in err
+
+
+def test_the_explorer_and_the_findings_get_the_replayed_lines(tmp_path: Path) -> None:
+    from tracer.views.feed import Feed
+
+    path = tmp_path / "r.jsonl"
+    live_run(path)
+    feed = Feed(Findings())
+    recording = open_recording(path)
+    play(feed, recording.session, recording.played(), None, 0, 0)
+    shown = ["sender: memfd fd=3, mapped at 0x7f00", "stderr: warning: \\e[31m not a report", "receiver: received fd=5"]
+    assert list(feed.outputs) == shown and feed.findings.output_lines == shown
+    assert [report.get("say") for report in feed.findings.reports] == ["memfd fd=3, mapped at 0x7f00", "",
+                                                                       "received fd=5"]
