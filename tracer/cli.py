@@ -155,8 +155,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(as_json: bool) -> int:
-    from tracer.doctor import as_json as checks_json
-    from tracer.doctor import run_checks
+    from tracer.doctor import as_json as checks_json, run_checks
 
     checks = run_checks()
     if as_json:
