@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracer import kernel  # noqa: E402
-from tracer.loader import program_text, ring_pages, track_thread  # noqa: E402
-from tracer.offsets import load_layout  # noqa: E402
-from tracer.ringbuf import PAGE, RingReader  # noqa: E402
-from tracer.session import POLL_S  # noqa: E402
+from tracer import kernel
+from tracer.loader import program_text, ring_pages, track_thread
+from tracer.offsets import load_layout
+from tracer.ringbuf import PAGE, RingReader
+from tracer.session import POLL_S
 
 # after probes/common.h: its maps (the ring, `tracked`), filter and event path, without stacks
 PROGRAM = r"""

@@ -13,7 +13,7 @@ from typing import Any
 
 from tracer.catalog import FieldRequest, HookChoice, PathPoint, Step
 
-# A detail value's JSON shape, checked when a recording is read (tracer/record.py)
+# A detail value's JSON shape, checked when a recording is read (tracer/recording.py)
 Shape = tuple[Any, ...]
 
 
