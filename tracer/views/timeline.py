@@ -129,7 +129,8 @@ class Timeline:
     def stacked(self, cells: list[list[str]]) -> Iterator[RenderableType]:
         yield Text(self.title, style="bold")
         widths = [min(24, max([len(c)] + [len(row[i]) for row in cells])) for i, c in enumerate(TABLE_COLUMNS[:4])]
-        yield Text(" ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS[:4], widths, strict=False)) + " ref  struct file", style="dim")
+        heads = " ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS[:4], widths, strict=True))
+        yield Text(heads + " ref  struct file", style="dim")
         for event, row in zip(self.rows, cells, strict=True):
             line = Text(f"{row[0]:>{widths[0]}} {row[1]:<{widths[1]}} ")
             line.append(f"{row[2]:<{widths[2]}}", style=STEP_STYLES.get(event.step, ""))
