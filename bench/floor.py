@@ -10,8 +10,8 @@ What separates `records` from syspath is what syspath reads and shows; what sepa
 from the untraced loop is the cost of sending that many records at all. No design that
 sends syspath's records can be cheaper than `records`.
 
-The hooks are those of syspath's syscall tier for memfd-share (probes/memfd_syscall.bpf.c,
-probes/paths.bpf.c). The command starts once its pid is in the filter, like syspath's gate.
+The hooks are those of syspath's syscall tier for memfd-share (probes/memfd_share/syscall.bpf.c,
+probes/memfd_share/paths.bpf.c). The command starts once its pid is in the filter, like syspath's gate.
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def no_defines(_choices: Sequence[HookChoice]) -> list[str]:
 class Lesson:
     """One lesson, as its scenarios/<package>/lesson.py declares it (LESSON = Lesson(...))."""
 
-    name: str                               # how the CLI and recordings name it: "memfd-share"
+    name: str                               # how the CLI and recordings name it, e.g. memfd-share
     summary: str                            # one line, for `syspath lessons`
     package: str                            # its folders: scenarios/<package>/, probes/<package>/
     steps: tuple[Step, ...]
