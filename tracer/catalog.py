@@ -7,6 +7,7 @@ was chosen or why nothing could be.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -103,9 +104,16 @@ class HookChoice:
     exit: bool = False
     arg_index: tuple[tuple[str, int], ...] = ()   # (parameter, position) from BTF
     nargs: int = 0
+    reads: str = ""                 # what the hook reads, for people
+    not_used: tuple[tuple[str, str], ...] = ()    # (hook, why this kernel refused it), best first
+    tiers_out: tuple[tuple[str, str], ...] = ()   # (tier, why the session does not use it)
 
-    def as_record(self) -> dict[str, str]:
-        return {"step": self.step, "hook": self.hook, "status": self.status, "reason": self.reason}
+    def as_record(self) -> dict[str, Any]:
+        """The session header's entry: design.md's four fields (reason whole, for people and for
+        older readers), then its parts, so that views need not take the reason apart."""
+        return {"step": self.step, "hook": self.hook, "status": self.status, "reason": self.reason,
+                "reads": self.reads, "not_used": [list(pair) for pair in self.not_used],
+                "tiers_out": dict(self.tiers_out)}
 
 
 def syscall_hook(point: str, tracepoints: tuple[str, ...], reads: str, direct: bool = False) -> Hook:
@@ -199,22 +207,25 @@ def _missing(hook: Hook, kernel: KernelView) -> str:
     return ""
 
 
-def _choice(step: Step, hook: Hook, kernel: KernelView, not_used: list[str], tier_notes: list[str]) -> HookChoice:
+def _choice(step: Step, hook: Hook, kernel: KernelView, not_used: list[tuple[str, str]],
+            tiers_out: dict[str, str]) -> HookChoice:
     if hook.direct:
         status, reason = "attached", hook.reads
     else:
-        first = not_used[0].split(": ", 1)[1] if not_used else (tier_notes or [""])[0]
+        first = not_used[0][1] if not_used else (_tier_notes(tiers_out) or [""])[0]
         why = f" ({first})" if first else ""
         status = "fallback"
         reason = f"{step.name} is not hooked as a function here{why}; observed at {hook.point}: {hook.reads}"
     if not_used:
-        reason += f" [not used: {'; '.join(not_used)}]"
+        reason += f" [not used: {'; '.join(f'{point}: {why}' for point, why in not_used)}]"
+    made = HookChoice(step.name, hook.point, hook.tier, status, reason, reads=hook.reads,
+                      not_used=tuple(not_used), tiers_out=tuple(tiers_out.items()))
     if not hook.function:
-        return HookChoice(step.name, hook.point, hook.tier, status, reason)
+        return made
     params = kernel.params(hook.function) or []
-    return HookChoice(step.name, hook.point, hook.tier, status, reason, hook.function,
-                      kernel.symbol(hook.function), hook.entry, hook.exit,
-                      tuple((param, params.index(param)) for param in hook.params), len(params))
+    return dataclasses.replace(made, function=hook.function, symbol=kernel.symbol(hook.function),
+                               entry=hook.entry, exit=hook.exit, nargs=len(params),
+                               arg_index=tuple((param, params.index(param)) for param in hook.params))
 
 
 def _tier_notes(tiers_out: dict[str, str]) -> list[str]:
@@ -223,7 +234,7 @@ def _tier_notes(tiers_out: dict[str, str]) -> list[str]:
 
 def resolve_step(step: Step, tiers: Sequence[str], kernel: KernelView,
                  left_out: str = "this session uses another tier") -> HookChoice:
-    not_used: list[str] = []
+    not_used: list[tuple[str, str]] = []
     tiers_out: dict[str, str] = {}
     for hook in step.hooks:
         if hook.tier not in tiers and not hook.any_mode:
@@ -231,11 +242,13 @@ def resolve_step(step: Step, tiers: Sequence[str], kernel: KernelView,
             continue
         missing = _missing(hook, kernel)
         if missing:
-            not_used.append(f"{hook.point}: {missing}")
+            not_used.append((hook.point, missing))
             continue
-        return _choice(step, hook, kernel, not_used, _tier_notes(tiers_out))
+        return _choice(step, hook, kernel, not_used, tiers_out)
+    refused = [f"{point}: {why}" for point, why in not_used]
     return HookChoice(step.name, "", None, "unavailable",
-                      "; ".join(not_used + _tier_notes(tiers_out)) or "no hook in the catalog for this step")
+                      "; ".join(refused + _tier_notes(tiers_out)) or "no hook in the catalog for this step",
+                      not_used=tuple(not_used), tiers_out=tuple(tiers_out.items()))
 
 
 def resolve(steps: Sequence[Step], mode: str, kernel: KernelView) -> list[HookChoice]:

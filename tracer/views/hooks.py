@@ -1,8 +1,10 @@
 """What this kernel allows, said once, then one short line per step.
 
 The session header's reasons repeat each tier's refusal for every step (the catalog
-writes them whole, for `syspath probes`); here they are taken apart: the tier notes
-go into one kernel line, each step keeps its hook, its status and what the hook reads.
+writes them whole, for `syspath probes`). Each entry also carries its parts (reads,
+not_used, tiers_out): the tier notes go into one kernel line, each step keeps its hook,
+its status and what the hook reads. Recordings made before those parts existed have
+only the reason, which is taken apart as it was written then.
 """
 from __future__ import annotations
 
@@ -31,7 +33,9 @@ def hook_line(record: dict[str, Any]) -> HookLine:
     status = str(record.get("status", ""))
     hook = str(record.get("hook") or "")
     reads = reason
-    if status == "fallback" and (match := _FALLBACK.match(reason)):
+    if status != "unavailable" and isinstance(record.get("reads"), str) and record["reads"]:
+        reads = record["reads"]
+    elif status == "fallback" and (match := _FALLBACK.match(reason)):
         reads = match["reads"]
     elif status == "unavailable":
         reads = "no hook on this kernel can stand for it"
@@ -42,6 +46,11 @@ def tier_notes(header: dict[str, Any]) -> dict[str, str]:
     """tier -> why it is out, gathered from every step's reason (the first wording kept)."""
     notes: dict[str, str] = {}
     for record in header.get("hooks", []):
+        tiers_out = record.get("tiers_out")
+        if isinstance(tiers_out, dict):
+            for tier, why in tiers_out.items():
+                notes.setdefault(str(tier), str(why))
+            continue
         for text in _tier_texts(record):
             for match in _TIER_NOTE.finditer(text):
                 notes.setdefault(match["tier"], match["why"])
