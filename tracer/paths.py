@@ -15,12 +15,12 @@ from tracer.events import Event
 from tracer.stacks import base_name
 
 MAX_NODES = 256             # frames kept in one step's tree
-# Functions renamed since the article was written: the old name -> the name kernels use now.
-RENAMED = {"__receive_fd": "receive_fd", "_do_fork": "kernel_clone", "do_fork": "kernel_clone"}
 SEEN, INLINED, RENAMED_HERE, ABSENT, UNKNOWN = "seen", "inlined here", "renamed", "not on this path", "not seen"
+NO_SYMBOL = "not in kallsyms"
 MARK_LEGEND = {
     SEEN: "on the stack the kernel recorded",
-    INLINED: "not in this kernel's kallsyms: the compiler put its body into its caller",
+    INLINED: "not in this kernel's kallsyms, and its caller is on the path: the compiler put its body there",
+    NO_SYMBOL: "not in this kernel's kallsyms, and its caller is not on the path either: where it ran is not known",
     RENAMED_HERE: "the function has another name on this kernel",
     ABSENT: "in kallsyms, but not on the recorded stacks (it ran before or after the capture point, or as a tail call)",
     UNKNOWN: "not on the recorded stacks (the recording has no kallsyms facts for it)",
@@ -116,15 +116,19 @@ def match_article(article: Sequence[str], seen: set[str], kallsyms: Mapping[str,
             return None
         return kallsyms[name] is not None
 
-    matched = []
+    matched: list[ArticleFrame] = []
     for name in article:
-        renamed = RENAMED.get(name)
+        renamed = renames().get(name)
         if name in seen:
             matched.append(ArticleFrame(name, SEEN))
         elif renamed and present(name) is not True and (renamed in seen or present(renamed)):
             matched.append(ArticleFrame(name, RENAMED_HERE, f"now {renamed}" + (", seen" if renamed in seen else "")))
         elif present(name) is False:
-            matched.append(ArticleFrame(name, INLINED))
+            # inlined into its caller only where that caller ran on this path (seen, or itself inlined there)
+            caller = matched[-1] if matched else None
+            on_path = caller is not None and (caller.status in (SEEN, INLINED) or
+                                              (caller.status == RENAMED_HERE and caller.note.endswith(", seen")))
+            matched.append(ArticleFrame(name, INLINED if on_path else NO_SYMBOL))
         else:
             matched.append(ArticleFrame(name, ABSENT if present(name) else UNKNOWN))
     return matched
@@ -137,9 +141,17 @@ def article_chains() -> dict[str, list[str]]:
             for step, entry in narration_texts().items() if isinstance(entry.get("article"), list)}
 
 
+def renames() -> dict[str, str]:
+    """Functions renamed since the article was written: the old name -> the name kernels use now
+    (each lesson's narration says so for its steps: `renamed = {old = "new"}`)."""
+    from tracer.views.narration import narration_texts
+    return {str(old): str(new) for entry in narration_texts().values()
+            if isinstance(entry.get("renamed"), dict) for old, new in entry["renamed"].items()}
+
+
 def article_names() -> set[str]:
     names = {frame for chain in article_chains().values() for frame in chain}
-    return names | {RENAMED[name] for name in names if name in RENAMED}
+    return names | {renames()[name] for name in names if name in renames()}
 
 
 def kallsyms_facts(symbols: Mapping[str, str]) -> dict[str, str | None]:
@@ -154,7 +166,7 @@ class Paths:
         self.steps: dict[str, StepPath] = {}
 
     def add(self, event: Event) -> None:
-        if event.step in USER_SPACE_STEPS:
+        if event.hook in USER_SPACE_HOOKS:
             return
         path = self.steps.get(event.step)
         if path is None:
@@ -167,8 +179,8 @@ class Paths:
         return self
 
 
-# steps syspath observes from user space (tracer/pages.py): they have no kernel path
-USER_SPACE_STEPS = frozenset({"page"})
+# where syspath observes from user space (tracer/pages.py reads /proc/PID/pagemap): no kernel path
+USER_SPACE_HOOKS = frozenset({"pagemap"})
 
 
 @dataclass(frozen=True)
@@ -188,6 +200,6 @@ def step_views(paths: Paths, header: Mapping[str, Any]) -> list[StepView]:
     views = []
     for step, path in paths.steps.items():
         chain = chains.get(step, [])
-        highlight = frozenset(chain) | {RENAMED[name] for name in chain if name in RENAMED}
+        highlight = frozenset(chain) | {renames()[name] for name in chain if name in renames()}
         views.append(StepView(path, tree_rows(path.root), match_article(chain, path.seen(), kallsyms), highlight))
     return views

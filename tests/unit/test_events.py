@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from tracer.events import (CLONE_PAYLOAD, EVENT_HEADER, EVENT_SIZE, MEMFD_PAYLOAD, MMAP_PAYLOAD, CStruct,
                            Decoder, flag_names, MAP_BITS)
-from tracer.findings import shared_files
+from tracer.scenarios.memfd_share.story import shared_files
 from tracer.events import Event
 
 STEPS = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd", "clone")
@@ -79,7 +79,7 @@ def test_finding_needs_a_receiver_in_another_process() -> None:
     [story] = shared_files([created, mapped, received])
     assert story.file == "0xa" and story.creator.fd == 3 and story.creator.address == "0x7f1"
     assert [r.fd for r in story.receivers] == [5]
-    assert [count for _, _, count in story.refcounts] == [1, 2, 3]
+    assert [seen.count for seen in story.refcounts] == [1, 2, 3]
 
 
 def test_a_fd_passed_within_one_process_is_not_sharing() -> None:

@@ -67,9 +67,20 @@ def path_panels(paths: Paths, header: Mapping[str, Any]) -> list[RenderableType]
     views = step_views(paths, header)
     if not any(view.rows for view in views):
         return []
-    legend = Text("  ".join(f"{MARK_SIGNS.get(mark, '-')} {mark}: {meaning}" for mark, meaning in MARK_LEGEND.items()),
-                  style="dim")
+    legend = Text("  ".join(legend_entries()), style="dim")
     return [Group(*(step_panel(view) for view in views), legend)]
+
+
+def legend_entries() -> list[str]:
+    return [f"{MARK_SIGNS.get(mark, '-')} {mark}: {meaning}" for mark, meaning in MARK_LEGEND.items()]
+
+
+def path_legend_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:
+    """What each mark beside the article's frames means, once under the paths (plain output)."""
+    views = step_views(paths, header)
+    if not any(view.article for view in views):
+        return []
+    return ["marks: " + "; ".join(f"[{mark}] {meaning}" for mark, meaning in MARK_LEGEND.items())]
 
 
 def path_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:
