@@ -68,8 +68,13 @@ def what_file(story: SharedFile) -> str:
         text = f"{story.kind}{name}"
     else:
         text = f"file{name} of a kind this recording does not say (no file_kind)"
-    f_op = story.f_op + (f" (read: {story.f_op_read})" if story.f_op_read and story.f_op.startswith("0x") else "")
-    return f"{text}, f_op {f_op}" if f_op else text
+    return f"{text}, f_op {f_op_text(story)}" if story.f_op else text
+
+
+def f_op_text(story: SharedFile) -> str:
+    """The file's f_op symbol; an address where kallsyms lists no data, with the function in its read slot."""
+    read = f" (read: {story.f_op_read})" if story.f_op_read and story.f_op.startswith("0x") else ""
+    return story.f_op + read
 
 
 def short_kind(story: SharedFile) -> str:
@@ -184,7 +189,7 @@ def file_box(story: SharedFile) -> Panel:
     name = f" {story.name!r}" if story.name else ""
     body.append(f"f_inode -> inode {story.inode} ({short_kind(story)}{name})\n")
     if story.f_op:
-        body.append(f"f_op {story.f_op}\n")
+        body.append(f"f_op {f_op_text(story)}\n")
     body.append(f"refcount {refcount} (last seen)\n" if refcount is not None else "")
     if story.same_page:
         body.append(f"page cache: PFN {story.same_page.pfn:#x} in {len(story.same_page.seen)} processes\n",
