@@ -63,6 +63,7 @@ class PidsSeen:
     parent_pid: int
     task_tid: int | None
     parent_tid: int | None
+    source: str             # how the new task's was read: "getpid()", or its Tgid in /proc
     cited: str
 
 
@@ -252,7 +253,7 @@ def pids_in(seen: Observation) -> PidsSeen | None:
         return None
     tids = tids if isinstance(tids, dict) else {}
     return PidsSeen(int(pids["new task"]), int(pids["parent"]), _int(tids.get("new task")), _int(tids.get("parent")),
-                    seen.cite())
+                    str(seen.facts.get("pid_source") or "getpid()"), seen.cite())
 
 
 def exec_in(seen: Observation) -> ExecSeen | None:

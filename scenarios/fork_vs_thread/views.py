@@ -78,7 +78,8 @@ def observed_lines(task: NewTask) -> list[str]:
     lines = [check_line(check, task) for check in task.checks]
     pids = task.pids
     if pids is not None:
-        text = (f"observed [{pids.cited}]: getpid() returned {pids.task_pid} in the new task, "
+        how = "" if pids.source == "getpid()" else f" (read as its {pids.source})"
+        text = (f"observed [{pids.cited}]: getpid() is {pids.task_pid} in the new task{how}, "
                 f"{pids.parent_pid} in the parent")
         if pids.task_pid != task.child_tgid:
             text += f"; the recording says tgid {task.child_tgid}: they disagree"
