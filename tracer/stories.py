@@ -9,7 +9,7 @@ import functools
 import importlib
 import importlib.util
 import sys
-from typing import cast
+from typing import Any, cast
 
 from tracer.resources import scenario_dir
 from tracer.story import Story, StoryModel, StoryView
@@ -39,7 +39,7 @@ def story_folders() -> tuple[str, ...]:
                         if (path.parent / "views.py").is_file()))
 
 
-def _module(folder: str, name: str) -> object:
+def _module(folder: str, name: str) -> Any:
     _scenarios_package()
     return importlib.import_module(f"{PACKAGE}.{folder}.{name}")
 
@@ -48,8 +48,8 @@ def lesson_stories() -> list[Story]:
     """A fresh story per lesson, each its model and its view."""
     stories = []
     for folder in story_folders():
-        model = cast(StoryModel, getattr(_module(folder, "story"), "model")())
-        view = cast(StoryView, getattr(_module(folder, "views"), "view")())
+        model = cast(StoryModel, _module(folder, "story").model())
+        view = cast(StoryView, _module(folder, "views").view())
         stories.append(Story(folder, model, view))
     return stories
 
@@ -57,4 +57,4 @@ def lesson_stories() -> list[Story]:
 @functools.cache
 def lesson_views() -> tuple[StoryView, ...]:
     """The lessons' renderers alone (they keep no state): for an event's text and style."""
-    return tuple(cast(StoryView, getattr(_module(folder, "views"), "view")()) for folder in story_folders())
+    return tuple(cast(StoryView, _module(folder, "views").view()) for folder in story_folders())

@@ -11,8 +11,19 @@ from typing import TYPE_CHECKING, Any
 from tracer.events import Event
 from tracer.story import Fact
 
-from .story import (CLONE_STEP, Check, ChildNotices, HandledSeen, NewTask, PauseLeft, SignalSeen, StatesSeen,
-                    StopCompleted, StructureRow, TaskTotal)
+from .story import (
+    CLONE_STEP,
+    Check,
+    ChildNotices,
+    HandledSeen,
+    NewTask,
+    PauseLeft,
+    SignalSeen,
+    StatesSeen,
+    StopCompleted,
+    StructureRow,
+    TaskTotal,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -13,7 +13,13 @@ from tracer.story import Fact
 from .story import MAPPING_STEP, Chapter, FileLifeStory, Holder, SharedFile, SharedTotal
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+    from rich.console import (
+        Console,
+        ConsoleOptions,
+        Group,
+        RenderableType,
+        RenderResult,
+    )
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text

@@ -11,15 +11,15 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from typing import TypeVar
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.css.query import NoMatches
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from tracer.errors import Interrupted

@@ -11,7 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.events import Event
-from tracer.paths import INLINED, MARK_LEGEND, RENAMED_HERE, SEEN, Paths, Row, StepView, step_views
+from tracer.paths import (
+    INLINED,
+    MARK_LEGEND,
+    RENAMED_HERE,
+    SEEN,
+    Paths,
+    Row,
+    StepView,
+    step_views,
+)
 from tracer.stacks import base_name
 
 MARK_STYLES = {SEEN: "green", INLINED: "yellow", RENAMED_HERE: "cyan"}

@@ -3,7 +3,6 @@ placed at its entry time), indented by how many hooked functions it ran inside."
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -13,6 +12,7 @@ from rich.text import Text
 
 from tracer.events import Event, in_call_order
 from tracer.stories import lesson_views
+
 
 def step_style(step: str) -> str:
     """The style a lesson gives its step in the timeline ("" for none)."""

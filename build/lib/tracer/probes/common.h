@@ -1,0 +1,454 @@
+/* syspath: what every probe program shares.
+ *
+ * No kernel struct is declared here: every field is read at an offset that
+ * syspath took from the running kernel's BTF and passed in as -D<NAME>=<offset>
+ * (see tracer/offsets.py). The reads go through bpf_probe_read_kernel.
+ */
+#include "event.h"
+
+/* SYSCALL_STEPS has bit (1 << STEP_x) set for each step the syscall tier stands for
+ * in this session (tracer/loader.py hook_defines); the others are not compiled there. */
+#define ON_SYSCALL(step) ((SYSCALL_STEPS >> (step)) & 1)
+
+/* Events the ring had no room for, per step id (path records' ids are 200 and up). */
+#define LOST_SLOTS 256
+BPF_ARRAY(lost_events, u64, LOST_SLOTS);
+#ifdef SYSPATH_PERF_BUFFER
+/* Kernels before 5.8 have no BPF ring buffer: build each event in a per-CPU
+ * scratch slot and copy it out through a perf buffer. */
+BPF_PERF_OUTPUT(events);
+BPF_PERCPU_ARRAY(scratch, struct syspath_event, 1);
+#else
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+#endif
+/* The process tree being traced: bit tid % 64 of word tid / 64 is set for each thread in
+ * it. User space sets the root pid's bit before that process runs; sched_process_fork sets
+ * every child's. Each hooked call of every task on the machine asks it first, so it is an
+ * array, whose lookup the verifier inlines (kernel/bpf/arraymap.c array_map_gen_lookup):
+ * about 2 ns here, where a hash lookup took 11-17. Thread ids stay below PID_MAX_LIMIT
+ * (include/linux/threads.h: 4M on 64-bit), so 64K words (512 KiB) cover them all. */
+#define TRACKED_WORDS 65536
+BPF_ARRAY(tracked, u64, TRACKED_WORDS);
+
+/* Kernel stacks, deduplicated: an event carries the id of its stack, user space
+ * reads and symbolizes each id once. Without BPF_F_REUSE_STACKID an id always
+ * names the stack first stored there; a different stack hashing to a taken
+ * bucket gets -EEXIST (the event goes without a stack), so the user-space cache
+ * per id never goes stale. SYSPATH_NO_STACKS leaves capture out (the cost switch). */
+#ifndef STACK_DEPTH
+#define STACK_DEPTH 64        /* tracer/stacks.py passes its own */
+#define STACK_BUCKETS 4096
+#endif
+#ifndef SYSPATH_NO_STACKS
+struct syspath_stack {
+    u64 ip[STACK_DEPTH];
+};
+BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
+#endif
+
+/* A stack walk costs more than the rest of an event. A loop takes the same path
+ * every time, so in each process each step's first STACK_FIRST events get a stack,
+ * then one in STACK_EVERY (a path record and the event it stands for count alike);
+ * the others carry STACK_SAMPLED_OUT. Counters per process: the interpreter's own
+ * hundred mmaps at start do not use up the sender's. 256: a Python process maps some
+ * 170 files (interpreter, libraries, modules) before its own first mmap. */
+#define STACK_FIRST 256
+#define STACK_EVERY 1024
+#define STACK_SAMPLED_OUT -1000   /* not an errno: tracer/stacks.py SAMPLED_OUT */
+#ifndef SYSPATH_NO_STACKS
+/* The counts live in an array slot per process (tgid % STACK_BUDGETS), not a hash: the
+ * verifier inlines an array lookup (kernel/bpf/arraymap.c array_map_gen_lookup), and
+ * stack_here, run for every event, went from some 60 ns to 20 here. A slot names its
+ * process; a process whose tgid lands on a taken slot takes it over and counts anew, so
+ * two live processes 4096 pids apart get more stacks than their share, never fewer. */
+#define STACK_BUDGETS 4096
+#define STACK_SLOTS 32            /* steps 0-15, then path points (PATH_STEP_BASE + 0-15) */
+struct stack_budget {
+    u32 tgid;
+    u64 seen[STACK_SLOTS];
+};
+BPF_ARRAY(stack_budgets, struct stack_budget, STACK_BUDGETS);
+#endif
+
+static __always_inline s32 stack_here(void *ctx, u32 step)
+{
+#ifdef SYSPATH_NO_STACKS
+    return -1;
+#else
+    u32 tgid = bpf_get_current_pid_tgid() >> 32, index = tgid % STACK_BUDGETS, slot = step;
+    struct stack_budget *budget = stack_budgets.lookup(&index);
+#ifdef PATH_STEP_BASE
+    if (step >= PATH_STEP_BASE)
+        slot = STACK_SLOTS / 2 + step - PATH_STEP_BASE;
+#endif
+    slot &= STACK_SLOTS - 1;             /* a bound the verifier sees */
+    if (budget) {
+        if (budget->tgid != tgid) {
+            __builtin_memset(budget->seen, 0, sizeof(budget->seen));
+            budget->tgid = tgid;
+        }
+        u64 seen = __sync_fetch_and_add(&budget->seen[slot], 1);
+        if (seen >= STACK_FIRST && seen % STACK_EVERY)
+            return STACK_SAMPLED_OUT;
+    }
+    return stacks.get_stackid(ctx, 0);
+#endif
+}
+
+#define READ_KERNEL(dst, base, off) \
+    bpf_probe_read_kernel(&(dst), sizeof(dst), (void *)((u64)(base) + (off)))
+
+/* ---- fields of kernel structs ----
+ * READ_FIELD(dst, base, off) reads the field at `off` of the struct `base` points to.
+ * With TYPED_LOADS (tracer/kernel.py typed_loads: the kernel has the bpf_rdonly_cast
+ * kfunc and lets tracing programs call it, 6.2+) `base` is a pointer whose BTF type
+ * the verifier knows, and the read is a plain load that the verifier makes fault-safe
+ * (BPF_PROBE_MEM): no helper call, where a bpf_probe_read_kernel costs 40-80 ns on a
+ * mitigated x86 VM. A field that is itself a pointer to a struct gives such a pointer
+ * again; any other kernel address becomes one with AS_KERNEL(address, TYPE), which
+ * costs nothing at run time: the verifier turns the call into a register move
+ * (kernel/bpf/verifier.c fixup_kfunc_call). The call is compiled against a placeholder
+ * helper number that tracer/kfuncs.py rewrites into the kfunc's BTF id before loading.
+ * Without TYPED_LOADS, each read is a bpf_probe_read_kernel and AS_KERNEL nothing.
+ * A value stored in an event and read back is a plain number again: keep pointers in
+ * locals. Reads that index an array with a variable stay READ_KERNEL. */
+#ifdef TYPED_LOADS
+static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_RDONLY_CAST;
+#define AS_KERNEL(address, TYPE) ((u64)bpf_rdonly_cast((void *)(u64)(address), BTF_TYPE_##TYPE))
+#define READ_FIELD(dst, base, off) ((dst) = *(typeof(dst) *)((u64)(base) + (off)))
+#else
+#define AS_KERNEL(address, TYPE) ((u64)(address))
+#define READ_FIELD(dst, base, off) READ_KERNEL(dst, base, off)
+#endif
+
+/* One helper call for all the fields read of a struct, when loads are not typed. A call
+ * costs far more than the bytes it copies, so the bytes from the first to the last field
+ * read are copied once onto the stack and the fields taken from that copy. The span is
+ * <S>_SPAN_START and <S>_SPAN_SIZE (tracer/offsets.py SPANS); size 0 means too wide (a
+ * randomized layout), and then each TAKE is its own read. A failed read leaves zeros.
+ * With typed loads each TAKE is a load of its own. */
+#ifdef TYPED_LOADS
+#define SNAPSHOT(copy, base, S)
+#define TAKE(dst, copy, base, S, off) READ_FIELD(dst, base, off)
+#else
+#define SNAPSHOT(copy, base, S) \
+    u8 copy[S##_SPAN_SIZE ? S##_SPAN_SIZE : 8]; \
+    if (S##_SPAN_SIZE) \
+        bpf_probe_read_kernel(copy, sizeof(copy), (void *)((u64)(base) + S##_SPAN_START))
+
+#define TAKE(dst, copy, base, S, off) do { \
+        if (S##_SPAN_SIZE) \
+            __builtin_memcpy(&(dst), (copy) + (off) - S##_SPAN_START, sizeof(dst)); \
+        else \
+            READ_KERNEL(dst, base, off); \
+    } while (0)
+#endif
+
+/* include/linux/err.h: the last page of the address space holds -errno values. */
+#define IS_ERR_VALUE(x) ((u64)(x) >= (u64)-4095)
+
+/* The word of `tracked` that holds `tid`'s bit, and that bit. */
+static __always_inline u64 *tracked_word(u32 tid, u64 *bit)
+{
+    u32 word = tid / 64;
+    *bit = 1ULL << (tid % 64);
+    return tracked.lookup(&word);
+}
+
+static __always_inline bool tid_tracked(u32 tid)
+{
+    u64 bit, *bits = tracked_word(tid, &bit);
+    return bits && (*bits & bit);
+}
+
+static __always_inline bool is_tracked(void)
+{
+    return tid_tracked((u32)bpf_get_current_pid_tgid());
+}
+
+static __always_inline void count_lost(u32 step)
+{
+    int slot = step < LOST_SLOTS ? step : LOST_SLOTS - 1;
+    u64 *lost = lost_events.lookup(&slot);
+    if (lost)
+        __sync_fetch_and_add(lost, 1);
+}
+
+static __always_inline struct syspath_event *new_event(u32 step)
+{
+#ifdef SYSPATH_PERF_BUFFER
+    int zero = 0;
+    struct syspath_event *e = scratch.lookup(&zero);
+#else
+    /* NULL only when the ring is full: the reader stores its position in one 8-byte
+     * write (tracer/ringbuf.py), so the kernel never reads half of one */
+    struct syspath_event *e = events.ringbuf_reserve(sizeof(struct syspath_event));
+#endif
+    if (!e) {
+        count_lost(step);
+        return NULL;
+    }
+    u64 id = bpf_get_current_pid_tgid();
+    __builtin_memset(e, 0, sizeof(*e));
+    e->ts_ns = bpf_ktime_get_ns();
+    e->pid = (u32)id;
+    e->tgid = id >> 32;
+    e->step = step;
+    e->fd = -1;
+    bpf_get_current_comm(&e->comm, sizeof(e->comm));
+    return e;
+}
+
+/* include/uapi/linux/bpf.h BPF_RB_NO_WAKEUP: user space reads the ring on a timer
+ * (tracer/session.py POLL_S) instead of being woken for every event. */
+#define RINGBUF_NO_WAKEUP 1
+
+/* Send the event with the stack id already taken (stack_here). */
+static __always_inline void submit_with_stack(void *ctx, struct syspath_event *e, s32 stack_id)
+{
+    e->stack_id = stack_id;
+#ifdef SYSPATH_PERF_BUFFER
+    if (events.perf_submit(ctx, e, sizeof(*e)) < 0)
+        count_lost(e->step);
+#else
+    events.ringbuf_submit(e, RINGBUF_NO_WAKEUP);
+#endif
+}
+
+static __always_inline void submit_event(void *ctx, struct syspath_event *e)
+{
+    submit_with_stack(ctx, e, stack_here(ctx, e->step));
+}
+
+#ifdef PATH_STEP_BASE
+/* A path record (probes/paths.bpf.c): nothing but a stack taken inside a step's
+ * kernel path, step PATH_STEP_BASE + point. None when sampling left the stack out. */
+static __always_inline void send_path_record(void *ctx, u32 point, s32 stack)
+{
+    struct syspath_event *e;
+    if (stack == STACK_SAMPLED_OUT)
+        return;
+    e = new_event(PATH_STEP_BASE + point);
+    if (e)
+        submit_with_stack(ctx, e, stack);
+}
+#endif
+
+static __always_inline void discard_event(struct syspath_event *e)
+{
+#ifndef SYSPATH_PERF_BUFFER
+    events.ringbuf_discard(e, 0);
+#endif
+}
+
+/* ---- entry -> exit: what a call's entry saw, kept for its return ----
+ * Keyed by thread and call id; the call id is the STEP_* the call stands for,
+ * so a hook can also look at an enclosing call of another step. */
+struct call_key {
+    u32 tid;
+    u32 id;
+};
+
+struct call {
+    u64 ts_ns;               /* function tier: entry time, depth at entry */
+    u32 depth;
+    s32 fd;
+    u64 object;              /* the kernel object the return reads (a struct file, an scm cookie) */
+    u64 message;             /* the msghdr or cmsghdr of a socket call */
+    union syspath_payload payload;   /* the step's fields known at entry */
+};
+
+BPF_HASH(calls, struct call_key, struct call, 4096);
+
+static __always_inline struct call_key call_key(u32 id)
+{
+    struct call_key key = {(u32)bpf_get_current_pid_tgid(), id};
+    return key;
+}
+
+static __always_inline void stash_call(u32 id, struct call *call)
+{
+    struct call_key key = call_key(id);
+    calls.update(&key, call);
+}
+
+/* The current thread's call `id` under way, or NULL. */
+static __always_inline struct call *open_call(u32 id)
+{
+    struct call_key key = call_key(id);
+    return calls.lookup(&key);
+}
+
+static __always_inline bool take_call(u32 id, struct call *call)
+{
+    struct call_key key = call_key(id);
+    struct call *saved = calls.lookup(&key);
+    if (!saved)
+        return false;
+    __builtin_memcpy(call, saved, sizeof(*call));
+    calls.delete(&key);
+    return true;
+}
+
+/* ---- a syscall's arguments, read at its exit ----
+ * The registers a syscall was made with stay saved at the top of the task's kernel
+ * stack until it returns (arch/x86/entry/entry_64.S), and bpf_task_pt_regs (5.15+)
+ * finds them: a syscall exit reads its arguments there, in one read, instead of an
+ * entry program stashing them (a hash update, lookup and delete: the costliest part
+ * of a small probe). SYSCALL_ARGS_AT_ENTRY (tracer/loader.py, older kernels) keeps
+ * the entry programs and the stash. x86-64's argument registers, in order. */
+struct syscall_args {
+    u64 arg[6];
+};
+
+#ifndef SYSCALL_ARGS_AT_ENTRY
+static __always_inline void read_syscall_args(struct syscall_args *out)
+{
+    u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    SNAPSHOT(r, regs, PT_REGS);
+    TAKE(out->arg[0], r, regs, PT_REGS, PT_REGS_DI);
+    TAKE(out->arg[1], r, regs, PT_REGS, PT_REGS_SI);
+    TAKE(out->arg[2], r, regs, PT_REGS, PT_REGS_DX);
+    TAKE(out->arg[3], r, regs, PT_REGS, PT_REGS_R10);
+    TAKE(out->arg[4], r, regs, PT_REGS, PT_REGS_R8);
+    TAKE(out->arg[5], r, regs, PT_REGS, PT_REGS_R9);
+}
+#endif
+
+/* At a syscall's exit, its `call` for `step`: the one its entry stashed, or one made by
+ * `fill` (an expression that reads the arguments as saved.arg[0..5] and says whether the
+ * call is of interest). False when the thread is not traced or `fill` said no. */
+#ifdef SYSCALL_ARGS_AT_ENTRY
+#define CALL_AT_EXIT(step, call, fill) take_call(step, call)
+#else
+#define CALL_AT_EXIT(step, call, fill) ({ \
+        struct syscall_args saved; \
+        bool wanted = is_tracked(); \
+        if (wanted) { \
+            read_syscall_args(&saved); \
+            wanted = (fill); \
+        } \
+        wanted; })
+#endif
+
+/* ---- files ---- */
+
+/* current->files->fdt, read once for any number of fd lookups (fs/file.c files_lookup_fd_raw). */
+struct fd_table {
+    u64 fd;                  /* fdtable.fd: the array of struct file pointers */
+    u32 max_fds;
+};
+
+static __always_inline void current_fd_table(struct fd_table *table)
+{
+    u64 files = 0, fdt = 0;
+    /* a helper read even with typed loads: the verifier walks a struct's BTF members for
+     * every typed load it checks, and task_struct's 250 made each start 30 ms longer */
+    READ_KERNEL(files, bpf_get_current_task(), TASK_FILES);
+    if (!files)
+        return;
+    files = AS_KERNEL(files, FILES);
+    READ_FIELD(fdt, files, FILES_FDT);
+    SNAPSHOT(t, fdt, FDT);
+    TAKE(table->max_fds, t, fdt, FDT, FDT_MAX_FDS);
+    TAKE(table->fd, t, fdt, FDT, FDT_FD);
+}
+
+static __always_inline u64 file_in_table(struct fd_table *table, s64 fd)
+{
+    u64 file = 0;
+    if (fd < 0 || (u64)fd >= table->max_fds)
+        return 0;
+    READ_KERNEL(file, table->fd, fd * sizeof(u64));
+    return file;
+}
+
+static __always_inline u64 file_of_fd(s64 fd)
+{
+    struct fd_table table = {};
+    if (fd < 0)
+        return 0;
+    current_fd_table(&table);
+    return file_in_table(&table, fd);
+}
+
+/* The name of a dentry: "memfd:NAME", a path's last part, "[eventfd]". */
+static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
+{
+    u64 name = 0;
+    if (dentry)
+        READ_FIELD(name, dentry, DENTRY_NAME);
+    if (name)
+        bpf_probe_read_kernel_str(out, size, (void *)name);
+}
+
+/* The event's struct file: its refcount, its inode's number, and what it is (its
+ * f_op, its inode's type and superblock, its dentry's name). Returns the inode. */
+static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
+{
+    struct file_identity *id = &e->identity;
+    u64 inode = 0, dentry = 0, sb = 0, ops = 0;
+    e->file = file;
+    if (!file)
+        return 0;
+    file = AS_KERNEL(file, FILE);
+    {   /* each copy in its own block: the compiler gives them the same stack room */
+        SNAPSHOT(f, file, FILE);
+        READ_FIELD(e->refcount, file, FILE_REF);
+        TAKE(inode, f, file, FILE, FILE_INODE);
+        TAKE(ops, f, file, FILE, FILE_OP);
+        TAKE(dentry, f, file, FILE, FILE_DENTRY);
+    }
+    id->f_op = ops;
+    if (!inode)
+        return 0;
+    {
+        u16 mode = 0;
+        SNAPSHOT(i, inode, INODE);
+        TAKE(e->inode, i, inode, INODE, INODE_INO);
+        TAKE(mode, i, inode, INODE, INODE_MODE);
+        TAKE(sb, i, inode, INODE, INODE_SB);
+        id->i_mode = mode;
+    }
+    if (sb)
+        READ_FIELD(id->s_magic, sb, SB_MAGIC);
+    if (ops) {
+        SNAPSHOT(o, ops, FOPS);
+        TAKE(id->read_iter, o, ops, FOPS, FOPS_READ_ITER);
+        if (!id->read_iter)
+            TAKE(id->read_iter, o, ops, FOPS, FOPS_READ);
+    }
+    read_dentry_name(id->name, sizeof(id->name), dentry);
+    return inode;
+}
+
+/* ---- sockets ---- */
+
+#define AF_UNIX 1
+
+/* include/net/sock.h: the address family of a struct sock (sk->__sk_common.skc_family). */
+static __always_inline bool is_unix_sock(u64 sk)
+{
+    u16 family = 0;
+    READ_FIELD(family, AS_KERNEL(sk, SOCK), SOCK_FAMILY);
+    return family == AF_UNIX;
+}
+
+/* ---- the process tree ---- */
+
+/* A thread's bit is set only by the fork that made it and cleared only by its own exit,
+ * so an atomic add of the bit (BPF_ADD, every kernel) is an atomic or here: other
+ * threads may change other bits of the word meanwhile, never this one. */
+static __always_inline void track_child(u32 child_tid)
+{
+    u64 bit, *bits = tracked_word(child_tid, &bit);
+    if (bits && !(*bits & bit))
+        __sync_fetch_and_add(bits, bit);
+}
+
+static __always_inline void untrack_current(void)
+{
+    u64 bit, *bits = tracked_word((u32)bpf_get_current_pid_tgid(), &bit);
+    if (bits && (*bits & bit))
+        __sync_fetch_and_add(bits, -bit);
+}

@@ -1,0 +1,51 @@
+"""Where syspath's own files are: the BPF sources (probes/) and the scenarios
+(scripts + narration), found the same way in a checkout and in an installed wheel.
+
+In the repository they are the top-level folders probes/ and scenarios/; the wheel
+ships them inside the package as tracer/probes and tracer/scenarios (pyproject.toml
+maps them), read through importlib.resources.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+import tracer
+from tracer.errors import SyspathError
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=None)
+def _data_dir(name: str) -> Path:
+    """tracer/NAME in an installed wheel, else NAME/ beside the package in a checkout."""
+    bundled = resources.files(tracer) / name
+    if bundled.is_dir():
+        return Path(str(bundled))
+    if (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / name).is_dir():
+        return CHECKOUT / name
+    raise SyspathError(f"syspath is installed without its {name}/ folder; reinstall it (sudo make setup)")
+
+
+def probes_dir() -> Path:
+    return _data_dir("probes")
+
+
+def scenario_dir() -> Path:
+    return _data_dir("scenarios")
+
+
+def scenario_path(script: str) -> Path:
+    """A scenario script, run as a file so that it imports stepping.py beside it."""
+    return scenario_dir() / script
+
+
+def version() -> str:
+    """The installed distribution's version; the package's own in a bare checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("syspath")
+    except metadata.PackageNotFoundError:
+        return tracer.__version__

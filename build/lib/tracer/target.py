@@ -1,0 +1,114 @@
+"""The traced program: started behind a gate, as the invoking user, never as root.
+
+The target starts as a shell waiting on a pipe, so its pid can be put in the
+kernel-side `tracked` map before it runs a single instruction of its own; from
+there sched_process_fork adds every descendant. It dies with syspath
+(PR_SET_PDEATHSIG), even when syspath is killed with SIGKILL.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import pwd
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+
+from tracer.errors import SyspathError
+from tracer.observer import OutputLine
+from tracer.record import invoking_user
+from tracer.resources import scenario_dir
+from tracer.text import printable, printable_tree
+
+SCENARIO_DIR = scenario_dir()
+SCENARIOS = {"memfd-share": "memfd_share.py", "fork-vs-thread": "fork_vs_thread.py"}
+# The gate is the shell's stdin; the target gets /dev/null instead.
+GATE = 'read _; exec "$0" "$@" </dev/null'
+PR_SET_PDEATHSIG = 1
+
+
+def scenario_command(scenario: str) -> list[str]:
+    if scenario not in SCENARIOS:
+        raise SyspathError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
+    return [sys.executable, str(SCENARIO_DIR / SCENARIOS[scenario])]
+
+
+def target_user() -> tuple[int, int]:
+    owner = invoking_user()
+    if owner and owner[0] != 0:
+        return owner
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)     # loaded here, not in the forked child
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when syspath goes, however it goes."""
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _pump(stream: Iterator[str], name: str, lines: queue.Queue[OutputLine]) -> None:
+    for text in stream:
+        text = text.rstrip("\n")
+        report = None
+        if name == "stdout" and text.startswith("{"):
+            try:
+                report = printable_tree(json.loads(text))
+            except json.JSONDecodeError:
+                report = None
+        lines.put(OutputLine(name, printable(text), report if isinstance(report, dict) else None))
+
+
+class Target:
+    """The traced process tree's root: spawned held at the gate, released by go()."""
+
+    def __init__(self, command: Sequence[str], step_fd: int | None = None) -> None:
+        gate_read, self.gate = os.pipe()
+        uid, gid = target_user()
+        env = dict(os.environ, SYSPATH_STEP_FD=str(step_fd)) if step_fd is not None else None
+        try:
+            self.process = subprocess.Popen(
+                ["/bin/sh", "-c", GATE, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=gate_read, user=uid, group=gid, extra_groups=[], start_new_session=True, text=True,
+                errors="replace", cwd="/", env=env, pass_fds=() if step_fd is None else (step_fd,),
+                preexec_fn=_die_with_parent)
+        finally:
+            os.close(gate_read)
+        self.lines: queue.Queue[OutputLine] = queue.Queue()
+        self.pumps = [threading.Thread(target=_pump, args=(stream, name, self.lines), daemon=True)
+                      for stream, name in ((self.process.stdout, "stdout"), (self.process.stderr, "stderr"))]
+        for pump in self.pumps:
+            pump.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def go(self) -> None:
+        os.write(self.gate, b"go\n")
+        os.close(self.gate)
+
+    def running(self) -> bool:
+        return self.process.poll() is None or any(pump.is_alive() for pump in self.pumps)
+
+    def output(self) -> Iterator[OutputLine]:
+        while not self.lines.empty():
+            yield self.lines.get_nowait()
+
+    def exit_code(self) -> int:
+        """Killed by a signal: reported the way a shell does, 128 + the signal number."""
+        code = self.process.wait()
+        return code if code >= 0 else 128 - code
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
