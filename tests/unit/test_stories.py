@@ -259,6 +259,25 @@ def test_inlined_here_only_under_a_caller_on_the_path() -> None:
     assert memfd().lines("marks: [seen]")                     # the plain output says what the marks mean
 
 
+def test_what_the_memfd_program_read_is_cited_and_follows_its_reports() -> None:
+    saw = memfd().lines("observed [program report")
+    assert [line.split("]: ", 1)[1] for line in saw] == [
+        "the receiver read, through its own mapping, the text the sender wrote",
+        "the receiver's private mapping read the sender's later write too (no copy yet)",
+        "after the receiver wrote into its private mapping, the sender still read its own text: the receiver's write "
+        "went to a copy"]
+
+    def garbled(_: list[Event], outputs: list[dict[str, Any]]) -> None:
+        next(o["report"] for o in outputs if o["report"]["role"] == "receiver" and "fd" in o["report"])["text"] = "?"
+        report(outputs, "receiver", "sees_sender_write")["sees_sender_write"] = False
+        report(outputs, "sender", "cow_isolated")["cow_isolated"] = False
+    assert [line.split("]: ", 1)[1] for line in memfd(garbled).lines("observed [program report")] == [
+        "the receiver read something else than the text the sender wrote",
+        "the receiver's private mapping did not read the sender's later write",
+        "after the receiver wrote into its private mapping, the sender read something else"]
+    assert not memfd(lambda _, outputs: outputs.clear()).lines("observed")
+
+
 # ---- new tasks, signals, and what the program saw --------------------------------------------
 
 def test_each_structure_is_shared_or_copied_as_its_pointers_say() -> None:
