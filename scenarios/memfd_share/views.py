@@ -412,6 +412,9 @@ class MemfdView:
     def nothing_seen(self) -> str:
         return "no struct file shared between two processes"
 
+    def folded_note(self, count: int) -> str:
+        return f"{count} private mappings of regular files (the loader's: libraries, ld.so.cache, locale files)"
+
 
 def view() -> MemfdView:
     """This lesson's renderer, for the core (tracer/stories.py)."""
