@@ -403,3 +403,17 @@ def test_the_core_of_the_stories_names_no_step_and_no_lesson(name: str) -> None:
     source = (Path(__file__).resolve().parents[2] / name).read_text()
     assert not NAMED.findall(source)
     assert "every thread stopped" not in source
+
+
+def test_every_lesson_folder_ships_in_the_wheel() -> None:
+    """pyproject.toml lists each lesson's package, so that tracer.scenarios.<lesson>.story imports from the wheel."""
+    import tomllib
+
+    from tracer.stories import story_folders
+
+    repo = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert story_folders() == ("fork_vs_thread", "memfd_share")
+    for folder in story_folders():
+        assert f"tracer.scenarios.{folder}" in setuptools["packages"]
+        assert "*.py" in setuptools["package-data"][f"tracer.scenarios.{folder}"]
