@@ -85,7 +85,8 @@ class Findings(Observer):
         return any(story.model.folds(event) for story in self.stories)
 
     def add(self, event: Event) -> None:
-        folded = any([story.fold(event) for story in self.stories])      # each story counts its own
+        folds = [story.fold(event) for story in self.stories]      # each story counts its own: no short cut
+        folded = any(folds)
         self.timeline.add(event, folded)
         for story in self.stories:
             story.add(event)

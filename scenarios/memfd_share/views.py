@@ -10,8 +10,18 @@ from typing import TYPE_CHECKING, Any
 from tracer.events import Event
 from tracer.story import Fact
 
-from .story import (MAPPING_STEP, OWN_WRITE_KEPT, ROUND_TRIP, SENDER_WRITE_SEEN, Chapter, FileLifeStory, Holder,
-                    ProgramSaw, SharedFile, SharedTotal)
+from .story import (
+    MAPPING_STEP,
+    OWN_WRITE_KEPT,
+    ROUND_TRIP,
+    SENDER_WRITE_SEEN,
+    Chapter,
+    FileLifeStory,
+    Holder,
+    ProgramSaw,
+    SharedFile,
+    SharedTotal,
+)
 
 if TYPE_CHECKING:
     from rich.console import (
@@ -163,8 +173,8 @@ SAW = {ROUND_TRIP: ("the receiver read, through its own mapping, the text the se
                     "the receiver read something else than the text the sender wrote"),
        SENDER_WRITE_SEEN: ("the receiver's private mapping read the sender's later write too (no copy yet)",
                            "the receiver's private mapping did not read the sender's later write"),
-       OWN_WRITE_KEPT: ("after the receiver wrote into its private mapping, the sender still read its own text: "
-                        "the receiver's write went to a copy",
+       OWN_WRITE_KEPT: (("after the receiver wrote into its private mapping, the sender still read its own text: "
+                         "the receiver's write went to a copy"),
                         "after the receiver wrote into its private mapping, the sender read something else")}
 
 

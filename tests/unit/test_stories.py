@@ -265,8 +265,8 @@ def test_what_the_memfd_program_read_is_cited_and_follows_its_reports() -> None:
     assert [line.split("]: ", 1)[1] for line in saw] == [
         "the receiver read, through its own mapping, the text the sender wrote",
         "the receiver's private mapping read the sender's later write too (no copy yet)",
-        "after the receiver wrote into its private mapping, the sender still read its own text: the receiver's write "
-        "went to a copy"]
+        ("after the receiver wrote into its private mapping, the sender still read its own text: the receiver's write "
+         "went to a copy")]
 
     def garbled(_: list[Event], outputs: list[dict[str, Any]]) -> None:
         next(o["report"] for o in outputs if o["report"]["role"] == "receiver" and "fd" in o["report"])["text"] = "?"
