@@ -62,7 +62,10 @@ BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
  * process; a process whose tgid lands on a taken slot takes it over and counts anew, so
  * two live processes 4096 pids apart get more stacks than their share, never fewer. */
 #define STACK_BUDGETS 4096
-#define STACK_SLOTS 32            /* steps 0-15, then path points (PATH_STEP_BASE + 0-15) */
+#ifndef STACK_SLOTS               /* tracer/stacks.py slot_defines: from the lessons' steps and points */
+#define STACK_STEP_SLOTS 32
+#define STACK_SLOTS 64
+#endif                            /* slots: the steps', then the path points' (PATH_STEP_BASE + n) */
 struct stack_budget {
     u32 tgid;
     u64 seen[STACK_SLOTS];
@@ -79,7 +82,7 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
     struct stack_budget *budget = stack_budgets.lookup(&index);
 #ifdef PATH_STEP_BASE
     if (step >= PATH_STEP_BASE)
-        slot = STACK_SLOTS / 2 + step - PATH_STEP_BASE;
+        slot = STACK_STEP_SLOTS + step - PATH_STEP_BASE;
 #endif
     slot &= STACK_SLOTS - 1;             /* a bound the verifier sees */
     if (budget) {
@@ -221,7 +224,7 @@ static __always_inline void submit_event(void *ctx, struct syspath_event *e)
 }
 
 #ifdef PATH_STEP_BASE
-/* A path record (probes/paths.bpf.c): nothing but a stack taken inside a step's
+/* A path record (a lesson's paths.bpf.c): nothing but a stack taken inside a step's
  * kernel path, step PATH_STEP_BASE + point. None when sampling left the stack out. */
 static __always_inline void send_path_record(void *ctx, u32 point, s32 stack)
 {
@@ -422,18 +425,6 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     return inode;
 }
 
-/* ---- sockets ---- */
-
-#define AF_UNIX 1
-
-/* include/net/sock.h: the address family of a struct sock (sk->__sk_common.skc_family). */
-static __always_inline bool is_unix_sock(u64 sk)
-{
-    u16 family = 0;
-    READ_FIELD(family, AS_KERNEL(sk, SOCK), SOCK_FAMILY);
-    return family == AF_UNIX;
-}
-
 /* ---- the process tree ---- */
 
 /* A thread's bit is set only by the fork that made it and cleared only by its own exit,
@@ -452,3 +443,24 @@ static __always_inline void untrack_current(void)
     if (bits && (*bits & bit))
         __sync_fetch_and_add(bits, -bit);
 }
+
+#ifdef PATH_STEP_BASE
+/* ---- paths: tracepoints inside a step's kernel path (a lesson's paths.bpf.c) ----
+ * A syscall tracepoint sees a step from outside (its stack is only the syscall entry or
+ * exit). A tracepoint that fires *inside* the step's kernel path has the chain the kernel
+ * really took on its stack: each firing in the traced tree sends a path record (step id
+ * PATH_STEP_BASE + point, no payload), and user space gives that stack to the step's event
+ * of the same thread and syscall (tracer/stacks.py PathJoiner). PATH_<POINT>=<id> is
+ * defined for each point the session uses (the best one the kernel has per step); raw
+ * tracepoints: cheaper, and no clash with the TRACEPOINT_PROBEs of the other files. */
+static __always_inline int path_seen(void *ctx, u32 point)
+{
+    if (is_tracked())
+        send_path_record(ctx, point, stack_here(ctx, PATH_STEP_BASE + point));
+    return 0;
+}
+
+/* A point with no filter but the process tree: every firing is a path record. */
+#define PATH_POINT(event, point) \
+    RAW_TRACEPOINT_PROBE(event) { return path_seen(ctx, point); }
+#endif

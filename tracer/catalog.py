@@ -1,16 +1,19 @@
-"""The steps of each scenario and, per step, the hooks that can observe it.
+"""Steps and the hooks that can observe them, and the resolution that picks one per step.
 
-A step is a moment of the kernel story (design.md fixes the names). Each step
-lists candidate hooks, best first; resolution picks, per step, the first one the
-running kernel allows and says why it was chosen or why nothing could be.
+A step is a moment of a lesson's kernel story (design.md fixes the names); the lessons
+declare their steps (scenarios/<lesson>/lesson.py) with candidate hooks, best first.
+Resolution picks, per step, the first one the running kernel allows and says why it
+was chosen or why nothing could be.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tracer.errors import SyspathError
+from tracer.events import CStruct
 
 TIERS = ("kprobe", "fentry", "syscall")
 MODES = ("auto", *TIERS)
@@ -37,11 +40,54 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class PathPoint:
+    """A tracepoint that fires inside a step's kernel path."""
+
+    tracepoint: str          # "category/name"
+    inside: str              # the kernel function it fires in (as the source names it)
+    when: str                # "before": fires before the step's event; "after": once it was sent
+
+    @property
+    def hook(self) -> str:
+        return "tracepoint:" + self.tracepoint.replace("/", ":")
+
+    @property
+    def define(self) -> str:
+        return "PATH_" + self.tracepoint.split("/")[1].upper()
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a step's records carry after the header: a member of union syspath_payload (the
+    C struct in the lesson's probes/ header), its Python mirror and how its detail reads it."""
+
+    member: str                     # its name in the union: "memfd"
+    struct: CStruct                 # the mirror; struct.name is the C struct's name
+    decode: Callable[..., dict[str, Any]]   # takes the members in order, returns the detail
+
+
+# A field the probes read: define name -> (struct, candidate member paths, size in bytes or 0 for any)
+FieldRequest = tuple[str, tuple[str, ...], int]
+
+
+# What the core's services need to know of a step, whatever its name (Step.roles)
+MAPS_FILE = "maps_file"            # its event is a mapping of its struct file (detail address, length)
+PASSES_FILE = "passes_file"        # its event is a struct file passed between processes
+PAGE_FRAME = "page_frame"          # the page-frame service (tracer/pages.py) emits its events
+FROM_USER_SPACE = "from_user_space"   # observed from user space: no kernel path
+RELEASES_FILE = "releases_file"    # seen once the file's last reference went: no count to read
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     summary: str
     hooks: tuple[Hook, ...]
     optional: bool = False          # an extra step: shown when the kernel lets it be hooked
+    payload: Payload | None = None
+    path_points: tuple[str, ...] = ()   # syscall tier: tracepoints inside its path, best first
+    one_event_per_call: bool = False    # a path record belongs to one event (else several share it)
+    roles: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -62,130 +108,18 @@ class HookChoice:
         return {"step": self.step, "hook": self.hook, "status": self.status, "reason": self.reason}
 
 
-def _syscall(point: str, tracepoints: tuple[str, ...], reads: str, direct: bool = False) -> Hook:
+def syscall_hook(point: str, tracepoints: tuple[str, ...], reads: str, direct: bool = False) -> Hook:
+    """A syscall tracepoint standing for a step (direct: it is the step itself)."""
     return Hook("syscall", f"tracepoint:syscalls:{point}", reads, direct, tracepoints)
 
 
-def _function(function: str, reads: str, params: tuple[str, ...] = (), entry: bool = True,
+def function_hooks(function: str, reads: str, params: tuple[str, ...] = (), entry: bool = True,
               exit: bool = True, direct: bool = True) -> tuple[Hook, ...]:
     """The same kernel function hooked by kprobe and by fentry (the C body is shared)."""
     kprobe = f"kretprobe:{function}" if exit else f"kprobe:{function}"
     fentry = f"fexit:{function}" if exit else f"fentry:{function}"
     return tuple(Hook(tier, point, reads, direct, (), function, entry, exit, params)
                  for tier, point in (("kprobe", kprobe), ("fentry", fentry)))
-
-
-MEMFD_STEPS: tuple[Step, ...] = (
-    Step("memfd_create", "memfd_create() returns an fd for a new memory-only file", (
-        *_function("__do_sys_memfd_create", "the name and flags, then the returned fd looked up in "
-                   "the caller's fd table -> struct file, inode, refcount", ("uname", "flags")),
-        *_function("__x64_sys_memfd_create", "the returned fd looked up in the caller's fd table "
-                   "-> struct file, inode, refcount (the syscall's own body is inlined)"),
-        _syscall("sys_exit_memfd_create", ("syscalls/sys_enter_memfd_create", "syscalls/sys_exit_memfd_create"),
-                 "the returned fd, looked up in the caller's fd table -> struct file, inode, refcount",
-                 direct=True),
-    )),
-    Step("shmem_file_setup", "mm/shmem.c creates the shmem inode and its struct file", (
-        *_function("shmem_file_setup", "the name, then the struct file it returns", ("name",)),
-        _syscall("sys_exit_memfd_create", ("syscalls/sys_exit_memfd_create",),
-                 "the struct file shmem_file_setup returned, found through the new fd; "
-                 "its superblock magic TMPFS_MAGIC shows shmem made it"),
-    )),
-    Step("do_mmap", "mmap() maps the file: do_mmap -> mmap_region makes a vma (VM_SHARED with MAP_SHARED)", (
-        *_function("do_mmap", "the file, length, prot and MAP_ flags, then the mapped address and "
-                   "the new vma found in the file's i_mmap tree", ("file", "len", "prot", "flags", "pgoff")),
-        _syscall("sys_exit_mmap", ("syscalls/sys_enter_mmap", "syscalls/sys_exit_mmap"),
-                 "the mapped file, the address, and the new vma found in the file's "
-                 "address_space i_mmap tree (vm_flags, vm_file)"),
-    )),
-    Step("unix_stream_sendmsg", "sendmsg() on an AF_UNIX stream socket runs unix_stream_sendmsg", (
-        *_function("unix_stream_sendmsg", "the socket, its sock and the peer's, and the SCM_RIGHTS "
-                   "count in the kernel copy of the control message", ("sock", "msg")),
-        _syscall("sys_enter_sendmsg", ("syscalls/sys_enter_sendmsg",),
-                 "the socket behind the fd: AF_UNIX + SOCK_STREAM means its sendmsg is "
-                 "unix_stream_sendmsg; its sock and the peer's"),
-    )),
-    Step("scm_fp_copy", "each SCM_RIGHTS fd becomes a struct file pointer (fget_raw) in the skb", (
-        *_function("scm_fp_copy", "the scm_fp_list it filled: one struct file per fd", ("cmsg", "fplp")),
-        *_function("__scm_send", "the scm_cookie's scm_fp_list after scm_fp_copy filled it", ("msg", "p"),
-                   direct=False),
-        _syscall("sys_enter_sendmsg", ("syscalls/sys_enter_sendmsg",),
-                 "the SCM_RIGHTS fds read from the user msghdr, each looked up in the "
-                 "sender's fd table as fget_raw does"),
-    )),
-    Step("in_flight", "the struct file waits in an skb on the receiver's queue (UNIXCB(skb).fp)", (
-        Hook("syscall", "tracepoint:sock:sk_data_ready", "the peer's sk_receive_queue tail, the skb sendmsg "
-             "just queued, and the struct files of the scm_fp_list in its control block", True,
-             ("sock/sk_data_ready",), any_mode=True),
-        *_function("sock_def_readable", "the peer's sk_receive_queue tail, the skb sendmsg just queued, "
-                   "and the struct files of the scm_fp_list in its control block", ("sk",), exit=False),
-    )),
-    Step("receive_fd", "the receiver gets a new fd for the same struct file (receive_fd)", (
-        *_function("__receive_fd", "the struct file, then the fd it was installed at", ("file",)),
-        *_function("receive_fd", "the struct file, then the fd it was installed at", ("file",)),
-        *_function("security_file_receive", "the struct file about to be installed (the LSM check "
-                   "receive_fd makes first); its fd shows at fd_install", ("file",), exit=False, direct=False),
-        _syscall("sys_exit_recvmsg", ("syscalls/sys_enter_recvmsg", "syscalls/sys_exit_recvmsg"),
-                 "the fds the kernel wrote into the receiver's SCM_RIGHTS message, "
-                 "each looked up in the receiver's fd table"),
-    )),
-    Step("fd_install", "fs/file.c fd_install puts the struct file into a slot of the fd table", (
-        *_function("fd_install", "the fd and the struct file, for files this session follows",
-                   ("fd", "file"), exit=False),
-    ), optional=True),
-    Step("alloc_file_pseudo", "fs/file_table.c alloc_file_pseudo makes the struct file for shmem's inode", (
-        *_function("alloc_file_pseudo", "the struct file it returns, inside shmem_file_setup", entry=False),
-    ), optional=True),
-    Step("fput", "fs/file_table.c __fput releases the struct file once its last reference is gone", (
-        *_function("__fput", "the struct file being released, for files this session follows",
-                   ("file",), exit=False),
-    ), optional=True),
-)
-
-CLONE_STEPS: tuple[Step, ...] = (
-    Step("clone", "copy_process makes a new task; the CLONE_* flags decide what it shares", (
-        *_function("copy_process", "the CLONE_* flags in kernel_clone_args, then the new task_struct: "
-                   "its mm/fs/files/sighand/signal pointers beside the parent's", ("args",)),
-        Hook("syscall", "raw_tracepoint:sched_process_fork", "clone flags from task:task_newtask, then "
-             "parent's and child's mm/fs/files/sighand/signal pointers read from both task_structs",
-             False, ("task/task_newtask", "sched/sched_process_fork")),
-    )),
-    Step("dup_fd", "fs/file.c dup_fd copies the fd table (a fork without CLONE_FILES)", (
-        *_function("dup_fd", "the parent's files_struct and the copy it returns", ("oldf",)),
-    ), optional=True),
-    Step("dup_mm", "kernel/fork.c dup_mm copies the address space (a fork without CLONE_VM)", (
-        *_function("dup_mm", "the parent's mm_struct and the copy it returns", ("oldmm",)),
-    ), optional=True),
-)
-
-def _signal(name: str, reads: str) -> Hook:
-    """A signal tracepoint (kernel/signal.c): the event itself, on every tier."""
-    return Hook("syscall", f"tracepoint:signal:{name}", reads, True, (f"signal/{name}",), any_mode=True)
-
-
-CLONE_STEPS += (
-    Step("signal_generate", "kernel/signal.c queues a signal: on one thread, or on the thread group", (
-        _signal("signal_generate", "the signal, the task it was queued on and whether it was sent to the "
-                "whole thread group (kill) or to one thread (tgkill)"),
-    )),
-    Step("signal_deliver", "a thread takes a signal: get_signal() in the thread the kernel picked", (
-        _signal("signal_deliver", "the signal and the thread that took it (the one the event runs in)"),
-    )),
-)
-
-SCENARIO_STEPS: dict[str, tuple[Step, ...]] = {"memfd-share": MEMFD_STEPS, "fork-vs-thread": CLONE_STEPS}
-# Every step id the probes may emit; the number is the STEP_* define.
-ALL_STEP_NAMES: tuple[str, ...] = tuple(step.name for step in (*MEMFD_STEPS, *CLONE_STEPS))
-
-
-def steps_for(scenario: str | None) -> tuple[Step, ...]:
-    if scenario is None:
-        return tuple(step for steps in SCENARIO_STEPS.values() for step in steps)
-    return SCENARIO_STEPS[scenario]
-
-
-def step_defines() -> list[str]:
-    return [f"-DSTEP_{name.upper()}={index}" for index, name in enumerate(ALL_STEP_NAMES)]
 
 
 @dataclass(frozen=True)
@@ -303,17 +237,20 @@ def resolve_step(step: Step, tiers: Sequence[str], kernel: KernelView,
                       "; ".join(not_used + _tier_notes(tiers_out)) or "no hook in the catalog for this step")
 
 
-def resolve(scenario: str | None, mode: str, kernel: KernelView) -> list[HookChoice]:
+def resolve(steps: Sequence[Step], mode: str, kernel: KernelView) -> list[HookChoice]:
     tiers = allowed_tiers(mode, kernel)
     left_out = f"--mode {mode} leaves it out" if mode != "auto" else f"functions are hooked with {tiers[0]} here"
-    return [resolve_step(step, tiers, kernel, left_out) for step in steps_for(scenario)]
+    return [resolve_step(step, tiers, kernel, left_out) for step in steps]
 
 
-def all_functions() -> set[str]:
-    return {hook.function for steps in SCENARIO_STEPS.values() for step in steps
-            for hook in step.hooks if hook.function}
+def tracepoint_hook(category: str, name: str, reads: str) -> Hook:
+    """A tracepoint that is the step itself, on every tier (no function stands for it)."""
+    return Hook("syscall", f"tracepoint:{category}:{name}", reads, True, (f"{category}/{name}",), any_mode=True)
 
 
-def all_tracepoints() -> set[str]:
-    return {tp for steps in SCENARIO_STEPS.values() for step in steps
-            for hook in step.hooks for tp in hook.needs_tracepoints}
+def all_functions(steps: Sequence[Step]) -> set[str]:
+    return {hook.function for step in steps for hook in step.hooks if hook.function}
+
+
+def all_tracepoints(steps: Sequence[Step]) -> set[str]:
+    return {tp for step in steps for hook in step.hooks for tp in hook.needs_tracepoints}

@@ -6,12 +6,13 @@ import itertools
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracer import kfuncs, objcache
-from tracer.catalog import ALL_STEP_NAMES, CLONE_STEPS, FUNCTION_TIERS, MEMFD_STEPS, HookChoice
+from tracer import lessons
+from tracer.catalog import HookChoice
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_crash_stderr
 from tracer.ringbuf import PAGE, RingReader
@@ -21,13 +22,11 @@ PROBES_DIR = probes_dir()
 RINGBUF_PAGES = 4096      # 16 MiB: ~80,000 events, 0.25 s of a 300k events/s burst while user space decodes
 LOST_SLOTS = 256          # probes/common.h: lost events counted per step id
 KRETPROBE_MAXACTIVE = 64  # calls of one function in flight at once before returns go unseen
-INCLUDE = re.compile(r'^#include "(?P<name>[\w.]+)"$', re.MULTILINE)
-# The process-tree file always; a tier's file when one of its steps is hooked on that tier.
+INCLUDE = re.compile(r'^#include "(?P<name>[\w./]+)"$', re.MULTILINE)
+# The process tree, compiled after the lessons' files (it calls their fork hooks).
 TREE_FILE = "tree_syscall.bpf.c"
-SYSCALL_FILES = {"memfd_syscall.bpf.c": tuple(step.name for step in MEMFD_STEPS),
-                 "signal.bpf.c": ("signal_generate", "signal_deliver")}
-FUNCTION_FILES = {"memfd_kernel.bpf.c": tuple(step.name for step in MEMFD_STEPS),
-                  "clone_kernel.bpf.c": tuple(step.name for step in CLONE_STEPS)}
+# What probes/event.h includes: the lessons' payload structs and their union.
+PAYLOADS_FILE = "payloads.gen.h"
 
 
 def ring_pages() -> int:
@@ -40,17 +39,11 @@ def ring_pages() -> int:
     return int(pages)
 
 
-def program_files(choices: list[HookChoice]) -> list[str]:
-    on_syscall = {c.step for c in choices if c.tier == "syscall"}
-    on_function = {c.step for c in choices if c.tier in FUNCTION_TIERS}
-    return [TREE_FILE, *(name for name, owned in SYSCALL_FILES.items() if on_syscall & set(owned)),
-            *(name for name, owned in FUNCTION_FILES.items() if on_function & set(owned))]
-
-
 def hook_defines(choices: list[HookChoice]) -> list[str]:
     """-D flags that switch on the probes the catalog chose, with BTF argument positions."""
-    mask = sum(1 << ALL_STEP_NAMES.index(c.step) for c in choices if c.tier == "syscall")
-    flags = [f"-DSYSCALL_STEPS={mask}"]
+    names = lessons.step_names()
+    mask = sum(1 << names.index(c.step) for c in choices if c.tier == "syscall")
+    flags = [f"-DSYSCALL_STEPS={mask}ULL"]
     if any(c.tier == "fentry" for c in choices):
         flags.append("-DFUNC_TIER_FENTRY")
     for choice in choices:
@@ -60,16 +53,27 @@ def hook_defines(choices: list[HookChoice]) -> list[str]:
     return flags
 
 
-def program_text(files: list[str]) -> str:
-    """The probe files with their local #includes inlined, each header once."""
+def fork_hook_define(hooks: Sequence[str]) -> list[str]:
+    """probes/tree_syscall.bpf.c calls ON_FORK(ctx, parent, child): each lesson's fork hook."""
+    if not hooks:
+        return []
+    return ["-DON_FORK(ctx,parent,child)=" + "".join(f"{hook}(ctx,parent,child);" for hook in hooks)]
+
+
+def program_text(files: Sequence[str]) -> str:
+    """The probe files with their local #includes inlined, each header once. A name is looked
+    up beside the file that includes it, then in probes/; payloads.gen.h is made from the
+    lessons' declarations."""
     seen: set[str] = set()
 
-    def inline(name: str) -> str:
-        if name in seen:
-            return f"/* {name}: already included */"
-        seen.add(name)
-        text = (PROBES_DIR / name).read_text()
-        return INCLUDE.sub(lambda match: inline(match.group("name")), text)
+    def inline(name: str, beside: str = "") -> str:
+        path = f"{beside}/{name}" if beside and (PROBES_DIR / beside / name).is_file() else name
+        if path in seen:
+            return f"/* {path}: already included */"
+        seen.add(path)
+        text = lessons.payload_header_text() if path == PAYLOADS_FILE else (PROBES_DIR / path).read_text()
+        folder = path.rsplit("/", 1)[0] if "/" in path else ""
+        return INCLUDE.sub(lambda match: inline(match.group("name"), folder), text)
 
     return "\n".join(inline(name) for name in files)
 

@@ -1,11 +1,12 @@
 """The path model: per step, the kernel stacks of its events merged into one tree, and the
-chain the source article draws (scenarios/*.narration.toml `article`) matched against it.
+chain the source article draws (scenarios/*/narration.toml `article`) matched against it.
 
 Bounded whatever the number of events: a tree keeps at most MAX_NODES frames per step,
 and further new frames are only counted.
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,25 @@ from tracer.events import Event
 from tracer.stacks import base_name
 
 MAX_NODES = 256             # frames kept in one step's tree
+
+
+@functools.cache
+def renamed() -> dict[str, str]:
+    """Functions renamed since the articles were written (the lessons say which): old -> today's."""
+    from tracer import lessons
+
+    return lessons.renamed()
+
+
+@functools.cache
+def user_space_steps() -> frozenset[str]:
+    """Steps syspath observes from user space (tracer/pages.py): they have no kernel path."""
+    from tracer import lessons
+    from tracer.catalog import FROM_USER_SPACE
+
+    return lessons.steps_with_role(FROM_USER_SPACE)
+
+
 SEEN, INLINED, RENAMED_HERE, ABSENT, UNKNOWN = "seen", "inlined here", "renamed", "not on this path", "not seen"
 NO_SYMBOL = "not in kallsyms"
 MARK_LEGEND = {
@@ -118,11 +138,11 @@ def match_article(article: Sequence[str], seen: set[str], kallsyms: Mapping[str,
 
     matched: list[ArticleFrame] = []
     for name in article:
-        renamed = renames().get(name)
+        new_name = renamed().get(name)
         if name in seen:
             matched.append(ArticleFrame(name, SEEN))
-        elif renamed and present(name) is not True and (renamed in seen or present(renamed)):
-            matched.append(ArticleFrame(name, RENAMED_HERE, f"now {renamed}" + (", seen" if renamed in seen else "")))
+        elif new_name and present(name) is not True and (new_name in seen or present(new_name)):
+            matched.append(ArticleFrame(name, RENAMED_HERE, f"now {new_name}" + (", seen" if new_name in seen else "")))
         elif present(name) is False:
             # inlined into its caller only where that caller ran on this path (seen, or itself inlined there)
             caller = matched[-1] if matched else None
@@ -135,23 +155,15 @@ def match_article(article: Sequence[str], seen: set[str], kallsyms: Mapping[str,
 
 
 def article_chains() -> dict[str, list[str]]:
-    """Step -> the chain the article draws for it, outermost first (scenarios/*.narration.toml)."""
+    """Step -> the chain the article draws for it, outermost first (scenarios/*/narration.toml)."""
     from tracer.views.narration import narration_texts
     return {step: [str(frame) for frame in entry["article"]]
             for step, entry in narration_texts().items() if isinstance(entry.get("article"), list)}
 
 
-def renames() -> dict[str, str]:
-    """Functions renamed since the article was written: the old name -> the name kernels use now
-    (each lesson's narration says so for its steps: `renamed = {old = "new"}`)."""
-    from tracer.views.narration import narration_texts
-    return {str(old): str(new) for entry in narration_texts().values()
-            if isinstance(entry.get("renamed"), dict) for old, new in entry["renamed"].items()}
-
-
 def article_names() -> set[str]:
     names = {frame for chain in article_chains().values() for frame in chain}
-    return names | {renames()[name] for name in names if name in renames()}
+    return names | {renamed()[name] for name in names if name in renamed()}
 
 
 def kallsyms_facts(symbols: Mapping[str, str]) -> dict[str, str | None]:
@@ -166,7 +178,7 @@ class Paths:
         self.steps: dict[str, StepPath] = {}
 
     def add(self, event: Event) -> None:
-        if event.hook in USER_SPACE_HOOKS:
+        if event.step in user_space_steps():
             return
         path = self.steps.get(event.step)
         if path is None:
@@ -179,8 +191,6 @@ class Paths:
         return self
 
 
-# where syspath observes from user space (tracer/pages.py reads /proc/PID/pagemap): no kernel path
-USER_SPACE_HOOKS = frozenset({"pagemap"})
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,6 @@ def step_views(paths: Paths, header: Mapping[str, Any]) -> list[StepView]:
     views = []
     for step, path in paths.steps.items():
         chain = chains.get(step, [])
-        highlight = frozenset(chain) | {renames()[name] for name in chain if name in renames()}
+        highlight = frozenset(chain) | {renamed()[name] for name in chain if name in renamed()}
         views.append(StepView(path, tree_rows(path.root), match_article(chain, path.seen(), kallsyms), highlight))
     return views

@@ -20,7 +20,7 @@ from typing import IO
 
 from tracer.events import STEP_OFFSET, STEP_SIZE, TWIN_OFFSET, Decoder, Event
 from tracer.observer import Observer
-from tracer.pages import FOLLOWED_STEPS, PageWatch
+from tracer.pages import PageWatch
 from tracer.record import RecordingWriter
 from tracer.ringbuf import Block, record_stride
 from tracer.stacks import PathJoiner
@@ -108,7 +108,7 @@ class PageReadAhead:
     def __init__(self, decoder: Decoder, pages: PageWatch) -> None:
         self.decoder = decoder.without_symbols()
         self.pages = pages
-        self.step_ids = {step_id for step_id, name in enumerate(decoder.step_names) if name in FOLLOWED_STEPS}
+        self.step_ids = {step_id for step_id, name in enumerate(decoder.step_names) if name in pages.steps.followed}
 
     def read(self, block: Block, most: int) -> int:
         """Tells the page watch of at most `most` of the block's records; returns how many."""

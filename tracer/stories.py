@@ -1,7 +1,6 @@
-"""The lessons' stories, found in their folders: scenarios/<lesson>/story.py (`model()`) and
-scenarios/<lesson>/views.py (`view()`). The one place the core reaches into the lessons for
-them; it names none. (To be switched to the lesson registry, tracer/lessons.py, once it lands:
-the folders then come from `lessons.all()`.)
+"""The lessons' stories: each lesson the registry knows (tracer/lessons.py) that has a
+scenarios/<package>/story.py (`model()`) and views.py (`view()`). The one place the core
+reaches into the lessons for them; it names none.
 """
 from __future__ import annotations
 
@@ -34,9 +33,12 @@ def _scenarios_package() -> None:
 
 @functools.cache
 def story_folders() -> tuple[str, ...]:
-    """The lesson folders that tell a story (they have a story.py and a views.py), sorted."""
-    return tuple(sorted(path.parent.name for path in scenario_dir().glob("*/story.py")
-                        if (path.parent / "views.py").is_file()))
+    """The packages of the lessons that tell a story (a story.py and a views.py), in the registry's order."""
+    from tracer import lessons
+
+    folder = scenario_dir()
+    return tuple(lesson.package for lesson in lessons.all_lessons()
+                 if (folder / lesson.package / "story.py").is_file() and (folder / lesson.package / "views.py").is_file())
 
 
 def _module(folder: str, name: str) -> Any:

@@ -21,20 +21,18 @@ from collections.abc import Iterator, Sequence
 from tracer.errors import SyspathError
 from tracer.observer import OutputLine
 from tracer.record import invoking_user
-from tracer.resources import scenario_dir
 from tracer.text import printable, printable_tree
 
-SCENARIO_DIR = scenario_dir()
-SCENARIOS = {"memfd-share": "memfd_share.py", "fork-vs-thread": "fork_vs_thread.py"}
 # The gate is the shell's stdin; the target gets /dev/null instead.
 GATE = 'read _; exec "$0" "$@" </dev/null'
 PR_SET_PDEATHSIG = 1
 
 
 def scenario_command(scenario: str) -> list[str]:
-    if scenario not in SCENARIOS:
-        raise SyspathError(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}")
-    return [sys.executable, str(SCENARIO_DIR / SCENARIOS[scenario])]
+    """A lesson's program, run by the venv's interpreter (unknown lesson: exit 2)."""
+    from tracer import lessons
+
+    return [sys.executable, lessons.program_path(scenario)]
 
 
 def target_user() -> tuple[int, int]:

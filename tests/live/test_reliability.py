@@ -162,11 +162,11 @@ def test_a_ring_with_room_refuses_no_record(workload: Path, tmp_path: Path) -> N
     """Fewer records than the ring holds, made as fast as one loop can: none may be lost. A
     reader that moved its position in more than one store made the kernel refuse a few
     reservations in every 50,000 (tracer/ringbuf.py RingReader)."""
-    from tracer.events import EVENT_SIZE
+    from tracer.lessons import event_layout
     from tracer.loader import ring_pages
     from tracer.ringbuf import PAGE, record_stride
 
-    memfds = ring_pages() * PAGE // record_stride(EVENT_SIZE) - 1000     # one record each, and the loader's
+    memfds = ring_pages() * PAGE // record_stride(event_layout().size) - 1000     # one record each, and the loader's
     recording = tmp_path / "room.jsonl"
     done = run_syspath("trace", "--no-live", "--record", str(recording), "--", str(workload), "memfd", str(memfds), "0",
                        timeout=120)

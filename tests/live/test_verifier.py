@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tracer import catalog, kernel
+from tracer import catalog, kernel, lessons
+from tracer.build import program_source
 from tracer.catalog import HookChoice, Step
 from tracer.facts import KernelFacts, saved_view
 from tracer import loader
-from tracer.loader import hook_defines, program_files, program_text
+from tracer.loader import program_text
 from tracer.offsets import load_layout
 
 DEBIAN = Path(__file__).resolve().parents[1] / "unit" / "kernels" / "6.12.117+deb12-amd64.json"
@@ -29,15 +30,14 @@ OLDER_SIGNATURES = {"scm_fp_copy": ["cmsg", "fplp"], "__receive_fd": ["file", "u
 def every_kprobe_hook() -> list[HookChoice]:
     facts = KernelFacts.load(DEBIAN)
     everything = dataclasses.replace(
-        facts, symbols={name: name for name in catalog.all_functions()},
+        facts, symbols={name: name for name in catalog.all_functions(lessons.all_steps())},
         functions={**facts.functions, **OLDER_SIGNATURES}, traceable=None, tiers={"kprobe": "", "fentry": "", "syscall": ""})
     view = saved_view(everything)
     hooks = []
-    for steps in catalog.SCENARIO_STEPS.values():
-        for step in steps:
-            for hook in step.hooks:
-                if hook.tier == "kprobe":
-                    hooks.append(catalog.resolve_step(Step(step.name, step.summary, (hook,)), ["kprobe"], view))
+    for step in lessons.all_steps():
+        for hook in step.hooks:
+            if hook.tier == "kprobe":
+                hooks.append(catalog.resolve_step(Step(step.name, step.summary, (hook,)), ["kprobe"], view))
     return hooks
 
 
@@ -46,11 +46,10 @@ def test_every_kprobe_program_passes_the_verifier() -> None:
 
     kernel.use_headers()
     choices = every_kprobe_hook()
-    assert {c.function for c in choices} == catalog.all_functions()
+    assert {c.function for c in choices} == catalog.all_functions(lessons.all_steps())
     assert all(c.status != "unavailable" for c in choices), [c.reason for c in choices]
-    cflags = [*load_layout().cflags(), *catalog.step_defines(), *hook_defines(choices),
-              "-DRINGBUF_PAGES=16", "-Wno-ignored-attributes"]
-    bpf = BPF(text=program_text(program_files(choices)).encode(), cflags=cflags)
+    files, flags = program_source(lessons.all_lessons(), choices, {}, load_layout())
+    bpf = BPF(text=program_text(files).encode(), cflags=[*flags, "-DRINGBUF_PAGES=16", "-Wno-ignored-attributes"])
     try:
         loaded = []
         for choice in choices:
@@ -71,28 +70,27 @@ def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool, args_a
 
     kernel.use_headers()
     layout = load_layout()
-    for step in catalog.MEMFD_STEPS[:6]:
+    memfd = lessons.lesson("memfd-share")
+    for step in memfd.steps[:6]:
         choice = HookChoice(step.name, step.hooks[-1].point, "syscall", "fallback", "")
-        flags = [*layout.cflags(), *catalog.step_defines(), *hook_defines([choice]), "-DRINGBUF_PAGES=16",
-                 "-Wno-ignored-attributes", *(["-DSYSPATH_PERF_BUFFER"] if perf_buffer else []),
-                 *(["-DSYSCALL_ARGS_AT_ENTRY"] if args_at_entry else [])]
-        bpf = BPF(text=program_text(program_files([choice])).encode(), cflags=flags)
+        files, flags = program_source((memfd,), [choice], {}, layout)
+        flags += ["-DRINGBUF_PAGES=16", "-Wno-ignored-attributes", *(["-DSYSPATH_PERF_BUFFER"] if perf_buffer else []),
+                  *(["-DSYSCALL_ARGS_AT_ENTRY"] if args_at_entry else [])]
+        bpf = BPF(text=program_text(files).encode(), cflags=flags)
         bpf.cleanup()
 
 
 def test_every_path_point_passes_the_verifier() -> None:
-    """probes/paths.bpf.c with all its points at once (each stack captured at a raw tracepoint)."""
+    """Every lesson's paths.bpf.c with all its points at once (each stack captured at a raw tracepoint)."""
     from bcc import BPF
 
-    from tracer import stacks
-
     kernel.use_headers()
-    points = {point.tracepoint: point for point in stacks.POINTS}
-    flags = [*load_layout().cflags(), *catalog.step_defines(), *stacks.path_defines(points), "-DRINGBUF_PAGES=16",
-             "-Wno-ignored-attributes"]
-    bpf = BPF(text=program_text([stacks.PATHS_FILE]).encode(), cflags=flags)
+    points = {point.tracepoint: point for point in lessons.path_points()}
+    _, flags = program_source(lessons.all_lessons(), [], points, load_layout())
+    path_files = [f"{each.package}/{each.path_file}" for each in lessons.all_lessons() if each.path_file]
+    bpf = BPF(text=program_text(path_files).encode(), cflags=[*flags, "-DRINGBUF_PAGES=16", "-Wno-ignored-attributes"])
     try:
-        assert bpf.num_open_kprobes() == 0 and len(bpf.raw_tracepoint_fds) == len(stacks.POINTS)
+        assert bpf.num_open_kprobes() == 0 and len(bpf.raw_tracepoint_fds) == len(points)
     finally:
         bpf.cleanup()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tracer import catalog
+from tracer import catalog, lessons
 from tracer.catalog import HookChoice, resolve
 from tracer.errors import SyspathError
 from tracer.facts import KernelFacts, saved_view
@@ -24,7 +24,7 @@ STORY = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "
 
 
 def choices(facts: KernelFacts, mode: str = "auto", scenario: str = "memfd-share") -> dict[str, HookChoice]:
-    return {c.step: c for c in resolve(scenario, mode, saved_view(facts))}
+    return {c.step: c for c in resolve(lessons.hooked_steps_for(scenario), mode, saved_view(facts))}
 
 
 def test_machine_observes_every_step_on_the_syscall_tier() -> None:
@@ -129,13 +129,13 @@ def test_missing_tracepoint_makes_the_step_unavailable_with_the_reason() -> None
 
 def test_mode_the_kernel_cannot_do_names_what_it_can() -> None:
     with pytest.raises(SyspathError, match=r"mode kprobe is not available.*kprobe_events.*can do: syscall"):
-        resolve("memfd-share", "kprobe", saved_view(MACHINE))
+        resolve(lessons.hooked_steps_for("memfd-share"), "kprobe", saved_view(MACHINE))
 
 
 def test_no_tier_at_all() -> None:
     facts = dataclasses.replace(MACHINE, tiers={"kprobe": "a", "fentry": "b", "syscall": "c"})
     with pytest.raises(SyspathError, match="allows no tracing tier"):
-        resolve("memfd-share", "auto", saved_view(facts))
+        resolve(lessons.hooked_steps_for("memfd-share"), "auto", saved_view(facts))
 
 
 def test_unknown_mode() -> None:
@@ -143,10 +143,13 @@ def test_unknown_mode() -> None:
         catalog.allowed_tiers("ebpf", saved_view(MACHINE))
 
 
-def test_step_ids_are_stable_and_unique() -> None:
-    defines = catalog.step_defines()
-    assert defines[0] == "-DSTEP_MEMFD_CREATE=0"
-    assert len(set(catalog.ALL_STEP_NAMES)) == len(catalog.ALL_STEP_NAMES)
+def test_step_ids_follow_the_lessons_declarations_and_are_unique() -> None:
+    """Step ids come from the lessons, in package order then as declared: nobody numbers them."""
+    names = lessons.step_names()
+    expected = [step.name for lesson in sorted(lessons.all_lessons(), key=lambda each: each.package)
+                for step in lesson.steps]
+    assert list(names) == expected and len(set(names)) == len(names)
+    assert lessons.step_defines() == [f"-DSTEP_{name.upper()}={index}" for index, name in enumerate(expected)]
 
 
 

@@ -36,7 +36,7 @@ def test_not_root(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 def test_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_main(capsys, "run", "no-such", "--no-live")
     assert code == 2
-    assert_one_line(err, "unknown scenario 'no-such'")
+    assert_one_line(err, "unknown lesson 'no-such'")
 
 
 def test_bcc_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,7 +36,7 @@ def test_typed_load_flags_name_every_cast_type_and_the_slot() -> None:
     ids = {define: index + 1 for index, define in enumerate(kfuncs.type_requests())}
     flags = kfuncs.typed_load_flags(ids)
     assert "-DTYPED_LOADS" in flags and f"-DKFUNC_SLOT_BPF_RDONLY_CAST={SLOT}" in flags
-    assert {f"-DBTF_TYPE_{cast}={ids[f'BTF_TYPE_{cast}']}" for cast in kfuncs.CAST_TYPES} <= set(flags)
+    assert {f"-DBTF_TYPE_{cast}={ids[f'BTF_TYPE_{cast}']}" for cast in kfuncs.cast_types()} <= set(flags)
     assert kfuncs.slot_targets(ids) == {SLOT: ids["KFUNC_bpf_rdonly_cast"]}
     assert kfuncs.missing(ids) == []
     del ids["BTF_TYPE_UNIX_SOCK"], ids["KFUNC_bpf_rdonly_cast"]
@@ -49,9 +49,9 @@ def test_every_cast_type_the_probes_use_is_resolved() -> None:
 
     from tracer.resources import probes_dir
 
-    used = {m for path in probes_dir().glob("*") for m in re.findall(r"AS_KERNEL\([^;]*?,\s*(\w+)\)", path.read_text())}
+    used = {m for path in probes_dir().rglob("*.[ch]") for m in re.findall(r"AS_KERNEL\([^;]*?,\s*(\w+)\)", path.read_text())}
     used.discard("TYPE")                                   # the macro's own definition
-    assert used and used <= set(kfuncs.CAST_TYPES), used - set(kfuncs.CAST_TYPES)
+    assert used and used <= set(kfuncs.cast_types()), used - set(kfuncs.cast_types())
 
 
 def test_cast_types_are_structs_of_this_kernel() -> None:
@@ -62,4 +62,4 @@ def test_cast_types_are_structs_of_this_kernel() -> None:
     if not Path("/sys/kernel/btf/vmlinux").exists():
         pytest.skip("no kernel BTF here")
     btf = Btf.load()
-    assert [name for name in kfuncs.CAST_TYPES.values() if btf.type_id("struct", name) is None] == []
+    assert [name for name in kfuncs.cast_types().values() if btf.type_id("struct", name) is None] == []

@@ -2,7 +2,18 @@
 from __future__ import annotations
 
 from tracer.events import Event
-from tracer.pages import FILE_PAGE, PRESENT, Frame, PageWatch, parse_entries
+from tracer.pages import FILE_PAGE, PRESENT, Frame, PageWatch, WatchedSteps, parse_entries
+
+
+
+def watched_steps() -> WatchedSteps:
+    """The lessons' page-frame step and the steps that map or pass a file."""
+    found = WatchedSteps.from_lessons()
+    assert found is not None and found.page == "page" and "do_mmap" in found.mapping
+    return found
+
+
+STEPS = watched_steps()
 
 
 def entry(pfn: int, file_page: bool = True, present: bool = True) -> bytes:
@@ -38,7 +49,7 @@ class Frames:
 
 def test_a_page_event_when_a_frame_appears_or_changes_and_none_while_it_stays() -> None:
     proc = Frames()
-    watch = PageWatch(proc.read, clock=lambda: 99, inode_at=proc.inode_at)
+    watch = PageWatch(STEPS, proc.read, clock=lambda: 99, inode_at=proc.inode_at)
     watch.note(mapped(10, "0xffff888100000000"))
     proc.now[10] = [None]
     assert watch.look() == []                                   # mapped, not touched yet
@@ -56,7 +67,7 @@ def test_a_page_event_when_a_frame_appears_or_changes_and_none_while_it_stays() 
 
 
 def test_only_memfds_and_passed_files_are_watched() -> None:
-    watch = PageWatch(Frames().read)
+    watch = PageWatch(STEPS, Frames().read)
     watch.note(mapped(10, "0xffff888100000040", kind="regular", flags=("MAP_PRIVATE",)))   # a library
     assert not watch.mappings
     watch.note(Event(0, 10, 10, "sender", "scm_fp_copy", "tp", 4, "0xffff888100000080", 7, 2, {}))
@@ -68,7 +79,7 @@ def test_frames_seen_ahead_wait_for_their_mapping_to_be_emitted() -> None:
     """The decoder lags (symbols loading): the mapping is looked at from the read-ahead while
     its process lives, and its pages come out once its do_mmap event has."""
     proc = Frames()
-    watch = PageWatch(proc.read, clock=lambda: 99, inode_at=proc.inode_at)
+    watch = PageWatch(STEPS, proc.read, clock=lambda: 99, inode_at=proc.inode_at)
     early = mapped(10, "0xffff888100000000")
     watch.read_ahead(early)
     proc.now[10] = [Frame(0x1626FC, True)]
@@ -83,7 +94,7 @@ def test_frames_seen_ahead_wait_for_their_mapping_to_be_emitted() -> None:
 
 def test_a_mapping_read_ahead_is_not_watched_twice() -> None:
     proc = Frames()
-    watch = PageWatch(proc.read, inode_at=proc.inode_at)
+    watch = PageWatch(STEPS, proc.read, inode_at=proc.inode_at)
     watch.read_ahead(mapped(10, "0xffff888100000000"))
     proc.now[10] = [Frame(0x1626FC, True)]
     watch.look()
@@ -94,7 +105,7 @@ def test_a_mapping_read_ahead_is_not_watched_twice() -> None:
 def test_a_pass_read_ahead_does_not_make_an_older_mapping_at_its_address_watched() -> None:
     """The 6.1 VM: the pass of a memfd was read ahead, then the sender's earlier mapping of
     ld-linux, whose struct file had the memfd's address before it, came out in its turn."""
-    watch = PageWatch(Frames().read)
+    watch = PageWatch(STEPS, Frames().read)
     passed = "0xffff888100000080"
     watch.read_ahead(Event(50, 10, 10, "sender", "scm_fp_copy", "tp", 4, passed, 7, 2, {}))
     library = mapped(10, passed, kind="regular", flags=("MAP_PRIVATE",))     # ts 1: before the pass
@@ -108,7 +119,7 @@ def test_a_pass_read_ahead_does_not_make_an_older_mapping_at_its_address_watched
 
 def test_a_mapping_unmapped_and_its_address_reused_is_no_longer_the_files() -> None:
     proc = Frames()
-    watch = PageWatch(proc.read, inode_at=proc.inode_at)
+    watch = PageWatch(STEPS, proc.read, inode_at=proc.inode_at)
     watch.note(mapped(10, "0xffff888100000000"))
     proc.now[10] = [Frame(0x1626FC, True)]
     assert len(watch.look()) == 1

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from tracer.events import Event
 from tracer.paths import ABSENT, INLINED, NO_SYMBOL, RENAMED_HERE, SEEN, UNKNOWN, Paths, StepPath, match_article, step_views, tree_rows
-from tracer.stacks import (PATH_STEP, POINTS, PathJoiner, StackTable, annotate, choose_points, path_defines, trimmed,
+from tracer.stacks import (PATH_STEP, PathJoiner, StackTable, annotate, choose_points, path_defines, slot_defines, trimmed,
                            with_hooked_function)
-from tracer.catalog import ALL_STEP_NAMES, HookChoice
+from tracer import lessons
+from tracer.catalog import HookChoice
 from tracer.views.path import path_lines
 
 # a slice of a real /proc/kallsyms (6.18), and the raw stack of mmap:vm_unmapped_area measured there
@@ -74,7 +75,8 @@ def test_a_returned_function_is_put_back_at_the_top_of_its_callers_stack() -> No
     assert with_hooked_function(("x",), "tracepoint:syscalls:sys_exit_mmap") == ("x",)
 
 
-MMAP_POINT, SK_POINT = POINTS[0], POINTS[1]
+MMAP_POINT, SK_POINT = lessons.path_point("mmap/vm_unmapped_area"), lessons.path_point("sock/sk_data_ready")
+assert MMAP_POINT is not None and SK_POINT is not None
 
 
 def test_a_syscall_tier_event_takes_the_path_fired_inside_its_syscall() -> None:
@@ -130,7 +132,8 @@ def test_points_are_chosen_per_syscall_tier_step_and_named_in_its_reason() -> No
     present = {("sock", "sock_recv_length")}
     points = choose_points(choices, lambda category, name: (category, name) in present)
     assert {step: point.tracepoint for step, point in points.items()} == {"receive_fd": "sock/sock_recv_length"}
-    assert "-DPATH_SOCK_RECV_LENGTH=3" in path_defines(points)
+    point_id = lessons.path_points().index(points["receive_fd"])
+    assert f"-DPATH_SOCK_RECV_LENGTH={point_id}" in path_defines(points)
     [receive, _] = annotate(choices, points, {"sock_recvmsg": "sock_recvmsg"}.get)
     assert "tracepoint:sock:sock_recv_length, which fires inside sock_recvmsg: sock_recvmsg is seen" in receive.reason
     [receive, _] = annotate(choices, points, {}.get)
@@ -195,8 +198,12 @@ def test_path_lines_show_the_tree_and_the_marked_article() -> None:
 
 
 def test_every_step_and_path_point_has_its_own_stack_count() -> None:
-    """probes/common.h stack_here counts steps in the first half of a process's slots and
-    path points in the second half: more of either would share a count."""
+    """probes/common.h stack_here counts steps in the first STACK_STEP_SLOTS of a process's
+    slots and path points after them (tracer/stacks.py slot_defines): more of either would
+    share a count, and the bound the verifier sees is a power of two."""
+    flags = dict(flag.removeprefix("-D").split("=") for flag in slot_defines())
+    step_slots, slots = int(flags["STACK_STEP_SLOTS"]), int(flags["STACK_SLOTS"])
+    assert len(lessons.step_names()) <= step_slots and step_slots + len(lessons.path_points()) <= slots
+    assert slots & (slots - 1) == 0 and step_slots & (step_slots - 1) == 0
     common = (Path(__file__).parents[2] / "probes" / "common.h").read_text()
-    slots = int(re.search(r"#define STACK_SLOTS (\d+)", common).group(1))   # type: ignore[union-attr]
-    assert len(ALL_STEP_NAMES) <= slots // 2 and len(POINTS) <= slots // 2
+    assert "slot = STACK_STEP_SLOTS + step - PATH_STEP_BASE" in common

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tracer.events import RELEASE_CHUNK, REORDER_KEPT, REORDER_MAX, REORDER_WINDOW_NS, TWIN_OFFSET, CallOrder, Event
 from tracer.observer import Observer
 from tracer.ringbuf import HEADER, Block, record_stride
+from tracer.pages import WatchedSteps
 from tracer.sink import Spool, events_in
 
 
@@ -97,23 +98,30 @@ class Watched:
     def read_ahead(self, event: Event) -> None:
         self.ahead.append(event)
 
+    @property
+    def steps(self) -> WatchedSteps:
+        found = WatchedSteps.from_lessons()
+        assert found is not None
+        return found
+
 
 def test_the_page_watch_reads_ahead_only_the_steps_it_follows_without_symbols() -> None:
-    from tests.unit.test_events import STEPS, raw
-    from tracer.events import EVENT_SIZE, FILE_IDENTITY, IDENTITY_OFFSET, MEMFD_PAYLOAD, MMAP_PAYLOAD, Decoder
+    from tests.unit.test_events import LAYOUT, decoder, raw, step_id
+    from tracer.events import FILE_IDENTITY
+    from tracer.scenarios.memfd_share.lesson import MEMFD_PAYLOAD, MMAP_PAYLOAD
     from tracer.sink import PageReadAhead
 
     def no_symbols_yet(address: int) -> str:
         raise AssertionError("the read-ahead must not wait for the symbols")
 
-    mapping = bytearray(raw(2, MMAP_PAYLOAD, ts_ns=2, tgid=10, file=0x1000, address=0x7f00, length=4096))
-    FILE_IDENTITY.layout.pack_into(mapping, IDENTITY_OFFSET, 0xffffffff82444680, 0xffffffff81000100,
+    mapping = bytearray(raw("do_mmap", MMAP_PAYLOAD, ts_ns=2, tgid=10, file=0x1000, address=0x7f00, length=4096))
+    FILE_IDENTITY.layout.pack_into(mapping, LAYOUT.identity_offset, 0xffffffff82444680, 0xffffffff81000100,
                                    0x01021994, 0o100777, 0, b"memfd:demo")
-    records = [raw(0, MEMFD_PAYLOAD, ts_ns=1, tgid=10, file=0x1000, name=b"demo"), bytes(mapping),
-               raw(5, ts_ns=3, tgid=11, file=0x1000)]
+    records = [raw("memfd_create", MEMFD_PAYLOAD, ts_ns=1, tgid=10, file=0x1000, name=b"demo"), bytes(mapping),
+               raw("receive_fd", ts_ns=3, tgid=11, file=0x1000)]
     watched = Watched()
-    ahead = PageReadAhead(Decoder(STEPS, {}, 0, symbol=no_symbols_yet), watched)   # type: ignore[arg-type]
-    block = Block(b"".join(records), [i * EVENT_SIZE for i in range(3)], EVENT_SIZE)
+    ahead = PageReadAhead(decoder({}, 0, symbol=no_symbols_yet), watched)   # type: ignore[arg-type]
+    block = Block(b"".join(records), [i * LAYOUT.size for i in range(3)], LAYOUT.size)
     assert ahead.read(block, 1) == 1 and len(watched.ahead) == 1      # at most what it was given
     watched.ahead.clear()
     assert ahead.read(block, 10) == 2
@@ -134,17 +142,17 @@ def test_a_record_with_a_twin_becomes_two_events_the_inner_call_first() -> None:
     """memfd_create's record stands for shmem_file_setup too (probes/event.h `twin`): the
     same file at the same time, the fd only on memfd_create, and a record without a twin
     (an MFD_HUGETLB file, hugetlbfs') stays one event."""
-    from tests.unit.test_events import STEPS, raw
-    from tracer.events import EVENT_SIZE, MEMFD_PAYLOAD, Decoder
+    from tests.unit.test_events import LAYOUT, decoder, raw, step_id
+    from tracer.scenarios.memfd_share.lesson import MEMFD_PAYLOAD
     from tracer.sink import EventSink
 
-    shmem_twin = STEPS.index("shmem_file_setup") + 1
-    records = [raw(0, MEMFD_PAYLOAD, ts_ns=5, tgid=10, fd=3, file=0x1000, twin=shmem_twin, name=b"demo",
+    shmem_twin = step_id("shmem_file_setup") + 1
+    records = [raw("memfd_create", MEMFD_PAYLOAD, ts_ns=5, tgid=10, fd=3, file=0x1000, twin=shmem_twin, name=b"demo",
                    s_magic=0x01021994),
-               raw(0, MEMFD_PAYLOAD, ts_ns=9, tgid=10, fd=4, file=0x2000, name=b"huge", s_magic=0x958458f6)]
+               raw("memfd_create", MEMFD_PAYLOAD, ts_ns=9, tgid=10, fd=4, file=0x2000, name=b"huge", s_magic=0x958458f6)]
     told = Told()
-    sink = EventSink(Decoder(STEPS, {}, 0), told, None)
-    sink.take_block(ring_block(records, EVENT_SIZE))
+    sink = EventSink(decoder({}, 0), told, None)
+    sink.take_block(ring_block(records, LAYOUT.size))
     sink.decode()
     assert [(e.step, e.ts_ns, e.fd, e.file, e.detail["name"]) for e in told.events] == [
         ("shmem_file_setup", 5, None, "0x0000000000001000", "demo"),
@@ -170,13 +178,13 @@ class StoppedAt(Told):
 def test_a_stop_in_the_middle_of_a_batch_leaves_the_rest_to_decode() -> None:
     """The records after the one being decoded when the stop came are still to decode (the
     session decodes them for a second, and counts what is left as undecoded): none vanish."""
-    from tests.unit.test_events import STEPS, raw
-    from tracer.events import EVENT_SIZE, MEMFD_PAYLOAD, Decoder
+    from tests.unit.test_events import LAYOUT, decoder, raw, step_id
+    from tracer.scenarios.memfd_share.lesson import MEMFD_PAYLOAD
     from tracer.sink import EventSink
 
     told = StoppedAt(5)
-    sink = EventSink(Decoder(STEPS, {}, 0), told, None)
-    sink.take_block(ring_block([raw(0, MEMFD_PAYLOAD, ts_ns=i, fd=3) for i in range(10)], EVENT_SIZE))
+    sink = EventSink(decoder({}, 0), told, None)
+    sink.take_block(ring_block([raw("memfd_create", MEMFD_PAYLOAD, ts_ns=i, fd=3) for i in range(10)], LAYOUT.size))
     try:
         sink.decode()
     except KeyboardInterrupt:

@@ -406,14 +406,15 @@ def test_the_core_of_the_stories_names_no_step_and_no_lesson(name: str) -> None:
 
 
 def test_every_lesson_folder_ships_in_the_wheel() -> None:
-    """pyproject.toml lists each lesson's package, so that tracer.scenarios.<lesson>.story imports from the wheel."""
+    """The story and views of each lesson ship with the lesson's folder (tracer.scenarios.<package> in the wheel)."""
+    import fnmatch
     import tomllib
 
     from tracer.stories import story_folders
 
     repo = Path(__file__).resolve().parents[2]
-    setuptools = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert story_folders() == ("fork_vs_thread", "memfd_share")
     for folder in story_folders():
-        assert f"tracer.scenarios.{folder}" in setuptools["packages"]
-        assert "*.py" in setuptools["package-data"][f"tracer.scenarios.{folder}"]
+        for name in ("__init__.py", "story.py", "views.py"):
+            assert any(fnmatch.fnmatch(f"{folder}/{name}", pattern) for pattern in shipped["tracer.scenarios"])

@@ -1,4 +1,4 @@
-"""Narration: what the kernel just did at a step, and where in the source (scenarios/*.narration.toml).
+"""Narration: what the kernel just did at a step, and where in the source (scenarios/*/narration.toml).
 
 The text depends on how the step was seen: the function itself, a stand-in
 function (fallback), or the syscall tracepoint.
@@ -21,10 +21,9 @@ SCENARIO_DIR = scenario_dir()
 
 @functools.cache
 def narration_texts() -> dict[str, dict[str, Any]]:
-    """Each step's narration, from every lesson's (scenarios/<lesson>/narration.toml, or the
-    older scenarios/<lesson>.narration.toml)."""
+    """Each step's narration, from every lesson's scenarios/<lesson>/narration.toml."""
     texts: dict[str, dict[str, Any]] = {}
-    for path in sorted([*SCENARIO_DIR.glob("*.narration.toml"), *SCENARIO_DIR.glob("*/narration.toml")]):
+    for path in sorted(SCENARIO_DIR.glob("*/narration.toml")):
         with path.open("rb") as source:
             texts.update(tomllib.load(source))
     return texts

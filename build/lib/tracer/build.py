@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tracer import catalog, facts, kernel, kfuncs, paths, stacks
+from tracer import catalog, facts, kernel, kfuncs, lessons, paths, stacks
 from tracer.btf import BtfError
 from tracer.errors import SyspathError
-from tracer.loader import LoadedProgram, hook_defines, load, program_files
+from tracer.lesson import Lesson
+from tracer.loader import TREE_FILE, LoadedProgram, fork_hook_define, hook_defines, load
 from tracer.offsets import KernelLayout, load_layout
 from tracer.preflight import preflight
 
@@ -59,7 +60,7 @@ class Probes:
 
     def step_names(self) -> dict[int, str]:
         """The probes' step ids (STEP_* and the path records') -> names."""
-        names = dict(enumerate(catalog.ALL_STEP_NAMES))
+        names = dict(enumerate(lessons.step_names()))
         names |= {step_id: f"path at {hook}" for step_id, (_, hook) in stacks.path_steps().items()}
         return names
 
@@ -92,7 +93,7 @@ def stacks_wanted() -> bool:
 def resolve_with_paths(scenario: str | None, mode: str, view: catalog.KernelView
                        ) -> tuple[list[catalog.HookChoice], dict[str, stacks.PathPoint]]:
     """The hooks, and where each syscall-tier step's path is seen (its reason says so)."""
-    choices = catalog.resolve(scenario, mode, view)
+    choices = catalog.resolve(lessons.hooked_steps_for(scenario), mode, view)
     if not stacks_wanted():
         return choices, {}
     points = stacks.choose_points(choices, view.has_tracepoint)
@@ -100,8 +101,9 @@ def resolve_with_paths(scenario: str | None, mode: str, view: catalog.KernelView
 
 
 def known_symbols() -> dict[str, str]:
-    """kallsyms names of the catalog's functions, the article's and the path points' (cached per build)."""
-    names = catalog.all_functions() | paths.article_names() | {point.inside for point in stacks.POINTS}
+    """kallsyms names of the lessons' functions, the article's and the path points' (cached per build)."""
+    names = (catalog.all_functions(lessons.all_steps()) | paths.article_names()
+             | {point.inside for point in lessons.path_points()})
     return kernel.function_symbols(names)
 
 
@@ -128,6 +130,19 @@ def load_reading_fields(files: list[str], flags: list[str], perf_buffer: bool,
         return load(files, flags, perf_buffer), f"{slow}: the typed-load program was refused ({refused})"
 
 
+def program_source(chosen: Sequence[Lesson], choices: list[catalog.HookChoice], points: dict[str, stacks.PathPoint],
+                   layout: KernelLayout, with_stacks: bool = True, extra: Sequence[str] = ()
+                   ) -> tuple[list[str], list[str]]:
+    """The probes/ files and the -D flags of the program that implements `choices` for the
+    `chosen` lessons: what build() loads, and what the tests and the bench compile."""
+    emit = stacks.path_defines(points) if with_stacks else ["-DSYSPATH_NO_STACKS"]
+    emit += [*extra, *lessons.lesson_defines(chosen, choices), *stacks.slot_defines()]
+    found = lessons.program_files(chosen, choices, with_paths=bool(points))
+    flags = [*layout.cflags(), *lessons.step_defines(), *hook_defines(choices), *emit,
+             *fork_hook_define(found.fork_hooks)]
+    return [*found.files, TREE_FILE], flags
+
+
 def build(scenario: str | None, mode: str) -> Probes:
     started = time.perf_counter()
     preflight()
@@ -140,12 +155,8 @@ def build(scenario: str | None, mode: str) -> Probes:
     layout_started = time.perf_counter()
     layout = kernel_layout()
     startup = Startup(btf_s=time.perf_counter() - layout_started)
-    emit = ["-DEMIT_CLONE"] if any(c.step == "clone" and c.tier == "syscall" for c in choices) else []
-    emit += ["-DCLONE_ENTRY"] if any(c.step == "clone" and c.tier for c in choices) else []
-    emit += stacks.path_defines(points) if stacks_wanted() else ["-DSYSPATH_NO_STACKS"]
-    emit += [] if capabilities["task_pt_regs"].available else ["-DSYSCALL_ARGS_AT_ENTRY"]
-    files = program_files(choices) + ([stacks.PATHS_FILE] if points else [])
-    flags = [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit]
+    emit = [] if capabilities["task_pt_regs"].available else ["-DSYSCALL_ARGS_AT_ENTRY"]
+    files, flags = program_source(lessons.session_lessons(scenario), choices, points, layout, stacks_wanted(), emit)
     program, startup.reads = load_reading_fields(files, flags, use_perf_buffer(capabilities),
                                                  capabilities["typed_loads"])
     try:

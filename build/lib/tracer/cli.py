@@ -17,7 +17,7 @@ from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
 from tracer.events import Event, call_ordered
 from tracer.findings import Findings
 from tracer.observer import Observer, Observers
-from tracer.target import SCENARIOS
+from tracer import lessons
 from tracer.resources import version
 from tracer.text import console
 
@@ -32,6 +32,7 @@ EXAMPLES = """examples:
     sudo syspath run memfd-share --no-live --record out.jsonl
     sudo syspath run memfd-share --step       # classroom: pause before each step, Enter goes on
     sudo syspath run fork-vs-thread --pace 2 --export-svg screen.svg
+    syspath lessons                           # the lessons, their steps, and which hook shows each here
     sudo syspath trace --follow-file -- ./my-program arg   # any program's process tree, same steps
     syspath replay out.jsonl --speed 0.5      # play a recording back at half speed, no root needed
     syspath replay out.jsonl --chrome-trace out.trace.json   # open in Perfetto or chrome://tracing
@@ -49,14 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
 
     probes = commands.add_parser("probes", help="which hook stands for each step here")
-    probes.add_argument("scenario", nargs="?", choices=sorted(SCENARIOS), metavar="SCENARIO")
+    probes.add_argument("scenario", nargs="?", choices=lessons.names(), metavar="SCENARIO")
     probes.add_argument("--mode", default="auto", choices=MODES)
     probes.add_argument("--json", action="store_true", help="machine-readable output")
 
     run = commands.add_parser("run", help="run a scenario under the tracer", epilog=EXAMPLES,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("scenario", metavar="SCENARIO", help=f"one of: {', '.join(SCENARIOS)}")
+    run.add_argument("scenario", metavar="SCENARIO", help=f"one of: {', '.join(lessons.runnable())}")
     _add_trace_options(run)
+
+    listing = commands.add_parser("lessons", help="the lessons: what each shows, its steps, which hook shows each here")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
 
     trace = commands.add_parser("trace", help="trace any command's process tree", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,6 +148,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return cmd_probes(args.scenario, args.mode, args.json)
     if args.command == "replay":
         return cmd_replay(args.recording, args)
+    if args.command == "lessons":
+        return cmd_lessons(args.json)
     if args.command == "trace":
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not command:
@@ -182,6 +188,19 @@ def cmd_probes(scenario: str | None, mode: str, as_json: bool) -> int:
     header = {"kernel": kernel.release(), "mode": mode, "scenario": scenario or "all steps",
               "hooks": [choice.as_record() for choice in choices]}
     console().print(hooks_table(header))
+    return 0
+
+
+def cmd_lessons(as_json: bool) -> int:
+    """Each lesson and its steps; which hook can show each step on this kernel where that can be
+    asked (it needs root to read kallsyms and BTF: without, the steps alone)."""
+    from tracer.views.lessons import lesson_rows, lessons_table
+
+    rows = lesson_rows()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console().print(lessons_table(rows))
     return 0
 
 

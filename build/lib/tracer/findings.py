@@ -81,10 +81,12 @@ class Findings(Observer):
         return self.timeline.count
 
     def folds(self, event: Event) -> bool:
-        return any(story.folds(event) for story in self.stories)
+        """An event the screens fold away (asked without counting it)."""
+        return any(story.model.folds(event) for story in self.stories)
 
     def add(self, event: Event) -> None:
-        folded = self.folds(event)
+        folds = [story.fold(event) for story in self.stories]      # each story counts its own: no short cut
+        folded = any(folds)
         self.timeline.add(event, folded)
         for story in self.stories:
             story.add(event)
@@ -154,6 +156,9 @@ class Findings(Observer):
 
     def has_findings(self) -> bool:
         return any(story.facts() for story in self.stories)
+
+    def folded_notes(self) -> list[str]:
+        return [note for note in (story.folded_note() for story in self.stories) if note]
 
     def nothing_seen(self) -> str:
         looked_for = "; ".join(story.view.nothing_seen() for story in self.stories)

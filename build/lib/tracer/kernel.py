@@ -241,7 +241,7 @@ def _try_program(text: str, attach_kprobe: str | None = None, cflags: tuple[str,
 
 
 def _kprobe_capability() -> Capability:
-    symbol = next((s for s in ("do_mmap", "vfs_read") if s in kallsyms()), None)
+    symbol = next((s for s in ("vfs_read", "ksys_read") if s in kallsyms()), None)
     if symbol is None:
         return Capability("kprobe", False, "no probe target in kallsyms")
     ok, why = _try_program("int probe(void *ctx) { return 0; }", attach_kprobe=symbol)

@@ -21,8 +21,8 @@ from tracer.bytecode import INSN, instructions
 
 SLOTS = {"bpf_rdonly_cast": 0x7F00}          # far above the kernel's helper numbers (~220)
 # The structs probes/common.h AS_KERNEL(address, TYPE) casts to: TYPE -> struct name.
-CAST_TYPES = {"FILE": "file", "FILES": "files_struct", "SOCK": "sock", "UNIX_SOCK": "unix_sock",
-              "SOCKET": "socket", "VMA": "vm_area_struct", "SCM_FP_LIST": "scm_fp_list"}
+# The core's; each lesson adds its own (lesson.py cast_types).
+CAST_TYPES = {"FILE": "file", "FILES": "files_struct"}
 
 CALL = 0x85                                  # BPF_JMP | BPF_CALL
 PSEUDO_KFUNC_CALL = 2
@@ -31,7 +31,13 @@ PSEUDO_KFUNC_CALL = 2
 def type_requests() -> dict[str, tuple[str, str]]:
     """What tracer.btf.resolve_type_ids looks up for typed loads."""
     return {**{f"KFUNC_{name}": ("func", name) for name in SLOTS},
-            **{f"BTF_TYPE_{cast}": ("struct", name) for cast, name in CAST_TYPES.items()}}
+            **{f"BTF_TYPE_{cast}": ("struct", name) for cast, name in cast_types().items()}}
+
+
+def cast_types() -> dict[str, str]:
+    from tracer import lessons
+
+    return {**CAST_TYPES, **lessons.cast_types()}
 
 
 def resolve(btf_path: str = btf.VMLINUX_BTF) -> dict[str, int]:

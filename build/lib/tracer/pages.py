@@ -32,8 +32,30 @@ PRESENT = 1 << 63
 PAGES_PER_MAPPING = 4        # the first pages of each mapping are watched
 WATCHED_MAPPINGS = 16        # mappings watched at once, the newest (a pread each per poll)
 WATCHED_FILES = 4096         # struct files known to be passed between processes
-PASSING_STEPS = ("scm_fp_copy", "receive_fd", "in_flight")   # a struct file seen passed between processes
-FOLLOWED_STEPS = ("do_mmap", *PASSING_STEPS)                   # the steps the watch is told of
+
+
+@dataclass(frozen=True)
+class WatchedSteps:
+    """Which steps the watch is told of, by the roles the lessons give them (tracer/catalog.py)."""
+
+    page: str                      # the step its page events are named
+    mapping: frozenset[str]        # a mapping of the event's struct file
+    passing: frozenset[str]        # a struct file seen passed between processes
+
+    @property
+    def followed(self) -> frozenset[str]:
+        return self.mapping | self.passing
+
+    @classmethod
+    def from_lessons(cls) -> WatchedSteps | None:
+        """None when no lesson has a page-frame step: then nothing is watched."""
+        from tracer import lessons
+        from tracer.catalog import MAPS_FILE, PAGE_FRAME, PASSES_FILE
+
+        page = sorted(lessons.steps_with_role(PAGE_FRAME))
+        if not page:
+            return None
+        return cls(page[0], lessons.steps_with_role(MAPS_FILE), lessons.steps_with_role(PASSES_FILE))
 
 
 @dataclass(frozen=True)
@@ -99,9 +121,11 @@ class PageWatch:
     """Mappings of the files worth following (memfds, and any file passed in SCM_RIGHTS),
     looked at until their process ends."""
 
-    def __init__(self, read: Callable[[int, int, int], list[Frame | None] | None] = read_frames,
+    def __init__(self, steps: WatchedSteps,
+                 read: Callable[[int, int, int], list[Frame | None] | None] = read_frames,
                  clock: Callable[[], int] = time.monotonic_ns,
                  inode_at: Callable[[int, int], int | None] = mapped_inode) -> None:
+        self.steps = steps
         self.read = read
         self.clock = clock
         self.inode_at = inode_at
@@ -117,11 +141,11 @@ class PageWatch:
         self._note(event, ahead=True)
 
     def _note(self, event: Event, ahead: bool) -> None:
-        if event.step in PASSING_STEPS and event.file:
+        if event.step in self.steps.passing and event.file:
             self.passed.setdefault(event.file, event.ts_ns)
             if len(self.passed) > WATCHED_FILES:
                 del self.passed[next(iter(self.passed))]
-        elif event.step == "do_mmap" and event.file:
+        elif event.step in self.steps.mapping and event.file:
             # a mapping made after the pass: read ahead, a pass is known before the mappings
             # that precede it, which may be of an older file at the same address (ld.so.cache)
             passed_at = self.passed.get(event.file)
@@ -183,5 +207,5 @@ class PageWatch:
         for key in ("file_kind", "file_name"):
             if key in mapped.detail:
                 detail[key] = mapped.detail[key]
-        return Event(self.clock(), mapped.tgid, mapped.tgid, mapped.comm, "page", "pagemap", None,
+        return Event(self.clock(), mapped.tgid, mapped.tgid, mapped.comm, self.steps.page, "pagemap", None,
                      mapped.file, mapped.inode, None, detail)

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer import catalog, kernel, paths, stacks
+from tracer import catalog, kernel, lessons, paths, stacks
 from tracer.build import Probes, Startup, build, known_symbols
 from tracer.errors import interrupt_exit_code
-from tracer.events import Decoder
 from tracer.observer import Observer
-from tracer.pages import PageWatch
+from tracer.pages import PageWatch, WatchedSteps
 from tracer.record import VERSION, RecordingWriter
 from tracer.sink import EventSink
 from tracer.target import Target, scenario_command
@@ -121,12 +120,12 @@ class Run:
         self.writer = writer
         header = session_header(session.scenario, session.command, session.mode, probes.choices)
         self.result = SessionResult(header, startup=probes.startup)
-        decoder = Decoder(catalog.ALL_STEP_NAMES, probes.hooks, probes.layout.refcount_bias, stacks.path_steps(),
-                          stacks.exact_symbol)
+        decoder = lessons.decoder(probes.hooks, probes.layout.refcount_bias, stacks.path_steps(), stacks.exact_symbol)
         joiner = (stacks.PathJoiner(probes.points, stacks.kernel_stack_table(
             lambda stack_id: self.program.stack_addresses(stack_id, stacks.STACK_DEPTH)))
                   if probes.with_stacks else None)
-        self.sink = EventSink(decoder, session.observer, writer, joiner, PageWatch())
+        watched = WatchedSteps.from_lessons()
+        self.sink = EventSink(decoder, session.observer, writer, joiner, PageWatch(watched) if watched else None)
         self.ring = self.program.ring_reader()
         if self.ring is None:
             self.program.on_record(self.sink.take)

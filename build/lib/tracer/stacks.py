@@ -13,10 +13,10 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tracer.catalog import HookChoice
+from tracer import lessons
+from tracer.catalog import HookChoice, PathPoint
 from tracer.events import Event
 
-PATHS_FILE = "paths.bpf.c"   # probes/: the path points' programs
 STACK_DEPTH = 64            # frames kept per stack (syscall paths here are 8-25 deep)
 STACK_BUCKETS = 4096        # stack map buckets: ~50 distinct stacks collide rarely (n^2/2N)
 PATH_STEP_BASE = 200        # path records' step ids: PATH_STEP_BASE + point index
@@ -25,41 +25,6 @@ MAX_PATH_AGE_NS = 1_000_000_000   # a path record older than this belongs to ano
 KEPT_PATH_THREADS = 4096    # threads whose latest path records are remembered
 
 
-@dataclass(frozen=True)
-class PathPoint:
-    """A tracepoint that fires inside a step's kernel path."""
-
-    tracepoint: str          # "category/name"
-    inside: str              # the kernel function it fires in (as the source names it)
-    when: str                # "before": fires before the step's event; "after": once it was sent
-
-    @property
-    def hook(self) -> str:
-        return "tracepoint:" + self.tracepoint.replace("/", ":")
-
-    @property
-    def define(self) -> str:
-        return "PATH_" + self.tracepoint.split("/")[1].upper()
-
-
-# Every point probes/paths.bpf.c knows; the index is the point's id.
-POINTS: tuple[PathPoint, ...] = (
-    PathPoint("mmap/vm_unmapped_area", "do_mmap", "before"),
-    PathPoint("sock/sk_data_ready", "unix_stream_sendmsg", "after"),
-    PathPoint("skb/skb_copy_datagram_iovec", "unix_stream_read_generic", "before"),
-    PathPoint("sock/sock_recv_length", "sock_recvmsg", "before"),
-    PathPoint("task/task_newtask", "copy_process", "before"),
-)
-_POINT = {point.tracepoint: point for point in POINTS}
-# Per syscall-tier step, the points that show its path, best first.
-STEP_POINTS: dict[str, tuple[str, ...]] = {
-    "do_mmap": ("mmap/vm_unmapped_area",),
-    "unix_stream_sendmsg": ("sock/sk_data_ready",),
-    "scm_fp_copy": ("sock/sk_data_ready",),
-    "receive_fd": ("skb/skb_copy_datagram_iovec", "sock/sock_recv_length"),
-    "clone": ("task/task_newtask",),
-}
-ONE_EVENT_PER_CALL = {"do_mmap", "clone"}    # the others share one path among several events
 # Frames the tracing machinery adds at the innermost end of a stack.
 UNNAMED = "[unknown]"        # an address kallsyms (as bcc loaded it) does not name
 TRACER_FRAMES = ("bpf_prog_", "bpf_trace_run", "__traceiter_", "__bpf_trace_", "perf_trace_", "perf_",
@@ -67,6 +32,12 @@ TRACER_FRAMES = ("bpf_prog_", "bpf_trace_run", "__traceiter_", "__bpf_trace_", "
                  "trace_call_bpf", "kprobe_", "kretprobe_", "__kretprobe_trampoline", "rethook_",
                  "arch_rethook_", "ftrace_", "[unknown]")
 FUNCTION_HOOKS = ("kprobe:", "kretprobe:", "fentry:", "fexit:")
+
+
+@functools.cache
+def _one_event_per_call(name: str) -> bool:
+    step = lessons.step(name)
+    return step is not None and step.one_event_per_call
 
 
 def on_syscall_tier(hook: str) -> bool:
@@ -77,18 +48,32 @@ def choose_points(choices: Sequence[HookChoice], has_tracepoint: Callable[[str, 
     """Step -> the best path point this kernel has, for the steps hooked on the syscall tier."""
     chosen: dict[str, PathPoint] = {}
     for choice in choices:
-        if choice.tier != "syscall":
+        step = lessons.step(choice.step)
+        if choice.tier != "syscall" or step is None:
             continue
-        for tracepoint in STEP_POINTS.get(choice.step, ()):
-            if has_tracepoint(*tracepoint.split("/")):
-                chosen[choice.step] = _POINT[tracepoint]
+        for tracepoint in step.path_points:
+            point = lessons.path_point(tracepoint)
+            if point is not None and has_tracepoint(*tracepoint.split("/")):
+                chosen[choice.step] = point
                 break
     return chosen
 
 
 def path_defines(points: dict[str, PathPoint]) -> list[str]:
     flags = [f"-DSTACK_DEPTH={STACK_DEPTH}", f"-DSTACK_BUCKETS={STACK_BUCKETS}", f"-DPATH_STEP_BASE={PATH_STEP_BASE}"]
-    return flags + sorted({f"-D{point.define}={POINTS.index(point)}" for point in points.values()})
+    return flags + sorted({f"-D{point.define}={lessons.path_points().index(point)}" for point in points.values()})
+
+
+def slot_defines() -> list[str]:
+    """probes/common.h counts stacks per process in slots: one per step, then one per path
+    point, each a power of two (the verifier sees the bound)."""
+    step_slots = _power_of_two(len(lessons.step_names()))
+    return [f"-DSTACK_STEP_SLOTS={step_slots}",
+            f"-DSTACK_SLOTS={_power_of_two(step_slots + len(lessons.path_points()))}"]
+
+
+def _power_of_two(count: int) -> int:
+    return 1 << max(count - 1, 0).bit_length()
 
 
 def annotate(choices: list[HookChoice], points: dict[str, PathPoint],
@@ -145,7 +130,7 @@ def with_hooked_function(frames: tuple[str, ...], hook: str) -> tuple[str, ...]:
 
 def path_steps() -> dict[int, tuple[str, str]]:
     """Step id -> (step, hook) of the path records (probes/paths.bpf.c), for the decoder."""
-    return {PATH_STEP_BASE + index: (PATH_STEP, point.hook) for index, point in enumerate(POINTS)}
+    return {PATH_STEP_BASE + index: (PATH_STEP, point.hook) for index, point in enumerate(lessons.path_points())}
 
 
 SAMPLED_OUT = -1000      # probes/common.h STACK_SAMPLED_OUT: a loop's later events go without a stack
@@ -283,7 +268,7 @@ class PathJoiner:
         record = self.latest.get(key)
         if record is None or not 0 <= event.ts_ns - record.ts_ns <= MAX_PATH_AGE_NS or not record.frames:
             return _with_stack(event, frames, event.hook)
-        if event.step in ONE_EVENT_PER_CALL:
+        if _one_event_per_call(event.step):
             del self.latest[key]
         return _with_stack(event, record.frames, record.hook)
 

@@ -65,6 +65,9 @@ class StoryView(Protocol):
     def nothing_seen(self) -> str:
         """What this story looks for, said when it found none of it ("no new task")."""
         ...
+    def folded_note(self, count: int) -> str:
+        """What the `count` events this story folded are, and that the recording keeps them."""
+        ...
 
 
 @dataclass
@@ -74,6 +77,10 @@ class Story:
     name: str
     model: StoryModel
     view: StoryView
+    folded: int = 0             # events this story folded away from the screens
+
+    def folded_note(self) -> str | None:
+        return self.view.folded_note(self.folded) if self.folded else None
 
     def add(self, event: Event) -> None:
         self.model.add(event)
@@ -81,8 +88,11 @@ class Story:
     def observe(self, observation: Observation) -> None:
         self.model.observe(observation)
 
-    def folds(self, event: Event) -> bool:
-        return self.model.folds(event)
+    def fold(self, event: Event) -> bool:
+        """Whether the screens fold this event away; counted when they do."""
+        folded = self.model.folds(event)
+        self.folded += folded
+        return folded
 
     def about(self, event: Event) -> bool:
         return self.model.about(event)

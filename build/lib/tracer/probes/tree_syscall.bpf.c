@@ -1,34 +1,15 @@
-/* syspath, every scenario: the traced process tree and, for fork-vs-thread,
- * one `clone` event per new task (kernel/fork.c copy_process).
+/* syspath, every session: the traced process tree.
  *
- * task:task_newtask fires inside copy_process with the clone flags; the raw
- * tracepoint sched_process_fork then hands over parent and child task_structs,
- * whose mm/fs/files/sighand/signal pointers show what was shared or copied.
- * Both run in the parent (kernel/fork.c kernel_clone), so the flags wait in
- * the parent thread's call stash.
+ * User space sets the root's bit in `tracked` before it runs; sched_process_fork sets
+ * each child's, sched_process_exit clears a thread's own. A lesson that wants to see
+ * each fork names a C function (lesson.py fork_hook), called here as ON_FORK(ctx,
+ * parent, child) for a tracked parent; this file is compiled after the lessons' files.
  */
-#include "clone.h"
+#include "common.h"
 
-#ifdef CLONE_ENTRY
-/* The doors into kernel_clone: clone(), clone3() (pthread_create, posix_spawn in
- * glibc 2.34+), fork() and vfork(). */
-TRACEPOINT_PROBE(syscalls, sys_enter_clone) { enter_clone(CLONE_ENTRY_CLONE); return 0; }
-TRACEPOINT_PROBE(syscalls, sys_enter_clone3) { enter_clone(CLONE_ENTRY_CLONE3); return 0; }
-TRACEPOINT_PROBE(syscalls, sys_enter_fork) { enter_clone(CLONE_ENTRY_FORK); return 0; }
-TRACEPOINT_PROBE(syscalls, sys_enter_vfork) { enter_clone(CLONE_ENTRY_VFORK); return 0; }
+#ifndef ON_FORK
+#define ON_FORK(ctx, parent, child)
 #endif
-
-TRACEPOINT_PROBE(task, task_newtask)
-{
-#ifdef EMIT_CLONE
-    struct call call = {};
-    if (!is_tracked())
-        return 0;
-    call.payload.clone.flags = args->clone_flags;
-    stash_call(STEP_CLONE, &call);
-#endif
-    return 0;
-}
 
 RAW_TRACEPOINT_PROBE(sched_process_fork)
 {
@@ -38,16 +19,7 @@ RAW_TRACEPOINT_PROBE(sched_process_fork)
         return 0;
     READ_KERNEL(child_tid, child, TASK_PID);
     track_child(child_tid);
-#ifdef EMIT_CLONE
-    struct call call;
-    if (!take_call(STEP_CLONE, &call))
-        return 0;
-    struct syspath_event *e = new_event(STEP_CLONE);
-    if (e) {
-        read_clone(e, parent, child, call.payload.clone.flags);
-        submit_event(ctx, e);
-    }
-#endif
+    ON_FORK(ctx, parent, child);
     return 0;
 }
 

@@ -113,7 +113,7 @@ class Explorer(App[None]):
         self.filters = Filters()
         self.seen = 0
         self.shown_objects = -1
-        self.shared_files: set[str] = set()
+        self.highlighted: set[str] = set()          # the struct files the lessons found shared
         self.told_done = False
 
     def compose(self) -> ComposeResult:
@@ -181,7 +181,7 @@ class Explorer(App[None]):
 
     def cells(self, event: Event) -> list[Text]:
         values = row_cells(event, self.started_ns)
-        styles = ["", "", step_style(event.step), "", "bold" if event.file in self.shared_files else "", "", "dim"]
+        styles = ["", "", step_style(event.step), "", "bold" if event.file in self.highlighted else "", "", "dim"]
         return [Text(value, style=style) for value, style in zip(values, styles)]
 
 
@@ -226,7 +226,7 @@ class Explorer(App[None]):
 
     def show_findings(self) -> None:
         with self.feed.lock:
-            self.shared_files = self.feed.findings.highlighted_files()
+            self.highlighted = self.feed.findings.highlighted_files()
             screen: RenderableType = essentials(self.feed.findings)
             hooks = Group(hooks_table(self.feed.findings.header),
                           narration_panel(self.feed.findings.first_events_by_step(), self.feed.findings.header))

@@ -50,9 +50,8 @@ def closing_lines(findings: Findings, follow: bool) -> list[str]:
 
 
 def folded_lines(findings: Findings) -> list[str]:
-    folded = findings.timeline.folded
-    return [f"{folded} private mappings of regular files (the loader's: libraries, ld.so.cache, locale files) "
-            "are in the recording, not in the rows above"] if folded else []
+    """What the lessons folded away from the rows, each in its own words."""
+    return [f"{note}: in the recording, not in the rows above" for note in findings.folded_notes()]
 
 
 class PlainView(Observer):

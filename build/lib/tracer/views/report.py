@@ -38,7 +38,7 @@ def page_data(findings: Findings, events: Sequence[Event]) -> str:
     unfolded = [event for event in events if not findings.folds(event)]
     shown = in_call_order(unfolded[:SHOWN_EVENTS])
     data = {"events": [event_record(event, findings.header) for event in shown], "total": findings.events,
-            "folded": findings.timeline.folded or len(events) - len(unfolded)}
+            "folded": "; ".join(findings.folded_notes())}
     return json.dumps(data).replace("<", "\\u003c").replace("&", "\\u0026")     # safe inside <script>
 
 
@@ -139,7 +139,7 @@ function render() {
   }
   document.getElementById('count').textContent = shown + ' of ' + data.events.length + ' events shown' +
     (data.total > data.events.length ? ' (' + data.total + ' in the session; the first ' + data.events.length + ' are in this page)' : '') +
-    (data.folded ? '; ' + data.folded + ' private mappings of regular files (the loader\'s) are in the recording, not listed' : '');
+    (data.folded ? '; not listed (the recording has them): ' + data.folded : '');
 }
 Object.values(pick).forEach(input => input.addEventListener('input', render));
 render();

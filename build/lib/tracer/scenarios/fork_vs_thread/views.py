@@ -252,6 +252,9 @@ class TasksView:
     def nothing_seen(self) -> str:
         return "no new task, no signal"
 
+    def folded_note(self, count: int) -> str:
+        return f"{count} events"
+
 
 def view() -> TasksView:
     """This lesson's renderer, for the core (tracer/stories.py)."""

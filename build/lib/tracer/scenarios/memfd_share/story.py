@@ -130,6 +130,20 @@ class SharedTotal:
 
 
 @dataclass(frozen=True)
+class ProgramSaw:
+    """What the lesson's program read itself through the mappings (its JSON reports), cited."""
+
+    what: str               # ROUND_TRIP, SENDER_WRITE_SEEN or OWN_WRITE_KEPT
+    seen: bool
+    cited: str
+
+
+ROUND_TRIP = "round trip"                   # the receiver read the text the sender wrote
+SENDER_WRITE_SEEN = "sender write seen"     # the receiver's private mapping read the sender's later write
+OWN_WRITE_KEPT = "own write kept"           # after the receiver's private write the sender read its own text
+
+
+@dataclass(frozen=True)
 class Chapter:
     """One event in the life of a memfd's struct file (--follow-file)."""
 
@@ -301,6 +315,8 @@ class FileStories:
     shared_memfds: list[FileLife] = field(default_factory=list)
     shared_others: list[FileLife] = field(default_factory=list)
     shared_count: int = 0
+    program_saw: list[ProgramSaw] = field(default_factory=list)
+    written: Observation | None = None      # the sender's report of the text it wrote
 
     def add(self, event: Event) -> None:
         if not event.file:
@@ -320,7 +336,20 @@ class FileStories:
             _keep(self.shared_memfds if life.memfd else self.shared_others, life)
 
     def observe(self, observation: Observation) -> None:
-        """The program's reports add nothing the events do not already show here."""
+        """The program's own reads through its mappings: each kept with the report it came from."""
+        facts = observation.facts
+        if observation.role == "sender" and "address" in facts and "text" in facts and self.written is None:
+            self.written = observation
+        elif observation.role == "receiver" and "fd" in facts and "text" in facts and self.written is not None:
+            self._saw(ROUND_TRIP, facts["text"] == self.written.facts["text"],
+                      f"{self.written.cite()} and {observation.cite()}")
+        for key, what in (("sees_sender_write", SENDER_WRITE_SEEN), ("cow_isolated", OWN_WRITE_KEPT)):
+            if isinstance(facts.get(key), bool):
+                self._saw(what, facts[key], observation.cite())
+
+    def _saw(self, what: str, seen: bool, cited: str) -> None:
+        if len(self.program_saw) < KEPT_STORIES:
+            self.program_saw.append(ProgramSaw(what, seen, cited))
 
     def folds(self, event: Event) -> bool:
         return loader_mapping(event)
@@ -339,7 +368,7 @@ class FileStories:
 
     def facts(self) -> list[Fact]:
         total: list[Fact] = [SharedTotal(self.shared_count)] if self.shared_count else []
-        return [*self.shared_files(), *total, *self.life_stories()]
+        return [*self.shared_files(), *total, *self.program_saw, *self.life_stories()]
 
 
 def _keep(kept: list[FileLife], life: FileLife) -> None:

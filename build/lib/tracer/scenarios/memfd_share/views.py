@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING, Any
 from tracer.events import Event
 from tracer.story import Fact
 
-from .story import MAPPING_STEP, Chapter, FileLifeStory, Holder, SharedFile, SharedTotal
+from .story import (
+    MAPPING_STEP,
+    OWN_WRITE_KEPT,
+    ROUND_TRIP,
+    SENDER_WRITE_SEEN,
+    Chapter,
+    FileLifeStory,
+    Holder,
+    ProgramSaw,
+    SharedFile,
+    SharedTotal,
+)
 
 if TYPE_CHECKING:
     from rich.console import (
@@ -158,6 +169,20 @@ def page_lines(story: SharedFile) -> list[str]:
     return lines
 
 
+SAW = {ROUND_TRIP: ("the receiver read, through its own mapping, the text the sender wrote",
+                    "the receiver read something else than the text the sender wrote"),
+       SENDER_WRITE_SEEN: ("the receiver's private mapping read the sender's later write too (no copy yet)",
+                           "the receiver's private mapping did not read the sender's later write"),
+       OWN_WRITE_KEPT: (("after the receiver wrote into its private mapping, the sender still read its own text: "
+                         "the receiver's write went to a copy"),
+                        "after the receiver wrote into its private mapping, the sender read something else")}
+
+
+def saw_line(saw: ProgramSaw) -> str:
+    yes, no = SAW[saw.what]
+    return f"observed [{saw.cited}]: {yes if saw.seen else no}"
+
+
 def conclusion_lines(facts: Sequence[Fact], compact: bool) -> list[str]:
     told = compact_finding_lines if compact else finding_lines
     stories = shared_facts(facts)
@@ -165,6 +190,8 @@ def conclusion_lines(facts: Sequence[Fact], compact: bool) -> list[str]:
     total = total_shared(facts)
     if total > SHOWN_FINDINGS:
         lines.append(f"... and {total - SHOWN_FINDINGS} more struct files shared the same way ({total} in all)")
+    if not compact:
+        lines += [saw_line(fact) for fact in facts if isinstance(fact, ProgramSaw)]
     return lines
 
 
@@ -394,6 +421,9 @@ class MemfdView:
 
     def nothing_seen(self) -> str:
         return "no struct file shared between two processes"
+
+    def folded_note(self, count: int) -> str:
+        return f"{count} private mappings of regular files (the loader's: libraries, ld.so.cache, locale files)"
 
 
 def view() -> MemfdView:

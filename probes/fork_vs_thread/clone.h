@@ -1,10 +1,10 @@
 /* syspath, fork-vs-thread: one body for the clone step, shared by the syscall
- * tier (tree_syscall.bpf.c) and the kernel-function tier (clone_kernel.bpf.c).
+ * tier (syscall.bpf.c) and the kernel-function tier (kernel.bpf.c).
  */
 #include "common.h"
 
 /* Which system call led to kernel_clone (kernel/fork.c), by thread: set at the
- * syscall's entry (tree_syscall.bpf.c), read when copy_process is done. */
+ * syscall's entry (syscall.bpf.c), read when copy_process is done. */
 #define CLONE_ENTRY_CLONE 1
 #define CLONE_ENTRY_CLONE3 2
 #define CLONE_ENTRY_FORK 3

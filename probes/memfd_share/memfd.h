@@ -4,6 +4,18 @@
  */
 #include "common.h"
 
+/* ---- sockets ---- */
+
+#define AF_UNIX 1
+
+/* include/net/sock.h: the address family of a struct sock (sk->__sk_common.skc_family). */
+static __always_inline bool is_unix_sock(u64 sk)
+{
+    u16 family = 0;
+    READ_FIELD(family, AS_KERNEL(sk, SOCK), SOCK_FAMILY);
+    return family == AF_UNIX;
+}
+
 #define TMPFS_MAGIC 0x01021994
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000

@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # stepping.py, shared by the lessons
 from stepping import pause, report
 
 LIBC = ctypes.CDLL(None, use_errno=True)

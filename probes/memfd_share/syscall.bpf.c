@@ -7,7 +7,7 @@
  * objects behind it. The bodies that read each step are in memfd.h.
  *
  * SYSCALL_STEPS has bit (1 << STEP_x) set for each step this tier stands for in
- * this session; the others are hooked as kernel functions (memfd_kernel.bpf.c).
+ * this session; the others are hooked as kernel functions (kernel.bpf.c).
  */
 #include "memfd.h"
 

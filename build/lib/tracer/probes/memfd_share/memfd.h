@@ -1,0 +1,200 @@
+/* syspath, memfd-share: one body per step, shared by the syscall tier and the
+ * kernel-function tier. Each read_<step>() fills an event from the kernel
+ * objects of that step; the tiers only find those objects.
+ */
+#include "common.h"
+
+/* ---- sockets ---- */
+
+#define AF_UNIX 1
+
+/* include/net/sock.h: the address family of a struct sock (sk->__sk_common.skc_family). */
+static __always_inline bool is_unix_sock(u64 sk)
+{
+    u16 family = 0;
+    READ_FIELD(family, AS_KERNEL(sk, SOCK), SOCK_FAMILY);
+    return family == AF_UNIX;
+}
+
+#define TMPFS_MAGIC 0x01021994
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define SOCK_STREAM 1
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define MAP_ANONYMOUS 0x20
+#define PAGE_SHIFT 12
+#define VMA_TREE_DEPTH 40      /* an rbtree of up to 2^20 vmas */
+
+struct scm_rights {
+    u32 count;              /* fds in the message, may exceed MAX_SCM_FDS */
+    s32 fd[MAX_SCM_FDS];
+};
+
+/* memfd_create, shmem_file_setup: the file, and its superblock magic
+ * (TMPFS_MAGIC: mm/shmem.c made it). `entry` has the name and flags. */
+static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct memfd_payload *entry)
+{
+    describe_file(e, file);
+    e->payload.memfd = *entry;
+    e->payload.memfd.s_magic = e->identity.s_magic;
+    if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
+        __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->payload.memfd.name));
+}
+
+/* The new vma is linked into the file's address_space->i_mmap interval tree
+ * (mm/vma.c vma_link_file -> vma_interval_tree_insert), shared or private
+ * mapping alike. That tree is an rbtree ordered by vm_pgoff, and an insert goes
+ * right of equal keys, so the vma just made is the last one in order with
+ * vm_pgoff <= its own: one descent from the root finds it, whatever the size
+ * of the tree (its height is at most 2*log2(n+1)). The vma's vm_start and
+ * vm_mm confirm it; anything else (a merge with a neighbour) leaves vma 0. */
+static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 address)
+{
+    u64 mapping = 0, mm = 0, node = 0, best = 0, vm_mm = 0, vm_start = 0;
+    READ_FIELD(mapping, AS_KERNEL(file, FILE), FILE_MAPPING);
+    if (!mapping)
+        return;
+    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);   /* only compared: no typed pointer needed */
+    READ_FIELD(node, mapping, MAPPING_IMMAP);
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < VMA_TREE_DEPTH; i++) {
+        u64 vma = AS_KERNEL(node - VMA_SHARED_RB, VMA), vm_pgoff = 0;
+        if (!node)
+            break;
+        p->vmas_in_file_tree++;
+        SNAPSHOT(v, vma, VMA);
+        TAKE(vm_pgoff, v, vma, VMA, VMA_PGOFF);
+        if (vm_pgoff <= p->pgoff) {
+            best = vma;
+            TAKE(vm_start, v, vma, VMA, VMA_START);
+            TAKE(vm_mm, v, vma, VMA, VMA_MM);
+            TAKE(p->vm_flags, v, vma, VMA, VMA_FLAGS);
+            TAKE(p->vm_file, v, vma, VMA, VMA_FILE);
+            TAKE(node, v, vma, VMA, VMA_SHARED_RB + RB_RIGHT);
+        } else {
+            TAKE(node, v, vma, VMA, VMA_SHARED_RB + RB_LEFT);
+        }
+    }
+    if (best && vm_start == address && vm_mm == mm) {
+        p->vma = best;
+        return;
+    }
+    p->vm_flags = 0;
+    p->vm_file = 0;
+}
+
+/* do_mmap: the mapped file, the address, and the vma made for it.
+ * `entry` has the length, prot and flags asked for. */
+static __always_inline void read_mmap(struct syspath_event *e, u64 file, u64 address, struct mmap_payload *entry)
+{
+    describe_file(e, file);
+    e->payload.mmap = *entry;
+    e->payload.mmap.address = address;
+    find_vma(&e->payload.mmap, file, address);
+}
+
+/* unix_stream_sendmsg: the socket's file, its sock and the peer's. */
+static __always_inline void read_sendmsg(struct syspath_event *e, u64 sock_file, u64 sk, u32 scm_rights)
+{
+    describe_file(e, sock_file);
+    e->payload.sendmsg.sock = sk;
+    READ_FIELD(e->payload.sendmsg.peer, AS_KERNEL(sk, UNIX_SOCK), UNIX_PEER);
+    e->payload.sendmsg.scm_rights = scm_rights;
+}
+
+/* scm_fp_copy, receive_fd: file `index` of the `count` an SCM_RIGHTS message on `sk` carries. */
+static __always_inline void read_passed_file(struct syspath_event *e, u64 file, u32 index, u32 count, u64 sk)
+{
+    describe_file(e, file);
+    e->payload.passed_file.index = index;
+    e->payload.passed_file.count = count;
+    e->payload.passed_file.sock = sk;
+}
+
+/* In flight: net/unix/af_unix.c unix_stream_sendmsg (and unix_dgram_sendmsg) moved
+ * the scm_fp_list into the skb's control block (unix_scm_to_skb: UNIXCB(skb).fp,
+ * struct unix_skb_parms in skb->cb), queued the skb on the peer's sk_receive_queue
+ * (skb_queue_tail) and woke the peer: other->sk_data_ready(other), which is
+ * sock_def_readable. There the queue's tail is the skb just sent, unless the receiver
+ * took it meanwhile on another CPU (then the queue is empty or ends elsewhere: an skb
+ * without files is skipped). One event per struct file in that skb, each with the
+ * stack taken here (`stack`). */
+static __always_inline void emit_in_flight(void *ctx, u64 sk, s32 stack)
+{
+    u64 skb = 0, fpl = 0;
+    s16 count = 0;
+    READ_FIELD(skb, AS_KERNEL(sk, SOCK), SOCK_RECEIVE_QUEUE_PREV);
+    if (!skb || skb == sk + SOCK_RECEIVE_QUEUE)      /* an empty sk_buff_head points at itself */
+        return;
+    READ_FIELD(fpl, skb, SKB_CB + UNIXCB_FP);        /* in skb->cb, bytes to BTF: a number */
+    if (!fpl)
+        return;
+    fpl = AS_KERNEL(fpl, SCM_FP_LIST);
+    READ_FIELD(count, fpl, SCM_FP_COUNT);
+    for (int i = 0; i < MAX_SCM_FDS && i < count; i++) {
+        struct syspath_event *e = new_event(STEP_IN_FLIGHT);
+        u64 file = 0;
+        if (!e)
+            return;
+        READ_KERNEL(file, fpl, SCM_FP_FP + i * sizeof(u64));
+        describe_file(e, file);
+        e->payload.in_flight.skb = skb;
+        e->payload.in_flight.sock = sk;
+        e->payload.in_flight.index = i;
+        e->payload.in_flight.count = count;
+        submit_with_stack(ctx, e, stack);
+    }
+}
+
+static __always_inline void read_memory(void *dst, u32 size, u64 src, bool user)
+{
+    if (user)
+        bpf_probe_read_user(dst, size, (void *)src);
+    else
+        bpf_probe_read_kernel(dst, size, (void *)src);
+}
+
+/* The SCM_RIGHTS fds of a control buffer, walked as net/core/scm.c __scm_send
+ * does: the user's buffer at the syscall, or the kernel's copy inside sendmsg.
+ * cmsghdr is uapi: its header is read in one piece, then the fds in one piece. */
+static __always_inline void read_scm_rights(u64 control, u64 controllen, bool user, struct scm_rights *out)
+{
+    u64 pos = 0;
+#pragma clang loop unroll(disable)
+    for (int c = 0; c < 2; c++) {
+        u8 header[CMSG_DATA_OFFSET];
+        u64 len = 0;
+        s32 level = 0, type = 0;
+        u32 size;
+        if (!control || pos + CMSG_DATA_OFFSET > controllen)
+            return;
+        read_memory(header, sizeof(header), control + pos, user);
+        __builtin_memcpy(&len, header + CMSG_LEN, sizeof(len));
+        __builtin_memcpy(&level, header + CMSG_LEVEL, sizeof(level));
+        __builtin_memcpy(&type, header + CMSG_TYPE, sizeof(type));
+        if (len < CMSG_DATA_OFFSET)
+            return;
+        if (level == SOL_SOCKET && type == SCM_RIGHTS) {
+            out->count = (len - CMSG_DATA_OFFSET) / sizeof(s32);
+            size = (out->count < MAX_SCM_FDS ? out->count : MAX_SCM_FDS) * sizeof(s32);
+            if (!size)
+                return;
+            /* 4..32 bytes, in a form the verifier can bound (sizeof(out->fd) is a power of two) */
+            read_memory(out->fd, ((size - 1) & (sizeof(out->fd) - 1)) + 1, control + pos + CMSG_DATA_OFFSET, user);
+            return;
+        }
+        pos += (len + 7) & ~7ULL;
+    }
+}
+
+/* The SCM_RIGHTS fds of a struct user_msghdr (include/linux/socket.h) in user memory;
+ * uapi: msg_controllen follows msg_control, both read at once. */
+_Static_assert(MSGHDR_CONTROLLEN == MSGHDR_CONTROL + 8, "user_msghdr: msg_controllen follows msg_control");
+
+static __always_inline void read_user_scm_rights(u64 msg, struct scm_rights *out)
+{
+    u64 control[2] = {};
+    bpf_probe_read_user(control, sizeof(control), (void *)(msg + MSGHDR_CONTROL));
+    read_scm_rights(control[0], control[1], true, out);
+}

@@ -1,0 +1,373 @@
+"""fork-vs-thread: what a new task shares with its parent, and what follows.
+
+1. a thread (pthread_create: CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD...)
+   chdir()s, open()s a file, sets SIGUSR2 to be ignored and lowers RLIMIT_NOFILE: the
+   main thread sees all four (one fs_struct, files_struct, sighand_struct, signal_struct).
+   A signal sent to the process while the main thread blocks it is taken by the thread.
+2. a LinuxThreads-style task: clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND) and no
+   CLONE_THREAD, as Linux threads were made before 2.6. Its body is the libc function
+   syscall(SYS_pause), so no Python runs on its stack. It shares four structures but is a
+   thread group of its own: another pid, its own rlimits (the parent lowers the task's with
+   prlimit() and looks at its own), and a signal sent to its pid is for that task alone ("the
+   pid problem" POSIX threads could not live with).
+3. a fork()ed child does what the thread did: the parent sees none of it (copies). It then
+   stops the parent process with SIGSTOP and resumes it with SIGCONT, and reads each thread's
+   state after each.
+4. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) starts /bin/sleep, for contrast: it
+   shares only the address space, and the parent waits until the child has exec'd.
+Each step reports on stdout as a JSON line {"role", "say", ...facts}: what the program saw itself
+("checks": a change made in one task, looked for in the other; "getpid"; thread states; whether
+a signal was handled), and its "say" states a result only when it saw it.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # stepping.py, shared by the lessons
+from stepping import pause, report
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.signal.restype = ctypes.c_void_p
+LIBC.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+LIBC.clone.restype = ctypes.c_int
+LIBC.clone.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+SIG_DFL, SIG_IGN = 0, 1
+# include/uapi/linux/sched.h
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+LINUXTHREADS_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND
+SYS_PAUSE = 34                      # x86-64 arch/x86/entry/syscalls/syscall_64.tbl
+TASK_STACK = 256 * 1024             # the LinuxThreads task's stack: a signal handler runs on it
+SIGNAL_WAIT_S = 5.0
+
+
+def fd_is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def ignore_sigusr2() -> None:
+    """libc signal(): Python's signal module only lets the main thread change a disposition."""
+    LIBC.signal(signal.SIGUSR2, SIG_IGN)
+
+
+def status_field(pid: int, name: str, task: int | None = None) -> str:
+    """A field of /proc/PID[/task/TID]/status: the kernel's own view of that task."""
+    path = Path(f"/proc/{pid}") / (f"task/{task}" if task else "") / "status"
+    for line in path.read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def sigusr2_ignored(pid: int | None = None) -> bool:
+    """The kernel's view (sighand_struct), not Python's: SigIgn in /proc/PID/status."""
+    ignored = status_field(pid or os.getpid(), "SigIgn")
+    return bool(int(ignored or "0", 16) >> (signal.SIGUSR2 - 1) & 1)
+
+
+def open_files_limit() -> int:
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def lower_open_files_limit() -> None:
+    """setrlimit(): the limits live in signal_struct, one per thread group."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+
+
+def restore(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    os.chdir("/")
+    LIBC.signal(signal.SIGUSR2, SIG_DFL)
+
+
+def ids() -> dict[str, int]:
+    return {"pid": os.getpid(), "ppid": os.getppid(), "tid": threading.get_native_id()}
+
+
+def check(structure: str, action: str, changed: str, looked_in: str, seen: bool) -> dict[str, object]:
+    """One observation for the report: `action` changed the `changed` task's structure; was the
+    change `seen` from `looked_in`? (syspath compares it with the pointers the kernel recorded.)"""
+    return {"structure": structure, "action": action, "changed": changed, "looked_in": looked_in, "seen": seen}
+
+
+def pids(task: int, parent: int, source: str) -> dict[str, object]:
+    return {"getpid": {"new task": task, "parent": parent}, "pid_source": source}
+
+
+def blocking_threads(sig: int) -> tuple[list[int], list[int]]:
+    """(threads that block `sig`, threads that do not), from each thread's SigBlk in /proc."""
+    blocking, not_blocking = [], []
+    for task in sorted(Path("/proc/self/task").iterdir(), key=lambda path: int(path.name)):
+        mask = int(status_field(os.getpid(), "SigBlk", int(task.name)) or "0", 16)
+        (blocking if mask >> (sig - 1) & 1 else not_blocking).append(int(task.name))
+    return blocking, not_blocking
+
+
+class Worker:
+    """A pthread that does the four things, then waits (SIGUSR1 unblocked) until released."""
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir = workdir
+        self.ready = threading.Event()
+        self.release = threading.Event()
+        self.opened = -1
+        self.ids: dict[str, int] = {}
+        self.thread = threading.Thread(target=self.body, name="worker")
+
+    def body(self) -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        self.ids = ids()
+        os.chdir(self.workdir)
+        self.opened = os.open("/dev/null", os.O_RDONLY)
+        ignore_sigusr2()
+        lower_open_files_limit()
+        self.ready.set()
+        self.release.wait(30)
+
+
+def thread_step(worker: Worker, limit: int) -> None:
+    worker.thread.start()
+    worker.ready.wait(10)
+    sees_cwd = os.getcwd() == worker.workdir
+    sees_fd = fd_is_open(worker.opened)
+    sees_signal = sigusr2_ignored()
+    sees_rlimit = open_files_limit() == limit - 1
+    main = ids()
+    report("thread", f"thread chdir -> main sees cwd {os.getcwd()} ({'shared' if sees_cwd else 'not shared'}); "
+           f"thread's fd {worker.opened} {'open' if sees_fd else 'closed'} in main; thread set SIGUSR2 to "
+           f"ignore -> {'main ignores it too' if sees_signal else 'main does not'}; thread lowered "
+           f"RLIMIT_NOFILE -> main's limit is {open_files_limit()}",
+           child=worker.ids["tid"], fd=worker.opened, checks=[
+               check("fs", "chdir() in the new task", "new task", "parent", sees_cwd),
+               check("files", "open() in the new task", "new task", "parent", sees_fd),
+               check("sighand", "SIGUSR2 -> ignore in the new task", "new task", "parent", sees_signal),
+               check("signal", "setrlimit(RLIMIT_NOFILE) in the new task", "new task", "parent", sees_rlimit)])
+    same = "same process" if worker.ids["pid"] == main["pid"] else "two processes"
+    report("thread", f"getpid() in the thread: {worker.ids['pid']}, in main: {main['pid']} ({same}); "
+           f"gettid(): {worker.ids['tid']} vs {main['tid']}", child=worker.ids["tid"],
+           gettid={"new task": worker.ids["tid"], "parent": main["tid"]},
+           **pids(worker.ids["pid"], main["pid"], "getpid()"))
+    os.close(worker.opened)
+    restore(limit)
+
+
+def signal_to_the_process(worker: Worker) -> None:
+    """kill(getpid()) while the main thread blocks the signal: the kernel lets a thread that
+    does not block it take it (kernel/signal.c complete_signal)."""
+    taken = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda *_: taken.set())
+    blocking, not_blocking = blocking_threads(signal.SIGUSR1)
+    os.kill(os.getpid(), signal.SIGUSR1)
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while not taken.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)            # Python runs its handler in the main thread, between bytecodes
+    if not taken.is_set():
+        result = "not handled in time"
+    elif not_blocking == [worker.ids["tid"]]:
+        result = f"handled; only the worker thread (tid {worker.ids['tid']}) did not block it, so it took it"
+    else:
+        result = f"handled; threads not blocking it: {not_blocking}"
+    report("signals", f"kill({os.getpid()}, SIGUSR1) with SIGUSR1 blocked in threads {blocking}: {result}",
+           sig=int(signal.SIGUSR1), process=os.getpid(), blocking=blocking, not_blocking=not_blocking,
+           handled=taken.is_set())
+
+
+def linuxthreads_step(workdir: str, limit: int) -> None:
+    stack = ctypes.create_string_buffer(TASK_STACK)
+    top = (ctypes.addressof(stack) + TASK_STACK) & ~0xF
+    body = ctypes.cast(LIBC.syscall, ctypes.c_void_p)
+    # the new task inherits the caller's signal mask: let it take SIGUSR1, which main blocks
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    task = LIBC.clone(body, top, LINUXTHREADS_FLAGS | signal.SIGCHLD, ctypes.c_void_p(SYS_PAUSE))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    if task < 0:
+        report("linuxthreads", f"clone() failed: {os.strerror(ctypes.get_errno())}", error=True)
+        return
+    try:
+        in_pause = wait_until_paused(task)
+        observe_linuxthreads_task(task, workdir, limit)
+    finally:
+        os.kill(task, signal.SIGUSR1)       # its pid names that task alone: it returns from pause()
+        status, killed = reap(task)
+    code = os.waitstatus_to_exitcode(status)
+    ended = "it did not leave pause() in time and was killed" if killed else f"it left pause() and exited ({code})"
+    report("linuxthreads", f"kill({task}, SIGUSR1): {ended}", sig=int(signal.SIGUSR1), target=task, child=task,
+           was_paused=in_pause, left_pause=not killed, exit_code=code)
+    del stack
+
+
+def wait_until_paused(task: int) -> bool:
+    """A signal that arrives before the task reaches pause() would be handled and forgotten,
+    and pause() would then wait for ever: wait until /proc says it sleeps in pause."""
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{task}/syscall").read_text().split()[0] == str(SYS_PAUSE):
+                return True
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.001)
+    return False
+
+
+def reap(task: int) -> tuple[int, bool]:
+    """The task's wait status, and whether it had to be killed: SIGKILL if it did not leave
+    pause() (it must not outlive us)."""
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while time.monotonic() < deadline:
+        found, status = os.waitpid(task, os.WNOHANG)
+        if found:
+            return status, False
+        time.sleep(0.01)
+    os.kill(task, signal.SIGKILL)
+    return os.waitpid(task, 0)[1], True
+
+
+def observe_linuxthreads_task(task: int, workdir: str, limit: int) -> None:
+    """The task runs no Python: its side of each structure is read from /proc while it waits
+    in pause(), after the parent changed its own (the same structure, or a copy?)."""
+    main = ids()
+    task_ids = {"pid": int(status_field(task, "Tgid")), "tid": int(status_field(task, "Pid")),
+                "ppid": int(status_field(task, "PPid"))}
+    os.chdir(workdir)
+    opened = os.open("/dev/null", os.O_RDONLY)
+    ignore_sigusr2()
+    sees_cwd = os.readlink(f"/proc/{task}/cwd") == workdir
+    sees_fd = os.path.exists(f"/proc/{task}/fd/{opened}")
+    sees_signal = sigusr2_ignored(task)
+    resource.prlimit(task, resource.RLIMIT_NOFILE, (limit - 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    sees_rlimit = open_files_limit() == limit - 1
+    report("linuxthreads", f"clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND) without CLONE_THREAD: "
+           f"parent chdir -> task's cwd {'follows' if sees_cwd else 'stays'}; parent's fd {opened} "
+           f"{'open' if sees_fd else 'not open'} in the task; parent ignores SIGUSR2 -> task "
+           f"{'too' if sees_signal else 'does not'}", child=task, checks=[
+               check("fs", "chdir() in the parent", "parent", "new task", sees_cwd),
+               check("files", "open() in the parent", "parent", "new task", sees_fd),
+               check("sighand", "SIGUSR2 -> ignore in the parent", "parent", "new task", sees_signal)])
+    report("linuxthreads", f"the task's RLIMIT_NOFILE lowered by the parent with prlimit() -> the parent's "
+           f"{'follows' if sees_rlimit else 'stays'} {open_files_limit()}", child=task, checks=[
+               check("signal", "prlimit(RLIMIT_NOFILE) by the parent on the new task", "new task", "parent",
+                     sees_rlimit)])
+    problem = ("the pid problem, each LinuxThreads thread was a process of its own"
+               if task_ids["pid"] != main["pid"] else "one process")
+    report("linuxthreads", f"getpid() in the task (its Tgid in /proc): {task_ids['pid']}, in the parent: "
+           f"{main['pid']}: {problem}", child=task, **pids(task_ids["pid"], main["pid"], "/proc/PID/status Tgid"))
+    os.close(opened)
+    restore(limit)
+
+
+def thread_states(pid: int) -> dict[int, str]:
+    """State letter of each thread of a process (R, S, T stopped, ...), from /proc."""
+    states = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        states[int(task.name)] = stat.rsplit(")", 1)[1].split()[0]
+    return states
+
+
+def wait_for_states(pid: int, stopped: bool) -> dict[int, str]:
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while True:
+        states = thread_states(pid)
+        if all((state == "T") == stopped for state in states.values()) or time.monotonic() > deadline:
+            return states
+
+
+def stop_and_continue(parent: int) -> dict[str, dict[int, str]]:
+    """In the fork child: SIGSTOP then SIGCONT to the parent process, each thread's state seen."""
+    before = thread_states(parent)
+    os.kill(parent, signal.SIGSTOP)
+    stopped = wait_for_states(parent, stopped=True)
+    os.kill(parent, signal.SIGCONT)
+    resumed = wait_for_states(parent, stopped=False)
+    return {"before": before, "stopped": stopped, "resumed": resumed}
+
+
+def fork_step(workdir: str, limit: int) -> None:
+    channel_read, channel_write = os.pipe()
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        os.chdir(workdir)
+        ignore_sigusr2()
+        lower_open_files_limit()
+        fd = os.open("/dev/null", os.O_RDONLY)
+        states = stop_and_continue(parent)
+        stopped = all(state == "T" for state in states["stopped"].values())
+        report("stop", f"SIGSTOP to process {parent}: {'every thread stopped' if stopped else 'not every thread stopped'}, "
+               f"threads {states['stopped']} (T = stopped); SIGCONT: {states['resumed']}", process=parent,
+               **{key: {str(tid): state for tid, state in value.items()} for key, value in states.items()})
+        os.write(channel_write, str(fd).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    fd = int(os.read(channel_read, 16))
+    sees_cwd = os.getcwd() == workdir
+    sees_fd = fd_is_open(fd) and fd not in (channel_read, channel_write)
+    sees_signal = sigusr2_ignored()
+    sees_rlimit = open_files_limit() == limit - 1
+    report("fork", f"child chdir -> parent still in {os.getcwd()} ({'shared' if sees_cwd else 'not shared'}); "
+           f"child's fd {fd} {'open' if sees_fd else 'not open'} in parent; child set SIGUSR2 to ignore -> "
+           f"{'parent ignores it too' if sees_signal else 'parent does not'}; child lowered RLIMIT_NOFILE -> "
+           f"parent's is {open_files_limit()}",
+           child=child, checks=[
+               check("fs", "chdir() in the new task", "new task", "parent", sees_cwd),
+               check("files", "open() in the new task", "new task", "parent", sees_fd),
+               check("sighand", "SIGUSR2 -> ignore in the new task", "new task", "parent", sees_signal),
+               check("signal", "setrlimit(RLIMIT_NOFILE) in the new task", "new task", "parent", sees_rlimit)])
+    os.close(channel_read)
+    os.close(channel_write)
+
+
+def spawn_step() -> None:
+    """posix_spawn: glibc clones with CLONE_VM|CLONE_VFORK, so the parent sleeps in the kernel
+    until the child has exec'd: when posix_spawn returns, /proc shows the new program."""
+    pid = os.posix_spawn("/bin/sleep", ["sleep", "0.2"], os.environ)
+    try:
+        running = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        running = "?"
+    _, status = os.waitpid(pid, 0)
+    execed = ("the child was already running sleep: the parent waited for the exec (CLONE_VFORK)"
+              if running == "sleep" else f"the child was running {running}: not exec'd yet")
+    report("spawn", f"posix_spawn /bin/sleep: pid {pid}; when it returned {execed}; "
+           f"exit {os.waitstatus_to_exitcode(status)}", child=pid, running_at_return=running)
+
+
+def main() -> int:
+    Path("/proc/self/comm").write_text("fork-vs-thread")
+    os.chdir("/")
+    limit = open_files_limit()
+    # SIGUSR1 is blocked in the main thread from here on, and the worker thread unblocks it
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    with tempfile.TemporaryDirectory(prefix="syspath-") as workdir:
+        workdir = os.path.realpath(workdir)
+        worker = Worker(workdir)
+        pause("main", "pthread_create: a thread, which then chdir()s, open()s, ignores SIGUSR2, lowers a limit")
+        thread_step(worker, limit)
+        pause("main", "kill(getpid(), SIGUSR1) while the main thread blocks SIGUSR1")
+        signal_to_the_process(worker)
+        pause("main", "clone() as LinuxThreads did: CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND, no CLONE_THREAD")
+        linuxthreads_step(workdir, limit)
+        pause("main", "fork(): a child process, which does what the thread did, then SIGSTOPs and SIGCONTs us")
+        fork_step(workdir, limit)
+        pause("main", "posix_spawn(/bin/sleep): clone with CLONE_VM|CLONE_VFORK")
+        spawn_step()
+        worker.release.set()
+        worker.thread.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
