@@ -64,7 +64,8 @@ class Findings(Observer):
     paths: Paths = field(default_factory=Paths)
     first_of_step: dict[str, Event] = field(default_factory=dict)
     first_told: dict[str, Event] = field(default_factory=dict)     # the first a story is about
-    reports: list[Observation] = field(default_factory=list)
+    reports: list[dict[str, Any]] = field(default_factory=list)          # as the program wrote them
+    observations: list[Observation] = field(default_factory=list)      # the same, numbered for citing
     reports_seen: int = 0
     output_lines: list[str] = field(default_factory=list)
     output_dropped: int = 0
@@ -126,12 +127,14 @@ class Findings(Observer):
 
     def add_report(self, report: dict[str, Any], ts_ns: int | None = None, pid: int | None = None) -> None:
         """A JSON line of the program: numbered in the order reported, so that a sentence cites it."""
+        if len(self.reports) < KEPT_REPORTS:
+            self.reports.append(report)
         if "pause" in report:
             return
         self.reports_seen += 1
         observation = Observation(self.reports_seen, str(report.get("role", "?")), report, ts_ns, pid)
-        if len(self.reports) < KEPT_REPORTS:
-            self.reports.append(observation)
+        if len(self.observations) < KEPT_REPORTS:
+            self.observations.append(observation)
         for story in self.stories:
             story.observe(observation)
 

@@ -6,9 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.clone_checks import (check_counts_and_entries, check_fork, check_linuxthreads, check_signal_taken_by_another_thread,
-                                 check_spawn, check_thread, clones)
+from tests.clone_checks import (
+    check_counts_and_entries,
+    check_fork,
+    check_linuxthreads,
+    check_signal_taken_by_another_thread,
+    check_spawn,
+    check_thread,
+    clones,
+)
 from tests.live.conftest import read_jsonl, run_syspath
+
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict]]:

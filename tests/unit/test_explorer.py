@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static, TabbedContent
 
-from tracer.cli import play
 from tracer.findings import Findings
-from tracer.record import read_recording
+from tracer.recording import read_recording
+from tracer.replay import play
 from tracer.views.eventlist import EventList
 from tracer.views.explorer import Explorer, Filters
 from tracer.views.feed import Feed

@@ -22,7 +22,7 @@ import pytest
 from tracer.events import Event
 from tracer.findings import Findings
 from tracer.observer import OutputLine
-from tracer.record import read_recording
+from tracer.recording import read_recording
 from tracer.views.plain import closing_lines
 from tracer.views.report import page_data
 

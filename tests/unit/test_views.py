@@ -12,7 +12,7 @@ from tracer import lessons
 from tracer.events import Event
 from tracer.scenarios.memfd_share.story import life_stories, shared_files
 from tracer.scenarios.memfd_share.views import chapter_text, object_panels
-from tracer.record import ChromeTraceSpool
+from tracer.exports import ChromeTraceSpool
 from tracer.views.narration import narrate, narration_texts
 
 FILE = "0xffff888100000f00"
