@@ -17,7 +17,7 @@ from typing import ClassVar, TypeVar
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
@@ -113,7 +113,7 @@ class Explorer(App[None]):
         self.filters = Filters()
         self.seen = 0
         self.shown_objects = -1
-        self.highlighted: set[str] = set()          # the struct files the lessons found shared
+        self.highlighted: set[str] = set()
         self.told_done = False
 
     def compose(self) -> ComposeResult:
@@ -178,8 +178,9 @@ class Explorer(App[None]):
 
     def cells(self, event: Event) -> list[Text]:
         values = row_cells(event, self.started_ns)
-        styles = ["", "", step_style(event.step), "", "bold" if event.file in self.highlighted else "", "", "dim"]
-        return [Text(value, style=style) for value, style in zip(values, styles)]
+        shared = "bold" if event.file in self.highlighted else ""
+        styles = ["", "", step_style(event.step), "", shared, "", "dim"]
+        return [Text(value, style=style) for value, style in zip(values, styles, strict=True)]
 
 
     def rebuild(self) -> None:
