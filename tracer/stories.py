@@ -37,8 +37,10 @@ def story_folders() -> tuple[str, ...]:
     from tracer import lessons
 
     folder = scenario_dir()
-    return tuple(lesson.package for lesson in lessons.all_lessons()
-                 if (folder / lesson.package / "story.py").is_file() and (folder / lesson.package / "views.py").is_file())
+    def tells(package: str) -> bool:
+        return (folder / package / "story.py").is_file() and (folder / package / "views.py").is_file()
+
+    return tuple(lesson.package for lesson in lessons.all_lessons() if tells(lesson.package))
 
 
 def _module(folder: str, name: str) -> Any:

@@ -305,8 +305,9 @@ def fork_step(workdir: str, limit: int) -> None:
         lower_open_files_limit()
         fd = os.open("/dev/null", os.O_RDONLY)
         states = stop_and_continue(parent)
-        stopped = all(state == "T" for state in states["stopped"].values())
-        report("stop", f"SIGSTOP to process {parent}: {'every thread stopped' if stopped else 'not every thread stopped'}, "
+        every = all(state == "T" for state in states["stopped"].values())
+        stopped = "every thread stopped" if every else "not every thread stopped"
+        report("stop", f"SIGSTOP to process {parent}: {stopped}, "
                f"threads {states['stopped']} (T = stopped); SIGCONT: {states['resumed']}", process=parent,
                **{key: {str(tid): state for tid, state in value.items()} for key, value in states.items()})
         os.write(channel_write, str(fd).encode())

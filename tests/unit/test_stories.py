@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Every sentence rests on the recording: each kind of finding is told from a real recording,
 then from the same recording doctored (the event or the program report it rests on dropped or
 altered), and the sentence must go or change.

@@ -140,8 +140,10 @@ function render() {
     body.append(row); shown++;
   }
   document.getElementById('count').textContent = shown + ' of ' + data.events.length + ' events shown' +
-    (data.total > data.events.length ? ' (' + data.total + ' in the session; the first ' + data.events.length + ' are in this page)' : '') +
-    (data.folded ? '; not listed (the recording has them): ' + data.folded : '');
+    (data.total > data.events.length ?
+     ' (' + data.total + ' in the session; the first ' + data.events.length + ' are in this page)' : '') +
+    (data.folded ? '; not listed (the recording has them): ' +
+     data.folded : '');
 }
 Object.values(pick).forEach(input => input.addEventListener('input', render));
 render();

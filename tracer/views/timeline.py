@@ -103,7 +103,7 @@ class Timeline:
             table.add_column(column, no_wrap=column not in ("detail", "process"), overflow="fold",
                              justify="right" if column in ("ms", "fd", "ref", "inode") else "left",
                              ratio=1 if column == "detail" else None)
-        for event, row in zip(self.rows, cells):
+        for event, row in zip(self.rows, cells, strict=True):
             table.add_row(row[0], row[1], Text(row[2], style=step_style(event.step)), row[3],
                           self._file(row[4]), *row[5:])
         return table
