@@ -8,7 +8,7 @@ tracer/findings.py FileLife).
 """
 from __future__ import annotations
 
-from tracer.findings import BIRTH_STEPS
+from tracer.scenarios.memfd_share.story import BIRTH_STEPS
 
 
 def file_life(records: list[dict], born: dict) -> list[dict]:

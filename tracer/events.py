@@ -87,14 +87,6 @@ class Event:
                 "file": self.file, "inode": self.inode, "refcount": self.refcount,
                 "detail": self.detail, "stack": self.stack, "stack_from": self.stack_from}
 
-    @property
-    def loads_code(self) -> bool:
-        """A private mapping of a regular file: the dynamic loader mapping a library or
-        ld.so.cache, an interpreter its locale files. Every file mapping is an event, but the
-        screens fold these (the recording keeps them)."""
-        return ("prot" in self.detail and self.detail.get("file_kind") == "regular"      # a mapping's detail
-                and "MAP_SHARED" not in self.detail.get("flags", ()))
-
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Event:
         """A version-2 event, or a version-1 one (no stack)."""

@@ -36,9 +36,11 @@ def user_space_steps() -> frozenset[str]:
 
 
 SEEN, INLINED, RENAMED_HERE, ABSENT, UNKNOWN = "seen", "inlined here", "renamed", "not on this path", "not seen"
+NO_SYMBOL = "not in kallsyms"
 MARK_LEGEND = {
     SEEN: "on the stack the kernel recorded",
-    INLINED: "not in this kernel's kallsyms: the compiler put its body into its caller",
+    INLINED: "not in this kernel's kallsyms, and its caller is on the path: the compiler put its body there",
+    NO_SYMBOL: "not in this kernel's kallsyms, and its caller is not on the path either: where it ran is not known",
     RENAMED_HERE: "the function has another name on this kernel",
     ABSENT: "in kallsyms, but not on the recorded stacks (it ran before or after the capture point, or as a tail call)",
     UNKNOWN: "not on the recorded stacks (the recording has no kallsyms facts for it)",
@@ -135,7 +137,7 @@ def match_article(article: Sequence[str], seen: set[str],
             return None
         return kallsyms[name] is not None
 
-    matched = []
+    matched: list[ArticleFrame] = []
     for name in article:
         new_name = renamed().get(name)
         if name in seen:
@@ -143,7 +145,11 @@ def match_article(article: Sequence[str], seen: set[str],
         elif new_name and present(name) is not True and (new_name in seen or present(new_name)):
             matched.append(ArticleFrame(name, RENAMED_HERE, f"now {new_name}" + (", seen" if new_name in seen else "")))
         elif present(name) is False:
-            matched.append(ArticleFrame(name, INLINED))
+            # inlined into its caller only where that caller ran on this path (seen, or itself inlined there)
+            caller = matched[-1] if matched else None
+            on_path = caller is not None and (caller.status in (SEEN, INLINED) or
+                                              (caller.status == RENAMED_HERE and caller.note.endswith(", seen")))
+            matched.append(ArticleFrame(name, INLINED if on_path else NO_SYMBOL))
         else:
             matched.append(ArticleFrame(name, ABSENT if present(name) else UNKNOWN))
     return matched

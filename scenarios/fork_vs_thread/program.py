@@ -7,14 +7,17 @@
 2. a LinuxThreads-style task: clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND) and no
    CLONE_THREAD, as Linux threads were made before 2.6. Its body is the libc function
    syscall(SYS_pause), so no Python runs on its stack. It shares four structures but is a
-   thread group of its own: another pid, its own rlimits, and a signal sent to its pid
-   reaches that task alone ("the pid problem" POSIX threads could not live with).
+   thread group of its own: another pid, its own rlimits (the parent lowers the task's with
+   prlimit() and looks at its own), and a signal sent to its pid is for that task alone ("the
+   pid problem" POSIX threads could not live with).
 3. a fork()ed child does what the thread did: the parent sees none of it (copies). It then
-   stops the parent process with SIGSTOP and resumes it with SIGCONT: every thread of the
-   parent's thread group stops and resumes together.
+   stops the parent process with SIGSTOP and resumes it with SIGCONT, and reads each thread's
+   state after each.
 4. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) starts /bin/sleep, for contrast: it
    shares only the address space, and the parent waits until the child has exec'd.
-Each step reports on stdout as a JSON line {"role", "say", ...}.
+Each step reports on stdout as a JSON line {"role", "say", ...facts}: what the program saw itself
+("checks": a change made in one task, looked for in the other; "getpid"; thread states; whether
+a signal was handled), and its "say" states a result only when it saw it.
 """
 from __future__ import annotations
 
@@ -93,6 +96,25 @@ def ids() -> dict[str, int]:
     return {"pid": os.getpid(), "ppid": os.getppid(), "tid": threading.get_native_id()}
 
 
+def check(structure: str, action: str, changed: str, looked_in: str, seen: bool) -> dict[str, object]:
+    """One observation for the report: `action` changed the `changed` task's structure; was the
+    change `seen` from `looked_in`? (syspath compares it with the pointers the kernel recorded.)"""
+    return {"structure": structure, "action": action, "changed": changed, "looked_in": looked_in, "seen": seen}
+
+
+def pids(task: int, parent: int, source: str) -> dict[str, object]:
+    return {"getpid": {"new task": task, "parent": parent}, "pid_source": source}
+
+
+def blocking_threads(sig: int) -> tuple[list[int], list[int]]:
+    """(threads that block `sig`, threads that do not), from each thread's SigBlk in /proc."""
+    blocking, not_blocking = [], []
+    for task in sorted(Path("/proc/self/task").iterdir(), key=lambda path: int(path.name)):
+        mask = int(status_field(os.getpid(), "SigBlk", int(task.name)) or "0", 16)
+        (blocking if mask >> (sig - 1) & 1 else not_blocking).append(int(task.name))
+    return blocking, not_blocking
+
+
 class Worker:
     """A pthread that does the four things, then waits (SIGUSR1 unblocked) until released."""
 
@@ -127,10 +149,16 @@ def thread_step(worker: Worker, limit: int) -> None:
            f"thread's fd {worker.opened} {'open' if sees_fd else 'closed'} in main; thread set SIGUSR2 to "
            f"ignore -> {'main ignores it too' if sees_signal else 'main does not'}; thread lowered "
            f"RLIMIT_NOFILE -> main's limit is {open_files_limit()}",
-           cwd_shared=sees_cwd, fd_shared=sees_fd, signal_shared=sees_signal, rlimit_shared=sees_rlimit,
-           fd=worker.opened, child=worker.ids["tid"], ids=worker.ids, parent_ids=main)
-    report("thread", f"getpid() in the thread: {worker.ids['pid']}, in main: {main['pid']} (same process); "
-           f"gettid(): {worker.ids['tid']} vs {main['tid']}", pid_problem=False, child=worker.ids["tid"])
+           child=worker.ids["tid"], fd=worker.opened, checks=[
+               check("fs", "chdir() in the new task", "new task", "parent", sees_cwd),
+               check("files", "open() in the new task", "new task", "parent", sees_fd),
+               check("sighand", "SIGUSR2 -> ignore in the new task", "new task", "parent", sees_signal),
+               check("signal", "setrlimit(RLIMIT_NOFILE) in the new task", "new task", "parent", sees_rlimit)])
+    same = "same process" if worker.ids["pid"] == main["pid"] else "two processes"
+    report("thread", f"getpid() in the thread: {worker.ids['pid']}, in main: {main['pid']} ({same}); "
+           f"gettid(): {worker.ids['tid']} vs {main['tid']}", child=worker.ids["tid"],
+           gettid={"new task": worker.ids["tid"], "parent": main["tid"]},
+           **pids(worker.ids["pid"], main["pid"], "getpid()"))
     os.close(worker.opened)
     restore(limit)
 
@@ -140,14 +168,20 @@ def signal_to_the_process(worker: Worker) -> None:
     does not block it take it (kernel/signal.c complete_signal)."""
     taken = threading.Event()
     signal.signal(signal.SIGUSR1, lambda *_: taken.set())
+    blocking, not_blocking = blocking_threads(signal.SIGUSR1)
     os.kill(os.getpid(), signal.SIGUSR1)
     deadline = time.monotonic() + SIGNAL_WAIT_S
     while not taken.is_set() and time.monotonic() < deadline:
         time.sleep(0.01)            # Python runs its handler in the main thread, between bytecodes
-    report("signals", f"kill({os.getpid()}, SIGUSR1) with SIGUSR1 blocked in the main thread "
-           f"(tid {threading.get_native_id()}): taken by the worker thread (tid {worker.ids['tid']})",
-           sig=int(signal.SIGUSR1), process=os.getpid(), blocked_in=threading.get_native_id(),
-           expected_taker=worker.ids["tid"], handled=taken.is_set())
+    if not taken.is_set():
+        result = "not handled in time"
+    elif not_blocking == [worker.ids["tid"]]:
+        result = f"handled; only the worker thread (tid {worker.ids['tid']}) did not block it, so it took it"
+    else:
+        result = f"handled; threads not blocking it: {not_blocking}"
+    report("signals", f"kill({os.getpid()}, SIGUSR1) with SIGUSR1 blocked in threads {blocking}: {result}",
+           sig=int(signal.SIGUSR1), process=os.getpid(), blocking=blocking, not_blocking=not_blocking,
+           handled=taken.is_set())
 
 
 def linuxthreads_step(workdir: str, limit: int) -> None:
@@ -166,10 +200,11 @@ def linuxthreads_step(workdir: str, limit: int) -> None:
         observe_linuxthreads_task(task, workdir, limit)
     finally:
         os.kill(task, signal.SIGUSR1)       # its pid names that task alone: it returns from pause()
-        status = reap(task)
-    report("linuxthreads", f"kill({task}, SIGUSR1) reached that task alone: it left pause() and exited "
-           f"({os.waitstatus_to_exitcode(status)}); the process {os.getpid()} goes on",
-           sig=int(signal.SIGUSR1), target=task, child=task, was_paused=in_pause)
+        status, killed = reap(task)
+    code = os.waitstatus_to_exitcode(status)
+    ended = "it did not leave pause() in time and was killed" if killed else f"it left pause() and exited ({code})"
+    report("linuxthreads", f"kill({task}, SIGUSR1): {ended}", sig=int(signal.SIGUSR1), target=task, child=task,
+           was_paused=in_pause, left_pause=not killed, exit_code=code)
     del stack
 
 
@@ -187,16 +222,17 @@ def wait_until_paused(task: int) -> bool:
     return False
 
 
-def reap(task: int) -> int:
-    """The task's wait status; SIGKILL if it did not leave pause() (it must not outlive us)."""
+def reap(task: int) -> tuple[int, bool]:
+    """The task's wait status, and whether it had to be killed: SIGKILL if it did not leave
+    pause() (it must not outlive us)."""
     deadline = time.monotonic() + SIGNAL_WAIT_S
     while time.monotonic() < deadline:
         found, status = os.waitpid(task, os.WNOHANG)
         if found:
-            return status
+            return status, False
         time.sleep(0.01)
     os.kill(task, signal.SIGKILL)
-    return os.waitpid(task, 0)[1]
+    return os.waitpid(task, 0)[1], True
 
 
 def observe_linuxthreads_task(task: int, workdir: str, limit: int) -> None:
@@ -216,13 +252,18 @@ def observe_linuxthreads_task(task: int, workdir: str, limit: int) -> None:
     report("linuxthreads", f"clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND) without CLONE_THREAD: "
            f"parent chdir -> task's cwd {'follows' if sees_cwd else 'stays'}; parent's fd {opened} "
            f"{'open' if sees_fd else 'not open'} in the task; parent ignores SIGUSR2 -> task "
-           f"{'too' if sees_signal else 'does not'}", by="parent", cwd_shared=sees_cwd, fd_shared=sees_fd,
-           signal_shared=sees_signal, child=task, ids=task_ids, parent_ids=main)
-    report("linuxthreads", f"the task's RLIMIT_NOFILE lowered (prlimit) -> the parent's stays {open_files_limit()}",
-           rlimit_shared=sees_rlimit, child=task)
-    report("linuxthreads", f"getpid() in the task: {task_ids['pid']}, in the parent: {main['pid']}: "
-           f"the pid problem, each LinuxThreads thread was a process of its own",
-           pid_problem=task_ids["pid"] != main["pid"], child=task)
+           f"{'too' if sees_signal else 'does not'}", child=task, checks=[
+               check("fs", "chdir() in the parent", "parent", "new task", sees_cwd),
+               check("files", "open() in the parent", "parent", "new task", sees_fd),
+               check("sighand", "SIGUSR2 -> ignore in the parent", "parent", "new task", sees_signal)])
+    report("linuxthreads", f"the task's RLIMIT_NOFILE lowered by the parent with prlimit() -> the parent's "
+           f"{'follows' if sees_rlimit else 'stays'} {open_files_limit()}", child=task, checks=[
+               check("signal", "prlimit(RLIMIT_NOFILE) by the parent on the new task", "new task", "parent",
+                     sees_rlimit)])
+    problem = ("the pid problem, each LinuxThreads thread was a process of its own"
+               if task_ids["pid"] != main["pid"] else "one process")
+    report("linuxthreads", f"getpid() in the task (its Tgid in /proc): {task_ids['pid']}, in the parent: "
+           f"{main['pid']}: {problem}", child=task, **pids(task_ids["pid"], main["pid"], "/proc/PID/status Tgid"))
     os.close(opened)
     restore(limit)
 
@@ -264,8 +305,10 @@ def fork_step(workdir: str, limit: int) -> None:
         lower_open_files_limit()
         fd = os.open("/dev/null", os.O_RDONLY)
         states = stop_and_continue(parent)
-        report("stop", f"SIGSTOP to process {parent}: threads {states['stopped']} (T = stopped); "
-               f"SIGCONT: {states['resumed']}", process=parent,
+        every = all(state == "T" for state in states["stopped"].values())
+        stopped = "every thread stopped" if every else "not every thread stopped"
+        report("stop", f"SIGSTOP to process {parent}: {stopped}, "
+               f"threads {states['stopped']} (T = stopped); SIGCONT: {states['resumed']}", process=parent,
                **{key: {str(tid): state for tid, state in value.items()} for key, value in states.items()})
         os.write(channel_write, str(fd).encode())
         os._exit(0)
@@ -279,8 +322,11 @@ def fork_step(workdir: str, limit: int) -> None:
            f"child's fd {fd} {'open' if sees_fd else 'not open'} in parent; child set SIGUSR2 to ignore -> "
            f"{'parent ignores it too' if sees_signal else 'parent does not'}; child lowered RLIMIT_NOFILE -> "
            f"parent's is {open_files_limit()}",
-           cwd_shared=sees_cwd, fd_shared=sees_fd, signal_shared=sees_signal, rlimit_shared=sees_rlimit,
-           child=child)
+           child=child, checks=[
+               check("fs", "chdir() in the new task", "new task", "parent", sees_cwd),
+               check("files", "open() in the new task", "new task", "parent", sees_fd),
+               check("sighand", "SIGUSR2 -> ignore in the new task", "new task", "parent", sees_signal),
+               check("signal", "setrlimit(RLIMIT_NOFILE) in the new task", "new task", "parent", sees_rlimit)])
     os.close(channel_read)
     os.close(channel_write)
 
@@ -294,9 +340,10 @@ def spawn_step() -> None:
     except OSError:
         running = "?"
     _, status = os.waitpid(pid, 0)
-    report("spawn", f"posix_spawn /bin/sleep: pid {pid}; when it returned the child was already running "
-           f"{running} (CLONE_VFORK: the parent waited for the exec); exit {os.waitstatus_to_exitcode(status)}",
-           child=pid, execed_before_return=running == "sleep")
+    execed = ("the child was already running sleep: the parent waited for the exec (CLONE_VFORK)"
+              if running == "sleep" else f"the child was running {running}: not exec'd yet")
+    report("spawn", f"posix_spawn /bin/sleep: pid {pid}; when it returned {execed}; "
+           f"exit {os.waitstatus_to_exitcode(status)}", child=pid, running_at_return=running)
 
 
 def main() -> int:

@@ -66,7 +66,8 @@ def sender(socket_path: str) -> int:
         channel.send(b"w")
         channel.recv(1)          # the receiver wrote into its private copy
         seen = read_text(address, len(SECOND_TEXT))
-        report("sender", f"after the receiver's private write, the sender still reads: {seen!r}",
+        kept = "still reads its own text" if seen == SECOND_TEXT else "reads something else"
+        report("sender", f"after the receiver's private write, the sender {kept}: {seen!r}",
                cow_isolated=seen == SECOND_TEXT, text=seen)
         channel.send(b"k")       # keep the mapping alive until the receiver is done
     unmap(address)
@@ -97,8 +98,10 @@ def receive_and_read(channel: socket.socket) -> int:
     channel.send(b"m")
     channel.recv(1)              # the sender wrote again
     again = read_text(address, len(SECOND_TEXT))
-    report("receiver", f"a private mapping still reads the file's page: the sender's new text {again!r}",
-           sees_sender_write=again == SECOND_TEXT, text=again)
+    sees = again == SECOND_TEXT
+    report("receiver", f"the private mapping reads the sender's new text: {again!r}" if sees
+           else f"the private mapping does not read the sender's new text: {again!r}",
+           sees_sender_write=sees, text=again)
     pause("receiver", "mprotect(PROT_READ|PROT_WRITE) and write into the private mapping: copy on write")
     if LIBC.mprotect(ctypes.c_void_p(address), SIZE, mmap.PROT_READ | mmap.PROT_WRITE) != 0:
         raise OSError(ctypes.get_errno(), "mprotect failed")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from tracer import lessons
 from tracer.events import EVENT_HEADER, FILE_IDENTITY, CStruct, Decoder, Event, flag_names
-from tracer.findings import shared_files
 from tracer.scenarios.fork_vs_thread.lesson import CLONE_PAYLOAD
 from tracer.scenarios.memfd_share.lesson import MAP_BITS, MEMFD_PAYLOAD, MMAP_PAYLOAD
+from tracer.scenarios.memfd_share.story import shared_files
 
 LAYOUT = lessons.event_layout()
 
@@ -87,7 +87,7 @@ def test_finding_needs_a_receiver_in_another_process() -> None:
     [story] = shared_files([created, mapped, received])
     assert story.file == "0xa" and story.creator.fd == 3 and story.creator.address == "0x7f1"
     assert [r.fd for r in story.receivers] == [5]
-    assert [count for _, _, count in story.refcounts] == [1, 2, 3]
+    assert [seen.count for seen in story.refcounts] == [1, 2, 3]
 
 
 def test_a_fd_passed_within_one_process_is_not_sharing() -> None:

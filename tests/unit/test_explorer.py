@@ -13,6 +13,7 @@ from tracer.replay import play
 from tracer.views.eventlist import EventList
 from tracer.views.explorer import Explorer, Filters
 from tracer.views.feed import Feed
+from tracer.views.narration import narrate, statuses
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -67,7 +68,9 @@ def test_selection_shows_fields_path_and_narration() -> None:
             await pilot.press("e")
             await cursor_to(pilot, app, "receive_fd")
             shown = str(app.query_one("#detail", Static).render())
-            assert ("0xffff888108f653c0" in shown and "net/core/scm.c" in shown) or "fs/file.c" in shown
+            received = next(e for e in feed.snapshot() if e.step == "receive_fd")
+            where, _ = narrate(received.step, received.hook, statuses(feed.findings.header)[received.step])
+            assert received.file and received.file in shown and where in shown
     asyncio.run(drive())
 
 

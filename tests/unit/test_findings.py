@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from tracer.events import Event
-from tracer.findings import findings_of, new_tasks, shared_files
+from tracer.findings import findings_of
+from tracer.scenarios.fork_vs_thread.story import new_tasks
+from tracer.scenarios.fork_vs_thread.views import observed_lines
+from tracer.scenarios.memfd_share.story import shared_files
 
 PARENT = {"mm": "0xa1", "fs": "0xa2", "files": "0xa3", "sighand": "0xa4", "signal": "0xa5"}
 
@@ -15,21 +18,31 @@ def clone(child_tid: int, child: dict[str, str], flags: list[str]) -> Event:
                          "shared": shared, "parent": PARENT, "child": child})
 
 
+def check(structure: str, action: str, seen: bool) -> dict[str, object]:
+    return {"structure": structure, "action": action, "changed": "new task", "looked_in": "parent", "seen": seen}
+
+
 def test_each_structure_names_the_flag_and_the_copy_seen() -> None:
     forked = {name: f"0xb{i}" for i, name in enumerate(PARENT)}
     events = [clone(101, dict(PARENT), ["CLONE_VM", "CLONE_THREAD"]), clone(102, forked, []),
               Event(11, 100, 100, "main", "dup_fd", "kretprobe:dup_fd", detail={"from": "0xa3", "copy": "0xb2"})]
-    reports = [{"role": "fork", "child": 102, "cwd_shared": False, "signal_shared": False},
-               {"role": "thread", "child": 101, "fd_shared": True}]
+    reports = [{"role": "fork", "child": 102, "checks": [
+                   check("fs", "chdir() in the new task", False),
+                   check("sighand", "SIGUSR2 -> ignore in the new task", False)]},
+               {"role": "thread", "child": 101, "checks": [check("files", "open() in the new task", True)]}]
     thread, fork = new_tasks(events, reports)
     assert thread.same_thread_group and not fork.same_thread_group
     assert (thread.rows[0].name, thread.rows[0].shared, thread.rows[0].flag) == ("mm", True, "CLONE_VM")
     files = next(r for r in fork.rows if r.name == "files")
     assert not files.shared and files.copied_by == "dup_fd"
     assert next(r for r in fork.rows if r.name == "mm").copied_by is None      # dup_mm not seen
-    assert thread.consequences == ["open() in the new task: the parent sees it (files shared)"]
-    assert fork.consequences == ["chdir() in the new task: the parent does not see it (fs copied)",
-                                 "SIGUSR2 -> ignore in the new task: the parent does not see it (sighand copied)"]
+    assert observed_lines(thread) == ["observed [program report 2 (thread)]: open() in the new task: the parent "
+                                      "sees it (the recording: files shared)"]
+    assert observed_lines(fork) == [
+        "observed [program report 1 (fork)]: chdir() in the new task: the parent does not see it "
+        "(the recording: fs copied)",
+        "observed [program report 1 (fork)]: SIGUSR2 -> ignore in the new task: the parent does not see it "
+        "(the recording: sighand copied)"]
 
 
 def test_refcounts_follow_call_order_not_arrival_order() -> None:
@@ -39,8 +52,7 @@ def test_refcounts_follow_call_order_not_arrival_order() -> None:
     arrival = [event(3, "shmem_file_setup", "sender", 1, 1, None), event(1, "memfd_create", "sender", 1, 1, 3),
                event(9, "fd_install", "receiver", 2, 3, 5), event(8, "receive_fd", "receiver", 2, 3, None)]
     [story] = shared_files(arrival)
-    assert [step for step, _, _ in story.refcounts] == ["memfd_create", "shmem_file_setup", "receive_fd",
-                                                        "fd_install"]
+    assert [seen.step for seen in story.refcounts] == ["memfd_create", "receive_fd"]   # where the count changed
     assert story.receivers[0].fd == 5          # from fd_install when receive_fd could not tell
 
 
@@ -52,7 +64,9 @@ def test_lost_events_are_reported_whatever_the_findings() -> None:
     with_clone.finished(lost=5, exit_code=0)
     assert conclusion_lines(with_clone)[0].startswith("main[100] -> new process tid 102")
     assert conclusion_lines(with_clone)[-1].startswith("5 events were lost")
-    assert conclusion_lines(findings_of([])) == ["No struct file was seen shared between two processes (0 events)."]
+    assert conclusion_lines(findings_of([])) == [
+        "Nothing the lessons tell was seen in 0 events: no new task, no signal; "
+        "no struct file shared between two processes."]
 
 
 def test_lost_events_name_the_steps_that_lost_them_most_first() -> None:

@@ -10,6 +10,7 @@ from tracer.events import Event
 from tracer.paths import (
     ABSENT,
     INLINED,
+    NO_SYMBOL,
     RENAMED_HERE,
     SEEN,
     UNKNOWN,
@@ -191,8 +192,11 @@ def test_the_article_chain_is_matched_frame_by_frame() -> None:
                            "__receive_fd", "scm_recv"], seen, kallsyms)
     assert [(m.name, m.status) for m in marks] == [
         ("__sys_recvmsg", SEEN), ("unix_stream_read_generic", SEEN), ("scm_detach_fds", ABSENT),
-        ("receive_fd_user", INLINED), ("__receive_fd", RENAMED_HERE), ("scm_recv", UNKNOWN)]
+        ("receive_fd_user", NO_SYMBOL), ("__receive_fd", RENAMED_HERE), ("scm_recv", UNKNOWN)]
     assert marks[4].note == "now receive_fd, seen"
+    # its caller on the path: inlined there
+    marks = match_article(["unix_stream_read_generic", "receive_fd_user"], seen, kallsyms)
+    assert [m.status for m in marks] == [SEEN, INLINED]
     # on 6.1, __receive_fd has its own name: not a rename there
     [frame] = match_article(["__receive_fd"], set(), {"__receive_fd": "__receive_fd", "receive_fd": None})
     assert frame.status == ABSENT

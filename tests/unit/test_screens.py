@@ -13,6 +13,7 @@ from rich.console import Console
 
 from tracer.findings import Findings
 from tracer.recording import read_recording
+from tracer.scenarios.memfd_share.story import SharedFile
 from tracer.views.live import essentials, final_screen
 from tracer.views.plain import PlainView
 from tracer.views.report import html_report
@@ -20,6 +21,10 @@ from tracer.views.report import html_report
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SIZES = [(80, 24), (100, 30), (120, 40)]
 ADDRESS = re.compile(r"0xffff[0-9a-f]{12}")
+
+
+def shared(findings: Findings) -> list[SharedFile]:
+    return [fact for story in findings.stories for fact in story.facts() if isinstance(fact, SharedFile)]
 
 
 def findings_of(name: str) -> tuple[Findings, list]:
@@ -65,7 +70,7 @@ def test_the_essentials_fit_one_screen(width: int, height: int) -> None:
     findings, _ = findings_of("memfd-share")
     text = rendered(essentials(findings), width)
     assert len(text.rstrip("\n").splitlines()) <= height
-    story = findings.shared_files()[0]
+    story = shared(findings)[0]
     assert story.file in text and "2 owners, 1 object" in text
     assert f"pid {story.creator.pid}" in text and f"pid {story.receivers[0].pid}" in text
 
@@ -94,7 +99,7 @@ def test_plain_lines_say_the_verdict_once_and_keep_every_address() -> None:
     text = out.getvalue()
     assert text.count("no kprobes") == 1
     # every address but those of the loader's library mappings, folded into one line
-    shown = [event for event in recording.events if not event.loads_code]
+    shown = [event for event in recording.events if not findings.folds(event)]
     assert all(address in text for address in addresses(shown))
     folded = len(recording.events) - len(shown)
     assert f"{folded} private mappings of regular files (the loader's" in text
@@ -107,7 +112,7 @@ def test_no_color_and_a_light_background() -> None:
     Console(width=100, file=out, force_terminal=True, no_color=True).print(final_screen(findings))
     styled = out.getvalue()
     assert not re.search(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|4[0-8]|9[0-7])[;m]", styled)      # no colour codes
-    assert findings.shared_files()[0].file in plain
+    assert shared(findings)[0].file in plain
 
 
 def test_report_is_self_contained_and_escapes_program_text() -> None:
@@ -128,7 +133,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
                            "--v=0", "--virtual-time-budget=2000", "--dump-dom", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     dom = done.stdout
-    story = findings.shared_files()[0]
+    story = shared(findings)[0]
     assert 'class="file"' in dom and story.file in dom and dom.count('class="owner"') == 2
     assert re.search(r"\b(\d+) of \1 events shown", dom)      # the script ran and built the timeline
     console_errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]

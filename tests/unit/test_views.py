@@ -11,9 +11,9 @@ from rich.console import Console
 from tracer import lessons
 from tracer.events import Event
 from tracer.exports import ChromeTraceSpool
-from tracer.findings import life_stories, shared_files
+from tracer.scenarios.memfd_share.story import life_stories, shared_files
+from tracer.scenarios.memfd_share.views import chapter_text, object_panels
 from tracer.views.narration import narrate, narration_texts
-from tracer.views.objects import object_panels
 
 FILE = "0xffff888100000f00"
 SESSION = {"started_ns": 1_000, "kernel": "6.12", "mode": "kprobe", "scenario": "memfd-share", "command": None}
@@ -94,8 +94,8 @@ def test_object_view_draws_one_file_with_two_owners() -> None:
 
 
 def test_life_story_in_call_order() -> None:
-    [(file, chapters)] = life_stories(STORY)
-    assert file == FILE
-    assert [c.text for c in chapters] == [
+    [life] = life_stories(STORY)
+    assert life.file == FILE
+    assert [chapter_text(c) for c in life.chapters] == [
         "created: memfd_create returned fd 3", "made by shmem_file_setup", "mapped at 0x7f00",
         "sent: in flight in an SCM_RIGHTS message", "received", "mapped at 0x7f80 again, by another process"]

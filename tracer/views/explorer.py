@@ -31,7 +31,7 @@ from tracer.views.hooks import kernel_line, session_title
 from tracer.views.live import essentials
 from tracer.views.narration import narration_panel
 from tracer.views.summary import hooks_table
-from tracer.views.timeline import STEP_STYLES, detail_text, process_label, relative_ms
+from tracer.views.timeline import detail_text, process_label, relative_ms, step_style
 
 REFRESH_S = 0.1
 COLUMNS = ("ms", "process", "step", "fd", "struct file", "ref", "detail")
@@ -113,7 +113,7 @@ class Explorer(App[None]):
         self.filters = Filters()
         self.seen = 0
         self.shown_objects = -1
-        self.shared_files: set[str] = set()
+        self.highlighted: set[str] = set()
         self.told_done = False
 
     def compose(self) -> ComposeResult:
@@ -168,7 +168,7 @@ class Explorer(App[None]):
         if self.feed.done and not self.told_done:
             self.told_done = True
             self.show_findings()
-            if self.shared_files or self.feed.findings.new_tasks.count:
+            if self.feed.findings.has_findings():
                 self.action_tab("objects")          # the run is over: what it proved, first
 
     def add_rows(self, events: list[Event]) -> None:
@@ -178,8 +178,8 @@ class Explorer(App[None]):
 
     def cells(self, event: Event) -> list[Text]:
         values = row_cells(event, self.started_ns)
-        shared = "bold" if event.file in self.shared_files else ""
-        styles = ["", "", STEP_STYLES.get(event.step, ""), "", shared, "", "dim"]
+        shared = "bold" if event.file in self.highlighted else ""
+        styles = ["", "", step_style(event.step), "", shared, "", "dim"]
         return [Text(value, style=style) for value, style in zip(values, styles, strict=True)]
 
 
@@ -224,7 +224,7 @@ class Explorer(App[None]):
 
     def show_findings(self) -> None:
         with self.feed.lock:
-            self.shared_files = {story.file for story in self.feed.findings.shared_files()}
+            self.highlighted = self.feed.findings.highlighted_files()
             screen: RenderableType = essentials(self.feed.findings)
             hooks = Group(hooks_table(self.feed.findings.header),
                           narration_panel(self.feed.findings.first_events_by_step(), self.feed.findings.header))

@@ -15,10 +15,7 @@ from tracer.findings import RECENT_EVENTS, Findings
 from tracer.observer import OutputLine
 from tracer.recording import Played
 from tracer.replay import in_call_order
-from tracer.views.clone import clone_tables
-from tracer.views.follow import life_story_panels
 from tracer.views.narration import narration_panel
-from tracer.views.objects import object_panels
 from tracer.views.path import path_panels
 from tracer.views.summary import findings_panel, hooks_table
 from tracer.views.timeline import timeline_table
@@ -27,23 +24,22 @@ REPLAYED_LINES = 8          # the program's latest lines under the replayed even
 
 
 def essentials(findings: Findings) -> Group:
-    """What the run proved: the object view (or each new task's table) and the findings."""
-    parts: list[RenderableType] = [*object_panels(findings.shared_files(), findings.shared_count),
-                                   *clone_tables(findings), findings_panel(findings, output=False)]
+    """What the run proved: each lesson's panels (the object view, each new task's table) and the findings."""
+    parts: list[RenderableType] = [*findings.panels(), findings_panel(findings, output=False)]
     return Group(*parts)
 
 
 def final_screen(findings: Findings, follow: bool = False) -> Group:
     """The details first and the essentials last: in a terminal the last screenful is what
     stays in view, so the object view and the findings are seen without scrolling."""
-    highlight = {story.file for story in findings.shared_files()}
+    highlight = findings.highlighted_files()
     parts: list[RenderableType] = [hooks_table(findings.header),
                                    timeline_table(findings.timeline.first, findings.started_ns, highlight,
                                                   total=findings.events),
                                    narration_panel(findings.first_events_by_step(), findings.header),
                                    *path_panels(findings.paths, findings.header)]
     if follow:
-        parts += life_story_panels(findings)
+        parts += findings.follow_panels()
     if findings.output_lines:
         parts.append(Panel(Text("\n".join(findings.output_lines)), title="program output", border_style="dim"))
     return Group(*parts, essentials(findings))

@@ -20,8 +20,9 @@ SCENARIO_DIR = scenario_dir()
 
 
 @functools.cache
-def narration_texts() -> dict[str, dict[str, str]]:
-    texts: dict[str, dict[str, str]] = {}
+def narration_texts() -> dict[str, dict[str, Any]]:
+    """Each step's narration, from every lesson's scenarios/<lesson>/narration.toml."""
+    texts: dict[str, dict[str, Any]] = {}
     for path in sorted(SCENARIO_DIR.glob("*/narration.toml")):
         with path.open("rb") as source:
             texts.update(tomllib.load(source))
@@ -40,8 +41,8 @@ def narrate(step: str, hook: str, status: str = "attached") -> tuple[str, str] |
     if not entry:
         return None
     kind = hook_kind(hook, status)
-    text = entry.get(kind) or entry.get("function") or entry.get("syscall", "")
-    where = entry.get("source", "")
+    text = str(entry.get(kind) or entry.get("function") or entry.get("syscall", ""))
+    where = str(entry.get("source", ""))
     if kind == "fallback" and hook:
         where += f"  (seen at {hook})"
     return where, text

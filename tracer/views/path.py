@@ -11,7 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.events import Event
-from tracer.paths import INLINED, MARK_LEGEND, RENAMED_HERE, SEEN, Paths, Row, StepView, step_views
+from tracer.paths import (
+    INLINED,
+    MARK_LEGEND,
+    RENAMED_HERE,
+    SEEN,
+    Paths,
+    Row,
+    StepView,
+    step_views,
+)
 from tracer.stacks import base_name
 
 MARK_STYLES = {SEEN: "green", INLINED: "yellow", RENAMED_HERE: "cyan"}
@@ -67,9 +76,20 @@ def path_panels(paths: Paths, header: Mapping[str, Any]) -> list[RenderableType]
     views = step_views(paths, header)
     if not any(view.rows for view in views):
         return []
-    legend = Text("  ".join(f"{MARK_SIGNS.get(mark, '-')} {mark}: {meaning}" for mark, meaning in MARK_LEGEND.items()),
-                  style="dim")
+    legend = Text("  ".join(legend_entries()), style="dim")
     return [Group(*(step_panel(view) for view in views), legend)]
+
+
+def legend_entries() -> list[str]:
+    return [f"{MARK_SIGNS.get(mark, '-')} {mark}: {meaning}" for mark, meaning in MARK_LEGEND.items()]
+
+
+def path_legend_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:
+    """What each mark beside the article's frames means, once under the paths (plain output)."""
+    views = step_views(paths, header)
+    if not any(view.article for view in views):
+        return []
+    return ["marks: " + "; ".join(f"[{mark}] {meaning}" for mark, meaning in MARK_LEGEND.items())]
 
 
 def path_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:

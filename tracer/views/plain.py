@@ -11,10 +11,9 @@ from typing import Any, TextIO
 from tracer.events import CallOrder, Event
 from tracer.findings import Findings
 from tracer.observer import Observer
-from tracer.views.follow import life_story_lines
 from tracer.views.hooks import hook_line, kernel_line
 from tracer.views.narration import first_narrations
-from tracer.views.path import path_lines
+from tracer.views.path import path_legend_lines, path_lines
 from tracer.views.summary import conclusion_lines
 from tracer.views.timeline import TIMELINE_COLUMNS, timeline_row
 
@@ -43,16 +42,16 @@ def closing_lines(findings: Findings, follow: bool) -> list[str]:
         lines.append(f"program: ... {findings.output_dropped} more lines not kept")
     lines += narration_lines(findings.first_events_by_step(), findings.header)
     lines += path_lines(findings.paths, findings.header)
+    lines += path_legend_lines(findings.paths, findings.header)
     if follow:
-        lines += life_story_lines(findings)
+        lines += findings.follow_lines()
     lines += conclusion_lines(findings)
     return lines + folded_lines(findings) + [f"{findings.events} events, {findings.lost} lost"]
 
 
 def folded_lines(findings: Findings) -> list[str]:
-    folded = findings.timeline.folded
-    return [f"{folded} private mappings of regular files (the loader's: libraries, ld.so.cache, locale files) "
-            "are in the recording, not in the rows above"] if folded else []
+    """What the lessons folded away from the rows, each in its own words."""
+    return [f"{note}: in the recording, not in the rows above" for note in findings.folded_notes()]
 
 
 class PlainView(Observer):
@@ -79,7 +78,7 @@ class PlainView(Observer):
         self._say(header_lines(header))
 
     def event(self, event: Event) -> None:
-        if event.loads_code:
+        if self.findings.folds(event):
             return
         ready = self.order.add(event)
         if ready:

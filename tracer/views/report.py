@@ -1,83 +1,27 @@
 """--export-html: one self-contained, interactive report (no network, no external file).
 
-The object graph is an SVG laid out here (owners left and right, the struct file between,
-one arrow per fd and per mapping), so the export needs no graphviz. The events travel as
+The object graphs are SVG the lessons draw (scenarios/<lesson>/views.py, with tracer/views/svg.py),
+so the export needs no graphviz. The events travel as
 JSON inside the page; the page's script builds the timeline with filters and shows an
 event's fields, path and narration on click. Text from the traced program is untrusted:
 it reaches the page only as escaped SVG text or through textContent, never as markup.
 """
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from tracer.events import Event, in_call_order
-from tracer.findings import Findings, Holder, SharedFile
+from tracer.findings import Findings
 from tracer.views.details import details
 from tracer.views.hooks import hook_line, kernel_line, session_title
 from tracer.views.narration import first_narrations
-from tracer.views.summary import clone_lines, conclusion_lines
+from tracer.views.summary import conclusion_lines
+from tracer.views.svg import esc
 from tracer.views.timeline import detail_text, relative_ms
 
 SHOWN_EVENTS = 5000         # events carried in the page; the rest are counted
-BOX_W, BOX_H, FILE_W, GAP = 300, 92, 250, 90
-
-
-def esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def owner_lines(role: str, holder: Holder) -> list[str]:
-    lines = [f"{role}: {holder.comm}", f"pid {holder.pid}  tgid {holder.tgid}", f"fd {holder.fd} (fd table)"]
-    if holder.address:
-        lines.append(f"vma {holder.vma or '?'}")
-        lines.append(f"@ {holder.address}")
-    return lines
-
-
-def svg_box(x: int, y: int, w: int, lines: Sequence[str], css: str, title: str) -> str:
-    h = 22 + 18 * len(lines)
-    text = "".join(f'<tspan x="{x + 10}" dy="18">{esc(line)}</tspan>' for line in lines)
-    return (f'<g class="{css}"><title>{esc(title)}</title><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="8"/>'
-            f'<text x="{x + 10}" y="{y + 4}">{text}</text></g>')
-
-
-def arrow(x1: int, y1: int, x2: int, y2: int, label: str) -> str:
-    return (f'<path class="edge" d="M{x1},{y1} C{(x1 + x2) // 2},{y1} {(x1 + x2) // 2},{y2} {x2},{y2}" '
-            f'marker-end="url(#head)"/><text class="edge-label" x="{(x1 + x2) // 2}" y="{(y1 + y2) // 2 - 6}" '
-            f'text-anchor="middle">{esc(label)}</text>')
-
-
-def object_svg(story: SharedFile) -> str:
-    """sender on the left, receivers on the right, the struct file in the middle: each fd and
-    each vma an arrow to the one object."""
-    owners = [("sender", story.creator), *(("receiver", holder) for holder in story.receivers)]
-    right = owners[1:]
-    height = max(1, len(right)) * (BOX_H + 40) + 20
-    file_x = BOX_W + GAP
-    right_x = file_x + FILE_W + GAP
-    refcount = story.refcounts[-1][2] if story.refcounts else "?"
-    file_lines = ["struct file", story.file, f"inode {story.inode} ({story.kind})", f"refcount {refcount} (last seen)",
-                  f"{len(owners)} owners, 1 object"]
-    file_y = height // 2 - 55
-    parts = [svg_box(file_x, file_y, FILE_W, file_lines, "file", f"struct file {story.file}")]
-    slots = [(20, file_y, "sender", story.creator)]
-    slots += [(right_x, file_y if len(right) == 1 else 20 + i * (BOX_H + 40), role, holder)
-              for i, (role, holder) in enumerate(right)]
-    for x, y, role, holder in slots:
-        parts.append(svg_box(x, y, BOX_W, owner_lines(role, holder), "owner", f"{role} {holder.comm}"))
-        start, end = (x + BOX_W, file_x) if x < file_x else (x, file_x + FILE_W)
-        parts.append(arrow(start, y + 58, end, file_y + 40, f"fd {holder.fd}"))
-        if holder.address:
-            parts.append(arrow(start, y + 94, end, file_y + 70, "vm_file"))
-    width = right_x + BOX_W + 20
-    return (f'<svg class="graph" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-            f'aria-label="one struct file, {len(owners)} owners" xmlns="http://www.w3.org/2000/svg">'
-            '<defs><marker id="head" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" '
-            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>'
-            + "".join(parts) + "</svg>")
 
 
 def event_record(event: Event, header: dict[str, Any]) -> dict[str, Any]:
@@ -89,8 +33,12 @@ def event_record(event: Event, header: dict[str, Any]) -> dict[str, Any]:
 
 
 def page_data(findings: Findings, events: Sequence[Event]) -> str:
-    shown = in_call_order(list(events)[:SHOWN_EVENTS])
-    data = {"events": [event_record(event, findings.header) for event in shown], "total": findings.events}
+    """The events the page's timeline lists: those the terminal shows too (the loader's mappings and
+    whatever else a story folds are counted, not listed)."""
+    unfolded = [event for event in events if not findings.folds(event)]
+    shown = in_call_order(unfolded[:SHOWN_EVENTS])
+    data = {"events": [event_record(event, findings.header) for event in shown], "total": findings.events,
+            "folded": "; ".join(findings.folded_notes())}
     return json.dumps(data).replace("<", "\\u003c").replace("&", "\\u0026")     # safe inside <script>
 
 
@@ -110,9 +58,8 @@ def narration_html(findings: Findings) -> str:
 
 def html_report(findings: Findings, events: Sequence[Event]) -> str:
     header = findings.header
-    diagrams = ("".join(object_svg(story) for story in findings.shared_files()[:2])
-                or "<p>No struct file was seen shared.</p>")
-    findings_text = "\n".join(conclusion_lines(findings, clones=False) + clone_lines(findings))
+    diagrams = "".join(findings.diagrams()) or "<p>No object graph: nothing the lessons draw was seen.</p>"
+    findings_text = "\n".join(conclusion_lines(findings))
     return PAGE.format(title=esc(session_title(header)), kernel=esc(kernel_line(header)), hooks=hooks_html(header),
                        diagrams=diagrams, findings=esc(findings_text), narration=narration_html(findings),
                        data=page_data(findings, events), css=CSS, script=SCRIPT)
@@ -193,8 +140,10 @@ function render() {
     body.append(row); shown++;
   }
   document.getElementById('count').textContent = shown + ' of ' + data.events.length + ' events shown' +
-    (data.total > data.events.length
-     ? ' (' + data.total + ' in the session; the first ' + data.events.length + ' are in this page)' : '');
+    (data.total > data.events.length ?
+     ' (' + data.total + ' in the session; the first ' + data.events.length + ' are in this page)' : '') +
+    (data.folded ? '; not listed (the recording has them): ' +
+     data.folded : '');
 }
 Object.values(pick).forEach(input => input.addEventListener('input', render));
 render();

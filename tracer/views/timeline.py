@@ -3,7 +3,6 @@ placed at its entry time), indented by how many hooked functions it ran inside."
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
@@ -12,10 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.events import Event, in_call_order
+from tracer.stories import lesson_views
 
-STEP_STYLES = {"memfd_create": "bold green", "shmem_file_setup": "green", "do_mmap": "cyan",
-               "unix_stream_sendmsg": "magenta", "scm_fp_copy": "bold magenta",
-               "receive_fd": "bold yellow"}
+
+def step_style(step: str) -> str:
+    """The style a lesson gives its step in the timeline ("" for none)."""
+    return next((style for view in lesson_views() if (style := view.step_style(step))), "")
 
 
 def short_hook(hook: str) -> str:
@@ -27,31 +28,12 @@ def short_hook(hook: str) -> str:
 
 
 def detail_text(event: Event) -> str:
-    detail: dict[str, Any] = event.detail
-    if event.step == "memfd_create":
-        return f"name={detail.get('name')!r} {'|'.join(detail.get('flags', [])) or ''}".strip()
-    if event.step in ("scm_fp_copy", "receive_fd") and "count" in detail:
-        return f"fd {detail.get('index', 0) + 1}/{detail.get('count')} sock={detail.get('sock')}"
-    if event.step == "shmem_file_setup":
-        return f"shmem inode, s_magic={detail.get('s_magic')}"
-    if event.step == "do_mmap":
-        text = f"addr={detail.get('address')} len={detail.get('length')} {'|'.join(detail.get('flags', []))}"
-        if detail.get("vma"):
-            text += f" vma={detail['vma']} {'|'.join(detail.get('vm_flags', []))}"
-        return text
-    if event.step == "unix_stream_sendmsg":
-        return f"sock={detail.get('sock')} peer={detail.get('peer')} SCM_RIGHTS fds={detail.get('scm_rights')}"
-    if event.step == "clone":
-        return clone_text(detail)
-    return " ".join(f"{k}={v}" for k, v in detail.items() if k != "depth")
-
-
-def clone_text(detail: dict[str, Any]) -> str:
-    shared = detail.get("shared", {})
-    same = [name for name, yes in shared.items() if yes]
-    copied = [name for name, yes in shared.items() if not yes]
-    return (f"{detail.get('kind')} tid={detail.get('child_tid')} tgid={detail.get('child_tgid')}: "
-            f"shares {','.join(same) or 'nothing'}; own copy of {','.join(copied) or 'nothing'}")
+    """The event's detail in one line: as its lesson words it, else its fields."""
+    for view in lesson_views():
+        told = view.event_text(event)
+        if told is not None:
+            return told
+    return " ".join(f"{k}={v}" for k, v in event.detail.items() if k != "depth")
 
 
 def relative_ms(event: Event, started_ns: int) -> str:
@@ -122,7 +104,7 @@ class Timeline:
                              justify="right" if column in ("ms", "fd", "ref", "inode") else "left",
                              ratio=1 if column == "detail" else None)
         for event, row in zip(self.rows, cells, strict=True):
-            table.add_row(row[0], row[1], Text(row[2], style=STEP_STYLES.get(event.step, "")), row[3],
+            table.add_row(row[0], row[1], Text(row[2], style=step_style(event.step)), row[3],
                           self._file(row[4]), *row[5:])
         return table
 
@@ -133,7 +115,7 @@ class Timeline:
         yield Text(heads + " ref  struct file", style="dim")
         for event, row in zip(self.rows, cells, strict=True):
             line = Text(f"{row[0]:>{widths[0]}} {row[1]:<{widths[1]}} ")
-            line.append(f"{row[2]:<{widths[2]}}", style=STEP_STYLES.get(event.step, ""))
+            line.append(f"{row[2]:<{widths[2]}}", style=step_style(event.step))
             line.append(f" {row[3]:>{widths[3]}} {row[6]:>3}  ")
             line.append_text(self._file(row[4]))
             yield line

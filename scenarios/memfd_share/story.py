@@ -1,0 +1,396 @@
+"""memfd-share's story model: one struct file in several processes, the life of each memfd,
+the pages behind the mappings, the file in flight between sendmsg and recvmsg.
+
+Events in, typed facts out (frozen dataclasses); no sentence is written here, the lesson's
+views.py renders them. Memory stays flat whatever the number of events: the first few
+stories of each kind are kept in full and the rest counted.
+"""
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tracer.events import Event
+from tracer.story import Fact, Observation
+
+KEPT_STORIES = 6            # shared files of each rank, and file lives, kept in full
+KEPT_EVENTS_PER_FILE = 64   # events of one file's life kept for its story
+
+# Steps at which a struct file comes into existence (nested: memfd_create > shmem > alloc).
+BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
+# the steps that change whether a life reached another process: its origin (memfd_create, the
+# first scm_fp_copy) or its receivers (receive_fd); checked for those only, it is a busy loop's
+SHARING_STEPS = frozenset({"memfd_create", "scm_fp_copy", "receive_fd"})
+MAPPING_STEP = "do_mmap"
+
+
+def loader_mapping(event: Event) -> bool:
+    """A private mapping of a regular file: the dynamic loader mapping a library or
+    ld.so.cache, an interpreter its locale files. The recording keeps them; the screens fold them."""
+    return (event.step == MAPPING_STEP and event.detail.get("file_kind") == "regular"
+            and "MAP_SHARED" not in event.detail.get("flags", ()))
+
+
+# ---- facts ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Holder:
+    """One process's hold on the shared file: its fd and where it mapped it."""
+
+    comm: str
+    pid: int
+    tgid: int
+    fd: int | None
+    address: str | None = None
+    vm_flags: tuple[str, ...] = ()
+    vma: str | None = None
+
+    @property
+    def private(self) -> bool:
+        """Its vma was read and has no VM_SHARED."""
+        return bool(self.vm_flags) and "VM_SHARED" not in self.vm_flags
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """The struct file in an skb on the receiver's queue, between sendmsg and recvmsg."""
+
+    skb: str
+    sock: str
+
+
+@dataclass(frozen=True)
+class PageSeen:
+    """The physical page behind one process's mapping of the file (/proc/PID/pagemap)."""
+
+    comm: str
+    tgid: int
+    address: str
+    pfn: int
+    file_page: bool          # the page cache's own page; False: a private copy (copy on write)
+
+
+@dataclass(frozen=True)
+class RefcountSeen:
+    step: str
+    comm: str
+    count: int
+
+
+@dataclass(frozen=True)
+class SamePage:
+    """One page-cache frame mapped by two processes or more: each one's first sight of it."""
+
+    pfn: int
+    seen: tuple[PageSeen, ...]
+
+
+@dataclass(frozen=True)
+class PrivateCopy:
+    """A process's write replaced the file's page by a copy of its own."""
+
+    shared: PageSeen
+    copy: PageSeen
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """One struct file that reached another thread group than the one it started in."""
+
+    file: str
+    inode: int | None
+    made_by_memfd_create: bool      # memfd_create is in the recording for this very life
+    kind: str | None                # detail file_kind as recorded; None: the recording does not say
+    name: str
+    f_op: str
+    f_op_read: str
+    creator: Holder
+    receivers: tuple[Holder, ...]   # one per thread group, other than the creator's
+    refcounts: tuple[RefcountSeen, ...]     # each kept only where it differs from the one before
+    in_flight: tuple[InFlight, ...]
+    same_page: SamePage | None
+    private_copies: tuple[PrivateCopy, ...]
+
+    @property
+    def processes(self) -> int:
+        """Distinct thread groups that hold it: the creator's and each receiver's."""
+        return 1 + len(self.receivers)
+
+    @property
+    def mapped_privately(self) -> bool:
+        return any(holder.private for holder in (self.creator, *self.receivers))
+
+
+@dataclass(frozen=True)
+class SharedTotal:
+    """How many struct files were shared in all: the first few are kept in full, the rest counted."""
+
+    total: int
+
+
+@dataclass(frozen=True)
+class ProgramSaw:
+    """What the lesson's program read itself through the mappings (its JSON reports), cited."""
+
+    what: str               # ROUND_TRIP, SENDER_WRITE_SEEN or OWN_WRITE_KEPT
+    seen: bool
+    cited: str
+
+
+ROUND_TRIP = "round trip"                   # the receiver read the text the sender wrote
+SENDER_WRITE_SEEN = "sender write seen"     # the receiver's private mapping read the sender's later write
+OWN_WRITE_KEPT = "own write kept"           # after the receiver's private write the sender read its own text
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One event in the life of a memfd's struct file (--follow-file)."""
+
+    event: Event
+    mapped_by_another_before: bool = False   # a mapping, and another process mapped it earlier
+
+
+@dataclass(frozen=True)
+class FileLifeStory:
+    file: str
+    chapters: tuple[Chapter, ...]
+
+
+# ---- the model ------------------------------------------------------------------------
+
+class FileLife:
+    """One struct file object, from its birth until its address is reused: a pointer names one
+    object only until the slab hands the same address to the next file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.events: list[Event] = []       # in call order, the first KEPT_EVENTS_PER_FILE
+        self.more_events = 0
+        self.births: set[str] = set()
+        self.ended = False
+        self.created: Event | None = None   # its memfd_create: only that makes it a memfd
+        self.receivers: set[int] = set()    # tgids that received it (receive_fd)
+        self.first_sender: Event | None = None  # its first scm_fp_copy: who passed it first
+
+    @property
+    def memfd(self) -> bool:
+        return self.created is not None
+
+    @property
+    def received_elsewhere(self) -> bool:
+        origin = self.origin()
+        return origin is not None and bool(self.receivers - {origin.tgid})
+
+    def reborn_by(self, event: Event) -> bool:
+        """A birth ends the life of whatever struct file had this address before: one that
+        was born already, or one seen without its birth (the ld.so.cache a program mapped
+        and closed before its memfd_create got the same slab object)."""
+        if self.ended:
+            return True
+        return event.step in BIRTH_STEPS and (event.step in self.births or (not self.births and bool(self.events)))
+
+    def add(self, event: Event) -> None:
+        step = event.step
+        if step in BIRTH_STEPS:
+            self.births.add(step)
+            if step == "memfd_create" and self.created is None:
+                self.created = event
+        elif step == "receive_fd":
+            self.receivers.add(event.tgid)
+        elif step == "scm_fp_copy" and (self.first_sender is None or event.ts_ns < self.first_sender.ts_ns):
+            self.first_sender = event
+        elif step == "fput":
+            self.ended = True
+        events = self.events
+        if len(events) >= KEPT_EVENTS_PER_FILE:
+            self.more_events += 1
+        elif not events or events[-1].ts_ns <= event.ts_ns:
+            events.append(event)
+        else:
+            bisect.insort(events, event, key=_stamp)
+
+    def origin(self) -> Event | None:
+        """Where the file's story starts: its memfd_create, or, for any other file (a pipe, a
+        regular file) passed in SCM_RIGHTS, the first process seen sending it."""
+        return self.created if self.created is not None else self.first_sender
+
+    def holder(self, event: Event) -> Holder:
+        """One process's hold on the file: its fd (from fd_install when the hook that saw the
+        file arrive could not tell) and the mapping it made."""
+        fd = event.fd
+        address = vma = None
+        vm_flags: tuple[str, ...] = ()
+        for other in (e for e in self.events if e.tgid == event.tgid):
+            if fd is None and other.step == "fd_install":
+                fd = other.fd
+            if address is None and other.step == MAPPING_STEP:
+                address, vma = other.detail.get("address"), other.detail.get("vma")
+                vm_flags = tuple(other.detail.get("vm_flags", ()))
+        return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
+
+    def receivers_once(self, creator_tgid: int) -> tuple[Holder, ...]:
+        """Each thread group that received the file, once (its first receive), creator's aside."""
+        first: dict[int, Event] = {}
+        for event in self.events:
+            if event.step == "receive_fd" and event.tgid != creator_tgid:
+                first.setdefault(event.tgid, event)
+        return tuple(self.holder(event) for event in first.values())
+
+    def shared_file(self) -> SharedFile | None:
+        """This life as "one struct file in several processes", if it reached another one."""
+        created = self.origin()
+        if created is None:
+            return None
+        receivers = self.receivers_once(created.tgid)
+        if not receivers:
+            return None
+        detail = next((e.detail for e in self.events if "file_kind" in e.detail), created.detail)
+        pages = tuple(_page(event) for event in self.events if event.step == "page")
+        counts = [RefcountSeen(e.step, e.comm, e.refcount) for e in self.events if e.refcount is not None]
+        return SharedFile(
+            file=created.file or "", inode=created.inode, made_by_memfd_create=self.memfd,
+            kind=_text_or_none(detail.get("file_kind")), name=str(detail.get("file_name") or ""),
+            f_op=str(detail.get("f_op") or ""), f_op_read=str(detail.get("f_op_read") or ""),
+            creator=self.holder(created), receivers=receivers,
+            refcounts=tuple(c for i, c in enumerate(counts) if i == 0 or c.count != counts[i - 1].count),
+            in_flight=tuple(InFlight(str(e.detail.get("skb")), str(e.detail.get("sock")))
+                            for e in self.events if e.step == "in_flight"),
+            same_page=same_page(pages), private_copies=private_copies(pages))
+
+    def story(self) -> FileLifeStory:
+        mappers: set[int] = set()
+        chapters = []
+        for event in self.events:
+            again = False
+            if event.step == MAPPING_STEP:
+                again = bool(mappers - {event.tgid})
+                mappers.add(event.tgid)
+            chapters.append(Chapter(event, again))
+        return FileLifeStory(self.file, tuple(chapters))
+
+
+def _page(event: Event) -> PageSeen:
+    return PageSeen(event.comm, event.tgid, str(event.detail.get("addr")), int(event.detail.get("pfn", 0)),
+                    bool(event.detail.get("file_page")))
+
+
+def _text_or_none(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def same_page(pages: Sequence[PageSeen]) -> SamePage | None:
+    """A page-cache frame that two thread groups map: (pfn, each one's first sight)."""
+    holders: dict[int, dict[int, PageSeen]] = {}
+    for page in pages:
+        if page.file_page:
+            holders.setdefault(page.pfn, {}).setdefault(page.tgid, page)
+    return next((SamePage(pfn, tuple(seen.values())) for pfn, seen in holders.items() if len(seen) > 1), None)
+
+
+def private_copies(pages: Sequence[PageSeen]) -> tuple[PrivateCopy, ...]:
+    """(the file's page, the copy that replaced it) for each process whose write made one."""
+    copies, last_file_page = [], {}
+    for page in pages:
+        if page.file_page:
+            last_file_page[page.tgid] = page
+        elif page.tgid in last_file_page:
+            copies.append(PrivateCopy(last_file_page.pop(page.tgid), page))
+    return tuple(copies)
+
+
+def _stamp(event: Event) -> int:
+    return event.ts_ns
+
+
+@dataclass
+class FileStories:
+    """Every struct file the events name, grouped into lives. Kept: the first few memfd lives
+    (--follow-file) and the first few shared files of each rank: memfds first (what the lesson
+    is about), then any other file passed (a Chromium trace passes sockets by the hundred)."""
+
+    current: dict[str, FileLife] = field(default_factory=dict)   # bounded by the addresses in use
+    memfd_lives: list[FileLife] = field(default_factory=list)
+    memfd_count: int = 0
+    shared_memfds: list[FileLife] = field(default_factory=list)
+    shared_others: list[FileLife] = field(default_factory=list)
+    shared_count: int = 0
+    program_saw: list[ProgramSaw] = field(default_factory=list)
+    written: Observation | None = None      # the sender's report of the text it wrote
+
+    def add(self, event: Event) -> None:
+        if not event.file:
+            return
+        life = self.current.get(event.file)
+        if life is None or life.reborn_by(event):
+            life = self.current[event.file] = FileLife(event.file)
+        sharing = event.step in SHARING_STEPS
+        was_memfd = life.memfd
+        was_shared = sharing and life.received_elsewhere
+        life.add(event)
+        if life.memfd and not was_memfd:
+            self.memfd_count += 1
+            _keep(self.memfd_lives, life)
+        if sharing and not was_shared and life.received_elsewhere:
+            self.shared_count += 1
+            _keep(self.shared_memfds if life.memfd else self.shared_others, life)
+
+    def observe(self, observation: Observation) -> None:
+        """The program's own reads through its mappings: each kept with the report it came from."""
+        facts = observation.facts
+        if observation.role == "sender" and "address" in facts and "text" in facts and self.written is None:
+            self.written = observation
+        elif observation.role == "receiver" and "fd" in facts and "text" in facts and self.written is not None:
+            self._saw(ROUND_TRIP, facts["text"] == self.written.facts["text"],
+                      f"{self.written.cite()} and {observation.cite()}")
+        for key, what in (("sees_sender_write", SENDER_WRITE_SEEN), ("cow_isolated", OWN_WRITE_KEPT)):
+            if isinstance(facts.get(key), bool):
+                self._saw(what, facts[key], observation.cite())
+
+    def _saw(self, what: str, seen: bool, cited: str) -> None:
+        if len(self.program_saw) < KEPT_STORIES:
+            self.program_saw.append(ProgramSaw(what, seen, cited))
+
+    def folds(self, event: Event) -> bool:
+        return loader_mapping(event)
+
+    def about(self, event: Event) -> bool:
+        """An event of a memfd's life, or of a file that reached another process."""
+        life = self.current.get(event.file) if event.file else None
+        return life is not None and (life.memfd or life.received_elsewhere)
+
+    def shared_files(self) -> list[SharedFile]:
+        found = (life.shared_file() for life in (*self.shared_memfds, *self.shared_others))
+        return [story for story in found if story is not None]
+
+    def life_stories(self) -> list[FileLifeStory]:
+        return [life.story() for life in self.memfd_lives]
+
+    def facts(self) -> list[Fact]:
+        total: list[Fact] = [SharedTotal(self.shared_count)] if self.shared_count else []
+        return [*self.shared_files(), *total, *self.program_saw, *self.life_stories()]
+
+
+def _keep(kept: list[FileLife], life: FileLife) -> None:
+    if len(kept) < KEPT_STORIES and life not in kept:
+        kept.append(life)
+
+
+def model() -> FileStories:
+    """This lesson's story model, for the core (tracer/stories.py)."""
+    return FileStories()
+
+
+def shared_files(events: Sequence[Event]) -> list[SharedFile]:
+    """The shared-file facts of these events alone (tests, one-off scripts)."""
+    stories = FileStories()
+    for event in events:
+        stories.add(event)
+    return stories.shared_files()
+
+
+def life_stories(events: Sequence[Event]) -> list[FileLifeStory]:
+    stories = FileStories()
+    for event in events:
+        stories.add(event)
+    return stories.life_stories()

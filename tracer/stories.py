@@ -1,0 +1,64 @@
+"""The lessons' stories: each lesson the registry knows (tracer/lessons.py) that has a
+scenarios/<package>/story.py (`model()`) and views.py (`view()`). The one place the core
+reaches into the lessons for them; it names none.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import sys
+from typing import Any, cast
+
+from tracer.resources import scenario_dir
+from tracer.story import Story, StoryModel, StoryView
+
+PACKAGE = "tracer.scenarios"
+
+
+def _scenarios_package() -> None:
+    """tracer.scenarios is the wheel's package, or this checkout's scenarios/ folder: bound to
+    the folder tracer/resources.py finds, so that a checkout never imports another one's lessons."""
+    if PACKAGE in sys.modules:
+        return
+    folder = scenario_dir()
+    spec = importlib.util.spec_from_file_location(PACKAGE, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {PACKAGE} from {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    spec.loader.exec_module(module)
+
+
+@functools.cache
+def story_folders() -> tuple[str, ...]:
+    """The packages of the lessons that tell a story (a story.py and a views.py), in the registry's order."""
+    from tracer import lessons
+
+    folder = scenario_dir()
+    def tells(package: str) -> bool:
+        return (folder / package / "story.py").is_file() and (folder / package / "views.py").is_file()
+
+    return tuple(lesson.package for lesson in lessons.all_lessons() if tells(lesson.package))
+
+
+def _module(folder: str, name: str) -> Any:
+    _scenarios_package()
+    return importlib.import_module(f"{PACKAGE}.{folder}.{name}")
+
+
+def lesson_stories() -> list[Story]:
+    """A fresh story per lesson, each its model and its view."""
+    stories = []
+    for folder in story_folders():
+        model = cast(StoryModel, _module(folder, "story").model())
+        view = cast(StoryView, _module(folder, "views").view())
+        stories.append(Story(folder, model, view))
+    return stories
+
+
+@functools.cache
+def lesson_views() -> tuple[StoryView, ...]:
+    """The lessons' renderers alone (they keep no state): for an event's text and style."""
+    return tuple(cast(StoryView, _module(folder, "views").view()) for folder in story_folders())
