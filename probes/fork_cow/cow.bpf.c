@@ -102,25 +102,55 @@ static __always_inline u64 cow_walk(u64 mm, u64 addr, u32 *walked)
 }
 
 /* ---- mm_copy: kernel/fork.c dup_mm -> allocate_mm ---- */
+/* "mm_struct\0", the cache's name (kernel/fork.c mm_cachep), as two little-endian words */
+#define COW_MM_STRUCT_HEAD 0x63757274735f6d6dULL
+#define COW_MM_STRUCT_TAIL 0x0074
+/* arch/x86/entry/syscalls/syscall_64.tbl: the doors into kernel_clone. execve makes a
+ * new mm_struct too (mm_alloc), a fresh one, not a copy: it is left out. */
+#define COW_NR_CLONE 56
+#define COW_NR_FORK 57
+#define COW_NR_VFORK 58
+#define COW_NR_CLONE3 435
+
+static __always_inline bool in_fork(u32 *nr)
+{
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    return true;             /* no bpf_task_pt_regs before 5.15: every mm_struct is told */
+#else
+    u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    s64 orig_ax = -1;
+    READ_KERNEL(orig_ax, regs, COW_REGS_ORIG_AX);
+    *nr = (u32)orig_ax;
+    return orig_ax == COW_NR_CLONE || orig_ax == COW_NR_FORK || orig_ax == COW_NR_VFORK ||
+           orig_ax == COW_NR_CLONE3;
+#endif
+}
 #if ON_SYSCALL(STEP_MM_COPY)
 /* TP_PROTO(call_site, ptr, struct kmem_cache *s, gfp_flags, node) */
 RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
 {
     char name[16] = {};
-    u64 cache = ctx->args[2], name_at = 0;
+    u64 cache = ctx->args[2], name_at = 0, head;
+    u16 tail;
+    u32 nr = 0;
     struct syspath_event *e;
     if (!is_tracked())
         return 0;
     READ_KERNEL(name_at, cache, KMEM_CACHE_NAME);
     if (!name_at || bpf_probe_read_kernel_str(name, sizeof(name), (void *)name_at) != 10)
         return 0;
-    if (__builtin_memcmp(name, "mm_struct", 10))
+    __builtin_memcpy(&head, name, 8);
+    __builtin_memcpy(&tail, name + 8, 2);
+    if (head != COW_MM_STRUCT_HEAD || tail != COW_MM_STRUCT_TAIL)
+        return 0;
+    if (!in_fork(&nr))
         return 0;
     e = new_event(STEP_MM_COPY);
     if (!e)
         return 0;
     e->payload.cow_mm.mm = ctx->args[1];
     e->payload.cow_mm.parent_mm = current_mm();
+    e->payload.cow_mm.syscall = nr;
     submit_event(ctx, e);
     return 0;
 }
@@ -189,7 +219,7 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
     seen.addr = ctx->args[0];
     seen.regs = ctx->args[1];
     seen.error_code = ctx->args[2];
-    READ_KERNEL(seen.ip, seen.regs, PT_REGS_IP);
+    READ_KERNEL(seen.ip, seen.regs, COW_REGS_IP);
     if (seen.error_code & X86_PF_PROT)
         seen.old_pte = cow_walk(current_mm(), seen.addr, &walked);
     cow_faults.update(&tid, &seen);
@@ -212,8 +242,8 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
     /* Still inside that fault? Its saved registers say so: a later system call of this
      * thread would have saved its own there (orig_ax the syscall number, not -1, which the
      * exception entry stores once it has taken the error code). */
-    READ_KERNEL(ip, seen->regs, PT_REGS_IP);
-    READ_KERNEL(orig_ax, seen->regs, PT_REGS_ORIG_AX);
+    READ_KERNEL(ip, seen->regs, COW_REGS_IP);
+    READ_KERNEL(orig_ax, seen->regs, COW_REGS_ORIG_AX);
     if (ip != seen->ip || orig_ax != -1) {
         cow_faults.delete(&tid);
         return 0;

@@ -5,6 +5,8 @@
 struct cow_mm_payload {
     u64 mm;                  /* the new mm_struct: the child's address space */
     u64 parent_mm;           /* current->mm: the parent's, which dup_mm copies */
+    u32 syscall;             /* the system call under way: clone, clone3, fork or vfork */
+    u32 reserved;
 };
 
 /* first_touch, cow_fault: a user page fault on one of the lesson's pages that allocated a

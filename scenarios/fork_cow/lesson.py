@@ -25,7 +25,7 @@ from tracer.lesson import Lesson
 
 PAGE_SIZE = 4096
 
-COW_MM_PAYLOAD = CStruct("cow_mm_payload", (("mm", "Q"), ("parent_mm", "Q")))
+COW_MM_PAYLOAD = CStruct("cow_mm_payload", (("mm", "Q"), ("parent_mm", "Q"), ("syscall", "I"), ("reserved", "I")))
 COW_FAULT_PAYLOAD = CStruct("cow_fault_payload", (
     ("addr", "Q"), ("pfn", "Q"), ("old_pte", "Q"), ("mm", "Q"), ("error_code", "Q"), ("order", "I"),
     ("migratetype", "i")))
@@ -43,8 +43,12 @@ def pte_pfn(pte: int) -> int | None:
     return (pte & PTE_PFN_MASK) >> 12 if pte & PTE_PRESENT else None
 
 
-def mm_detail(mm: int, parent_mm: int) -> dict[str, Any]:
-    return {"mm": hex_pointer(mm), "parent_mm": hex_pointer(parent_mm)}
+# arch/x86/entry/syscalls/syscall_64.tbl (probes/fork_cow/cow.bpf.c keeps these only)
+FORK_SYSCALLS = {56: "clone", 57: "fork", 58: "vfork", 435: "clone3"}
+
+
+def mm_detail(mm: int, parent_mm: int, syscall: int, reserved: int) -> dict[str, Any]:
+    return {"mm": hex_pointer(mm), "parent_mm": hex_pointer(parent_mm), "syscall": FORK_SYSCALLS.get(syscall)}
 
 
 def fault_detail(addr: int, pfn: int, old_pte: int, mm: int, error_code: int, order: int,
@@ -110,14 +114,14 @@ FIELDS = {
     "KMEM_CACHE_NAME": ("kmem_cache", ("name",), 8),
     # the registers a user fault saved (arch/x86/entry/entry_64.S): its ip, and orig_ax,
     # which the exception entry sets to -1 once it has taken the error code
-    "PT_REGS_IP": ("pt_regs", ("ip", "pc"), 8),
-    "PT_REGS_ORIG_AX": ("pt_regs", ("orig_ax", "syscallno"), 0),
+    "COW_REGS_IP": ("pt_regs", ("ip", "pc"), 8),
+    "COW_REGS_ORIG_AX": ("pt_regs", ("orig_ax", "syscallno"), 0),
 }
 _TEXT = (str, type(None))
 _NUMBER = (int, type(None))
 _FLAG = (bool, type(None))
 DETAIL_SHAPES = {
-    **{key: _TEXT for key in ("mm", "parent_mm", "addr", "fault_addr")},
+    **{key: _TEXT for key in ("mm", "parent_mm", "addr", "fault_addr", "syscall")},
     **{key: _NUMBER for key in ("pfn", "old_pfn", "error_code", "order")},
     **{key: _FLAG for key in ("write", "was_present", "old_writable", "present", "writable", "dirty", "walked")},
 }

@@ -17,6 +17,7 @@ import mmap
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # stepping.py, shared by the lessons
@@ -33,6 +34,8 @@ CHILD_TEXT = b"the child's own copy"
 SHARED_TEXT = b"written by the parent into the memfd"
 CHILD_SHARED_TEXT = b"and by the child, the same frame"
 FILE_TEXT = b"a file's page cache page, mapped MAP_PRIVATE"
+# Held still after each look, for a reader of /proc/PID/pagemap as root meanwhile (the live test)
+HOLD_S = float(os.environ.get("SYSPATH_COW_HOLD_S", "0") or 0)
 
 
 def set_comm(name: str) -> None:
@@ -82,6 +85,8 @@ class Pages:
         frames = {kind: pagemap_pfn(int(address, 16)) for kind, address in self.addresses().items()}
         report(role, f"{moment}: resident {', '.join(kind for kind, here in seen.items() if here) or 'none'}",
                look=moment, resident=seen, pagemap=frames, pid=os.getpid(), addresses=self.addresses())
+        if HOLD_S:
+            time.sleep(HOLD_S)
 
 
 def write(address: int, data: bytes) -> None:
