@@ -10,8 +10,8 @@ What separates `records` from syspath is what syspath reads and shows; what sepa
 from the untraced loop is the cost of sending that many records at all. No design that
 sends syspath's records can be cheaper than `records`.
 
-The hooks are those of syspath's syscall tier for memfd-share (probes/memfd_syscall.bpf.c,
-probes/paths.bpf.c). The command starts once its pid is in the filter, like syspath's gate.
+The hooks are those of syspath's syscall tier for memfd-share (probes/memfd_share/syscall.bpf.c,
+probes/memfd_share/paths.bpf.c). The command starts once its pid is in the filter, like syspath's gate.
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracer import kernel  # noqa: E402
-from tracer.loader import program_text, ring_pages, track_thread  # noqa: E402
-from tracer.offsets import load_layout  # noqa: E402
-from tracer.ringbuf import PAGE, RingReader  # noqa: E402
-from tracer.session import POLL_S  # noqa: E402
+from tracer import kernel
+from tracer.loader import program_text, ring_pages, track_thread
+from tracer.offsets import load_layout
+from tracer.ringbuf import PAGE, RingReader
+from tracer.session import POLL_S
 
 # after probes/common.h: its maps (the ring, `tracked`), filter and event path, without stacks
 PROGRAM = r"""

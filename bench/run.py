@@ -52,7 +52,8 @@ RATE_SECONDS = 1.5
 WORKLOAD_LINE = re.compile(r"start (?P<start>\d+) loop_s (?P<loop>[\d.]+)")
 EVENTS_LINE = re.compile(r"(?P<events>\d+) events, (?P<lost>\d+) lost")
 STARTUP_LINE = re.compile(r"probes attached (?P<total>[\d.]+) s after start \(BTF offsets (?P<btf>[\d.]+) s, "
-                          r"(?:compile\+load|loaded from the compile cache) (?P<compile>[\d.]+) s, attach (?P<attach>[\d.]+) s\)")
+                          r"(?:compile\+load|loaded from the compile cache) (?P<compile>[\d.]+) s, "
+                          r"attach (?P<attach>[\d.]+) s\)")
 BPFTRACE_PROBES = " ".join(
     f'tracepoint:syscalls:{point} /comm == "workload"/ {{ printf("{point} %d\\n", {field}); }}'
     for point, field in (("sys_exit_memfd_create", "args->ret"), ("sys_exit_mmap", "args->ret"),
@@ -101,7 +102,8 @@ def run(command: list[str]) -> Run:
     rss = usage.ru_maxrss / 1024
     found = WORKLOAD_LINE.search(stdout)
     if not found:
-        raise SystemExit(f"bench: {' '.join(command[:6])}... printed no workload line:\n{stdout[-800:]}\n{stderr[-800:]}")
+        raise SystemExit(f"bench: {' '.join(command[:6])}... printed no workload line:\n"
+                         f"{stdout[-800:]}\n{stderr[-800:]}")
     counts = EVENTS_LINE.search(stdout)
     return Run(float(found["loop"]), int(found["start"]), launched, rss, ended,
                int(counts["events"]) if counts else 0, int(counts["lost"]) if counts else 0, stderr)
@@ -180,7 +182,7 @@ def overhead(workload: Path, tiers: list[str], loop: str) -> dict[str, object]:
             runs[name].append(result)
 
     def ratios(name: str, baseline: str) -> list[float]:
-        return sorted(t / b for t, b in zip(times[name], times[baseline]))
+        return sorted(t / b for t, b in zip(times[name], times[baseline], strict=True))
 
     def ratio(name: str, baseline: str) -> float:
         return statistics.median(ratios(name, baseline))
@@ -349,7 +351,8 @@ def results_table(results: dict) -> Table:
                           f"({found['events'][tier]} events, {found['lost'][tier]} lost)", "<= 1.15x")
             table.add_row("  fastest run over fastest untraced", f"{found['ratio_fastest'][tier]:.2f}x", "")
             low, high = found["spread"][f"syspath {tier} no stacks"]
-            table.add_row("  without kernel stacks", f"{found['ratio_no_stacks'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
+            table.add_row("  without kernel stacks",
+                          f"{found['ratio_no_stacks'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")
             low, high = found["spread"][f"syspath {tier} helper reads"]
             table.add_row("  fields read by helper calls (SYSPATH_NO_TYPED_LOADS=1)",
                           f"{found['ratio_helper_reads'][tier]:.2f}x [{low:.2f}-{high:.2f}]", "")

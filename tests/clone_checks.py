@@ -44,7 +44,7 @@ def check_linuxthreads(task: dict) -> None:
     shared, its own signal_struct, and a thread group (a pid) of its own."""
     detail = task["detail"]
     assert detail["kind"] == "process"
-    assert LINUXTHREADS_FLAGS <= set(detail["flags"]) and "CLONE_THREAD" not in detail["flags"]
+    assert set(detail["flags"]) >= LINUXTHREADS_FLAGS and "CLONE_THREAD" not in detail["flags"]
     assert detail["shared"] == {"mm": True, "fs": True, "files": True, "sighand": True, "signal": False}
     assert detail["child_tgid"] == detail["child_tid"] != task["tgid"]
 

@@ -13,9 +13,9 @@ from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from struct import Struct
 
 from tracer.errors import SyspathError
-from struct import Struct
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 DEFAULT_CACHE_DIR = Path("/var/cache/syspath")
@@ -378,7 +378,7 @@ def _index_types(words: array[int]) -> tuple[list[int], dict[int, int], dict[int
             raise BtfError(f"BTF type {type_id + 1} has unknown kind {kind}")
         type_id += 1
         starts.append(at)
-        if kind == KIND_STRUCT or kind == KIND_UNION:
+        if kind in (KIND_STRUCT, KIND_UNION):
             composites.setdefault(words[at], type_id)
         elif kind == KIND_FUNC:
             funcs.setdefault(words[at], type_id)
@@ -448,8 +448,10 @@ def _read_json_cache(cache_file: Path) -> object:
 
 def _read_cache(cache_file: Path, requests: Mapping[str, tuple[str, Sequence[str]]]) -> dict[str, Member] | None:
     content = _read_json_cache(cache_file)
+    if not isinstance(content, dict):
+        return None
     try:
-        members = {name: _member_from_json(fields) for name, fields in content.items()}  # type: ignore[union-attr]
+        members = {name: _member_from_json(fields) for name, fields in content.items()}
     except (ValueError, TypeError, AttributeError):
         return None
     if members.keys() != requests.keys():

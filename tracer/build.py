@@ -15,7 +15,6 @@ from tracer.loader import TREE_FILE, LoadedProgram, fork_hook_define, hook_defin
 from tracer.offsets import KernelLayout, load_layout
 from tracer.preflight import preflight
 
-
 SYMBOLS_WAIT_S = 0.005
 
 
@@ -42,7 +41,7 @@ class Probes:
     layout: KernelLayout
     program: LoadedProgram
     startup: Startup = field(default_factory=Startup)
-    points: dict[str, stacks.PathPoint] = field(default_factory=dict)   # step -> where its path is seen
+    points: dict[str, catalog.PathPoint] = field(default_factory=dict)   # step -> where its path is seen
     with_stacks: bool = True
     symbols: threading.Thread | None = None      # stacks.warm_symbols, still loading when the probes attach
 
@@ -82,7 +81,8 @@ def kernel_layout() -> KernelLayout:
         return load_layout()
     except BtfError as error:
         raise SyspathError(f"this kernel's BTF lacks a field syspath reads ({error}): this kernel is not "
-                           "supported yet; `syspath probes --mode syscall` and `syspath doctor` show what it has") from None
+                           "supported yet; `syspath probes --mode syscall` and `syspath doctor` show what it has"
+                           ) from None
 
 
 def stacks_wanted() -> bool:
@@ -91,7 +91,7 @@ def stacks_wanted() -> bool:
 
 
 def resolve_with_paths(scenario: str | None, mode: str, view: catalog.KernelView
-                       ) -> tuple[list[catalog.HookChoice], dict[str, stacks.PathPoint]]:
+                       ) -> tuple[list[catalog.HookChoice], dict[str, catalog.PathPoint]]:
     """The hooks, and where each syscall-tier step's path is seen (its reason says so)."""
     choices = catalog.resolve(lessons.hooked_steps_for(scenario), mode, view)
     if not stacks_wanted():
@@ -130,7 +130,7 @@ def load_reading_fields(files: list[str], flags: list[str], perf_buffer: bool,
         return load(files, flags, perf_buffer), f"{slow}: the typed-load program was refused ({refused})"
 
 
-def program_source(chosen: Sequence[Lesson], choices: list[catalog.HookChoice], points: dict[str, stacks.PathPoint],
+def program_source(chosen: Sequence[Lesson], choices: list[catalog.HookChoice], points: dict[str, catalog.PathPoint],
                    layout: KernelLayout, with_stacks: bool = True, extra: Sequence[str] = ()
                    ) -> tuple[list[str], list[str]]:
     """The probes/ files and the -D flags of the program that implements `choices` for the

@@ -181,11 +181,12 @@ def _function_missing(hook: Hook, kernel: KernelView) -> str:
     # CONFIG_KPROBE_EVENTS_ON_NOTRACE), as bcc attaches kprobes through it.
     if kernel.is_traceable(function) is False:
         return f"{function} is notrace here (not in available_filter_functions): {hook.tier} cannot attach"
+    known = params or []
     for param in hook.params:
-        if param not in (params or []):
-            return f"{function}({', '.join(params or [])}) has no parameter {param!r} on this kernel"
-        if hook.tier == "kprobe" and (params or []).index(param) >= KPROBE_ARGS:
-            return f"{function}'s {param!r} is argument {params.index(param) + 1}, beyond what a kprobe reads"
+        if param not in known:
+            return f"{function}({', '.join(known)}) has no parameter {param!r} on this kernel"
+        if hook.tier == "kprobe" and known.index(param) >= KPROBE_ARGS:
+            return f"{function}'s {param!r} is argument {known.index(param) + 1}, beyond what a kprobe reads"
     return ""
 
 

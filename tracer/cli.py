@@ -7,22 +7,22 @@ import json
 import shutil
 import signal
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-
+from tracer import lessons
 from tracer.catalog import MODES
 from tracer.errors import Interrupted, SyspathError, interrupt_exit_code
-from tracer.events import Event, call_ordered
+from tracer.events import Event
 from tracer.findings import Findings
-from tracer.observer import Observer, Observers
-from tracer import lessons
+from tracer.observer import Observer, Observers, OutputLine
 from tracer.resources import version
 from tracer.text import console
 
 if TYPE_CHECKING:
-    from tracer.record import ChromeTraceSpool
+    from tracer.exports import ChromeTraceSpool
+    from tracer.session import SessionResult
 
 EXPORT_WIDTH = 160          # columns of the exported screen
 EXAMPLES = """examples:
@@ -224,7 +224,7 @@ def event_list(args: argparse.Namespace) -> EventList | None:
 
 def trace_spool(args: argparse.Namespace) -> ChromeTraceSpool | None:
     """--chrome-trace of a session: written out as the events come, not kept."""
-    from tracer.record import ChromeTraceSpool
+    from tracer.exports import ChromeTraceSpool
 
     return ChromeTraceSpool() if args.chrome_trace else None
 
@@ -279,7 +279,7 @@ def cmd_trace(scenario: str | None, command: list[str], args: argparse.Namespace
 
 
 def explore_session(scenario: str | None, command: list[str], args: argparse.Namespace,
-                    findings: Findings, spool: ChromeTraceSpool | None) -> tuple[Any, list[Event]]:
+                    findings: Findings, spool: ChromeTraceSpool | None) -> tuple[SessionResult, list[Event]]:
     """The session in a worker thread, the explorer on the terminal; --step/--pace are keys there."""
     from tracer.preflight import preflight
     from tracer.session import Pacing, Session
@@ -296,7 +296,7 @@ def explore_session(scenario: str | None, command: list[str], args: argparse.Nam
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    from tracer.record import ensure_writable
+    from tracer.userfiles import ensure_writable
 
     for option, what in (("record", "recording"), ("export_svg", "SVG export"), ("export_html", "HTML export"),
                          ("chrome_trace", "Chrome trace")):
@@ -309,10 +309,11 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
     """The final screen (after the explorer: its essentials only, to stay in the terminal),
     then the exports asked for: the HTML report of the first `events`, the Chrome trace from
     the spool its events were written to as they came."""
-    from tracer.record import write_user_file
+    from tracer.userfiles import write_user_file
     from tracer.views.live import essentials, final_screen
 
-    screen = final_screen(findings, follow=args.follow_file) if args.export_svg or not (args.no_live or explored) else None
+    wanted = args.export_svg or not (args.no_live or explored)
+    screen = final_screen(findings, follow=args.follow_file) if wanted else None
     if not args.no_live:
         console().print(essentials(findings) if explored else screen)
     if args.export_svg:
@@ -331,8 +332,9 @@ def show(findings: Findings, args: argparse.Namespace, events: list[Event], expl
 
 def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     """The recording is read as it is shown, twice with --speed outside the explorer: its
-    events go to the views and exports as they are read, none is kept for them."""
-    from tracer.record import open_recording
+    events and output lines go to the views and exports as they are read, none is kept for them."""
+    from tracer.recording import open_recording
+    from tracer.replay import play, tell
     from tracer.views.live import replay_live
 
     check_outputs(args)
@@ -348,38 +350,30 @@ def cmd_replay(path: Path, args: argparse.Namespace) -> int:
     lost_steps = dict(summary.get("lost_steps", {}))
     findings = Findings()
     spool = trace_spool(args)
+    outputs = 0
     if interactive(args):
         from tracer.views.explorer import run_explorer
         from tracer.views.feed import Feed
 
         feed = Feed(findings)
         observer, kept = explorer_views(feed, args, spool)
-        run_explorer(feed, lambda: play(observer, recording.session, recording.events(), args.speed, lost,
-                                        exit_code, lost_steps),
-                     live=False)
+
+        def played() -> None:
+            nonlocal outputs
+            outputs = play(observer, recording.session, recording.played(), args.speed, lost, exit_code, lost_steps)
+
+        run_explorer(feed, played, live=False)
     else:
         observers, kept = views_for(args, findings, spool)
         observers.started(recording.session)
-        for event in recording.events():
-            observers.event(event)
+        for item in recording.played():
+            tell(observers, item)
+            outputs += isinstance(item, OutputLine)
         if args.speed and not args.no_live:
-            replay_live(findings, recording.events(), args.speed, console())
+            replay_live(findings, recording.played(), args.speed, console())
         observers.finished(lost, exit_code, lost_steps)
     show(findings, args, kept.events if kept else [], explored=interactive(args), spool=spool)
+    if recording.session.get("scenario") and not outputs:
+        print(f"syspath: {path} holds no line of the program's output (a recording made before syspath "
+              "kept them): what the scenario itself observed is not shown", file=sys.stderr)
     return 0
-
-
-def play(views: Observer, header: dict[str, Any], events: Iterable[Event], speed: float | None,
-         lost: int, exit_code: int, lost_steps: dict[str, int] | None = None) -> None:
-    """A recording told to the explorer (and the exports), at its recorded pace times `speed` (or at once)."""
-    import time
-
-    views.started(header)
-    previous: int | None = None
-    for event in call_ordered(events) if speed else events:
-        if speed and previous is not None:
-            time.sleep(max(0.0, (event.ts_ns - previous) / 1e9 / speed))
-        previous = event.ts_ns
-        views.tick()
-        views.event(event)
-    views.finished(lost, exit_code, lost_steps)

@@ -27,8 +27,8 @@ def privileges_check() -> Check:
     effective = _effective_capabilities()
     held = [name for name, bit in CAPABILITIES.items() if effective >> bit & 1]
     ok = os.geteuid() == 0 and "CAP_SYS_ADMIN" in held
-    return Check("privileges", ok, f"uid {os.geteuid()}, holds {', '.join(held) or 'none of CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN'}",
-                 "" if ok else "run as root: sudo syspath ...")
+    holds = ", ".join(held) or "none of CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN"
+    return Check("privileges", ok, f"uid {os.geteuid()}, holds {holds}", "" if ok else "run as root: sudo syspath ...")
 
 
 def btf_check() -> Check:

@@ -96,12 +96,12 @@ class Event:
                 and "MAP_SHARED" not in self.detail.get("flags", ()))
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Event":
+    def from_record(cls, record: dict[str, Any]) -> Event:
         """A version-2 event, or a version-1 one (no stack)."""
-        fields = {key: record.get(key) for key in ("ts_ns", "pid", "tgid", "comm", "step", "hook",
-                                                   "fd", "file", "inode", "refcount")}
         stack = record.get("stack")
-        return cls(**fields, detail=dict(record.get("detail") or {}),
+        return cls(record["ts_ns"], record["pid"], record["tgid"], record["comm"], record["step"], record["hook"],
+                   record.get("fd"), record.get("file"), record.get("inode"), record.get("refcount"),
+                   detail=dict(record.get("detail") or {}),
                    stack=[str(frame) for frame in stack] if isinstance(stack, list) else None,
                    stack_from=record.get("stack_from") if isinstance(record.get("stack_from"), str) else None)
 
@@ -259,7 +259,8 @@ def _no_symbols(address: int) -> str | None:
 
 _HEADER = EVENT_HEADER.layout
 _IDENTITY = FILE_IDENTITY.layout
-DetailReader = tuple[Callable[[bytes, int], tuple[Any, ...]], Callable[..., dict[str, Any]]]
+Record = bytes | bytearray | memoryview      # a record as the ring or a test hands it over
+DetailReader = tuple[Callable[[Record, int], tuple[Any, ...]], Callable[..., dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -276,14 +277,14 @@ class Decoder:
     released_steps: frozenset[str] = frozenset()            # steps seen once the file's last reference went
     _identities: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
-    def decode(self, data: bytes) -> Event:
+    def decode(self, data: Record) -> Event:
         return self.decode_with_stack(data)[0]
 
     def without_symbols(self) -> Decoder:
         """This decoder with no kernel symbols to name addresses (nor its cache of names)."""
         return replace(self, symbol=_no_symbols, _identities={})
 
-    def decode_with_stack(self, data: bytes) -> tuple[Event, int, Event | None]:
+    def decode_with_stack(self, data: Record) -> tuple[Event, int, Event | None]:
         """The event, the id of its kernel stack in the probes' stack map (<0: none), and its
         twin: the event of a call inside this one that the record stands for too (probes/event.h
         `twin`: memfd_create's shmem_file_setup), which comes first in call order."""
@@ -297,7 +298,7 @@ class Decoder:
             return event, stack_id, None
         return event, stack_id, self._event(data, twin - 1, ts_ns, pid, tgid, name, -1, depth, file, inode, refcount)
 
-    def _event(self, data: bytes, step_id: int, ts_ns: int, pid: int, tgid: int, comm: str, fd: int, depth: int,
+    def _event(self, data: Record, step_id: int, ts_ns: int, pid: int, tgid: int, comm: str, fd: int, depth: int,
                file: int, inode: int, refcount: int) -> Event:
         step = self.step_names[step_id] if step_id < len(self.step_names) else f"step{step_id}"
         reader = self.readers.get(step)
@@ -312,8 +313,10 @@ class Decoder:
         return Event(ts_ns, pid, tgid, comm, step, self.hooks.get(step, ""), fd if fd >= 0 else None,
                      hex_pointer(file), inode or None, self._refcount(step, file, refcount), detail)
 
-    def _identity(self, *fields: Any) -> dict[str, Any]:
+    def _identity(self, f_op: int, read_iter: int, s_magic: int, i_mode: int, name: bytes,
+                  inode: int) -> dict[str, Any]:
         """file_identity, once per file: a file's identity does not change while it lives."""
+        fields = (f_op, read_iter, s_magic, i_mode, name, inode)
         found = self._identities.get(fields)
         if found is None:
             if len(self._identities) >= IDENTITIES_KEPT:

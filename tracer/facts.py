@@ -17,10 +17,11 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tracer import catalog, kernel
+from tracer import catalog, kernel, lessons
 from tracer.btf import Btf
 from tracer.catalog import KernelView
 from tracer.preflight import preflight
+
 
 @dataclass(frozen=True)
 class KernelFacts:
@@ -116,7 +117,7 @@ def live_view(tiers: dict[str, str]) -> KernelView:
 
     @functools.cache
     def traceable() -> set[str] | None:
-        found = traceable_functions(catalog.all_functions())
+        found = traceable_functions(catalog.all_functions(lessons.all_steps()))
         return None if found is None else set(found)
 
     def params(name: str) -> list[str] | None:
@@ -128,7 +129,7 @@ def live_view(tiers: dict[str, str]) -> KernelView:
 
     @functools.cache
     def symbols() -> dict[str, str]:
-        return kernel.function_symbols(catalog.all_functions())
+        return kernel.function_symbols(catalog.all_functions(lessons.all_steps()))
 
     def symbol(name: str) -> str | None:
         return symbols().get(name)
@@ -166,7 +167,8 @@ def main(argv: list[str]) -> int:
     else:
         print("usage: sudo python3 -m tracer.facts [--from DIR] OUT.json", file=sys.stderr)
         return 2
-    facts = capture(catalog.all_functions(), catalog.all_tracepoints(), tiers, sources)
+    steps = lessons.all_steps()
+    facts = capture(catalog.all_functions(steps), catalog.all_tracepoints(steps), tiers, sources)
     facts.save(out)
     print(f"facts for {facts.release}: {len(facts.symbols)} symbols, {len(facts.functions)} BTF functions, "
           f"{len(facts.tracepoints)} tracepoints -> {out}")

@@ -366,7 +366,8 @@ def _consequences(event: Event, reports: Sequence[dict[str, Any]]) -> list[str]:
     for report in (r for r in reports if r.get("child") == child):
         # the scenario acts in the new task and looks in the parent, or, for a task that runs
         # no Python (the LinuxThreads one), acts in the parent and looks in the task
-        doer, looker = ("the parent", "the new task") if report.get("by") == "parent" else ("the new task", "the parent")
+        by_parent = report.get("by") == "parent"
+        doer, looker = ("the parent", "the new task") if by_parent else ("the new task", "the parent")
         if "execed_before_return" in report:
             lines.append("the parent's clone returned only once the child had exec'd (CLONE_VFORK)"
                          if report["execed_before_return"] else "the child had not exec'd when the parent went on")

@@ -122,7 +122,7 @@ def kallsyms_facts() -> KallsymsFacts:
     text = {"_stext": 0, "_etext": 0}
     with KALLSYMS_PATH.open() as lines:
         for line in lines:
-            address, kind, name = (line.split() + ["", "", ""])[:3]
+            address, kind, name = [*line.split(), "", "", ""][:3]
             if kind in ("d", "D", "r", "R") and name.endswith(OPERATIONS_SUFFIXES):
                 tables.setdefault(int(address, 16), name)
             elif name in text and not text[name]:
@@ -298,7 +298,8 @@ def _typed_loads_capability() -> Capability:
     if lacking:
         since = " (bpf_rdonly_cast came in 6.2)" if "bpf_rdonly_cast" in lacking else ""
         return Capability("typed_loads", False, f"this kernel's BTF has no {', '.join(lacking)}{since}", lost)
-    ok, why = _try_program("static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_RDONLY_CAST;\n"
+    ok, why = _try_program("static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = "
+                           "(void *)KFUNC_SLOT_BPF_RDONLY_CAST;\n"
                            "TRACEPOINT_PROBE(syscalls, sys_exit_getpid) { "
                            "return bpf_rdonly_cast((void *)bpf_get_current_task(), BTF_TYPE_FILE) != 0; }",
                            cflags=tuple(kfuncs.typed_load_flags(ids)), kfunc_targets=kfuncs.slot_targets(ids))

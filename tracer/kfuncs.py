@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tracer import btf
 from tracer.bytecode import INSN, instructions
+
+if TYPE_CHECKING:
+    from bcc import BPF
 
 SLOTS = {"bpf_rdonly_cast": 0x7F00}          # far above the kernel's helper numbers (~220)
 # The structs probes/common.h AS_KERNEL(address, TYPE) casts to: TYPE -> struct name.
@@ -69,7 +72,7 @@ def rewrite(insns: bytes, targets: dict[int, int]) -> bytes:
     return bytes(code)
 
 
-def rewrite_module(bpf: Any, targets: dict[int, int]) -> None:
+def rewrite_module(bpf: BPF, targets: dict[int, int]) -> None:
     """Rewrite every function of bcc's compiled module in place, before any is loaded."""
     from bcc import lib
 
@@ -81,7 +84,7 @@ def rewrite_module(bpf: Any, targets: dict[int, int]) -> None:
         ctypes.memmove(start, rewritten, size)
 
 
-def compile_program(text: bytes, cflags: list[str], targets: dict[int, int]) -> Any:
+def compile_program(text: bytes, cflags: list[str], targets: dict[int, int]) -> BPF:
     """bcc's BPF(text=..., cflags=...), with the kfunc calls made before bcc loads and
     attaches the programs it names by prefix (tracepoint__, raw_tracepoint__, kfunc__)."""
     from bcc import BPF
@@ -94,11 +97,11 @@ def compile_program(text: bytes, cflags: list[str], targets: dict[int, int]) -> 
 
 
 @functools.cache
-def _deferred_load() -> type:
+def _deferred_load() -> type[BPF]:
     """bcc's BPF class, minus the load at construction (bcc is imported at first use)."""
     from bcc import BPF
 
-    class DeferredLoad(BPF):          # type: ignore[misc, valid-type]
+    class DeferredLoad(BPF):
         def _trace_autoload(self) -> None:
             """Loaded by compile_program, once the kfunc calls are in place."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from tracer.catalog import FieldRequest, HookChoice, PathPoint, Step
 
-# A detail value's JSON shape, checked when a recording is read (tracer/record.py)
+# A detail value's JSON shape, checked when a recording is read (tracer/recording.py)
 Shape = tuple[Any, ...]
 
 
@@ -25,7 +25,7 @@ def no_defines(_choices: Sequence[HookChoice]) -> list[str]:
 class Lesson:
     """One lesson, as its scenarios/<package>/lesson.py declares it (LESSON = Lesson(...))."""
 
-    name: str                               # how the CLI and recordings name it: "memfd-share"
+    name: str                               # how the CLI and recordings name it, e.g. memfd-share
     summary: str                            # one line, for `syspath lessons`
     package: str                            # its folders: scenarios/<package>/, probes/<package>/
     steps: tuple[Step, ...]

@@ -12,9 +12,18 @@ import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from tracer.catalog import FROM_USER_SPACE, FieldRequest, FUNCTION_TIERS, RELEASES_FILE, HookChoice, PathPoint, Payload, Step
+from tracer.catalog import (
+    FROM_USER_SPACE,
+    FUNCTION_TIERS,
+    RELEASES_FILE,
+    FieldRequest,
+    HookChoice,
+    PathPoint,
+    Payload,
+    Step,
+)
 from tracer.errors import SyspathError
-from tracer.events import Decoder, EventLayout
+from tracer.events import Decoder, DetailReader, EventLayout
 from tracer.lesson import Lesson, Shape
 from tracer.resources import probes_dir, scenario_dir
 
@@ -219,7 +228,8 @@ def probes_folder(each: Lesson) -> str:
 def decoder(hooks: dict[str, str], refcount_bias: int, other_steps: dict[int, tuple[str, str]] | None = None,
             symbol: Callable[[int], str | None] | None = None) -> Decoder:
     """A decoder of the probes' records, knowing every lesson's step ids and payloads."""
-    readers = {name: (payload.struct.layout.unpack_from, payload.decode) for name, payload in step_payloads().items()}
+    readers: dict[str, DetailReader] = {name: (payload.struct.layout.unpack_from, payload.decode)
+                                        for name, payload in step_payloads().items()}
     released = steps_with_role(RELEASES_FILE)
     made = Decoder(step_names(), hooks, refcount_bias, event_layout(), readers, other_steps or {},
                    released_steps=released)

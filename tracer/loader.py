@@ -10,13 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer import kfuncs, objcache
-from tracer import lessons
+from tracer import kfuncs, lessons, objcache
 from tracer.catalog import HookChoice
 from tracer.errors import SyspathError
 from tracer.fdcapture import captured_crash_stderr
-from tracer.ringbuf import PAGE, RingReader
 from tracer.resources import probes_dir
+from tracer.ringbuf import PAGE, RingReader
 
 PROBES_DIR = probes_dir()
 RINGBUF_PAGES = 4096      # 16 MiB: ~80,000 events, 0.25 s of a 300k events/s burst while user space decodes
@@ -115,7 +114,7 @@ class LoadedProgram:
     def lost_steps(self, names: dict[int, str]) -> dict[str, int]:
         """Events the ring buffer refused, per step (probes/common.h count_lost); the
         perf buffer's own drops are perf_lost, which no step is known of."""
-        fd, found = self.map_fd("lost_events"), {}
+        fd, found = self.map_fd("lost_events"), dict[str, int]()
         for step_id in range(LOST_SLOTS):
             count = ctypes.c_uint64()
             if _lookup(fd, ctypes.c_int(step_id), count) and count.value:
@@ -151,7 +150,8 @@ class LoadedProgram:
                 if choice.entry:
                     self.bpf.attach_kprobe(event=choice.symbol.encode(), fn_name=f"at_entry_{choice.function}".encode())
                 if choice.exit:
-                    self.bpf.attach_kretprobe(event=choice.symbol.encode(), fn_name=f"at_return_{choice.function}".encode(),
+                    self.bpf.attach_kretprobe(event=choice.symbol.encode(),
+                                              fn_name=f"at_return_{choice.function}".encode(),
                                               maxactive=KRETPROBE_MAXACTIVE)
             except Exception as error:  # bcc raises bare Exception
                 raise SyspathError(f"could not attach {choice.hook} for step {choice.step}: {error}; "
@@ -174,14 +174,14 @@ def track_thread(tracked_fd: int, tid: int) -> None:
     _update(tracked_fd, word, ctypes.c_uint64(bits.value | 1 << tid % 64))
 
 
-def _update(fd: int, key: ctypes._SimpleCData, value: ctypes._SimpleCData) -> None:
+def _update(fd: int, key: ctypes._SimpleCData[Any], value: ctypes._SimpleCData[Any]) -> None:
     from bcc import lib
 
     if lib.bpf_update_elem(fd, ctypes.byref(key), ctypes.byref(value), 0) < 0:
         raise SyspathError(f"could not write BPF map fd {fd}: {os.strerror(ctypes.get_errno())}")
 
 
-def _lookup(fd: int, key: ctypes._SimpleCData, value: Any) -> bool:
+def _lookup(fd: int, key: ctypes._SimpleCData[Any], value: Any) -> bool:
     """Fills `value` with the map's entry for `key`; False when there is none."""
     from bcc import lib
 

@@ -1,7 +1,8 @@
 """What a running (or replayed) session tells the views: no kernel, no bcc here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.events import Event
@@ -9,11 +10,21 @@ from tracer.events import Event
 
 @dataclass
 class OutputLine:
-    """A line the traced program printed; scenarios print JSON {"role", "say", ...}."""
+    """A line the traced program printed; scenarios print JSON {"role", "say", ...}.
+    `ts_ns` is when syspath read it, on the events' clock (CLOCK_MONOTONIC: the probes'
+    bpf_ktime_get_ns); `pid` is the process it is told of (the session sets it)."""
 
     stream: str
     text: str
     report: dict[str, Any] | None = None
+    ts_ns: int = field(default_factory=time.monotonic_ns)
+    pid: int | None = None
+
+    @property
+    def role(self) -> str:
+        """Who said it: the report's role, else the stream the line came on."""
+        role = self.report.get("role") if self.report else None
+        return role if isinstance(role, str) else self.stream
 
     def shown(self) -> str | None:
         """The line as the views print it (None: step mode's pause announcements)."""

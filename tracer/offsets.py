@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tracer.btf import BtfError, Member, resolve_offsets
-
 from tracer.catalog import FieldRequest
 
 # The fields the core's probes read (probes/common.h: the fd table, the file's identity,

@@ -126,7 +126,8 @@ class ArticleFrame:
     note: str = ""
 
 
-def match_article(article: Sequence[str], seen: set[str], kallsyms: Mapping[str, str | None] | None) -> list[ArticleFrame]:
+def match_article(article: Sequence[str], seen: set[str],
+                  kallsyms: Mapping[str, str | None] | None) -> list[ArticleFrame]:
     """Each frame the article draws, as the running kernel has it. `kallsyms`: article name ->
     the kernel's symbol or None (absent); None when the recording has no such facts."""
     def present(name: str) -> bool | None:

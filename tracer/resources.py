@@ -17,7 +17,7 @@ from tracer.errors import SyspathError
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data_dir(name: str) -> Path:
     """tracer/NAME in an installed wheel, else NAME/ beside the package in a checkout."""
     bundled = resources.files(tracer) / name

@@ -12,16 +12,16 @@ import select
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tracer import catalog, kernel, lessons, paths, stacks
 from tracer.build import Probes, Startup, build, known_symbols
 from tracer.errors import interrupt_exit_code
-from tracer.observer import Observer
+from tracer.observer import Observer, OutputLine
 from tracer.pages import PageWatch, WatchedSteps
-from tracer.record import VERSION, RecordingWriter
+from tracer.recording import VERSION, RecordingWriter
 from tracer.sink import EventSink
 from tracer.target import Target, scenario_command
 
@@ -86,6 +86,13 @@ def session_header(scenario: str | None, command: Sequence[str], mode: str,
             "scenario": scenario, "command": None if scenario else list(command),
             "started_ns": time.monotonic_ns(), "hooks": [choice.as_record() for choice in choices],
             "kallsyms": paths.kallsyms_facts(known_symbols())}
+
+
+def told_by(line: OutputLine, root_pid: int) -> OutputLine:
+    """The line with the process it is told of: the pid its report names, else the traced
+    program's root (the whole process tree writes to the one pipe syspath reads)."""
+    named = line.report.get("pid") if line.report else None
+    return replace(line, pid=named if type(named) is int else root_pid)
 
 
 class Session:
@@ -223,7 +230,12 @@ class Run:
         self.sink.look_at_pages()
 
     def _take_output(self, target: Target) -> None:
-        for line in target.output():
+        """The program's lines, recorded and told to the views as they come: at the same
+        place among the events, so that a replay tells them where the live run did."""
+        for printed in target.output():
+            line = told_by(printed, target.pid)
+            if self.writer:
+                self.writer.write_output(line)
             self.session.observer.output(line)
             if line.report and "pause" in line.report and self.step_write is not None:
                 self._pause(line.report)

@@ -21,7 +21,7 @@ from typing import IO
 from tracer.events import STEP_OFFSET, STEP_SIZE, TWIN_OFFSET, Decoder, Event
 from tracer.observer import Observer
 from tracer.pages import PageWatch
-from tracer.record import RecordingWriter
+from tracer.recording import RecordingWriter
 from tracer.ringbuf import Block, record_stride
 from tracer.stacks import PathJoiner
 
@@ -65,7 +65,7 @@ class Spool:
 
     def _spill(self, block: Block) -> None:
         if self.disk is None:
-            self.disk = tempfile.TemporaryFile(prefix="syspath-spool-")
+            self.disk = tempfile.TemporaryFile(prefix="syspath-spool-")     # noqa: SIM115 (closed by close())
         offsets = array.array("I", block.offsets).tobytes()
         self.disk.seek(self.disk_write)
         self.disk.write(SPILL_HEADER.pack(len(block.data), block.size, len(block.offsets)) + offsets + block.data)

@@ -86,9 +86,10 @@ def annotate(choices: list[HookChoice], points: dict[str, PathPoint],
             inside = point.inside
             seen = (f"{inside} is seen on it, not inferred" if symbol(inside)
                     else f"{inside} is not in kallsyms here (inlined): its caller shows instead")
-            choice = dataclasses.replace(choice, reason=f"{choice.reason}; path: the kernel stack at "
-                                         f"{point.hook}, which fires inside {inside}: {seen}")
-        annotated.append(choice)
+            annotated.append(dataclasses.replace(choice, reason=f"{choice.reason}; path: the kernel stack at "
+                                                 f"{point.hook}, which fires inside {inside}: {seen}"))
+        else:
+            annotated.append(choice)
     return annotated
 
 

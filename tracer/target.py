@@ -18,10 +18,9 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
-from tracer.errors import SyspathError
 from tracer.observer import OutputLine
-from tracer.record import invoking_user
 from tracer.text import printable, printable_tree
+from tracer.userfiles import invoking_user
 
 # The gate is the shell's stdin; the target gets /dev/null instead.
 GATE = 'read _; exec "$0" "$@" </dev/null'
@@ -52,8 +51,8 @@ def _die_with_parent() -> None:
 
 
 def _pump(stream: Iterator[str], name: str, lines: queue.Queue[OutputLine]) -> None:
-    for text in stream:
-        text = text.rstrip("\n")
+    for raw in stream:
+        text = raw.rstrip("\n")
         report = None
         if name == "stdout" and text.startswith("{"):
             try:
@@ -75,7 +74,7 @@ class Target:
                 ["/bin/sh", "-c", GATE, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 stdin=gate_read, user=uid, group=gid, extra_groups=[], start_new_session=True, text=True,
                 errors="replace", cwd="/", env=env, pass_fds=() if step_fd is None else (step_fd,),
-                preexec_fn=_die_with_parent)
+                preexec_fn=_die_with_parent)     # noqa: PLW1509 (it only calls prctl: no lock to inherit)
         finally:
             os.close(gate_read)
         self.lines: queue.Queue[OutputLine] = queue.Queue()

@@ -47,13 +47,15 @@ def clone_detail(flags: int, child_tid: int, child_tgid: int, parent_mm: int, pa
                   users_sighand: int, users_signal: int, entry: int) -> dict[str, Any]:
     names = flag_names(flags, CLONE_BITS)
     parent = dict(zip(TASK_SHARED, map(hex_pointer, (parent_mm, parent_fs, parent_files, parent_sighand,
-                                                     parent_signal))))
-    child = dict(zip(TASK_SHARED, map(hex_pointer, (child_mm, child_fs, child_files, child_sighand, child_signal))))
+                                                     parent_signal)), strict=True))
+    child = dict(zip(TASK_SHARED, map(hex_pointer, (child_mm, child_fs, child_files, child_sighand,
+                                                    child_signal)), strict=True))
     return {"kind": "thread" if "CLONE_THREAD" in names else "process", "flags": names,
             "child_tid": child_tid, "child_tgid": child_tgid,
             "shared": {name: parent[name] is not None and parent[name] == child[name] for name in TASK_SHARED},
             "parent": parent, "child": child,
-            "users": dict(zip(TASK_SHARED, (users_mm, users_fs, users_files, users_sighand, users_signal))),
+            "users": dict(zip(TASK_SHARED, (users_mm, users_fs, users_files, users_sighand, users_signal),
+                              strict=True)),
             "entry": CLONE_ENTRIES.get(entry)}
 
 
@@ -106,12 +108,13 @@ STEPS: tuple[Step, ...] = (
 STEPS += (
     Step("signal_generate", "kernel/signal.c queues a signal: on one thread, or on the thread group",
          payload=SIGNAL_GENERATE, hooks=(
-        tracepoint_hook("signal", "signal_generate", "the signal, the task it was queued on and whether it was sent to the "
-                "whole thread group (kill) or to one thread (tgkill)"),
+        tracepoint_hook("signal", "signal_generate", "the signal, the task it was queued on and whether it was "
+                        "sent to the whole thread group (kill) or to one thread (tgkill)"),
     )),
     Step("signal_deliver", "a thread takes a signal: get_signal() in the thread the kernel picked",
          payload=SIGNAL_DELIVER, hooks=(
-        tracepoint_hook("signal", "signal_deliver", "the signal and the thread that took it (the one the event runs in)"),
+        tracepoint_hook("signal", "signal_deliver",
+                        "the signal and the thread that took it (the one the event runs in)"),
     )),
 )
 
@@ -135,9 +138,9 @@ FIELDS = {
 _TEXT = (str, type(None))
 _NUMBER = (int, type(None))
 DETAIL_SHAPES = {
-    **{key: ("list", (str,)) for key in ("flags",)},
-    **{key: _NUMBER for key in ("child_tid", "child_tgid", "sig", "target_tid")},
-    **{key: _TEXT for key in ("kind", "entry", "copy")},
+    **dict.fromkeys(("flags",), ("list", (str,))),
+    **dict.fromkeys(("child_tid", "child_tgid", "sig", "target_tid"), _NUMBER),
+    **dict.fromkeys(("kind", "entry", "copy"), _TEXT),
     "shared": ("dict", (bool,)), "parent": ("dict", _TEXT), "child": ("dict", _TEXT), "users": ("dict", _NUMBER),
 }
 

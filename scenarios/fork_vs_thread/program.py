@@ -305,8 +305,8 @@ def main() -> int:
     limit = open_files_limit()
     # SIGUSR1 is blocked in the main thread from here on, and the worker thread unblocks it
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-    with tempfile.TemporaryDirectory(prefix="syspath-") as workdir:
-        workdir = os.path.realpath(workdir)
+    with tempfile.TemporaryDirectory(prefix="syspath-") as made:
+        workdir = os.path.realpath(made)
         worker = Worker(workdir)
         pause("main", "pthread_create: a thread, which then chdir()s, open()s, ignores SIGUSR2, lowers a limit")
         thread_step(worker, limit)

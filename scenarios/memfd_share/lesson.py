@@ -9,8 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tracer.catalog import (MAPS_FILE, PAGE_FRAME, PASSES_FILE, FROM_USER_SPACE, RELEASES_FILE, PathPoint, Payload, Step,
-                            function_hooks, syscall_hook, tracepoint_hook)
+from tracer.catalog import (
+    FROM_USER_SPACE,
+    MAPS_FILE,
+    PAGE_FRAME,
+    PASSES_FILE,
+    RELEASES_FILE,
+    PathPoint,
+    Payload,
+    Step,
+    function_hooks,
+    syscall_hook,
+    tracepoint_hook,
+)
 from tracer.events import TEXT_LEN, CStruct, flag_names, hex_pointer, kernel_text
 from tracer.lesson import Lesson
 
@@ -216,10 +227,10 @@ PATH_POINTS = (
 _TEXT = (str, type(None))
 _NUMBER = (int, type(None))
 DETAIL_SHAPES = {
-    **{key: ("list", (str,)) for key in ("flags", "vm_flags", "prot")},
-    **{key: (int,) for key in ("index", "count")},          # computed with, never null
-    **{key: _NUMBER for key in ("length", "scm_rights", "vmas_in_file_tree", "pgoff", "pfn")},
-    **{key: _TEXT for key in ("address", "vma", "sock", "peer", "name", "s_magic", "vm_file", "skb", "addr")},
+    **dict.fromkeys(("flags", "vm_flags", "prot"), ("list", (str,))),
+    **dict.fromkeys(("index", "count"), (int,)),          # computed with, never null
+    **dict.fromkeys(("length", "scm_rights", "vmas_in_file_tree", "pgoff", "pfn"), _NUMBER),
+    **dict.fromkeys(("address", "vma", "sock", "peer", "name", "s_magic", "vm_file", "skb", "addr"), _TEXT),
 }
 
 

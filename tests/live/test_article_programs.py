@@ -17,7 +17,7 @@ PROGRAMS = Path(__file__).parent / "programs"
 
 
 @pytest.fixture(scope="module")
-def recording(public_dir: Path) -> list[dict]:
+def recording(public_dir: Path) -> list[dict]:  # noqa: F811 (the fixture imported above)
     work = public_dir
     gcc = shutil.which("gcc")
     if gcc is None:

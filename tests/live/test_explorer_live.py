@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.live.conftest import REPO
 from tests.live.test_reliability import workload  # noqa: F401 (fixture)
-from tracer.record import read_recording
+from tracer.recording import read_recording
 
 
 def on_a_terminal(*args: str) -> tuple[subprocess.Popen[bytes], int]:

@@ -1,13 +1,22 @@
 """fork-vs-thread on this kernel: the clone events' pointers show what is shared."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.clone_checks import (check_counts_and_entries, check_fork, check_linuxthreads, check_signal_taken_by_another_thread,
-                                 check_spawn, check_thread, clones)
+from tests.clone_checks import (
+    check_counts_and_entries,
+    check_fork,
+    check_linuxthreads,
+    check_signal_taken_by_another_thread,
+    check_spawn,
+    check_thread,
+    clones,
+)
 from tests.live.conftest import read_jsonl, run_syspath
+
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict]]:
@@ -75,3 +84,16 @@ def test_the_pid_problem_and_stop_continue_per_thread(recorded: tuple[str, list[
     assert stop.count(" T") >= 2 and "SIGCONT" in stop       # both threads stopped, then resumed
     resumed = stop.split("SIGCONT:", 1)[1]
     assert " T" not in resumed
+
+
+def test_a_replay_tells_the_observations_of_the_live_run(recorded: tuple[str, list[dict]], tmp_path: Path) -> None:
+    """The scenario's observations (cwd, fds, rlimits, getpid, signals) are in the recording:
+    its replay prints them as the live run did."""
+    stdout, records = recorded
+    path = tmp_path / "clone.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    replayed = run_syspath("replay", str(path), "--no-live")
+    assert replayed.returncode == 0, replayed.stderr
+    live_lines = [line for line in stdout.splitlines() if line.startswith("program: ")]
+    assert any("getpid()" in line for line in live_lines)
+    assert live_lines == [line for line in replayed.stdout.splitlines() if line.startswith("program: ")]

@@ -197,3 +197,22 @@ def test_only_the_scenarios_process_tree_is_traced(tmp_path: Path) -> None:
     names = {r["detail"].get("name") for r in events(records, "memfd_create")}
     assert names == {"syspath-demo"}
     assert outsider.pid not in {r["tgid"] for r in records if r["type"] == "event"}
+
+
+def test_the_programs_lines_are_recorded_on_the_events_clock_and_replayed(
+        recorded: tuple[Any, list[dict], Path]) -> None:
+    """Each line the scenario printed is an output record, stamped when syspath read it on the
+    probes' clock: the receiver's report of the fd it got comes after the kernel's receive_fd,
+    within the session. A replay prints the program's lines the live run printed."""
+    done, records, path = recorded
+    outputs = [r for r in records if r["type"] == "output"]
+    [received] = events(records, "receive_fd", "receiver")
+    [told] = [r for r in outputs if r["role"] == "receiver" and "received fd=" in r["text"]]
+    session, summary = records[0], records[-1]
+    assert received["ts_ns"] < told["ts_ns"] < session["started_ns"] + summary["duration_ns"]
+    assert told["report"]["say"].startswith("uid ") and told["pid"] > 0
+    live_lines = [line for line in done.stdout.splitlines() if line.startswith("program: ")]
+    replayed = run_syspath("replay", str(path), "--no-live")
+    assert replayed.returncode == 0, replayed.stderr
+    assert len(live_lines) >= 4 and live_lines == [line for line in replayed.stdout.splitlines()
+                                                    if line.startswith("program: ")]

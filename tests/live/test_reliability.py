@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.live.conftest import REPO, read_jsonl, run_syspath
-from tracer.record import read_recording
+from tracer.recording import read_recording
 
 WORKLOAD = REPO / "bench" / "workload.c"
 

@@ -168,6 +168,7 @@ def test_a_replay_holds_its_views_not_its_events(workload: Path, tmp_path: Path)
     short_mb, _ = peak_rss_mb("replay", "--no-live", str(short))
     trace = tmp_path / "c.json"
     long_mb, out = peak_rss_mb("replay", "--no-live", "--chrome-trace", str(trace), str(recording))
-    assert long_mb - short_mb < FLAT_MB, f"replay peak RSS {short_mb:.0f} MB for {FIRST_REPLAYED} events, {long_mb:.0f} MB for all"
+    assert long_mb - short_mb < FLAT_MB, \
+        f"replay peak RSS {short_mb:.0f} MB for {FIRST_REPLAYED} events, {long_mb:.0f} MB for all"
     events = int(re.search(r"(\d+) events, \d+ lost", out)[1])          # type: ignore[index]
     assert events >= 2 * 300_000 * 0.9 and exported_instants(trace) == events

@@ -86,7 +86,7 @@ def test_etc_is_refused_to_a_sudo_user() -> None:
                          ("--chrome-trace", "x.json")):
         target = Path("/etc") / f"syspath-test-{name}"
         done = syspath("trace", "--no-live", option, str(target), "--", "true")
-        assert done.returncode == 2 and f"cannot write the" in done.stderr and "/etc is not writable" in done.stderr
+        assert done.returncode == 2 and "cannot write the" in done.stderr and "/etc is not writable" in done.stderr
         assert not target.exists()
     assert not [p for p in Path("/etc").iterdir() if p.name.startswith((".syspath-test", "syspath-test"))]
 
@@ -101,7 +101,7 @@ def test_replacing_someone_elses_file_in_a_sticky_directory_is_refused(shared_di
 
 def _has_event(path: Path, step: str) -> bool:
     lines = path.read_text().splitlines() if path.exists() else []
-    return any(f'"type":"event",' in line and f'"step":"{step}",' in line for line in lines)
+    return any('"type":"event",' in line and f'"step":"{step}",' in line for line in lines)
 
 
 def test_a_killed_session_leaves_a_replayable_recording(shared_dir: Path) -> None:
@@ -165,7 +165,8 @@ def test_the_syspath_on_roots_path_runs_only_code_root_can_write() -> None:
     script = INSTALLED.resolve()
     interpreter = script.read_text().splitlines()[0].removeprefix("#!").split()
     assert "-I" in interpreter[1:], "isolated: no PYTHONPATH, user site or current directory"
-    probe = ("import json, sys, tracer, tracer.cli, tracer.session, tracer.loader, tracer.record, tracer.views.live, "
+    probe = ("import json, sys, tracer, tracer.cli, tracer.session, tracer.loader, tracer.recording, tracer.userfiles, "
+             "tracer.exports, tracer.views.live, "
              "tracer.resources as r; print(json.dumps({'files': [getattr(m, '__file__', None) for m in "
              "list(sys.modules.values())], 'path': sys.path, 'tracer': tracer.__file__, "
              "'data': [str(r.probes_dir()), str(r.scenario_dir())]}))")

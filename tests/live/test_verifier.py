@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tracer import catalog, kernel, lessons
+from tracer import catalog, kernel, lessons, loader
 from tracer.build import program_source
 from tracer.catalog import HookChoice, Step
 from tracer.facts import KernelFacts, saved_view
-from tracer import loader
 from tracer.loader import program_text
 from tracer.offsets import load_layout
 
@@ -31,7 +30,8 @@ def every_kprobe_hook() -> list[HookChoice]:
     facts = KernelFacts.load(DEBIAN)
     everything = dataclasses.replace(
         facts, symbols={name: name for name in catalog.all_functions(lessons.all_steps())},
-        functions={**facts.functions, **OLDER_SIGNATURES}, traceable=None, tiers={"kprobe": "", "fentry": "", "syscall": ""})
+        functions={**facts.functions, **OLDER_SIGNATURES}, traceable=None,
+        tiers={"kprobe": "", "fentry": "", "syscall": ""})
     view = saved_view(everything)
     hooks = []
     for step in lessons.all_steps():

@@ -149,7 +149,7 @@ def test_bitfield_struct_offsets(fake: Btf) -> None:
 def test_missing_members_and_structs(fake: Btf) -> None:
     with pytest.raises(BtfError, match="struct outer has no member nope"):
         fake.member("outer", "nope")
-    with pytest.raises(BtfError, match="outer.head is not a struct or union"):
+    with pytest.raises(BtfError, match=r"outer\.head is not a struct or union"):
         fake.member("outer", "head.x")
     with pytest.raises(BtfError, match="no struct or union named ghost"):
         fake.member("ghost", "x")

@@ -120,7 +120,8 @@ def test_replay_imports_nothing_of_the_kernel_side(tmp_path: Path, no_live: bool
                f"for name in {KERNEL_SIDE!r}: sys.modules[name] = None\n"
                "from tracer.cli import main\n"
                "sys.exit(main(sys.argv[1:]))")
-    args = ["replay", str(recording), "--export-svg", str(tmp_path / "r.svg"), "--chrome-trace", str(tmp_path / "r.json")]
+    args = ["replay", str(recording), "--export-svg", str(tmp_path / "r.svg"),
+            "--chrome-trace", str(tmp_path / "r.json")]
     done = subprocess.run([sys.executable, "-c", blocked, *args, *(["--no-live"] if no_live else [])], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -142,7 +143,8 @@ def test_no_import_cycle_between_tracer_modules() -> None:
             elif isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names if alias.name.startswith("tracer"))
         imports[module] = names
-    graph = {module: {name for name in names if name in imports and name != module} for module, names in imports.items()}
+    graph = {module: {name for name in names if name in imports and name != module}
+             for module, names in imports.items()}
 
     def cycle_from(start: str, path: list[str]) -> list[str] | None:
         for follower in graph[path[-1]]:

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from tracer import lessons
-from tracer.events import EVENT_HEADER, FILE_IDENTITY, CStruct, Decoder, flag_names
+from tracer.events import EVENT_HEADER, FILE_IDENTITY, CStruct, Decoder, Event, flag_names
+from tracer.findings import shared_files
 from tracer.scenarios.fork_vs_thread.lesson import CLONE_PAYLOAD
 from tracer.scenarios.memfd_share.lesson import MAP_BITS, MEMFD_PAYLOAD, MMAP_PAYLOAD
-from tracer.findings import shared_files
-from tracer.events import Event
 
 LAYOUT = lessons.event_layout()
 
@@ -98,9 +97,9 @@ def test_a_fd_passed_within_one_process_is_not_sharing() -> None:
 
 def test_clone_detail_compares_parent_and_child_pointers() -> None:
     parent = dict(zip(("parent.mm", "parent.fs", "parent.files", "parent.sighand", "parent.signal"),
-                      (0xa1, 0xa2, 0xa3, 0xa4, 0xa5)))
+                      (0xa1, 0xa2, 0xa3, 0xa4, 0xa5), strict=True))
     child = dict(zip(("child.mm", "child.fs", "child.files", "child.sighand", "child.signal"),
-                     (0xa1, 0xb2, 0xa3, 0xb4, 0xb5)))
+                     (0xa1, 0xb2, 0xa3, 0xb4, 0xb5), strict=True))
     event = decoder({}, 0).decode(raw("clone", CLONE_PAYLOAD, pid=10, tgid=10, flags=0x100 | 0x400, child_tid=11,
                                              child_tgid=11, **parent, **child))
     assert event.detail["kind"] == "process" and event.detail["flags"] == ["CLONE_VM", "CLONE_FILES"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static, TabbedContent
 
-from tracer.cli import play
 from tracer.findings import Findings
-from tracer.record import read_recording
+from tracer.recording import read_recording
+from tracer.replay import play
 from tracer.views.eventlist import EventList
 from tracer.views.explorer import Explorer, Filters
 from tracer.views.feed import Feed
@@ -67,7 +67,7 @@ def test_selection_shows_fields_path_and_narration() -> None:
             await pilot.press("e")
             await cursor_to(pilot, app, "receive_fd")
             shown = str(app.query_one("#detail", Static).render())
-            assert "0xffff888108f653c0" in shown and "net/core/scm.c" in shown or "fs/file.c" in shown
+            assert ("0xffff888108f653c0" in shown and "net/core/scm.c" in shown) or "fs/file.c" in shown
     asyncio.run(drive())
 
 

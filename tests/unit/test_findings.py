@@ -23,7 +23,7 @@ def test_each_structure_names_the_flag_and_the_copy_seen() -> None:
                {"role": "thread", "child": 101, "fd_shared": True}]
     thread, fork = new_tasks(events, reports)
     assert thread.same_thread_group and not fork.same_thread_group
-    assert [(r.name, r.shared, r.flag) for r in thread.rows][0] == ("mm", True, "CLONE_VM")
+    assert (thread.rows[0].name, thread.rows[0].shared, thread.rows[0].flag) == ("mm", True, "CLONE_VM")
     files = next(r for r in fork.rows if r.name == "files")
     assert not files.shared and files.copied_by == "dup_fd"
     assert next(r for r in fork.rows if r.name == "mm").copied_by is None      # dup_mm not seen

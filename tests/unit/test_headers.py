@@ -58,7 +58,7 @@ def test_no_apt_get_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(headers, "merge_own_split_headers", lambda release: False)
     monkeypatch.setattr(headers, "_known", lambda package: False)
     monkeypatch.setattr(headers.shutil, "which", lambda name: None)
-    with pytest.raises(SyspathError, match="no apt-get.*linux-headers"):
+    with pytest.raises(SyspathError, match=r"no apt-get.*linux-headers"):
         headers.install()
 
 

@@ -5,7 +5,6 @@ from tracer.events import Event
 from tracer.pages import FILE_PAGE, PRESENT, Frame, PageWatch, WatchedSteps, parse_entries
 
 
-
 def watched_steps() -> WatchedSteps:
     """The lessons' page-frame step and the steps that map or pass a file."""
     found = WatchedSteps.from_lessons()

@@ -2,15 +2,34 @@
 from __future__ import annotations
 
 import bisect
-import re
 from pathlib import Path
 
-from tracer.events import Event
-from tracer.paths import ABSENT, INLINED, RENAMED_HERE, SEEN, UNKNOWN, Paths, StepPath, match_article, step_views, tree_rows
-from tracer.stacks import (PATH_STEP, PathJoiner, StackTable, annotate, choose_points, path_defines, slot_defines, trimmed,
-                           with_hooked_function)
 from tracer import lessons
 from tracer.catalog import HookChoice
+from tracer.events import Event
+from tracer.paths import (
+    ABSENT,
+    INLINED,
+    RENAMED_HERE,
+    SEEN,
+    UNKNOWN,
+    Paths,
+    StepPath,
+    match_article,
+    step_views,
+    tree_rows,
+)
+from tracer.stacks import (
+    PATH_STEP,
+    PathJoiner,
+    StackTable,
+    annotate,
+    choose_points,
+    path_defines,
+    slot_defines,
+    trimmed,
+    with_hooked_function,
+)
 from tracer.views.path import path_lines
 
 # a slice of a real /proc/kallsyms (6.18), and the raw stack of mmap:vm_unmapped_area measured there
@@ -28,7 +47,7 @@ def kallsyms_symbol(address: int) -> str | None:
     """The symbol whose start is the nearest below the address, as /proc/kallsyms gives it."""
     starts = [start for start, _ in KALLSYMS]
     index = bisect.bisect_right(starts, address) - 1
-    return KALLSYMS[index][1] if 0 <= index and address < 0xffffffff00000000 else None
+    return KALLSYMS[index][1] if index >= 0 and address < 0xffffffff00000000 else None
 
 
 def table(stacks: dict[int, list[int]]) -> tuple[StackTable, list[int]]:
@@ -175,7 +194,8 @@ def test_the_article_chain_is_matched_frame_by_frame() -> None:
         ("receive_fd_user", INLINED), ("__receive_fd", RENAMED_HERE), ("scm_recv", UNKNOWN)]
     assert marks[4].note == "now receive_fd, seen"
     # on 6.1, __receive_fd has its own name: not a rename there
-    assert match_article(["__receive_fd"], set(), {"__receive_fd": "__receive_fd", "receive_fd": None})[0].status == ABSENT
+    [frame] = match_article(["__receive_fd"], set(), {"__receive_fd": "__receive_fd", "receive_fd": None})
+    assert frame.status == ABSENT
 
 
 def test_a_version_1_recording_replays_with_no_path_drawn() -> None:

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from tracer.findings import Findings
-from tracer.record import read_recording
+from tracer.recording import read_recording
 from tracer.views.live import essentials, final_screen
 from tracer.views.plain import PlainView
 from tracer.views.report import html_report
@@ -50,7 +50,7 @@ def addresses(events: list) -> set[str]:
 @pytest.mark.parametrize("name", ["memfd-share", "fork-vs-thread"])
 @pytest.mark.parametrize("width, height", SIZES)
 def test_no_address_or_pid_is_cut(name: str, width: int, height: int) -> None:
-    findings, events = findings_of(name)
+    findings, _ = findings_of(name)
     text = rendered(final_screen(findings), width)
     for address in addresses(findings.timeline.first):
         assert address in text, address

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from tracer.events import RELEASE_CHUNK, REORDER_KEPT, REORDER_MAX, REORDER_WINDOW_NS, TWIN_OFFSET, CallOrder, Event
 from tracer.observer import Observer
-from tracer.ringbuf import HEADER, Block, record_stride
 from tracer.pages import WatchedSteps
+from tracer.ringbuf import HEADER, Block, record_stride
 from tracer.sink import Spool, events_in
-
 
 RECORD = 40           # long enough to hold the header's twin field
 
@@ -106,7 +105,7 @@ class Watched:
 
 
 def test_the_page_watch_reads_ahead_only_the_steps_it_follows_without_symbols() -> None:
-    from tests.unit.test_events import LAYOUT, decoder, raw, step_id
+    from tests.unit.test_events import LAYOUT, decoder, raw
     from tracer.events import FILE_IDENTITY
     from tracer.scenarios.memfd_share.lesson import MEMFD_PAYLOAD, MMAP_PAYLOAD
     from tracer.sink import PageReadAhead
@@ -149,7 +148,8 @@ def test_a_record_with_a_twin_becomes_two_events_the_inner_call_first() -> None:
     shmem_twin = step_id("shmem_file_setup") + 1
     records = [raw("memfd_create", MEMFD_PAYLOAD, ts_ns=5, tgid=10, fd=3, file=0x1000, twin=shmem_twin, name=b"demo",
                    s_magic=0x01021994),
-               raw("memfd_create", MEMFD_PAYLOAD, ts_ns=9, tgid=10, fd=4, file=0x2000, name=b"huge", s_magic=0x958458f6)]
+               raw("memfd_create", MEMFD_PAYLOAD, ts_ns=9, tgid=10, fd=4, file=0x2000, name=b"huge",
+                   s_magic=0x958458f6)]
     told = Told()
     sink = EventSink(decoder({}, 0), told, None)
     sink.take_block(ring_block(records, LAYOUT.size))
@@ -178,7 +178,7 @@ class StoppedAt(Told):
 def test_a_stop_in_the_middle_of_a_batch_leaves_the_rest_to_decode() -> None:
     """The records after the one being decoded when the stop came are still to decode (the
     session decodes them for a second, and counts what is left as undecoded): none vanish."""
-    from tests.unit.test_events import LAYOUT, decoder, raw, step_id
+    from tests.unit.test_events import LAYOUT, decoder, raw
     from tracer.scenarios.memfd_share.lesson import MEMFD_PAYLOAD
     from tracer.sink import EventSink
 

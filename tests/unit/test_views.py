@@ -10,8 +10,8 @@ from rich.console import Console
 
 from tracer import lessons
 from tracer.events import Event
+from tracer.exports import ChromeTraceSpool
 from tracer.findings import life_stories, shared_files
-from tracer.record import ChromeTraceSpool
 from tracer.views.narration import narrate, narration_texts
 from tracer.views.objects import object_panels
 

@@ -18,10 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 import vmrun
-from tests.clone_checks import (check_counts_and_entries, check_fork, check_linuxthreads, check_signal_taken_by_another_thread,
-                                 check_spawn, check_thread, clones)
+
+from tests.clone_checks import (
+    check_counts_and_entries,
+    check_fork,
+    check_linuxthreads,
+    check_signal_taken_by_another_thread,
+    check_spawn,
+    check_thread,
+    clones,
+)
 from tests.file_life import life_events
 
 pytestmark = pytest.mark.vm

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -50,8 +51,8 @@ class EventList(ScrollView, can_focus=True):
         }
     }
     """
-    COMPONENT_CLASSES = {"event-list--header", "event-list--even-row", "event-list--cursor"}
-    BINDINGS = [
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"event-list--header", "event-list--even-row", "event-list--cursor"}
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "move(-1)", show=False),
         Binding("down", "move(1)", show=False),
         Binding("pageup", "page(-1)", show=False),
@@ -212,9 +213,11 @@ class EventList(ScrollView, can_focus=True):
         line = Text(" ", style=style, no_wrap=True, end="")
         for column, cell in enumerate(cells):
             if column < len(cells) - 1:
-                cell = cell.copy()
-                cell.truncate(self.widths[column], overflow="ellipsis", pad=True)
-                cell.append(GAP)
-            line.append_text(cell)
+                cut = cell.copy()
+                cut.truncate(self.widths[column], overflow="ellipsis", pad=True)
+                cut.append(GAP)
+                line.append_text(cut)
+            else:
+                line.append_text(cell)
         x = self.scroll_offset.x
         return Strip(line.render(self.app.console)).crop_extend(x, x + width, style)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
-from typing import TypeVar
 from dataclasses import dataclass, replace
+from typing import ClassVar, TypeVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.css.query import NoMatches
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from tracer.errors import Interrupted
@@ -91,7 +91,7 @@ class Explorer(App[None]):
     #events { height: 1fr; }
     #details { height: 40%; border-top: solid $secondary; padding: 0 1; }
     """
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "go_on", "next step"),
         Binding("slash", "search", "search"),
         Binding("p", "only('pid')", "this process"),
@@ -119,18 +119,15 @@ class Explorer(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="top")
         with TabbedContent(initial="timeline"):
-            with TabPane("events", id="timeline"):
-                with Vertical():
-                    yield Input(placeholder="search (Enter), Esc: back", id="search")
-                    yield EventList(COLUMNS, self.cells, self.feed.window.maxlen or WINDOW, id="events")
-                    with VerticalScroll(id="details"):
-                        yield Static(Text("select an event"), id="detail")
-            with TabPane("objects", id="objects"):
-                with VerticalScroll(id="objects-view"):
-                    yield Static(id="essentials")
-            with TabPane("hooks & steps", id="kernel"):
-                with VerticalScroll(id="kernel-view"):
-                    yield Static(id="hooks")
+            with TabPane("events", id="timeline"), Vertical():
+                yield Input(placeholder="search (Enter), Esc: back", id="search")
+                yield EventList(COLUMNS, self.cells, self.feed.window.maxlen or WINDOW, id="events")
+                with VerticalScroll(id="details"):
+                    yield Static(Text("select an event"), id="detail")
+            with TabPane("objects", id="objects"), VerticalScroll(id="objects-view"):
+                yield Static(id="essentials")
+            with TabPane("hooks & steps", id="kernel"), VerticalScroll(id="kernel-view"):
+                yield Static(id="hooks")
         yield Static(id="status")
         yield Footer()
 
@@ -181,8 +178,9 @@ class Explorer(App[None]):
 
     def cells(self, event: Event) -> list[Text]:
         values = row_cells(event, self.started_ns)
-        styles = ["", "", STEP_STYLES.get(event.step, ""), "", "bold" if event.file in self.shared_files else "", "", "dim"]
-        return [Text(value, style=style) for value, style in zip(values, styles)]
+        shared = "bold" if event.file in self.shared_files else ""
+        styles = ["", "", STEP_STYLES.get(event.step, ""), "", shared, "", "dim"]
+        return [Text(value, style=style) for value, style in zip(values, styles, strict=True)]
 
 
     def rebuild(self) -> None:

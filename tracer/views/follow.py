@@ -22,7 +22,7 @@ CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at", "pa
 
 
 def life_story_panels(findings: Findings) -> list[Panel]:
-    from rich.panel import Panel          # the plain path imports this module, not rich
+    from rich.panel import Panel  # the plain path imports this module, not rich
     from rich.table import Table
 
     panels = []

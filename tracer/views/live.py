@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from tracer.events import Event, call_ordered
+from tracer.events import Event
 from tracer.findings import RECENT_EVENTS, Findings
+from tracer.observer import OutputLine
+from tracer.recording import Played
+from tracer.replay import in_call_order
 from tracer.views.clone import clone_tables
 from tracer.views.follow import life_story_panels
 from tracer.views.narration import narration_panel
@@ -19,6 +22,9 @@ from tracer.views.objects import object_panels
 from tracer.views.path import path_panels
 from tracer.views.summary import findings_panel, hooks_table
 from tracer.views.timeline import timeline_table
+
+REPLAYED_LINES = 8          # the program's latest lines under the replayed events
+
 
 def essentials(findings: Findings) -> Group:
     """What the run proved: the object view (or each new task's table) and the findings."""
@@ -43,16 +49,32 @@ def final_screen(findings: Findings, follow: bool = False) -> Group:
     return Group(*parts, essentials(findings))
 
 
-def replay_live(findings: Findings, events: Iterable[Event], speed: float, console: Console) -> None:
-    """Events shown at their recorded pace (times `speed`), then the final screen."""
+def replay_live(findings: Findings, played: Iterable[Played], speed: float, console: Console) -> None:
+    """Events and the program's lines shown at their recorded pace (times `speed`), then the final screen."""
     shown: deque[Event] = deque(maxlen=RECENT_EVENTS)
+    said: deque[str] = deque(maxlen=REPLAYED_LINES)
     total = findings.events
+    count = 0
     with Live(console=console, auto_refresh=False, transient=True) as live:
         previous = None
-        for count, event in enumerate(call_ordered(events), start=1):
+        for item in in_call_order(played):
             if previous is not None:
-                time.sleep(max(0.0, (event.ts_ns - previous) / 1e9 / speed))
-            previous = event.ts_ns
-            shown.append(event)
-            live.update(Group(Text(f"replaying at {speed:g}x... {count}/{total} events", style="bold"),
-                              timeline_table(shown, findings.started_ns)), refresh=True)
+                time.sleep(max(0.0, (item.ts_ns - previous) / 1e9 / speed))
+            previous = item.ts_ns
+            if isinstance(item, OutputLine):
+                line = item.shown()
+                if line is None:
+                    continue
+                said.append(line)
+            else:
+                count += 1
+                shown.append(item)
+            live.update(replay_screen(findings, shown, said, f"replaying at {speed:g}x... {count}/{total} events"),
+                        refresh=True)
+
+
+def replay_screen(findings: Findings, shown: Iterable[Event], said: Sequence[str], status: str) -> Group:
+    parts: list[RenderableType] = [Text(status, style="bold"), timeline_table(shown, findings.started_ns)]
+    if said:
+        parts.append(Panel(Text("\n".join(said)), title="program output", border_style="dim"))
+    return Group(*parts)

@@ -66,7 +66,8 @@ def first_narrations(events: Sequence[Event], header: dict[str, Any]) -> list[tu
     return told
 
 
-def narration_panel(events: Sequence[Event], header: dict[str, Any], title: str = "what the kernel did, step by step") -> Panel:
+def narration_panel(events: Sequence[Event], header: dict[str, Any],
+                    title: str = "what the kernel did, step by step") -> Panel:
     body = Text()
     for event, where, text in first_narrations(events, header):
         body.append(f"{event.step}", style="bold")

@@ -76,7 +76,7 @@ class ObjectView:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         story = self.story
-        parts = [owner_column("sender", story.creator, left=True), file_box(story),
+        parts: list[RenderableType] = [owner_column("sender", story.creator, left=True), file_box(story),
                  *(owner_column("receiver", holder, left=False) for holder in story.receivers)]
         widths = [console.measure(part, options=options.update(width=10_000)).maximum for part in parts]
         if widths[0] + widths[1] + max(widths[2:], default=0) + 2 <= options.max_width:

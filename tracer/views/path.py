@@ -78,8 +78,9 @@ def path_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:
         lines.append(f"path of {view.path.step}: {captured(view)}")
         lines += ["  " + _row_text(row, frozenset()).plain for row in view.rows]
         if view.article:
-            lines.append("  article: " + ", ".join(f"{frame.name} [{frame.status}{': ' + frame.note if frame.note else ''}]"
-                                                   for frame in view.article))
+            frames = (f"{frame.name} [{frame.status}{': ' + frame.note if frame.note else ''}]"
+                      for frame in view.article)
+            lines.append("  article: " + ", ".join(frames))
     return lines
 
 

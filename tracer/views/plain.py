@@ -34,7 +34,7 @@ def header_lines(header: dict[str, Any]) -> list[str]:
              f"kernel: {kernel_line(header)}"]
     lines += [f"hook {line.step}: {line.hook} [{line.status}] {line.reads}"
               for line in map(hook_line, header.get("hooks", []))]
-    return lines + ["", "\t".join(TIMELINE_COLUMNS)]
+    return [*lines, "", "\t".join(TIMELINE_COLUMNS)]
 
 
 def closing_lines(findings: Findings, follow: bool) -> list[str]:

@@ -110,7 +110,8 @@ def narration_html(findings: Findings) -> str:
 
 def html_report(findings: Findings, events: Sequence[Event]) -> str:
     header = findings.header
-    diagrams = "".join(object_svg(story) for story in findings.shared_files()[:2]) or "<p>No struct file was seen shared.</p>"
+    diagrams = ("".join(object_svg(story) for story in findings.shared_files()[:2])
+                or "<p>No struct file was seen shared.</p>")
     findings_text = "\n".join(conclusion_lines(findings, clones=False) + clone_lines(findings))
     return PAGE.format(title=esc(session_title(header)), kernel=esc(kernel_line(header)), hooks=hooks_html(header),
                        diagrams=diagrams, findings=esc(findings_text), narration=narration_html(findings),
@@ -120,14 +121,16 @@ def html_report(findings: Findings, events: Sequence[Event]) -> str:
 CSS = """
 :root { --bg: #fff; --fg: #1b1b1b; --dim: #666; --line: #ccc; --file: #e6f4ea; --owner: #eef3fb; --pick: #fff3bf; }
 @media (prefers-color-scheme: dark) {
-  :root { --bg: #16181d; --fg: #e8e8e8; --dim: #9a9a9a; --line: #444; --file: #1f3a2a; --owner: #1d2a3d; --pick: #4a4220; }
+  :root { --bg: #16181d; --fg: #e8e8e8; --dim: #9a9a9a; --line: #444;
+          --file: #1f3a2a; --owner: #1d2a3d; --pick: #4a4220; }
 }
 body { background: var(--bg); color: var(--fg); font: 15px/1.45 system-ui, sans-serif; margin: 1.5em; }
 pre { white-space: pre-wrap; }
 code, pre, td, .graph text { font-family: ui-monospace, monospace; }
 h1 { font-size: 1.3em; margin: 0; } h2 { font-size: 1.1em; margin-top: 1.6em; }
 .dim { color: var(--dim); }
-table { border-collapse: collapse; } td, th { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+table { border-collapse: collapse; }
+td, th { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 .fallback { color: #b07800; } .attached { color: #2e7d32; } .unavailable { color: #c62828; }
 .graph { max-width: 100%; height: auto; } .graph rect { stroke: var(--fg); stroke-width: 1.2; }
 .graph .file rect { fill: var(--file); stroke-width: 2.5; } .graph .owner rect { fill: var(--owner); }
@@ -190,7 +193,8 @@ function render() {
     body.append(row); shown++;
   }
   document.getElementById('count').textContent = shown + ' of ' + data.events.length + ' events shown' +
-    (data.total > data.events.length ? ' (' + data.total + ' in the session; the first ' + data.events.length + ' are in this page)' : '');
+    (data.total > data.events.length
+     ? ' (' + data.total + ' in the session; the first ' + data.events.length + ' are in this page)' : '');
 }
 Object.values(pick).forEach(input => input.addEventListener('input', render));
 render();
@@ -198,7 +202,8 @@ render();
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <title>{title}</title><style>{css}</style></head>
 <body>
 <h1>{title}</h1><p class="dim">{kernel}</p>
@@ -210,7 +215,8 @@ PAGE = """<!DOCTYPE html>
 <select id="step"><option value="">every step</option></select>
 <select id="file"><option value="">every struct file</option></select>
 <input id="search" type="search" placeholder="search"><span id="count" class="dim"></span></div>
-<table id="timeline"><thead><tr><th>ms<th>process<th>step<th>fd<th>struct file<th>ref<th>detail</tr></thead><tbody></tbody></table>
+<table id="timeline"><thead>
+<tr><th>ms<th>process<th>step<th>fd<th>struct file<th>ref<th>detail</tr></thead><tbody></tbody></table>
 <h2>Selected event: fields, path, narration</h2><div id="event" class="dim">click an event in the timeline</div>
 <h2>Step by step</h2>{narration}
 <h2>Hooks on this kernel</h2>{hooks}

@@ -104,7 +104,8 @@ class Timeline:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         cells = [table_row(event, self.started_ns) for event in self.rows]
-        fixed = sum(max([len(column)] + [len(row[i]) for row in cells]) + 2 for i, column in enumerate(TABLE_COLUMNS[:-1]))
+        fixed = sum(max([len(column)] + [len(row[i]) for row in cells]) + 2
+                    for i, column in enumerate(TABLE_COLUMNS[:-1]))
         if options.max_width - fixed >= DETAIL_MIN:
             yield self.table(cells)
         else:
@@ -120,7 +121,7 @@ class Timeline:
             table.add_column(column, no_wrap=column not in ("detail", "process"), overflow="fold",
                              justify="right" if column in ("ms", "fd", "ref", "inode") else "left",
                              ratio=1 if column == "detail" else None)
-        for event, row in zip(self.rows, cells):
+        for event, row in zip(self.rows, cells, strict=True):
             table.add_row(row[0], row[1], Text(row[2], style=STEP_STYLES.get(event.step, "")), row[3],
                           self._file(row[4]), *row[5:])
         return table
@@ -128,8 +129,9 @@ class Timeline:
     def stacked(self, cells: list[list[str]]) -> Iterator[RenderableType]:
         yield Text(self.title, style="bold")
         widths = [min(24, max([len(c)] + [len(row[i]) for row in cells])) for i, c in enumerate(TABLE_COLUMNS[:4])]
-        yield Text(" ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS[:4], widths)) + " ref  struct file", style="dim")
-        for event, row in zip(self.rows, cells):
+        heads = " ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS[:4], widths, strict=True))
+        yield Text(heads + " ref  struct file", style="dim")
+        for event, row in zip(self.rows, cells, strict=True):
             line = Text(f"{row[0]:>{widths[0]}} {row[1]:<{widths[1]}} ")
             line.append(f"{row[2]:<{widths[2]}}", style=STEP_STYLES.get(event.step, ""))
             line.append(f" {row[3]:>{widths[3]}} {row[6]:>3}  ")

@@ -5,12 +5,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tracer.errors import SyspathError
 from tracer.events import Event
-from tracer.record import RecordingWriter, read_recording, write_user_file
+from tracer.recording import RecordingWriter, read_recording
+from tracer.userfiles import write_user_file
 
 SESSION = {"type": "session", "version": 1, "kernel": "6.18", "mode": "auto", "scenario": "memfd-share",
            "command": None, "started_ns": 5, "hooks": [{"step": "memfd_create", "hook": "tp", "status": "attached",
@@ -84,10 +84,10 @@ def test_unwritable_path_is_an_error_for_people(tmp_path: Path) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=40), st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
-                          st.dictionaries(st.sampled_from(["type", "ts_ns", "step", "pid", "tgid", "comm", "hook", "detail",
-                                                             "fd", "file"]),
+                          st.dictionaries(st.sampled_from(["type", "ts_ns", "step", "pid", "tgid", "comm", "hook",
+                                                           "detail", "fd", "file", "role", "text", "report"]),
                                           st.one_of(st.none(), st.integers(), st.text(max_size=5),
-                                                    st.sampled_from(["session", "event", "summary"])))
+                                                    st.sampled_from(["session", "event", "output", "summary"])))
                           .map(json.dumps)), max_size=6))
 def test_reader_never_crashes_on_hostile_input(tmp_path_factory: pytest.TempPathFactory, lines: list[str]) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "f.jsonl"
@@ -111,7 +111,8 @@ def test_reader_never_crashes_on_hostile_input(tmp_path_factory: pytest.TempPath
     (json.dumps(SESSION).encode() + b"\n" + json.dumps({**sample_event().as_record(),
                                                           "detail": {"shared": {"mm": "yes"}}}).encode() + b"\n",
      ":2: event detail shared has the wrong type"),
-    (json.dumps(SESSION).encode() + b'\n{"type":"event","ts_ns":' + b"9" * 5000 + b"}\n", ":2: not JSON syspath can read"),
+    (json.dumps(SESSION).encode() + b'\n{"type":"event","ts_ns":' + b"9" * 5000 + b"}\n",
+     ":2: not JSON syspath can read"),
     (json.dumps(SESSION).encode() + b"\n" + b"[" * 100000 + b"\n", ":2: not JSON"),
 ])
 def test_any_corruption_names_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
@@ -174,32 +175,13 @@ def test_controls_written_without_a_backslash_are_escaped_too(tmp_path: Path, ra
     assert event.comm == f"a{shown}b"
 
 
-def test_a_device_is_never_replaced_by_an_output(tmp_path: Path) -> None:
-    import os
-    import stat
-
-    from tracer.errors import SyspathError
-    from tracer.record import ensure_writable
-
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    with pytest.raises(SyspathError, match="not a regular file"):
-        ensure_writable(fifo, "recording")
-    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
-    with pytest.raises(SyspathError, match="not a regular file"):
-        ensure_writable(Path("/dev/null"), "recording")
-    assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
-
-
 def test_a_json_line_is_the_same_json_whichever_encoder_writes_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    import json
-
-    from tracer import record
+    from tracer import recording
 
     sample = {"type": "event", "ts_ns": 2**64 - 1, "comm": "naïve\x1b[31m", "detail": {"prot": ["PROT_READ"]},
               "stack": ("do_mmap", "vm_mmap_pgoff"), "refcount": None}
-    fast = record.json_line(sample)
-    monkeypatch.setattr(record, "orjson", None)
-    slow = record.json_line(sample)
+    fast = recording.json_line(sample)
+    monkeypatch.setattr(recording, "HAVE_ORJSON", False)
+    slow = recording.json_line(sample)
     assert fast.endswith("\n") and slow.endswith("\n")
     assert json.loads(fast) == json.loads(slow) == json.loads(json.dumps(sample))
