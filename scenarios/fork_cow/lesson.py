@@ -121,9 +121,9 @@ _TEXT = (str, type(None))
 _NUMBER = (int, type(None))
 _FLAG = (bool, type(None))
 DETAIL_SHAPES = {
-    **{key: _TEXT for key in ("mm", "parent_mm", "addr", "fault_addr", "syscall")},
-    **{key: _NUMBER for key in ("pfn", "old_pfn", "error_code", "order")},
-    **{key: _FLAG for key in ("write", "was_present", "old_writable", "present", "writable", "dirty", "walked")},
+    **dict.fromkeys(("mm", "parent_mm", "addr", "fault_addr", "syscall"), _TEXT),
+    **dict.fromkeys(("pfn", "old_pfn", "error_code", "order"), _NUMBER),
+    **dict.fromkeys(("write", "was_present", "old_writable", "present", "writable", "dirty", "walked"), _FLAG),
 }
 
 # arch/x86/include/asm/page_64_types.h: the direct map's base when KASLR did not move it

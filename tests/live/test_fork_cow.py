@@ -99,7 +99,7 @@ def ptes(records: list[dict], tgid: int, address: int) -> list[dict]:
 
 def test_fork_copied_the_mm_struct_not_the_pages(run: tuple[list[dict], PagemapReader]) -> None:
     records, _ = run
-    parent, child, private, _, _ = the_pages(records)
+    parent, child, _, _, _ = the_pages(records)
     (copy,) = events(records, "mm_copy")
     assert copy["tgid"] == parent and copy["detail"]["syscall"] in FORK_SYSCALLS
     assert copy["detail"]["mm"] != copy["detail"]["parent_mm"]
@@ -116,7 +116,7 @@ def test_a_page_exists_from_its_first_touch(run: tuple[list[dict], PagemapReader
     for address in (private, shared):
         first, *later = ptes(records, parent, address)
         assert first["detail"]["walked"] and not first["detail"]["present"]      # mapped, no frame yet
-        (touch,) = [t for t in events(records, "first_touch") if int(t["detail"]["addr"], 16) == address]
+        touch = next(t for t in events(records, "first_touch") if int(t["detail"]["addr"], 16) == address)
         assert later[0]["detail"]["pfn"] == touch["detail"]["pfn"]              # the frame the fault allocated
     stacks = [" ".join(t["stack"]) for t in events(records, "first_touch")]
     assert any("do_anonymous_page" in s for s in stacks) and any("shmem_fault" in s for s in stacks)
@@ -137,7 +137,7 @@ def test_one_frame_in_parent_and_child_until_the_child_writes(run: tuple[list[di
     assert detail["old_pfn"] == old and detail["old_writable"] is False
     assert detail["pfn"] != old
     assert {"do_wp_page", "wp_page_copy"} & set(cow["stack"]), cow["stack"]
-    after_child = [p for p in ptes(records, child, private) if p["ts_ns"] > cow["ts_ns"]][0]["detail"]
+    after_child = next(p for p in ptes(records, child, private) if p["ts_ns"] > cow["ts_ns"])["detail"]
     assert after_child["pfn"] == detail["pfn"] and after_child["writable"] is True
     # the parent keeps the old frame, and keeps it when it writes too (no copy: it is the only user left)
     after_parent = [p["detail"] for p in ptes(records, parent, private) if p["ts_ns"] > cow["ts_ns"]]
