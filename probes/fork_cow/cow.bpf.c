@@ -1,0 +1,273 @@
+/* syspath, fork-cow: one page, two processes, until one writes.
+ *
+ * Every hook is a tracepoint (the same on every tier), filtered in the kernel first by
+ * the traced process tree, then by what the lesson watches:
+ * - kmem:kmem_cache_alloc (raw) of the "mm_struct" cache: the child's mm_struct that
+ *   kernel/fork.c dup_mm -> allocate_mm makes in the parent (mm_copy);
+ * - syscalls:sys_exit_mincore: the program asks which of its pages are resident; the
+ *   probe reads the caller's page table entry behind each page (pte) and from then on
+ *   follows the faults on those pages;
+ * - exceptions:page_fault_user (raw): a fault on a followed page, with its error code and,
+ *   for a protection fault, the entry as it was before the fault was handled;
+ * - kmem:mm_page_alloc: the frame that fault allocated (first_touch: the page did not
+ *   exist; cow_fault: a write to a present, write-protected page: mm/memory.c do_wp_page ->
+ *   wp_page_copy gives the writer a copy). Its kernel stack is the fault's path.
+ */
+#include "common.h"
+
+#define COW_PAGE 4096ULL
+#define COW_MAX_PAGES 4          /* pages read per mincore() call */
+/* arch/x86/include/asm/trap_pf.h: enum x86_pf_error_code */
+#define X86_PF_PROT 1
+#define X86_PF_WRITE 2
+/* include/linux/gfp_types.h: ___GFP_MOVABLE_BIT is 3: user data, not page tables */
+#define COW_GFP_MOVABLE 0x8
+
+/* Page addresses the program named with mincore(): its faults there are followed. */
+BPF_HASH(cow_watched, u64, u32, 256);
+
+/* A fault on a followed page, by thread, until the frame it allocates is seen. */
+struct cow_fault_seen {
+    u64 addr;
+    u64 error_code;
+    u64 old_pte;
+    u64 regs;                /* the pt_regs the fault saved: still its own while it is handled */
+    u64 ip;
+};
+BPF_HASH(cow_faults, u32, struct cow_fault_seen, 1024);
+
+static __always_inline u64 current_mm(void)
+{
+    u64 mm = 0;
+    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
+    return mm;
+}
+
+/* ---- the page tables (arch/x86/include/asm/pgtable_types.h) ----
+ * mm->pgd is the top table; each entry holds the physical address of the next table,
+ * read through the direct map at COW_PAGE_OFFSET (scenarios/fork_cow/lesson.py passes it
+ * where this kernel's layout is known). A huge entry (_PAGE_PSE) ends the walk. */
+#define COW_PRESENT 0x1ULL
+#define COW_PSE 0x80ULL
+#define COW_PFN_MASK 0x000ffffffffff000ULL
+
+#ifdef COW_PAGE_OFFSET
+static __always_inline u64 cow_next(u64 entry, u64 addr, u32 shift)
+{
+    u64 next = 0;
+    READ_KERNEL(next, COW_PAGE_OFFSET + (entry & COW_PFN_MASK), ((addr >> shift) & 511) * 8);
+    return next;
+}
+
+/* A huge entry as the 4 KiB entry it stands for at `addr`. */
+static __always_inline u64 cow_huge(u64 entry, u64 addr, u32 shift)
+{
+    u64 span = (1ULL << shift) - 1;
+    return (entry & COW_PFN_MASK & ~span) + (addr & span & ~(COW_PAGE - 1)) + (entry & 0xfff & ~COW_PSE);
+}
+#endif
+
+static __always_inline u64 cow_walk(u64 mm, u64 addr, u32 *walked)
+{
+#ifdef COW_PAGE_OFFSET
+    u64 pgd = 0, entry = 0;
+    READ_KERNEL(pgd, mm, MM_PGD);
+    if (!pgd)
+        return 0;
+    *walked = 1;
+#if COW_PGTABLE_LEVELS == 5
+    READ_KERNEL(entry, pgd, ((addr >> 48) & 511) * 8);
+    if (!(entry & COW_PRESENT))
+        return 0;
+    entry = cow_next(entry, addr, 39);                 /* p4d */
+#else
+    READ_KERNEL(entry, pgd, ((addr >> 39) & 511) * 8); /* pgd, p4d folded */
+#endif
+    if (!(entry & COW_PRESENT))
+        return 0;
+    entry = cow_next(entry, addr, 30);                 /* pud */
+    if (!(entry & COW_PRESENT))
+        return 0;
+    if (entry & COW_PSE)
+        return cow_huge(entry, addr, 30);
+    entry = cow_next(entry, addr, 21);                 /* pmd */
+    if (!(entry & COW_PRESENT))
+        return 0;
+    if (entry & COW_PSE)
+        return cow_huge(entry, addr, 21);
+    return cow_next(entry, addr, 12);                  /* pte */
+#else
+    return 0;
+#endif
+}
+
+/* ---- mm_copy: kernel/fork.c dup_mm -> allocate_mm ---- */
+/* "mm_struct\0", the cache's name (kernel/fork.c mm_cachep), as two little-endian words */
+#define COW_MM_STRUCT_HEAD 0x63757274735f6d6dULL
+#define COW_MM_STRUCT_TAIL 0x0074
+/* arch/x86/entry/syscalls/syscall_64.tbl: the doors into kernel_clone. execve makes a
+ * new mm_struct too (mm_alloc), a fresh one, not a copy: it is left out. */
+#define COW_NR_CLONE 56
+#define COW_NR_FORK 57
+#define COW_NR_VFORK 58
+#define COW_NR_CLONE3 435
+
+static __always_inline bool in_fork(u32 *nr)
+{
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    return true;             /* no bpf_task_pt_regs before 5.15: every mm_struct is told */
+#else
+    u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    s64 orig_ax = -1;
+    READ_KERNEL(orig_ax, regs, COW_REGS_ORIG_AX);
+    *nr = (u32)orig_ax;
+    return orig_ax == COW_NR_CLONE || orig_ax == COW_NR_FORK || orig_ax == COW_NR_VFORK ||
+           orig_ax == COW_NR_CLONE3;
+#endif
+}
+#if ON_SYSCALL(STEP_MM_COPY)
+/* TP_PROTO(call_site, ptr, struct kmem_cache *s, gfp_flags, node) */
+RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
+{
+    char name[16] = {};
+    u64 cache = ctx->args[2], name_at = 0, head;
+    u16 tail;
+    u32 nr = 0;
+    struct syspath_event *e;
+    if (!is_tracked())
+        return 0;
+    READ_KERNEL(name_at, cache, KMEM_CACHE_NAME);
+    if (!name_at || bpf_probe_read_kernel_str(name, sizeof(name), (void *)name_at) != 10)
+        return 0;
+    __builtin_memcpy(&head, name, 8);
+    __builtin_memcpy(&tail, name + 8, 2);
+    if (head != COW_MM_STRUCT_HEAD || tail != COW_MM_STRUCT_TAIL)
+        return 0;
+    if (!in_fork(&nr))
+        return 0;
+    e = new_event(STEP_MM_COPY);
+    if (!e)
+        return 0;
+    e->payload.cow_mm.mm = ctx->args[1];
+    e->payload.cow_mm.parent_mm = current_mm();
+    e->payload.cow_mm.syscall = nr;
+    submit_event(ctx, e);
+    return 0;
+}
+#endif
+
+/* ---- pte: mincore(start, len, vec) ---- */
+#if ON_SYSCALL(STEP_PTE)
+static __always_inline bool mincore_call(struct call *call, u64 start, u64 len)
+{
+    call->object = start;
+    call->message = len;
+    return true;
+}
+
+#ifdef SYSCALL_ARGS_AT_ENTRY
+TRACEPOINT_PROBE(syscalls, sys_enter_mincore)
+{
+    struct call call = {};
+    if (!is_tracked())
+        return 0;
+    mincore_call(&call, args->start, args->len);
+    stash_call(STEP_PTE, &call);
+    return 0;
+}
+#endif
+
+TRACEPOINT_PROBE(syscalls, sys_exit_mincore)
+{
+    struct call call;
+    u64 mm;
+    u32 one = 1;
+    if (args->ret < 0 || !CALL_AT_EXIT(STEP_PTE, &call, mincore_call(&call, saved.arg[0], saved.arg[1])))
+        return 0;
+    mm = current_mm();
+#pragma unroll
+    for (u32 index = 0; index < COW_MAX_PAGES; index++) {
+        u64 page = (call.object & ~(COW_PAGE - 1)) + index * COW_PAGE;
+        struct syspath_event *e;
+        if (index * COW_PAGE >= call.message)
+            break;
+        cow_watched.update(&page, &one);
+        e = new_event(STEP_PTE);
+        if (!e)
+            break;
+        e->payload.cow_pte.addr = page;
+        e->payload.cow_pte.mm = mm;
+        e->payload.cow_pte.index = index;
+        e->payload.cow_pte.pte = cow_walk(mm, page, &e->payload.cow_pte.walked);
+        submit_event(args, e);
+    }
+    return 0;
+}
+#endif
+
+/* ---- first_touch, cow_fault: a fault on a followed page, and the frame it allocated ---- */
+#if ON_SYSCALL(STEP_COW_FAULT) || ON_SYSCALL(STEP_FIRST_TOUCH)
+/* TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code):
+ * arch/x86/mm/fault.c, before the fault is handled */
+RAW_TRACEPOINT_PROBE(page_fault_user)
+{
+    struct cow_fault_seen seen = {};
+    u64 page = ctx->args[0] & ~(COW_PAGE - 1);
+    u32 tid = (u32)bpf_get_current_pid_tgid(), walked = 0;
+    if (!is_tracked() || !cow_watched.lookup(&page))
+        return 0;
+    seen.addr = ctx->args[0];
+    seen.regs = ctx->args[1];
+    seen.error_code = ctx->args[2];
+    READ_KERNEL(seen.ip, seen.regs, COW_REGS_IP);
+    if (seen.error_code & X86_PF_PROT)
+        seen.old_pte = cow_walk(current_mm(), seen.addr, &walked);
+    cow_faults.update(&tid, &seen);
+    return 0;
+}
+
+TRACEPOINT_PROBE(kmem, mm_page_alloc)
+{
+    struct cow_fault_seen *seen;
+    struct syspath_event *e;
+    u64 ip = 0;
+    s64 orig_ax = 0;
+    u32 tid, step;
+    if (!is_tracked())
+        return 0;
+    tid = (u32)bpf_get_current_pid_tgid();
+    seen = cow_faults.lookup(&tid);
+    if (!seen)
+        return 0;
+    /* Still inside that fault? Its saved registers say so: a later system call of this
+     * thread would have saved its own there (orig_ax the syscall number, not -1, which the
+     * exception entry stores once it has taken the error code). */
+    READ_KERNEL(ip, seen->regs, COW_REGS_IP);
+    READ_KERNEL(orig_ax, seen->regs, COW_REGS_ORIG_AX);
+    if (ip != seen->ip || orig_ax != -1) {
+        cow_faults.delete(&tid);
+        return 0;
+    }
+    if (!(args->gfp_flags & COW_GFP_MOVABLE))      /* a page table for the fault, not the page */
+        return 0;
+    step = (seen->error_code & X86_PF_PROT) ? STEP_COW_FAULT : STEP_FIRST_TOUCH;
+    if ((step == STEP_COW_FAULT && !ON_SYSCALL(STEP_COW_FAULT)) ||
+        (step == STEP_FIRST_TOUCH && !ON_SYSCALL(STEP_FIRST_TOUCH)))
+        return 0;
+    e = new_event(step);
+    if (e) {
+        struct cow_fault_payload *p = &e->payload.cow_fault;
+        p->addr = seen->addr;
+        p->error_code = seen->error_code;
+        p->old_pte = seen->old_pte;
+        p->pfn = args->pfn;
+        p->order = args->order;
+        p->migratetype = args->migratetype;
+        p->mm = current_mm();
+    }
+    cow_faults.delete(&tid);
+    if (e)
+        submit_event(args, e);
+    return 0;
+}
+#endif

@@ -1,0 +1,183 @@
+"""fork-cow: one page, two processes, until one writes.
+
+A parent writes a private anonymous page, maps a memfd MAP_SHARED and a file MAP_PRIVATE,
+touches them, then forks. fork() copies the mm_struct (kernel/fork.c dup_mm) but not the
+pages: parent and child map the same frames, write-protected, until one writes. The
+child's write faults (mm/memory.c do_wp_page -> wp_page_copy) and gets a frame of its own;
+the parent keeps the old one; the MAP_SHARED memfd page stays one frame in both.
+
+Every hook is a tracepoint, so every tier sees the lesson the same way (this kernel has
+no other): kmem:kmem_cache_alloc (the new mm_struct), syscalls:sys_exit_mincore (the
+program asks which of its pages are resident, and the probe reads the page table entries
+behind them), exceptions:page_fault_user and kmem:mm_page_alloc (a fault on those pages
+and the frame it allocated, with the fault's kernel path on its stack).
+"""
+from __future__ import annotations
+
+import functools
+import platform
+from collections.abc import Sequence
+from typing import Any
+
+from tracer.catalog import Hook, HookChoice, Payload, Step, tracepoint_hook
+from tracer.events import CStruct, hex_pointer
+from tracer.lesson import Lesson
+
+PAGE_SIZE = 4096
+
+COW_MM_PAYLOAD = CStruct("cow_mm_payload", (("mm", "Q"), ("parent_mm", "Q"), ("syscall", "I"), ("reserved", "I")))
+COW_FAULT_PAYLOAD = CStruct("cow_fault_payload", (
+    ("addr", "Q"), ("pfn", "Q"), ("old_pte", "Q"), ("mm", "Q"), ("error_code", "Q"), ("order", "I"),
+    ("migratetype", "i")))
+COW_PTE_PAYLOAD = CStruct("cow_pte_payload", (("addr", "Q"), ("pte", "Q"), ("mm", "Q"), ("index", "I"),
+                                              ("walked", "I")))
+
+# arch/x86/include/asm/pgtable_types.h
+PTE_PRESENT, PTE_RW, PTE_USER, PTE_ACCESSED, PTE_DIRTY = 0x1, 0x2, 0x4, 0x20, 0x40
+PTE_PFN_MASK = 0x000FFFFFFFFFF000
+# arch/x86/include/asm/trap_pf.h
+PF_PROT, PF_WRITE, PF_USER = 0x1, 0x2, 0x4
+
+
+def pte_pfn(pte: int) -> int | None:
+    return (pte & PTE_PFN_MASK) >> 12 if pte & PTE_PRESENT else None
+
+
+# arch/x86/entry/syscalls/syscall_64.tbl (probes/fork_cow/cow.bpf.c keeps these only)
+FORK_SYSCALLS = {56: "clone", 57: "fork", 58: "vfork", 435: "clone3"}
+
+
+def mm_detail(mm: int, parent_mm: int, syscall: int, reserved: int) -> dict[str, Any]:
+    return {"mm": hex_pointer(mm), "parent_mm": hex_pointer(parent_mm), "syscall": FORK_SYSCALLS.get(syscall)}
+
+
+def fault_detail(addr: int, pfn: int, old_pte: int, mm: int, error_code: int, order: int,
+                 migratetype: int) -> dict[str, Any]:
+    detail: dict[str, Any] = {"addr": hex(addr & ~(PAGE_SIZE - 1)), "fault_addr": hex(addr), "pfn": pfn,
+                              "write": bool(error_code & PF_WRITE), "was_present": bool(error_code & PF_PROT),
+                              "error_code": error_code, "mm": hex_pointer(mm), "order": order}
+    if error_code & PF_PROT:
+        # the entry the fault found: the frame the writer mapped until now, read-only
+        detail["old_pfn"] = pte_pfn(old_pte)
+        detail["old_writable"] = bool(old_pte & PTE_RW) if old_pte else None
+    return detail
+
+
+def pte_detail(addr: int, pte: int, mm: int, index: int, walked: int) -> dict[str, Any]:
+    detail: dict[str, Any] = {"addr": hex(addr), "mm": hex_pointer(mm), "index": index,
+                              "walked": bool(walked)}
+    if walked:
+        detail.update(present=bool(pte & PTE_PRESENT), pfn=pte_pfn(pte),
+                      writable=bool(pte & PTE_RW) if pte & PTE_PRESENT else None,
+                      dirty=bool(pte & PTE_DIRTY) if pte & PTE_PRESENT else None)
+    return detail
+
+
+MM_COPY = Payload("cow_mm", COW_MM_PAYLOAD, mm_detail)
+FAULT = Payload("cow_fault", COW_FAULT_PAYLOAD, fault_detail)
+PTE = Payload("cow_pte", COW_PTE_PAYLOAD, pte_detail)
+
+
+def _fault_hook(reads: str) -> Hook:
+    """kmem:mm_page_alloc inside a fault that exceptions:page_fault_user announced: on every tier."""
+    return Hook("syscall", "tracepoint:kmem:mm_page_alloc", reads, True,
+                ("kmem/mm_page_alloc", "exceptions/page_fault_user"), any_mode=True)
+
+
+STEPS: tuple[Step, ...] = (
+    Step("mm_copy", "kernel/fork.c dup_mm: fork makes the child a new mm_struct, a copy of the parent's",
+         payload=MM_COPY, hooks=(
+        tracepoint_hook("kmem", "kmem_cache_alloc", "the object allocated from the \"mm_struct\" cache in the "
+                        "traced tree (raw tracepoint, cache name compared in the kernel): the child's new "
+                        "mm_struct, beside the parent's current->mm"),
+    )),
+    Step("pte", "the page table entry behind one of the lesson's pages: its frame (PFN), writable or not",
+         payload=PTE, hooks=(
+        tracepoint_hook("syscalls", "sys_exit_mincore", "the caller's page tables walked from mm->pgd for each "
+                        "page mincore() was asked about: the entry's frame number and its write bit"),
+    )),
+    Step("first_touch", "a page exists from its first touch: the fault allocates its frame "
+         "(do_anonymous_page, shmem's fault)", payload=FAULT, hooks=(
+        _fault_hook("the frame kmem:mm_page_alloc reports inside a fault on a page that was not present "
+                    "(exceptions:page_fault_user, on the lesson's pages)"),
+    )),
+    Step("cow_fault", "the writer's copy-on-write fault: mm/memory.c do_wp_page -> wp_page_copy gives it a new "
+         "frame", payload=FAULT, hooks=(
+        _fault_hook("the new frame kmem:mm_page_alloc reports inside a write fault on a present, "
+                    "write-protected page (exceptions:page_fault_user), and the entry the fault found"),
+    )),
+)
+
+FIELDS = {
+    "TASK_MM": ("task_struct", ("mm",), 8),
+    "MM_PGD": ("mm_struct", ("pgd",), 8),
+    "KMEM_CACHE_NAME": ("kmem_cache", ("name",), 8),
+    # the registers a user fault saved (arch/x86/entry/entry_64.S): its ip, and orig_ax,
+    # which the exception entry sets to -1 once it has taken the error code
+    "COW_REGS_IP": ("pt_regs", ("ip", "pc"), 8),
+    "COW_REGS_ORIG_AX": ("pt_regs", ("orig_ax", "syscallno"), 0),
+}
+_TEXT = (str, type(None))
+_NUMBER = (int, type(None))
+_FLAG = (bool, type(None))
+DETAIL_SHAPES = {
+    **dict.fromkeys(("mm", "parent_mm", "addr", "fault_addr", "syscall"), _TEXT),
+    **dict.fromkeys(("pfn", "old_pfn", "error_code", "order"), _NUMBER),
+    **dict.fromkeys(("write", "was_present", "old_writable", "present", "writable", "dirty", "walked"), _FLAG),
+}
+
+# arch/x86/include/asm/page_64_types.h: the direct map's base when KASLR did not move it
+# (arch/x86/mm/kaslr.c randomizes it with the kernel's text, and page_offset_base is not
+# in kallsyms without CONFIG_KALLSYMS_ALL)
+PAGE_OFFSET_L4 = 0xFFFF888000000000
+PAGE_OFFSET_L5 = 0xFF11000000000000
+DEFAULT_TEXT = 0xFFFFFFFF81000000
+
+
+@functools.cache
+def _kernel_text() -> int | None:
+    try:
+        with open("/proc/kallsyms") as symbols:
+            for line in symbols:
+                address, _, name = line.rstrip("\n").split(" ", 2)
+                if name == "_text":
+                    return int(address, 16) or None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _five_levels() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "")
+        with open("/proc/cmdline") as cmdline:
+            no5lvl = "no5lvl" in cmdline.read().split()
+    except OSError:
+        return False
+    return "la57" in flags.split() and not no5lvl
+
+
+def page_table_defines(_choices: Sequence[HookChoice]) -> list[str]:
+    """Where the probes read page tables through the direct map: x86-64 with the kernel where
+    KASLR did not move it (then the direct map did not move either). Elsewhere the `pte`
+    events say the tables were not read."""
+    if platform.machine() != "x86_64" or _kernel_text() != DEFAULT_TEXT:
+        return []
+    five = _five_levels()
+    return [f"-DCOW_PAGE_OFFSET=0x{PAGE_OFFSET_L5 if five else PAGE_OFFSET_L4:x}ULL",
+            f"-DCOW_PGTABLE_LEVELS={5 if five else 4}"]
+
+
+LESSON = Lesson(
+    name="fork-cow",
+    summary="one page, two processes, until one writes: fork copies the mm_struct, not the pages",
+    package="fork_cow",
+    steps=STEPS,
+    any_program=False,
+    payload_header="payloads.h",
+    files=("cow.bpf.c",),
+    fields=FIELDS,
+    detail_shapes=DETAIL_SHAPES,
+    defines=page_table_defines,
+)
