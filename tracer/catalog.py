@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from tracer import arch
 from tracer.errors import SyspathError
 
 TIERS = ("kprobe", "fentry", "syscall")
@@ -79,8 +80,10 @@ MEMFD_STEPS: tuple[Step, ...] = (
     Step("memfd_create", "memfd_create() returns an fd for a new memory-only file", (
         *_function("__do_sys_memfd_create", "the name and flags, then the returned fd looked up in "
                    "the caller's fd table -> struct file, inode, refcount", ("uname", "flags")),
-        *_function("__x64_sys_memfd_create", "the returned fd looked up in the caller's fd table "
-                   "-> struct file, inode, refcount (the syscall's own body is inlined)"),
+        # the arch's syscall wrapper (tracer/arch.py): __x64_sys_memfd_create, __arm64_sys_memfd_create
+        *(hook for machine in arch.SYSCALL_PREFIX for hook in _function(
+            arch.syscall_wrapper("memfd_create", machine) or "", "the returned fd looked up in the caller's fd "
+            "table -> struct file, inode, refcount (the syscall's own body is inlined)")),
         _syscall("sys_exit_memfd_create", ("syscalls/sys_enter_memfd_create", "syscalls/sys_exit_memfd_create"),
                  "the returned fd, looked up in the caller's fd table -> struct file, inode, refcount",
                  direct=True),
@@ -198,6 +201,7 @@ class KernelView:
     is_traceable: Callable[[str], bool | None]         # ftrace can hook it (None: unknown)
     has_tracepoint: Callable[[str, str], bool]
     release: str = ""                                  # uname -r
+    machine: str = ""                                  # uname -m (tracer/arch.py's key)
 
     @property
     def trampoline_args(self) -> int:
@@ -205,6 +209,8 @@ class KernelView:
         trampoline saved 6 until Linux 6.4 raised it to 12 (arch/x86/net/bpf_jit_comp.c,
         arch_prepare_bpf_trampoline returns -ENOTSUPP beyond)."""
         version = tuple(int(part) for part in re.findall(r"\d+", self.release)[:2])
+        if self.machine == "aarch64":      # arch/arm64/net/bpf_jit_comp.c: arguments in x0-x7 only
+            return 8
         return 12 if not version or version >= (6, 4) else 6
 
 
@@ -291,6 +297,8 @@ def resolve_step(step: Step, tiers: Sequence[str], kernel: KernelView,
     not_used: list[str] = []
     tiers_out: dict[str, str] = {}
     for hook in step.hooks:
+        if hook.function and arch.foreign_wrapper(hook.function, kernel.machine):
+            continue                            # another architecture's syscall wrapper
         if hook.tier not in tiers and not hook.any_mode:
             tiers_out.setdefault(hook.tier, kernel.tiers.get(hook.tier) or left_out)
             continue

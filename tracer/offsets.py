@@ -5,8 +5,10 @@ Field names drift between versions, so each field lists its candidates in order.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from tracer import arch
 from tracer.btf import BtfError, Member, resolve_offsets
 
 # define name -> (struct, candidate member paths, expected size in bytes or 0 for any)
@@ -104,6 +106,19 @@ SPANS: dict[str, tuple[str, ...]] = {
 SPAN_MAX = 256
 
 
+SYSCALL_ARG_DEFINES = ("PT_REGS_DI", "PT_REGS_SI", "PT_REGS_DX", "PT_REGS_R10", "PT_REGS_R8", "PT_REGS_R9")
+
+
+def syscall_arg_fields(machine: str) -> dict[str, tuple[str, tuple[str, ...], int]]:
+    """FIELDS with the six syscall-argument slots of this machine's pt_regs (tracer/arch.py);
+    the defines keep x86-64's names: they are argument slots 1-6."""
+    slots = arch.SYSCALL_ARG_SLOTS.get(machine)
+    if slots is None:
+        return FIELDS
+    return {**FIELDS, **{name: ("pt_regs", (member,), 0 if extra else 8)
+                         for name, (member, extra) in zip(SYSCALL_ARG_DEFINES, slots)}}
+
+
 @dataclass(frozen=True)
 class Span:
     start: int
@@ -147,10 +162,16 @@ class KernelLayout:
         return span_of([self.members[name] for name in SPANS[prefix]])
 
 
-def load_layout(btf_path: str = "/sys/kernel/btf/vmlinux") -> KernelLayout:
-    requests = {name: (struct, candidates) for name, (struct, candidates, _) in FIELDS.items()}
+def load_layout(btf_path: str = "/sys/kernel/btf/vmlinux", machine: str | None = None) -> KernelLayout:
+    fields = syscall_arg_fields(machine or arch.machine())
+    requests = {name: (struct, candidates) for name, (struct, candidates, _) in fields.items()}
     members = resolve_offsets(requests, btf_path=btf_path)
-    for name, (struct, _, size) in FIELDS.items():
+    for name, (first, extra) in zip(SYSCALL_ARG_DEFINES, arch.SYSCALL_ARG_SLOTS.get(machine or arch.machine(), ())):
+        if extra:                      # an element of an array (arm64's regs[n]): its own 8 bytes
+            found = members[name]
+            members[name] = dataclasses.replace(found, path=f"{first}[{extra // 8}]", offset=found.offset + extra,
+                                                size=8)
+    for name, (struct, _, size) in fields.items():
         if size and members[name].size != size:
             raise BtfError(
                 f"{struct}.{members[name].path} is {members[name].size} bytes on this kernel, "

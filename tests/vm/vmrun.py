@@ -161,7 +161,10 @@ def _boot_once(
     for shared in (rwdirs or []):
         cmd.append(f"--rwdir={shared.resolve()}")
     if root is not None:
-        for mountpoint in [hdir, *(rwdirs or [])]:  # the root is read-only in the guest: make them here
+        # a foreign root: every shared directory is named guest=host (vng takes bare paths as the root's),
+        # and its mount point is made in the root, read-only in the guest
+        cmd = [f"{p}={p[8:]}" if p.startswith("--rwdir=") and p.count("=") == 1 else p for p in cmd]
+        for mountpoint in [hdir, *(rwdirs or [])]:
             (root / str(mountpoint.resolve()).lstrip("/")).mkdir(parents=True, exist_ok=True)
         # TCG is the only way for a foreign architecture; pauth-impdef: QEMU's cheap pointer authentication
         cmd += ["--disable-kvm", f"--qemu-opts=-cpu {QEMU_CPU[arch]}"]
@@ -297,6 +300,8 @@ def run_target(arch: str, series: str, command: str, rwdirs: list[Path], timeout
     vng = find_vng()
     assert vng
     kernel, root = boot_target(arch, series)
+    if root is not None:                  # the checkout itself, read-write: the root has none of it
+        rwdirs = [checkout, *(d for d in rwdirs if not d.resolve().is_relative_to(checkout.resolve()))]
     env = f"export SYSPATH_CHECKOUT={checkout.resolve()}\n"
     if root is not None:
         env += "export SYSPATH_FOREIGN_ROOT=1\n"
