@@ -170,6 +170,7 @@ def _boot_once(
         cmd += ["--disable-kvm", f"--qemu-opts=-cpu {QEMU_CPU[arch]}"]
     elif accel == "tcg":
         cmd += ["--disable-kvm", "--qemu-opts=-cpu max"]
+    cmd += ["--exec", f"/bin/bash {hdir}/guest.sh {hdir}"]
     # vng runs virtme-run through the shell, so its own bin dir must be on PATH.
     env = dict(os.environ, PATH=f"{vng.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     out, err = bytearray(), bytearray()
@@ -258,6 +259,9 @@ if [ -n "$SYSPATH_FOREIGN_ROOT" ]; then
     > /tmp/syspath-bin/syspath
   chmod 755 /tmp/syspath-bin/syspath
   export PATH=/tmp/syspath-bin:$PATH
+  export SYSPATH_PY="env PYTHONPATH=/opt/syspath/site:$SYSPATH_CHECKOUT /usr/bin/python3"
+else
+  export SYSPATH_PY="$SYSPATH_CHECKOUT/.venv/bin/python"
 fi
 export PATH=/usr/local/bin:$PATH
 cd "$SYSPATH_CHECKOUT" || exit 97
