@@ -109,6 +109,11 @@ def add_kernel(root: Path, kernel: Path) -> Path:
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
         link.symlink_to(os.path.relpath(modules, link.parent))
+    # where tracer.kernel.headers_dir() finds a merged tree, as the guest sees it
+    kheaders = root / "var" / "lib" / "syspath" / "kheaders" / release
+    kheaders.parent.mkdir(parents=True, exist_ok=True)
+    if not kheaders.is_symlink():
+        kheaders.symlink_to(f"/opt/kernels/{release}/headers")
     return kernels.image_of(inside)
 
 

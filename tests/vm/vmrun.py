@@ -264,6 +264,10 @@ else
   export SYSPATH_PY="$SYSPATH_CHECKOUT/.venv/bin/python"
 fi
 export PATH=/usr/local/bin:$PATH
+# bcc's headers: the fetched kernel's merged tree, where tracer.kernel.headers_dir() looks
+if [ ! -d "/lib/modules/$(uname -r)/build/include/linux" ] && [ -n "$SYSPATH_HEADERS" ]; then
+  mkdir -p /var/lib/syspath/kheaders && ln -sfn "$SYSPATH_HEADERS" "/var/lib/syspath/kheaders/$(uname -r)"
+fi
 cd "$SYSPATH_CHECKOUT" || exit 97
 echo "vm-run: $(uname -r) on $(uname -m); syspath is $(command -v syspath)" >&2
 """
@@ -279,6 +283,14 @@ def boot_target(arch: str, series: str) -> tuple[Path, Path | None]:
         return kernels.image_of(kernel_dir), None
     root = guestroot.build(arch)
     return guestroot.add_kernel(root, kernel_dir), root
+
+
+def kernel_headers(image: Path) -> Path:
+    """The merged headers tree beside a fetched kernel's image (tests/vm/kernels.py's layout)."""
+    for parent in image.parents:
+        if (parent / "headers").is_dir():
+            return parent / "headers"
+    return image.parent / "headers"
 
 
 def target_unavailable_reason(arch: str) -> str | None:
@@ -307,6 +319,8 @@ def run_target(arch: str, series: str, command: str, rwdirs: list[Path], timeout
     if root is not None:                  # the checkout itself, read-write: the root has none of it
         rwdirs = [checkout, *(d for d in rwdirs if not d.resolve().is_relative_to(checkout.resolve()))]
     env = f"export SYSPATH_CHECKOUT={checkout.resolve()}\n"
+    if root is None:
+        env += f"export SYSPATH_HEADERS={kernel_headers(kernel)}\n"
     if root is not None:
         env += "export SYSPATH_FOREIGN_ROOT=1\n"
     kvm_ok = root is None and os.access("/dev/kvm", os.R_OK | os.W_OK) and not _kvm_known_broken()
