@@ -61,3 +61,22 @@ def test_arm64_trampolines_take_eight_arguments() -> None:
     arm = {c.step: c for c in resolve("memfd-share", "fentry", saved_view(as_arm64(debian)))}
     assert arm["do_mmap"].status == "unavailable"            # do_mmap takes 9 on 6.12
     assert "at most 8" in arm["do_mmap"].reason
+
+
+def saved_kernels() -> list[KernelFacts]:
+    return [KernelFacts.load(path) for path in sorted(KERNELS.glob("*.json"))]
+
+
+def test_every_saved_kernel_resolves_both_lessons_in_each_tier_it_allows() -> None:
+    """tests/unit/kernels/ holds the facts make test-matrix saved from each kernel it booted."""
+    for facts in saved_kernels():
+        for mode in ("kprobe", "fentry", "syscall"):
+            if facts.tiers.get(mode, "unknown"):
+                continue
+            for lesson in ("memfd-share", "fork-vs-thread"):
+                chosen = {c.step: c for c in resolve(lesson, mode, saved_view(facts))}
+                wrapper = chosen.get("memfd_create")
+                if wrapper and wrapper.function and "_sys_" in wrapper.function:
+                    assert wrapper.function == arch.syscall_wrapper("memfd_create", facts.machine), facts.release
+                if lesson == "memfd-share":
+                    assert chosen["receive_fd"].status != "unavailable", (facts.release, mode, chosen["receive_fd"])

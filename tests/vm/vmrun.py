@@ -293,6 +293,17 @@ def kernel_headers(image: Path) -> Path:
     return image.parent / "headers"
 
 
+def link_headers(image: Path, kheaders: Path = Path("/var/lib/syspath/kheaders")) -> None:
+    """A guest over the host's root sees the host's /var read-only: the headers tree bcc needs is
+    linked where tracer.kernel.headers_dir() looks (root-owned, as `make setup`'s trees are)."""
+    release = image.name.removeprefix("vmlinuz-") if image.name != "vmlinuz" else image.parent.name
+    link = kheaders / release
+    if link.is_symlink() or link.exists():
+        return
+    kheaders.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(kernel_headers(image))
+
+
 def target_unavailable_reason(arch: str) -> str | None:
     if not shutil.which(QEMU_SYSTEM[arch]):
         package = "qemu-system-x86" if arch == "amd64" else "qemu-system-arm"
@@ -321,6 +332,7 @@ def run_target(arch: str, series: str, command: str, rwdirs: list[Path], timeout
     env = f"export SYSPATH_CHECKOUT={checkout.resolve()}\n"
     if root is None:
         env += f"export SYSPATH_HEADERS={kernel_headers(kernel)}\n"
+        link_headers(kernel)
     if root is not None:
         env += "export SYSPATH_FOREIGN_ROOT=1\n"
     kvm_ok = root is None and os.access("/dev/kvm", os.R_OK | os.W_OK) and not _kvm_known_broken()
