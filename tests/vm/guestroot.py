@@ -28,7 +28,8 @@ ROOTS = kernels.CACHE / "roots"
 SUITE = "bookworm"
 MIRRORS = (f"deb {kernels.MIRROR} bookworm main", f"deb {kernels.SECURITY} bookworm-security main")
 # what a guest runs: bash, mount and busybox (its initramfs) for virtme-ng, kmod for modules, python3 and bcc
-PACKAGES = ("python3", "python3-bpfcc", "busybox-static", "kmod", "procps", "iproute2", "util-linux", "mount", "libcap2-bin")
+PACKAGES = ("python3", "python3-bpfcc", "busybox-static", "kmod", "procps", "iproute2", "util-linux", "mount",
+            "libcap2-bin")
 # syspath's own dependencies (pyproject.toml), as wheels for the guest's architecture
 PYTHON_DEPS = ("rich>=13", "textual>=1.0", "orjson>=3.9")
 PIP_PLATFORM = {"arm64": "manylinux2014_aarch64"}

@@ -78,7 +78,8 @@ class Apt:
         self.sources = sources
 
     def options(self) -> list[str]:
-        return ["-o", f"Dir::State::Lists={self.dir}/lists", "-o", f"Dir::Etc::SourceList={self.dir}/sources.list",
+        return ["-o", f"Dir::State::Lists={self.dir}/lists",
+                "-o", f"Dir::Etc::SourceList={self.dir}/sources.list",
                 "-o", "Dir::Etc::SourceParts=/nonexistent", "-o", f"Dir::Cache={self.dir}/cache",
                 "-o", f"Dir::State::status={self.dir}/status", "-o", f"APT::Architecture={self.arch}",
                 "-o", f"APT::Architectures={self.arch}", "-o", "Acquire::Languages=none", "-o", "APT::Sandbox::User=root", "-q"]
