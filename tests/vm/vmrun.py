@@ -158,6 +158,9 @@ def _boot_once(
     ]  # fmt: skip
     if root is None:
         cmd.append("--disable-microvm")
+        headers = kernel_headers(kernel)
+        if headers.is_dir():              # the guest's /var hides the host's cache: share the tree
+            cmd.append(f"--rodir={headers}={headers}")
     for shared in (rwdirs or []):
         cmd.append(f"--rwdir={shared.resolve()}")
     if root is not None:
