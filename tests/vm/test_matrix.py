@@ -46,6 +46,17 @@ out={out}
 uname -r > $out/release; uname -m > $out/machine
 $SYSPATH_PY -m tracer.facts $out/facts.json > $out/facts.out 2>&1
 syspath doctor --json > $out/doctor.json 2> $out/doctor.err
+# the trampoline's argument limit, asked of the kernel itself: fexit on do_mmap (8 or 9 arguments)
+$SYSPATH_PY - > $out/fexit-do_mmap.txt 2>&1 <<'PY'
+from bcc import BPF
+from tracer.kernel import use_headers
+use_headers()
+try:
+    BPF(text="KRETFUNC_PROBE(do_mmap) {{ return 0; }}")
+    print("attached")
+except Exception as error:
+    print("refused:", error)
+PY
 for mode in {tiers}; do
   for lesson in {lessons}; do
     start=$(date +%s)
@@ -166,3 +177,17 @@ def test_fentry_on_arm64_is_decided_by_the_kernel(target: Target) -> None:
         assert "no ftrace direct calls" in why_not, why_not
     else:
         assert why_not == "", why_not
+
+
+def test_the_catalogs_trampoline_limit_is_the_kernels(target: Target) -> None:
+    """Resolution says fentry cannot take do_mmap where trampolines save too few arguments:
+    the guest asked the kernel (fexit on do_mmap), and the two must agree."""
+    if target.tiers()["fentry"]:
+        pytest.skip("no fentry on this kernel")
+    asked = (target.out / "fexit-do_mmap.txt").read_text()
+    header = json.loads((target.out / "memfd-share-fentry.jsonl").read_text().splitlines()[0])
+    [do_mmap] = [h for h in header["hooks"] if h["step"] == "do_mmap"]
+    if asked.strip().endswith("attached"):
+        assert do_mmap["hook"] == "fexit:do_mmap", do_mmap
+    else:
+        assert do_mmap["status"] == "unavailable" and "trampolines take at most" in do_mmap["reason"], (asked, do_mmap)
