@@ -80,3 +80,16 @@ def test_every_saved_kernel_resolves_both_lessons_in_each_tier_it_allows() -> No
                     assert wrapper.function == arch.syscall_wrapper("memfd_create", facts.machine), facts.release
                 if lesson == "memfd-share":
                     assert chosen["receive_fd"].status != "unavailable", (facts.release, mode, chosen["receive_fd"])
+
+
+def test_debian_arm64_6_12_hooks_its_own_wrapper_and_leaves_do_mmap_out_of_fentry() -> None:
+    """Saved from Debian's arm64 6.12 booted by make test-matrix."""
+    facts = KernelFacts.load(KERNELS / "6.12.118+deb12-arm64.json")
+    assert facts.machine == "aarch64" and facts.tiers == {"kprobe": "", "fentry": "", "syscall": ""}
+    kprobe = {c.step: c for c in resolve("memfd-share", "kprobe", saved_view(facts))}
+    assert kprobe["memfd_create"].hook == "kretprobe:__arm64_sys_memfd_create"
+    assert kprobe["receive_fd"].hook == "kretprobe:receive_fd"
+    assert kprobe["scm_fp_copy"].status == "fallback" and kprobe["scm_fp_copy"].hook == "kretprobe:__scm_send"
+    fentry = {c.step: c for c in resolve("memfd-share", "fentry", saved_view(facts))}
+    assert fentry["do_mmap"].status == "unavailable" and "at most 8" in fentry["do_mmap"].reason
+    assert fentry["memfd_create"].hook == "fexit:__arm64_sys_memfd_create"
