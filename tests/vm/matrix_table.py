@@ -59,7 +59,12 @@ def rows(directory: Path) -> list[list[str]]:
         for lesson, step in COLUMNS:
             header = session(directory, lesson, mode)
             hooks = {h["step"]: h for h in (header or {}).get("hooks", [])}
-            row.append(cell(hooks[step]) if step in hooks else "no session recorded")
+            if step in hooks:
+                row.append(cell(hooks[step]))
+            else:                          # the run stopped before its session line: its own last words
+                said = (directory / f"{lesson}-{mode}.out")
+                last = said.read_text().strip().splitlines()[-1:] if said.exists() else []
+                row.append("no session: " + short(last[0] if last else "no output", 90))
         row.append("; ".join(results))
         out.append(row)
     return out

@@ -267,6 +267,9 @@ else
   export SYSPATH_PY="$SYSPATH_CHECKOUT/.venv/bin/python"
 fi
 export PATH=/usr/local/bin:$PATH
+# this checkout's own syspath first (its editable .venv): /usr/local/bin/syspath is whichever
+# checkout last ran `make setup` on this machine
+[ -x "$SYSPATH_CHECKOUT/.venv/bin/syspath" ] && [ -z "$SYSPATH_FOREIGN_ROOT" ] && export PATH="$SYSPATH_CHECKOUT/.venv/bin:$PATH"
 # bcc's headers: the fetched kernel's merged tree, where tracer.kernel.headers_dir() looks
 if [ ! -d "/lib/modules/$(uname -r)/build/include/linux" ] && [ -n "$SYSPATH_HEADERS" ]; then
   mkdir -p /var/lib/syspath/kheaders && ln -sfn "$SYSPATH_HEADERS" "/var/lib/syspath/kheaders/$(uname -r)"
