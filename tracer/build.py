@@ -146,6 +146,8 @@ def build(scenario: str | None, mode: str) -> Probes:
     emit += [] if capabilities["task_pt_regs"].available else ["-DSYSCALL_ARGS_AT_ENTRY"]
     files = program_files(choices) + ([stacks.PATHS_FILE] if points else [])
     flags = [*layout.cflags(), *catalog.step_defines(), *hook_defines(choices), *emit]
+    if not kernel.has_tracepoint("syscalls", "sys_enter_fork"):   # arm64: no fork/vfork syscalls (tracer/arch.py)
+        flags.append("-DNO_FORK_SYSCALLS")
     program, startup.reads = load_reading_fields(files, flags, use_perf_buffer(capabilities),
                                                  capabilities["typed_loads"])
     try:
