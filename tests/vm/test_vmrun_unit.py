@@ -169,3 +169,18 @@ def test_table_cells_say_the_hook_or_why_none(tmp_path: Path) -> None:
     readme.write_text(f"x\n{matrix_table.START}\nold\n{matrix_table.END}\ny\n")
     matrix_table.write_readme(readme, "new table")
     assert readme.read_text() == f"x\n{matrix_table.START}\nnew table\n{matrix_table.END}\ny\n"
+
+
+def test_the_matrix_boots_nothing_without_syspath_matrix() -> None:
+    """make test and make test-vm collect tests/vm: the matrix module must skip there, saying
+    why, and boot only under make test-matrix (SYSPATH_MATRIX set)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SYSPATH_MATRIX"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           str(Path(__file__).with_name("test_matrix.py"))],
+                          capture_output=True, text=True, env=env, cwd=vmrun.REPO, timeout=120)
+    assert done.returncode in (0, 5), done.stdout[-2000:]   # 5: the one module skipped, nothing collected
+    assert "1 skipped" in done.stdout and "the kernel matrix runs with make test-matrix" in done.stdout
