@@ -26,7 +26,9 @@ TEST_PACKAGES := 'gcc+libc6-dev=the C test programs and the benchmark workload' 
                  'bpftool|linux-tools-common+linux-tools-$(shell uname -r)=the BTF cross-check and the probe-leak test' \
                  'qemu-system-x86+busybox-static=the VM tier (kprobe and fentry on a distro kernel)' \
                  '$(DEBIAN_6_1)+$(subst image,headers,$(DEBIAN_6_1))=the VM tier on Debian 12'"'"'s stock 6.1' \
-                 'chromium=the HTML report opened in a headless browser (tests/unit/test_screens.py)'
+                 'chromium=the HTML report opened in a headless browser (tests/unit/test_screens.py)' \
+                 'qemu-system-arm+qemu-user-static+mmdebstrap+arch-test=the arm64 VM boots (make vm-run ARCH=arm64, make test-matrix)' \
+                 'file+kmod+cpio+zstd=virtme-ng'"'"'s handling of Debian kernels fetched for vm-run and test-matrix'
 
 # sh -c "$$APT" apt need|want ITEM...: install what is missing. `need`: exit 2 when it
 # cannot; `want`: say in one line what is lost and go on.
@@ -63,7 +65,15 @@ done
 endef
 export APT
 
-.PHONY: setup run-packages test-tools root demo lint test test-vm bench clean
+.PHONY: setup run-packages test-tools root demo lint test test-vm test-matrix vm-run bench clean
+
+# make vm-run ARCH=amd64|arm64 KERNEL=5.10|6.1|6.12|7 CMD='...': boot that Debian kernel (fetched
+# into /var/cache/syspath/vm with an apt setup of its own; arm64 over a Debian root built once)
+# and run CMD as root in this checkout; what it writes under .vm-out/ is here afterwards.
+ARCH   ?= amd64
+KERNEL ?= 6.12
+CMD    ?= syspath doctor
+export CMD
 
 setup: $(PREFIX)/.installed
 	@$(PREFIX)/bin/python -I -m tracer.headers
@@ -113,6 +123,16 @@ test: setup test-tools $(VENV)/.installed lint
 
 test-vm: setup test-tools $(VENV)/.installed
 	$(PY) -m pytest -m vm tests/vm -v
+
+vm-run: setup test-tools $(VENV)/.installed
+	@mkdir -p .vm-out
+	@$(PY) tests/vm/vmrun.py --timeout 3000 --arch $(ARCH) --kernel $(KERNEL) --rwdir .vm-out -- "$$CMD"
+
+# both lessons, every tier, on every kernel of the list (one boot each), then README's kernels
+# table and tests/unit/kernels/<release>.json from what the guests recorded
+test-matrix: setup test-tools $(VENV)/.installed
+	SYSPATH_MATRIX=all $(PY) -m pytest -m vm tests/vm/test_matrix.py -v -rA; rc=$$?; \
+	  $(PY) tests/vm/matrix_table.py .vm-out/matrix README.md tests/unit/kernels; exit $$rc
 
 bench: setup test-tools $(VENV)/.installed
 	$(PY) bench/run.py

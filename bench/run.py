@@ -282,7 +282,23 @@ def compile_bytecode() -> None:
     compileall.compile_dir(REPO / "tracer", quiet=1)
 
 
+def guest_note(cmdline: str | None = None) -> str | None:
+    """One line when this runs in a syspath VM guest (virtme-ng puts virtme_* on the kernel's
+    command line): its timings are QEMU's emulation, not overhead figures."""
+    if cmdline is None:
+        try:
+            cmdline = Path("/proc/cmdline").read_text()
+        except OSError:
+            return None
+    if "virtme" not in cmdline:
+        return None
+    return (f"bench: running in a VM guest ({os.uname().machine}, booted by virtme-ng under QEMU): these timings "
+            "are emulated and are not overhead figures; run make bench on the machine itself")
+
+
 def main() -> int:
+    if (note := guest_note()) is not None:
+        print(note, file=sys.stderr)
     if os.geteuid() != 0:
         print("bench: run as root (sudo make bench)", file=sys.stderr)
         return 2

@@ -35,6 +35,11 @@ static __always_inline u64 kprobe_arg(struct pt_regs *ctx, int index)
     case 3: return PT_REGS_PARM4(ctx);
     case 4: return PT_REGS_PARM5(ctx);
     case 5: return PT_REGS_PARM6(ctx);
+#if defined(__TARGET_ARCH_arm64) || defined(bpf_target_arm64) || defined(__aarch64__)
+    /* arm64 passes eight arguments in x0-x7 (tracer/arch.py ARG_REGISTERS) */
+    case 6: return ctx->regs[6];
+    case 7: return ctx->regs[7];
+#endif
     }
     /* x86-64 passes a seventh argument and later on the stack: at a kprobe on the
      * first instruction, sp points at the return address and they follow it. */

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tracer import arch
 from tracer.errors import SyspathError
 from tracer.events import CStruct
 
@@ -140,6 +141,7 @@ class KernelView:
     is_traceable: Callable[[str], bool | None]         # ftrace can hook it (None: unknown)
     has_tracepoint: Callable[[str, str], bool]
     release: str = ""                                  # uname -r
+    machine: str = ""                                  # uname -m (tracer/arch.py's key)
 
     @property
     def trampoline_args(self) -> int:
@@ -147,6 +149,8 @@ class KernelView:
         trampoline saved 6 until Linux 6.4 raised it to 12 (arch/x86/net/bpf_jit_comp.c,
         arch_prepare_bpf_trampoline returns -ENOTSUPP beyond)."""
         version = tuple(int(part) for part in re.findall(r"\d+", self.release)[:2])
+        if self.machine == "aarch64":      # arch/arm64/net/bpf_jit_comp.c: arguments in x0-x7 only
+            return 8
         return 12 if not version or version >= (6, 4) else 6
 
 
@@ -237,6 +241,8 @@ def resolve_step(step: Step, tiers: Sequence[str], kernel: KernelView,
     not_used: list[tuple[str, str]] = []
     tiers_out: dict[str, str] = {}
     for hook in step.hooks:
+        if hook.function and arch.foreign_wrapper(hook.function, kernel.machine):
+            continue                            # another architecture's syscall wrapper
         if hook.tier not in tiers and not hook.any_mode:
             tiers_out.setdefault(hook.tier, kernel.tiers.get(hook.tier) or left_out)
             continue

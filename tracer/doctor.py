@@ -62,6 +62,16 @@ def bcc_check() -> Check:
                  "" if version else "sudo make setup (Debian/Ubuntu: python3-bpfcc)")
 
 
+def machine_check() -> Check:
+    """What resolution takes from the machine (tracer/arch.py): wrappers, argument registers."""
+    from tracer import arch
+
+    on = arch.machine()
+    known = on in arch.SYSCALL_PREFIX
+    return Check("machine", known, arch.describe(on, kernel.release()),
+                 "" if known else "syspath knows x86_64 and aarch64; other machines are untested")
+
+
 def tier_checks() -> list[Check]:
     if os.geteuid() != 0 or kernel.bcc_version() is None or kernel.headers_dir() is None:
         why = "needs root, bcc and a headers tree to try"
@@ -72,7 +82,7 @@ def tier_checks() -> list[Check]:
 
 def run_checks() -> list[Check]:
     return [Check("kernel", True, f"{kernel.release()} ({os.uname().version})"),
-            privileges_check(), btf_check(), tracefs_check(), bcc_check(), headers_check(),
+            machine_check(), privileges_check(), btf_check(), tracefs_check(), bcc_check(), headers_check(),
             *tier_checks()]
 
 

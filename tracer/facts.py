@@ -134,12 +134,13 @@ def live_view(tiers: dict[str, str]) -> KernelView:
     def symbol(name: str) -> str | None:
         return symbols().get(name)
 
-    return KernelView(tiers, symbol, params, is_traceable, kernel.has_tracepoint, kernel.release())
+    return KernelView(tiers, symbol, params, is_traceable, kernel.has_tracepoint, kernel.release(),
+                      os.uname().machine)
 
 
 def saved_view(facts: KernelFacts) -> KernelView:
     return KernelView(facts.tiers, facts.symbol, facts.params, facts.is_traceable, facts.has_tracepoint,
-                      facts.release)
+                      facts.release, facts.machine)
 
 
 def tiers_of(capabilities: dict[str, kernel.Capability]) -> dict[str, str]:

@@ -254,7 +254,13 @@ def _kprobe_capability() -> Capability:
 def _fentry_capability() -> Capability:
     from bcc import BPF
 
-    if not BPF.support_kfunc():
+    from tracer import arch
+
+    not_here = arch.fentry_unavailable(arch.machine(), release())
+    if not_here:
+        return Capability("fentry", False, not_here, "needs a kernel whose arch has BPF trampolines")
+    # bcc 0.26's support_kfunc() says False on any machine but x86_64: elsewhere the try below decides
+    if arch.machine() == "x86_64" and not BPF.support_kfunc():
         return Capability("fentry", False, "bcc sees no BPF trampoline support",
                           "needs CONFIG_DEBUG_INFO_BTF and BPF trampolines (x86-64, 5.5+)")
     # vfs_read: four arguments, within what any kernel's trampoline saves (6 before 6.4)

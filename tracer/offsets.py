@@ -5,8 +5,10 @@ Field names drift between versions, so each field lists its candidates in order.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
+from tracer import arch
 from tracer.btf import BtfError, Member, resolve_offsets
 from tracer.catalog import FieldRequest
 
@@ -58,6 +60,20 @@ SPANS: dict[str, tuple[str, ...]] = {
 SPAN_MAX = 256
 
 
+SYSCALL_ARG_DEFINES = SPANS["PT_REGS"]     # argument slots 1-6, x86-64's names on every machine
+SYSCALL_NO_SLOTS = tuple(("", 0) for _ in SYSCALL_ARG_DEFINES)   # an unknown machine: FIELDS' own
+
+
+def syscall_arg_fields(machine: str) -> dict[str, FieldRequest]:
+    """FIELDS with the six syscall-argument slots of this machine's pt_regs (tracer/arch.py);
+    the defines keep x86-64's names: they are argument slots 1-6."""
+    slots = arch.SYSCALL_ARG_SLOTS.get(machine)
+    if slots is None:
+        return FIELDS
+    return {**FIELDS, **{name: ("pt_regs", (member,), 0 if extra else 8)
+                         for name, (member, extra) in zip(SYSCALL_ARG_DEFINES, slots, strict=True)}}
+
+
 @dataclass(frozen=True)
 class Span:
     start: int
@@ -102,13 +118,21 @@ class KernelLayout:
         return span_of([self.members[name] for name in self.spans[prefix]])
 
 
-def load_layout(btf_path: str = "/sys/kernel/btf/vmlinux") -> KernelLayout:
-    """The core's fields and every lesson's, from the running kernel's BTF."""
+def load_layout(btf_path: str = "/sys/kernel/btf/vmlinux", machine: str | None = None) -> KernelLayout:
+    """The core's fields (with this machine's syscall-argument slots) and every lesson's,
+    from the running kernel's BTF."""
     from tracer import lessons
 
-    fields = {**FIELDS, **lessons.fields()}
+    on = machine or arch.machine()
+    fields = {**syscall_arg_fields(on), **lessons.fields()}
     requests = {name: (struct, candidates) for name, (struct, candidates, _) in fields.items()}
     members = resolve_offsets(requests, btf_path=btf_path)
+    slots = arch.SYSCALL_ARG_SLOTS.get(on, SYSCALL_NO_SLOTS)
+    for name, (first, shift) in zip(SYSCALL_ARG_DEFINES, slots, strict=True):
+        if shift:                      # an element of an array (arm64's regs[n]): its own 8 bytes
+            found = members[name]
+            members[name] = dataclasses.replace(found, path=f"{first}[{shift // 8}]", offset=found.offset + shift,
+                                                size=8)
     for name, (struct, _, size) in fields.items():
         if size and members[name].size != size:
             raise BtfError(

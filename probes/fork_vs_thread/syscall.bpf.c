@@ -13,8 +13,10 @@
  * glibc 2.34+), fork() and vfork(). Read by every tier's clone event. */
 TRACEPOINT_PROBE(syscalls, sys_enter_clone) { enter_clone(CLONE_ENTRY_CLONE); return 0; }
 TRACEPOINT_PROBE(syscalls, sys_enter_clone3) { enter_clone(CLONE_ENTRY_CLONE3); return 0; }
+#ifndef NO_FORK_SYSCALLS   /* arm64 has clone and clone3 only: glibc's fork() is clone there (lesson.py) */
 TRACEPOINT_PROBE(syscalls, sys_enter_fork) { enter_clone(CLONE_ENTRY_FORK); return 0; }
 TRACEPOINT_PROBE(syscalls, sys_enter_vfork) { enter_clone(CLONE_ENTRY_VFORK); return 0; }
+#endif
 
 #if ON_SYSCALL(STEP_CLONE)
 TRACEPOINT_PROBE(task, task_newtask)

@@ -75,6 +75,19 @@ ON_RETURN(__x64_sys_memfd_create)
 }
 #endif
 
+/* arm64's wrapper (tracer/arch.py SYSCALL_PREFIX): the same two programs under its name. */
+#ifdef HOOK___arm64_sys_memfd_create
+ON_ENTRY(__arm64_sys_memfd_create)
+{
+    return enter_tracked(STEP_MEMFD_CREATE, 0);
+}
+
+ON_RETURN(__arm64_sys_memfd_create)
+{
+    return memfd_created(ctx, RETVAL(__arm64_sys_memfd_create));
+}
+#endif
+
 /* ---- mm/shmem.c: shmem_file_setup -> fs/file_table.c alloc_file_pseudo ---- */
 
 #ifdef HOOK_shmem_file_setup

@@ -6,9 +6,10 @@ and the kernel fields its probes read.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from tracer.catalog import Hook, PathPoint, Payload, Step, function_hooks, tracepoint_hook
+from tracer.catalog import Hook, HookChoice, PathPoint, Payload, Step, function_hooks, tracepoint_hook
 from tracer.events import CStruct, flag_names, hex_pointer
 from tracer.lesson import Lesson
 
@@ -145,6 +146,15 @@ DETAIL_SHAPES = {
 }
 
 
+def fork_syscall_defines(_choices: Sequence[HookChoice]) -> list[str]:
+    """arm64 has no fork/vfork syscalls (clone and clone3 only: glibc's fork() is clone there),
+    so their tracepoints are missing and syscall.bpf.c leaves them out (-DNO_FORK_SYSCALLS).
+    Called at build time only: replay never imports the kernel side."""
+    from tracer import kernel
+
+    return [] if kernel.has_tracepoint("syscalls", "sys_enter_fork") else ["-DNO_FORK_SYSCALLS"]
+
+
 LESSON = Lesson(
     name="fork-vs-thread",
     summary="what a new task shares with its parent: a pthread, a fork and a LinuxThreads-style clone",
@@ -160,4 +170,5 @@ LESSON = Lesson(
     path_points=(PathPoint("task/task_newtask", "copy_process", "before"),),
     detail_shapes=DETAIL_SHAPES,
     renamed={"_do_fork": "kernel_clone", "do_fork": "kernel_clone"},
+    defines=fork_syscall_defines,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tracer import arch
 from tracer.catalog import (
     FROM_USER_SPACE,
     MAPS_FILE,
@@ -98,8 +99,11 @@ STEPS: tuple[Step, ...] = (
     Step("memfd_create", "memfd_create() returns an fd for a new memory-only file", payload=MEMFD, hooks=(
         *function_hooks("__do_sys_memfd_create", "the name and flags, then the returned fd looked up in "
                    "the caller's fd table -> struct file, inode, refcount", ("uname", "flags")),
-        *function_hooks("__x64_sys_memfd_create", "the returned fd looked up in the caller's fd table "
-                   "-> struct file, inode, refcount (the syscall's own body is inlined)"),
+        # the arch's syscall wrapper (tracer/arch.py): __x64_sys_memfd_create, __arm64_sys_memfd_create;
+        # resolution skips another machine's (tracer/catalog.py resolve_step)
+        *(hook for machine in arch.SYSCALL_PREFIX for hook in function_hooks(
+            arch.syscall_wrapper("memfd_create", machine) or "", "the returned fd looked up in the caller's fd "
+            "table -> struct file, inode, refcount (the syscall's own body is inlined)")),
         syscall_hook("sys_exit_memfd_create", ("syscalls/sys_enter_memfd_create", "syscalls/sys_exit_memfd_create"),
                  "the returned fd, looked up in the caller's fd table -> struct file, inode, refcount",
                  direct=True),

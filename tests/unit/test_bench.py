@@ -18,3 +18,11 @@ def test_every_rate_counts_when_none_lost() -> None:
 
 def test_a_run_without_events_reaches_nothing() -> None:
     assert rates_without_loss([row(0, 0), row(400_000, 0)]) == []
+
+
+def test_a_guest_says_its_timings_are_emulated() -> None:
+    from bench.run import guest_note
+
+    note = guest_note("BOOT_IMAGE=/vmlinuz console=ttyS0 virtme_link_mods=/x virtme.exec=`...`")
+    assert note is not None and "not overhead figures" in note
+    assert guest_note("BOOT_IMAGE=/boot/vmlinuz-6.18 root=/dev/vda ro") is None

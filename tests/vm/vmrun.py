@@ -10,6 +10,7 @@ Boots are expensive (TCG: ~10-25 s), so do everything a test needs in ONE call.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE_FILE = Path("/var/cache/syspath/vm-accel.json")
 KVM_BOOT_TIMEOUT_S = 60  # a KVM guest that has not booted by then is stuck
 KVM_FATAL = re.compile(r"KVM internal error|emulation failure|kvm_.*Assertion|failed to set MSR")
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+QEMU_ARCH = {"amd64": "x86_64", "arm64": "arm64"}
+QEMU_SYSTEM = {"amd64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}
+QEMU_CPU = {"amd64": "max", "arm64": "max,pauth-impdef=on"}
 SETUP_HINT = "apt-get install -y qemu-system-x86 busybox-static and .venv/bin/pip install virtme-ng"
 
 Accel = Literal["kvm", "tcg"]
@@ -138,18 +143,35 @@ def _drain(pipe: IO[bytes], buf: bytearray) -> None:
 
 
 def _boot_once(
-    vng: Path, kernel: Path, accel: Accel, hdir: Path, rwdir: Path | None, timeout_s: int
+    vng: Path, kernel: Path, accel: Accel, hdir: Path, rwdirs: list[Path] | None, timeout_s: int,
+    arch: str = "amd64", root: Path | None = None,
 ) -> tuple[int | None, str, str, float | None]:
     """One vng run. Returns (guest rc or None if the guest never booted, stdout, stderr, boot_s)."""
     for name in ("booted", "rc"):
         (hdir / name).unlink(missing_ok=True)
-    cmd = [
-        str(vng), "--run", str(kernel), "--user", "root", "--memory", "2G", "--cpus", "2",
-        "--disable-microvm", "--force-9p", f"--rwdir={hdir}",
+    cmd = [str(vng)]
+    if root is not None:                  # a guest of another architecture, over a root of its own
+        cmd += ["--arch", QEMU_ARCH[arch], "--root", str(root)]
+    cmd += [
+        "--run", str(kernel), "--user", "root", "--memory", "2G", "--cpus", "2", "--force-9p",
+        f"--rwdir={hdir}",
     ]  # fmt: skip
-    if rwdir is not None:
-        cmd.append(f"--rwdir={rwdir.resolve()}")
-    if accel == "tcg":
+    if root is None:
+        cmd.append("--disable-microvm")
+        headers = kernel_headers(kernel)
+        if headers.is_dir():              # the guest's /var hides the host's cache: share the tree
+            cmd.append(f"--rodir={headers}={headers}")
+    for shared in (rwdirs or []):
+        cmd.append(f"--rwdir={shared.resolve()}")
+    if root is not None:
+        # a foreign root: every shared directory is named guest=host (vng takes bare paths as the root's),
+        # and its mount point is made in the root, read-only in the guest
+        cmd = [f"{p}={p[8:]}" if p.startswith("--rwdir=") and p.count("=") == 1 else p for p in cmd]
+        for mountpoint in [hdir, *(rwdirs or [])]:
+            (root / str(mountpoint.resolve()).lstrip("/")).mkdir(parents=True, exist_ok=True)
+        # TCG is the only way for a foreign architecture; pauth-impdef: QEMU's cheap pointer authentication
+        cmd += ["--disable-kvm", f"--qemu-opts=-cpu {QEMU_CPU[arch]}"]
+    elif accel == "tcg":
         cmd += ["--disable-kvm", "--qemu-opts=-cpu max"]
     cmd += ["--exec", f"/bin/bash {hdir}/guest.sh {hdir}"]
     # vng runs virtme-run through the shell, so its own bin dir must be on PATH.
@@ -218,7 +240,8 @@ def run_in_vm(command: str, timeout_s: int = 600, rwdir: Path | None = None, ser
         (hdir / "cmd.sh").write_text(command)
         accels: list[Accel] = ["kvm", "tcg"] if kvm_ok else ["tcg"]
         for accel in accels:
-            rc, stdout, stderr, boot_s = _boot_once(vng, kernel, accel, hdir, rwdir, timeout_s)
+            rc, stdout, stderr, boot_s = _boot_once(vng, kernel, accel, hdir, [rwdir] if rwdir else None,
+                                                    timeout_s)
             if rc is not None and boot_s is not None:
                 return VmResult(rc, stdout, stderr, boot_s, accel)
             if accel == "kvm":
@@ -228,18 +251,143 @@ def run_in_vm(command: str, timeout_s: int = 600, rwdir: Path | None = None, ser
         shutil.rmtree(hdir, ignore_errors=True)
 
 
+# vm-run's guest side: the checkout's path, `syspath` on PATH, then the command. Over the
+# host's root that is the syspath `make setup` installed; over a foreign root, the checkout's
+# code run by that root's python with the dependencies guestroot.py put in /opt/syspath/site.
+VMRUN_PRELUDE = """\
+export HOME=/root LANG=C.UTF-8
+if [ -n "$SYSPATH_FOREIGN_ROOT" ]; then
+  mkdir -p /tmp/syspath-bin
+  printf '#!/bin/sh\\nPYTHONPATH=/opt/syspath/site:%s exec /usr/bin/python3 -m tracer "$@"\\n' "$SYSPATH_CHECKOUT" \\
+    > /tmp/syspath-bin/syspath
+  chmod 755 /tmp/syspath-bin/syspath
+  export PATH=/tmp/syspath-bin:$PATH
+  export SYSPATH_PY="env PYTHONPATH=/opt/syspath/site:$SYSPATH_CHECKOUT /usr/bin/python3"
+else
+  export SYSPATH_PY="$SYSPATH_CHECKOUT/.venv/bin/python"
+fi
+export PATH=/usr/local/bin:$PATH
+# this checkout's own syspath first (its editable .venv): /usr/local/bin/syspath is whichever
+# checkout last ran `make setup` on this machine
+[ -x "$SYSPATH_CHECKOUT/.venv/bin/syspath" ] && [ -z "$SYSPATH_FOREIGN_ROOT" ] && \
+  export PATH="$SYSPATH_CHECKOUT/.venv/bin:$PATH"
+# bcc's headers: the fetched kernel's merged tree, where tracer.kernel.headers_dir() looks
+if [ ! -d "/lib/modules/$(uname -r)/build/include/linux" ] && [ -n "$SYSPATH_HEADERS" ]; then
+  mkdir -p /var/lib/syspath/kheaders && ln -sfn "$SYSPATH_HEADERS" "/var/lib/syspath/kheaders/$(uname -r)"
+fi
+cd "$SYSPATH_CHECKOUT" || exit 97
+echo "vm-run: $(uname -r) on $(uname -m); syspath is $(command -v syspath)" >&2
+"""
+
+
+def boot_target(arch: str, series: str) -> tuple[Path, Path | None]:
+    """(the kernel image to boot, the root it boots over: None for the host's), fetched/built if missing."""
+    import guestroot
+    import kernels
+
+    kernel_dir = kernels.fetch(arch, series)
+    if arch == HOST_ARCH:
+        return kernels.image_of(kernel_dir), None
+    root = guestroot.build(arch)
+    return guestroot.add_kernel(root, kernel_dir), root
+
+
+def kernel_headers(image: Path) -> Path:
+    """The merged headers tree beside a fetched kernel's image (tests/vm/kernels.py's layout)."""
+    for parent in image.parents:
+        if (parent / "headers").is_dir():
+            return parent / "headers"
+    return image.parent / "headers"
+
+
+def link_headers(image: Path, kheaders: Path = Path("/var/lib/syspath/kheaders")) -> None:
+    """A guest over the host's root sees the host's /var read-only: the headers tree bcc needs is
+    linked where tracer.kernel.headers_dir() looks (root-owned, as `make setup`'s trees are)."""
+    release = image.name.removeprefix("vmlinuz-") if image.name != "vmlinuz" else image.parent.name
+    link = kheaders / release
+    if link.is_symlink() or link.exists():
+        return
+    kheaders.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(kernel_headers(image))
+
+
+def target_unavailable_reason(arch: str) -> str | None:
+    if not shutil.which(QEMU_SYSTEM[arch]):
+        package = "qemu-system-x86" if arch == "amd64" else "qemu-system-arm"
+        return f"{QEMU_SYSTEM[arch]} is not installed; run: apt-get install -y {package}"
+    if find_vng() is None:
+        return f"virtme-ng (vng) is in neither {REPO}/.venv/bin nor PATH; run: {SETUP_HINT}."
+    if arch == HOST_ARCH and not any(shutil.which(b) for b in ("busybox-static", "busybox.static", "busybox")):
+        return f"virtme-ng needs busybox to build its initramfs; run: {SETUP_HINT}."
+    if arch != HOST_ARCH and not shutil.which("mmdebstrap"):
+        return "the arm64 root is built with mmdebstrap and qemu-user-static: apt-get install -y mmdebstrap " \
+               "qemu-user-static arch-test"
+    return None
+
+
+def run_target(arch: str, series: str, command: str, rwdirs: list[Path], timeout_s: int = 1800,
+               checkout: Path = REPO) -> VmResult:
+    """Boot Debian's `series` kernel for `arch` and run `command` (bash) as root in `checkout`."""
+    reason = target_unavailable_reason(arch)
+    if reason:
+        raise VmError(reason)
+    vng = find_vng()
+    assert vng
+    kernel, root = boot_target(arch, series)
+    if root is not None:                  # the checkout itself, read-write: the root has none of it
+        rwdirs = [checkout, *(d for d in rwdirs if not d.resolve().is_relative_to(checkout.resolve()))]
+    env = f"export SYSPATH_CHECKOUT={checkout.resolve()}\n"
+    if root is None:
+        env += f"export SYSPATH_HEADERS={kernel_headers(kernel)}\n"
+        link_headers(kernel)
+    if root is not None:
+        env += "export SYSPATH_FOREIGN_ROOT=1\n"
+    kvm_ok = root is None and os.access("/dev/kvm", os.R_OK | os.W_OK) and not _kvm_known_broken()
+    hdir = Path(tempfile.mkdtemp(prefix="syspath-vm-"))
+    try:
+        (hdir / "guest.sh").write_text(GUEST_WRAPPER)
+        (hdir / "cmd.sh").write_text(env + VMRUN_PRELUDE + command + "\n")
+        accels: list[Accel] = ["kvm", "tcg"] if kvm_ok else ["tcg"]
+        stderr = ""
+        for accel in accels:
+            rc, stdout, stderr, boot_s = _boot_once(vng, kernel, accel, hdir, rwdirs, timeout_s, arch, root)
+            if rc is not None and boot_s is not None:
+                return VmResult(rc, stdout, stderr, boot_s, accel)
+            if accel == "kvm":
+                _remember_kvm_broken(stderr.strip()[-300:])
+        raise VmError(f"VM did not boot ({accels[-1]}); stderr tail:\n{stderr[-3000:]}")
+    finally:
+        shutil.rmtree(hdir, ignore_errors=True)
+        if root is not None:
+            with contextlib.suppress(OSError):
+                (root / str(hdir).lstrip("/")).rmdir()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Run a shell command as root in a distro-kernel VM.")
     ap.add_argument("--timeout", type=int, default=600)
-    ap.add_argument("--rwdir", type=Path, help="host directory the guest may write (same path)")
+    ap.add_argument("--rwdir", type=Path, action="append", help="host directory the guest may write (same path)")
+    ap.add_argument("--arch", choices=sorted(QEMU_ARCH), help="with --kernel: the guest's architecture")
+    ap.add_argument("--kernel", help="a Debian kernel series (5.10, 6.1, 6.12, 7), fetched if missing")
     ap.add_argument("command", nargs="+", help="after --: the command, joined with spaces")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
-    res = run_in_vm(" ".join(args.command), timeout_s=args.timeout, rwdir=args.rwdir)
+    try:
+        if args.kernel:
+            res = run_target(args.arch or HOST_ARCH, args.kernel, " ".join(args.command), args.rwdir or [],
+                             timeout_s=args.timeout)
+        else:
+            res = run_in_vm(" ".join(args.command), timeout_s=args.timeout,
+                            rwdir=args.rwdir[0] if args.rwdir else None)
+    except VmError as error:
+        print(f"vmrun: {error}", file=sys.stderr)
+        return 2
     sys.stdout.write(res.stdout)
     sys.stderr.write(res.stderr)
     total = time.monotonic() - t0
-    print(f"vmrun: accel={res.accel} boot={res.boot_s:.1f}s total={total:.1f}s rc={res.returncode}", file=sys.stderr)
+    where = f"{args.arch or HOST_ARCH} {args.kernel} " if args.kernel else ""
+    print(f"vmrun: {where}accel={res.accel} boot={res.boot_s:.1f}s total={total:.1f}s rc={res.returncode}",
+          file=sys.stderr)
     return res.returncode
 
 
