@@ -62,30 +62,17 @@ ON_RETURN(__do_sys_memfd_create)
 }
 #endif
 
-/* The arch wrapper takes only pt_regs: name and flags are left to shmem_file_setup. */
+/* The arch's syscall wrapper (tracer/arch.py SYSCALL_PREFIX) takes only pt_regs: name and
+ * flags are left to shmem_file_setup. The same two programs under each machine's name. */
+#define MEMFD_WRAPPER_PROGRAMS(fn) \
+    ON_ENTRY(fn) { return enter_tracked(STEP_MEMFD_CREATE, 0); } \
+    ON_RETURN(fn) { return memfd_created(ctx, RETVAL(fn)); }
+
 #ifdef HOOK___x64_sys_memfd_create
-ON_ENTRY(__x64_sys_memfd_create)
-{
-    return enter_tracked(STEP_MEMFD_CREATE, 0);
-}
-
-ON_RETURN(__x64_sys_memfd_create)
-{
-    return memfd_created(ctx, RETVAL(__x64_sys_memfd_create));
-}
+MEMFD_WRAPPER_PROGRAMS(__x64_sys_memfd_create)
 #endif
-
-/* arm64's wrapper (tracer/arch.py SYSCALL_PREFIX): the same two programs under its name. */
 #ifdef HOOK___arm64_sys_memfd_create
-ON_ENTRY(__arm64_sys_memfd_create)
-{
-    return enter_tracked(STEP_MEMFD_CREATE, 0);
-}
-
-ON_RETURN(__arm64_sys_memfd_create)
-{
-    return memfd_created(ctx, RETVAL(__arm64_sys_memfd_create));
-}
+MEMFD_WRAPPER_PROGRAMS(__arm64_sys_memfd_create)
 #endif
 
 /* ---- mm/shmem.c: shmem_file_setup -> fs/file_table.c alloc_file_pseudo ---- */
