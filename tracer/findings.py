@@ -73,6 +73,12 @@ class Findings(Observer):
     lost_steps: dict[str, int] = field(default_factory=dict)   # the steps whose events were lost, how many
     exit_code: int | None = None
 
+    def __post_init__(self) -> None:
+        self._keep_traced_stories()
+
+    def _keep_traced_stories(self) -> None:
+        self.stories = [story for story in self.stories if story.traced_in(self.header)]
+
     @property
     def started_ns(self) -> int:
         return int(self.header.get("started_ns", 0))
@@ -101,6 +107,7 @@ class Findings(Observer):
     # as an Observer
     def started(self, header: dict[str, Any]) -> None:
         self.header = header
+        self._keep_traced_stories()
 
     def event(self, event: Event) -> None:
         self.add(event)
@@ -165,6 +172,8 @@ class Findings(Observer):
 
     def nothing_seen(self) -> str:
         looked_for = "; ".join(story.view.nothing_seen() for story in self.stories)
+        if not looked_for:
+            return f"No lesson with a story was traced in this session ({self.events} events)."
         return f"Nothing the lessons tell was seen in {self.events} events: {looked_for}."
 
     def first_events_by_step(self) -> list[Event]:

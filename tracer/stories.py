@@ -50,11 +50,14 @@ def _module(folder: str, name: str) -> Any:
 
 def lesson_stories() -> list[Story]:
     """A fresh story per lesson, each its model and its view."""
+    from tracer import lessons
+
+    steps = {lesson.package: frozenset(step.name for step in lesson.steps) for lesson in lessons.all_lessons()}
     stories = []
     for folder in story_folders():
         model = cast(StoryModel, _module(folder, "story").model())
         view = cast(StoryView, _module(folder, "views").view())
-        stories.append(Story(folder, model, view))
+        stories.append(Story(folder, model, view, steps[folder]))
     return stories
 
 

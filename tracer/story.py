@@ -77,7 +77,19 @@ class Story:
     name: str
     model: StoryModel
     view: StoryView
+    steps: frozenset[str] = frozenset()     # its lesson's steps
     folded: int = 0             # events this story folded away from the screens
+
+    def traced_in(self, header: Mapping[str, Any]) -> bool:
+        """Whether the session had a hook (the step's own or a fallback) for one of its lesson's steps: a story whose
+        steps were not traced saw nothing and may say nothing ("no new task"). A header that
+        lists no hooks (a test's, an old recording's) keeps every story."""
+        hooks = header.get("hooks")
+        if not isinstance(hooks, list) or not hooks:
+            return True
+        traced = {hook.get("step") for hook in hooks
+                  if isinstance(hook, dict) and hook.get("status") in ("attached", "fallback")}
+        return bool(traced & self.steps)
 
     def folded_note(self) -> str | None:
         return self.view.folded_note(self.folded) if self.folded else None

@@ -62,7 +62,7 @@ class PagemapReader:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], PagemapReader]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], PagemapReader, str]:
     path: Path = tmp_path_factory.mktemp("rec") / "cow.jsonl"
     reader = PagemapReader()
     reader.thread.start()
@@ -74,7 +74,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], PagemapRe
         reader.stop.set()
         reader.thread.join()
     assert done.returncode == 0, done.stderr
-    return read_jsonl(path), reader
+    return read_jsonl(path), reader, done.stdout
 
 
 def events(records: list[dict], step: str) -> list[dict]:
@@ -97,8 +97,8 @@ def ptes(records: list[dict], tgid: int, address: int) -> list[dict]:
     return [p for p in events(records, "pte") if p["tgid"] == tgid and int(p["detail"]["addr"], 16) == address]
 
 
-def test_fork_copied_the_mm_struct_not_the_pages(run: tuple[list[dict], PagemapReader]) -> None:
-    records, _ = run
+def test_fork_copied_the_mm_struct_not_the_pages(run: tuple[list[dict], PagemapReader, str]) -> None:
+    records, _, _ = run
     parent, child, _, _, _ = the_pages(records)
     (copy,) = events(records, "mm_copy")
     assert copy["tgid"] == parent and copy["detail"]["syscall"] in FORK_SYSCALLS
@@ -110,8 +110,8 @@ def test_fork_copied_the_mm_struct_not_the_pages(run: tuple[list[dict], PagemapR
     assert records[-1]["lost"] == 0 and records[-1]["exit_code"] == 0
 
 
-def test_a_page_exists_from_its_first_touch(run: tuple[list[dict], PagemapReader]) -> None:
-    records, _ = run
+def test_a_page_exists_from_its_first_touch(run: tuple[list[dict], PagemapReader, str]) -> None:
+    records, _, _ = run
     parent, _, private, shared, _ = the_pages(records)
     for address in (private, shared):
         first, *later = ptes(records, parent, address)
@@ -122,8 +122,8 @@ def test_a_page_exists_from_its_first_touch(run: tuple[list[dict], PagemapReader
     assert any("do_anonymous_page" in s for s in stacks) and any("shmem_fault" in s for s in stacks)
 
 
-def test_one_frame_in_parent_and_child_until_the_child_writes(run: tuple[list[dict], PagemapReader]) -> None:
-    records, _ = run
+def test_one_frame_in_parent_and_child_until_the_child_writes(run: tuple[list[dict], PagemapReader, str]) -> None:
+    records, _, _ = run
     parent, child, private, _, _ = the_pages(records)
     (cow,) = events(records, "cow_fault")
     before_parent = [p for p in ptes(records, parent, private) if p["ts_ns"] < cow["ts_ns"]][-1]["detail"]
@@ -145,8 +145,8 @@ def test_one_frame_in_parent_and_child_until_the_child_writes(run: tuple[list[di
     assert len(events(records, "cow_fault")) == 1
 
 
-def test_the_memfd_page_stays_one_frame(run: tuple[list[dict], PagemapReader]) -> None:
-    records, _ = run
+def test_the_memfd_page_stays_one_frame(run: tuple[list[dict], PagemapReader, str]) -> None:
+    records, _, _ = run
     parent, child, _, shared, _ = the_pages(records)
     frames = {p["detail"]["pfn"] for tgid in (parent, child) for p in ptes(records, tgid, shared)
               if p["detail"]["present"]}
@@ -155,8 +155,8 @@ def test_the_memfd_page_stays_one_frame(run: tuple[list[dict], PagemapReader]) -
     assert ptes(records, parent, shared)[-1]["detail"]["pfn"] == ptes(records, child, shared)[-1]["detail"]["pfn"]
 
 
-def test_every_frame_is_one_pagemap_showed(run: tuple[list[dict], PagemapReader]) -> None:
-    records, reader = run
+def test_every_frame_is_one_pagemap_showed(run: tuple[list[dict], PagemapReader, str]) -> None:
+    records, reader, _ = run
     parent, child, private, _, _ = the_pages(records)
     checked = 0
     for pte in events(records, "pte"):
@@ -168,3 +168,16 @@ def test_every_frame_is_one_pagemap_showed(run: tuple[list[dict], PagemapReader]
     assert cow["detail"]["pfn"] in reader.seen[(child, private)]
     assert cow["detail"]["old_pfn"] in reader.seen[(parent, private)]
     assert checked >= 10
+
+
+def test_the_story_tells_the_frames_the_kernel_gave(run: tuple[list[dict], PagemapReader, str]) -> None:
+    records, _, output = run
+    parent, child, _, shared, _ = the_pages(records)
+    (cow,) = events(records, "cow_fault")
+    old, new = cow["detail"]["old_pfn"], cow["detail"]["pfn"]
+    lines = output.splitlines()
+    assert any(line.startswith(f"copy on write: cow-child[{child}]") and f"frame {old:#x} (read-only)" in line
+               and f"allocated it frame {new:#x}" in line for line in lines), output
+    assert f"  cow-parent[{parent}] kept frame {old:#x}: its entry read after the fault" in lines
+    shared_frame = ptes(records, child, shared)[-1]["detail"]["pfn"]
+    assert any(line.startswith(f"one frame {shared_frame:#x} behind the memfd page") for line in lines)

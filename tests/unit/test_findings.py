@@ -64,9 +64,11 @@ def test_lost_events_are_reported_whatever_the_findings() -> None:
     with_clone.finished(lost=5, exit_code=0)
     assert conclusion_lines(with_clone)[0].startswith("main[100] -> new process tid 102")
     assert conclusion_lines(with_clone)[-1].startswith("5 events were lost")
-    assert conclusion_lines(findings_of([])) == [
-        "Nothing the lessons tell was seen in 0 events: no new task, no signal; "
-        "no struct file shared between two processes."]
+    memfd_only = {"hooks": [{"step": "memfd_create", "status": "attached"}, {"step": "clone", "status": "unavailable"}]}
+    assert conclusion_lines(findings_of([], memfd_only)) == [
+        "Nothing the lessons tell was seen in 0 events: no struct file shared between two processes."]
+    assert conclusion_lines(findings_of([], {"hooks": [{"step": "clone", "status": "unavailable"}]})) == [
+        "No lesson with a story was traced in this session (0 events)."]
 
 
 def test_lost_events_name_the_steps_that_lost_them_most_first() -> None:

@@ -23,7 +23,7 @@ import pytest
 from tracer.events import Event
 from tracer.findings import Findings
 from tracer.observer import OutputLine
-from tracer.recording import read_recording
+from tracer.recording import output_record, read_recording
 from tracer.views.plain import closing_lines
 from tracer.views.report import page_data
 
@@ -53,7 +53,8 @@ def told(path: Path, doctor: Doctor = untouched) -> Told:
     recording = read_recording(path)
     events = copy.deepcopy(recording.events)
     reports = path.with_suffix(".reports.jsonl")
-    outputs = [json.loads(line) for line in reports.read_text().splitlines()] if reports.exists() else []
+    outputs = ([json.loads(line) for line in reports.read_text().splitlines()] if reports.exists()
+               else [output_record(line) for line in recording.outputs])
     doctor(events, outputs)
     findings = Findings()
     findings.started(recording.session)
@@ -415,7 +416,7 @@ def test_every_lesson_folder_ships_in_the_wheel() -> None:
 
     repo = Path(__file__).resolve().parents[2]
     shipped = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert story_folders() == ("fork_vs_thread", "memfd_share")
+    assert story_folders() == ("fork_cow", "fork_vs_thread", "memfd_share")
     for folder in story_folders():
         for name in ("__init__.py", "story.py", "views.py"):
             assert any(fnmatch.fnmatch(f"{folder}/{name}", pattern) for pattern in shipped["tracer.scenarios"])
