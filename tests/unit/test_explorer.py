@@ -39,10 +39,12 @@ async def cursor_to(pilot, app: Explorer, step: str) -> None:
 
 def test_filters_narrow_to_one_memfd_life_in_a_few_keys() -> None:
     async def drive() -> None:
-        app = Explorer(fed("chromium"), live=False)
+        feed = fed("chromium")
+        app = Explorer(feed, live=False)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
-            assert len(rows(app)) == 300
+            everything = feed.count
+            assert len(rows(app)) == everything
             received = {row.split()[5] for row in rows(app) if " receive_fd " in row}
             await pilot.press("e", "slash", *"memfd_create", "enter")
             created = rows(app)
@@ -56,7 +58,7 @@ def test_filters_narrow_to_one_memfd_life_in_a_few_keys() -> None:
             assert all(file in row for row in life)
             assert {"memfd_create", "receive_fd"} <= {row.split()[3] for row in life}
             await pilot.press("c")
-            assert app.filters == Filters() and len(rows(app)) == 300
+            assert app.filters == Filters() and len(rows(app)) == everything
     asyncio.run(drive())
 
 
@@ -132,7 +134,8 @@ def test_the_tail_left_to_decode_is_shown_until_it_is_done() -> None:
 
 def test_the_window_is_bounded() -> None:
     feed = fed("chromium", window=50)
-    assert len(feed.snapshot()) == 50 and feed.count == 300 and feed.findings.events == 300
+    events = len(read_recording(FIXTURES / "chromium.jsonl").events)
+    assert events > 50 and len(feed.snapshot()) == 50 and feed.count == events and feed.findings.events == events
     fresh, missed = feed.since(0)
     assert missed and len(fresh) == 50
 
