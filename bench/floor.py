@@ -1,40 +1,66 @@
 """The floor under syspath's overhead in the benchmark's loops (bench/run.py runs it).
 
     floor.py hooks -- COMMAND...     syspath's hooks and its process-tree filter, nothing sent
-    floor.py records -- COMMAND...   the same, plus as many records as syspath sends, in the
-                                     same places, through the probes' own event path
+    floor.py records -- COMMAND...   the same, plus a record a call where a step's hook is,
+                                     through the probes' own event path
                                      (probes/common.h): nothing read from the kernel's
                                      objects, no stacks
 
 What separates `records` from syspath is what syspath reads and shows; what separates it
-from the untraced loop is the cost of sending that many records at all. No design that
-sends syspath's records can be cheaper than `records`.
+from the untraced loop is the cost of sending that many records at all.
 
-The hooks are those of syspath's syscall tier for memfd-share (probes/memfd_share/syscall.bpf.c,
-probes/memfd_share/paths.bpf.c). The command starts once its pid is in the filter, like syspath's gate.
+The floor is made from syspath's own program, not a copy of it: the memfd-share session's
+syscall tier is resolved and compiled as `syspath run` does, and the floor attaches where it
+attaches: the core's process-tree file as it is, and at every other point a probe that runs
+the same filter; where a step's hook is, it also sends one record a call. In the loops that
+is one record fewer a round than syspath sends (7): at sendmsg syspath sends the message's
+record and one per passed fd. The floor errs low, so it never flatters syspath; it prints
+how many records it took. The command starts once its pid is in the filter, like syspath's
+gate.
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracer import kernel
-from tracer.loader import program_text, ring_pages, track_thread
+from tracer import kernel, lessons
+from tracer.build import kernel_view, program_source, resolve_with_paths
+from tracer.catalog import HookChoice
+from tracer.loader import TREE_FILE, program_text, ring_pages, track_thread
 from tracer.offsets import load_layout
 from tracer.ringbuf import PAGE, RingReader
 from tracer.session import POLL_S
 
-# after probes/common.h: its maps (the ring, `tracked`), filter and event path, without stacks
-PROGRAM = r"""
-#define AF_UNIX 1                         /* include/linux/socket.h */
-BPF_PERCPU_ARRAY(files_sent, u8, 1);      /* the sendmsg under way passes files: its skb carries them */
+SCENARIO = "memfd-share"    # what both loops do
+TREE_HOOKS = {"raw_tracepoint:sched_process_fork", "tracepoint:sched:sched_process_exit"}   # the core's tree file
 
-/* What a probe does to send an event (common.h new_event, submit_with_stack), without
- * the probe's reads: the step is only a number here. */
+
+@dataclass(frozen=True, order=True)
+class AttachPoint:
+    kind: str               # "tracepoint" | "raw_tracepoint"
+    name: str               # "group:name" for a tracepoint, the name for a raw one
+
+    @property
+    def hook(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def program(self, sends: bool) -> str:
+        """One probe at this point: the tree filter, then one record if `sends`."""
+        body = "if (is_tracked()) send(ctx);" if sends else "is_tracked();"
+        if self.kind == "raw_tracepoint":
+            return f"RAW_TRACEPOINT_PROBE({self.name}) {{ {body} return 0; }}"
+        group, name = self.name.split(":", 1)
+        return f"TRACEPOINT_PROBE({group}, {name}) {{ void *ctx = args; {body} return 0; }}"
+
+
+# What a probe does to send an event (common.h new_event, submit_with_stack), without the
+# probe's reads: the step is only a number here.
+SEND = r"""
 static __always_inline void send(void *ctx)
 {
 #ifdef RECORDS
@@ -43,100 +69,58 @@ static __always_inline void send(void *ctx)
         submit_with_stack(ctx, e, -1);
 #endif
 }
-
-TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
-{
-    if (args->ret >= 0 && is_tracked())
-        send(args);
-    return 0;
-}
-
-/* every mmap: the loops map only files (syspath skips anonymous maps, of which the loader
- * makes a few at the start) */
-TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
-{
-    if (is_tracked())
-        send(args);
-    return 0;
-}
-
-/* syspath sends one passed-file record per fd, and an in-flight one only for an skb with files:
- * here, one of each for a message with control data (the loops pass one fd at a time) */
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
-{
-    u64 control_length = 0;
-    int zero = 0;
-    u8 *files = files_sent.lookup(&zero);
-    if (!files || !is_tracked())
-        return 0;
-    bpf_probe_read_user(&control_length, sizeof(control_length), (void *)((u64)args->msg + MSGHDR_CONTROLLEN));
-    send(args);
-    *files = control_length > 0;
-    if (*files)
-        send(args);
-    return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
-{
-    if (args->ret >= 0 && is_tracked())
-        send(args);
-    return 0;
-}
-
-TRACEPOINT_PROBE(sock, sk_data_ready)
-{
-    int zero = 0;
-    u8 *files = files_sent.lookup(&zero);
-    if (args->family != AF_UNIX || !files || !is_tracked())
-        return 0;
-    if (*files)
-        send(args);
-    *files = 0;
-    return 0;
-}
-
-/* path points: in a loop their stacks are sampled out, and they send nothing */
-#ifdef HAVE_VM_UNMAPPED_AREA
-RAW_TRACEPOINT_PROBE(vm_unmapped_area) { is_tracked(); return 0; }
-#endif
-#ifdef HAVE_SKB_COPY_DATAGRAM_IOVEC
-RAW_TRACEPOINT_PROBE(skb_copy_datagram_iovec) { is_tracked(); return 0; }
-#endif
-
-/* the roundtrip loop forks its receiver */
-RAW_TRACEPOINT_PROBE(sched_process_fork)
-{
-    u32 child = 0;
-    if (!is_tracked())
-        return 0;
-    READ_KERNEL(child, ctx->args[1], TASK_PID);
-    track_child(child);
-    return 0;
-}
 """
 
-TRACEFS_EVENTS = (Path("/sys/kernel/tracing/events"), Path("/sys/kernel/debug/tracing/events"))
+
+def syspath_program() -> tuple[list[str], list[str], list[HookChoice]]:
+    """syspath's own program for the scenario in the syscall tier, as `syspath run` builds it."""
+    choices, points = resolve_with_paths(SCENARIO, "syscall", kernel_view())
+    files, flags = program_source(lessons.session_lessons(SCENARIO), choices, points, load_layout(),
+                                  with_stacks=True, extra=entry_stash_flags())
+    return files, flags, choices
 
 
-def has_tracepoint(group: str, name: str) -> bool:
-    return any((events / group / name).is_dir() for events in TRACEFS_EVENTS)
+def entry_stash_flags() -> list[str]:
+    return [] if kernel.probe_capabilities()["task_pt_regs"].available else ["-DSYSCALL_ARGS_AT_ENTRY"]
+
+
+def attach_points(files: list[str], flags: list[str]) -> list[AttachPoint]:
+    """Where syspath's program attaches: bcc compiles and attaches it, and says where."""
+    from bcc import BPF
+
+    bpf = BPF(text=program_text(files), cflags=[*flags, f"-DRINGBUF_PAGES={ring_pages()}", "-Wno-ignored-attributes"])
+    try:
+        points = [AttachPoint("tracepoint", tp.decode()) for tp in bpf.tracepoint_fds]
+        points += [AttachPoint("raw_tracepoint", tp.decode()) for tp in bpf.raw_tracepoint_fds]
+    finally:
+        bpf.cleanup()
+    return sorted(point for point in points if point.hook not in TREE_HOOKS)
+
+
+def floor_source(points: list[AttachPoint], choices: list[HookChoice]) -> str:
+    """The core's tree file as syspath compiles it (it follows the forks), and at each other point
+    of syspath's a probe that filters; one that stands for a step also sends one record a call."""
+    stepped = {choice.hook for choice in choices if choice.status in ("attached", "fallback")}
+    probes = "\n".join(point.program(point.hook in stepped) for point in points)
+    return "\n".join((program_text(["common.h", TREE_FILE]), SEND, probes))
 
 
 def cflags(records: bool) -> list[str]:
     """common.h's fields at this kernel's offsets, read by helper calls (no kfunc rewriting here)."""
-    flags = [*load_layout().cflags(), f"-DRINGBUF_PAGES={ring_pages()}", "-DSYSPATH_NO_STACKS"]
-    flags += ["-DRECORDS"] if records else []
-    flags += ["-DHAVE_VM_UNMAPPED_AREA"] if has_tracepoint("mmap", "vm_unmapped_area") else []
-    flags += ["-DHAVE_SKB_COPY_DATAGRAM_IOVEC"] if has_tracepoint("skb", "skb_copy_datagram_iovec") else []
-    return flags
+    flags = [*load_layout().cflags(), *lessons.step_defines(), f"-DRINGBUF_PAGES={ring_pages()}",
+             "-DSYSPATH_NO_STACKS"]
+    return flags + (["-DRECORDS"] if records else [])
 
 
 def run(records: bool, command: list[str]) -> int:
     kernel.use_headers()
     from bcc import BPF
 
-    bpf = BPF(text=program_text(["common.h"]) + PROGRAM, cflags=cflags(records))
+    files, flags, choices = syspath_program()
+    points = attach_points(files, flags)
+    bpf = BPF(text=floor_source(points, choices), cflags=cflags(records))
+    print(f"floor: {len(points)} attach points of syspath's: {' '.join(point.hook for point in points)}",
+          file=sys.stderr)
     reader = RingReader(bpf["events"].map_fd, ring_pages() * PAGE)
     gate_read, gate_write = os.pipe()
     child = os.fork()
