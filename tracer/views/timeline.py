@@ -33,7 +33,15 @@ def detail_text(event: Event) -> str:
         told = view.event_text(event)
         if told is not None:
             return told
-    return " ".join(f"{k}={v}" for k, v in event.detail.items() if k != "depth")
+    return " ".join(f"{k}={field_text(k, v)}" for k, v in event.detail.items() if k != "depth")
+
+
+def field_text(name: str, value: object) -> str:
+    """A detail field as shown: frame numbers in hex wherever they appear, as pagemap tools and
+    the kernel print them (one form per quantity on every screen)."""
+    if name.endswith("pfn") and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:#x}"
+    return str(value)
 
 
 def relative_ms(event: Event, started_ns: int) -> str:
