@@ -215,7 +215,7 @@ def test_path_lines_show_the_tree_and_the_marked_article() -> None:
     lines = path_lines(Paths().add_all([e]), {"kallsyms": {"mmap_region": "mmap_region"}})
     assert lines[0] == "path of do_mmap: 1 event, stack captured at tracepoint:mmap:vm_unmapped_area"
     assert lines[1].strip().startswith("entry_SYSCALL_64_after_hwframe → do_syscall_64 → ksys_mmap_pgoff")
-    assert "do_mmap [seen]" in lines[2] and "mmap_region [not on this path]" in lines[2]
+    assert lines[2] == "  article: seen: ksys_mmap_pgoff → vm_mmap_pgoff → do_mmap; not on this path: mmap_region"
 
 
 def test_every_step_and_path_point_has_its_own_stack_count() -> None:

@@ -251,15 +251,15 @@ def test_a_memfds_life_story_needs_its_memfd_create() -> None:
 
 
 def test_inlined_here_only_under_a_caller_on_the_path() -> None:
-    [article] = [line for line in memfd().lines("article:") if "scm_fp_copy [" in line]
-    assert "scm_fp_copy [not in kallsyms]" in article        # __scm_send is not on the recorded stack
+    [article] = [line for line in memfd().lines("article:") if "scm_fp_copy" in line]
+    assert re.search(r"not in kallsyms: [^;]*\bscm_fp_copy\b", article)     # __scm_send is not on the recorded stack
 
     def caller_on_the_stack(events: list[Event], _: list[dict[str, Any]]) -> None:
         for event in the(events, "scm_fp_copy"):
             event.stack = ["__scm_send", *(event.stack or [])]
-    [article] = [line for line in memfd(caller_on_the_stack).lines("article:") if "scm_fp_copy [" in line]
-    assert "scm_fp_copy [inlined here]" in article
-    assert memfd().lines("marks: [seen]")                     # the plain output says what the marks mean
+    [article] = [line for line in memfd(caller_on_the_stack).lines("article:") if "scm_fp_copy" in line]
+    assert re.search(r"inlined here: [^;]*\bscm_fp_copy\b", article)
+    assert memfd().lines("marks: seen: on the stack")                     # the plain output says what the marks mean
 
 
 def test_what_the_memfd_program_read_is_cited_and_follows_its_reports() -> None:

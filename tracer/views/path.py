@@ -16,6 +16,7 @@ from tracer.paths import (
     MARK_LEGEND,
     RENAMED_HERE,
     SEEN,
+    ArticleFrame,
     Paths,
     Row,
     StepView,
@@ -51,12 +52,26 @@ def _row_text(row: Row, highlight: frozenset[str]) -> Text:
     return text
 
 
+def article_groups(article: list[ArticleFrame]) -> list[tuple[str, list[str]]]:
+    """The article's frames grouped by what this run shows of them, in the legend's order:
+    first the ones seen, as a chain, then each kind of absence, so that a path reads as the
+    chain the kernel took and not as a list of what is missing."""
+    groups: dict[str, list[str]] = {}
+    for frame in article:
+        groups.setdefault(frame.status, []).append(f"{frame.name} ({frame.note})" if frame.note else frame.name)
+    return [(mark, groups[mark]) for mark in MARK_LEGEND if mark in groups]
+
+
+def article_line(article: list[ArticleFrame]) -> str:
+    return "; ".join(f"{mark}: {(' → ' if mark == SEEN else ', ').join(names)}"
+                     for mark, names in article_groups(article))
+
+
 def _article_text(view: StepView) -> Text:
     text = Text()
-    for frame in view.article:
-        style = MARK_STYLES.get(frame.status, "dim")
-        text.append(f"{MARK_SIGNS.get(frame.status, '-')} {frame.name}", style=style)
-        text.append(f"  {frame.status}{': ' + frame.note if frame.note else ''}\n", style="dim")
+    for mark, names in article_groups(view.article):
+        text.append(f"{MARK_SIGNS.get(mark, '-')} {mark}: ", style=MARK_STYLES.get(mark, "dim"))
+        text.append((" → " if mark == SEEN else ", ").join(names) + "\n", style="" if mark == SEEN else "dim")
     return text
 
 
@@ -89,7 +104,7 @@ def path_legend_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:
     views = step_views(paths, header)
     if not any(view.article for view in views):
         return []
-    return ["marks: " + "; ".join(f"[{mark}] {meaning}" for mark, meaning in MARK_LEGEND.items())]
+    return ["marks: " + "; ".join(f"{mark}: {meaning}" for mark, meaning in MARK_LEGEND.items())]
 
 
 def path_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:
@@ -98,9 +113,7 @@ def path_lines(paths: Paths, header: Mapping[str, Any]) -> list[str]:
         lines.append(f"path of {view.path.step}: {captured(view)}")
         lines += ["  " + _row_text(row, frozenset()).plain for row in view.rows]
         if view.article:
-            frames = (f"{frame.name} [{frame.status}{': ' + frame.note if frame.note else ''}]"
-                      for frame in view.article)
-            lines.append("  article: " + ", ".join(frames))
+            lines.append("  article: " + article_line(view.article))
     return lines
 
 
