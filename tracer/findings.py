@@ -25,6 +25,7 @@ KEPT_REPORTS = 1000         # JSON lines the traced program reported
 KEPT_OUTPUT = 10_000        # lines the traced program printed, kept for the final screen
 FIRST_EVENTS = 200          # the timeline's rows on the final screen
 RECENT_EVENTS = 25          # the live view's rows
+KEPT_NAMES = 100_000        # processes whose latest name is kept (the explorer's rows use it)
 
 
 def _lesson_stories() -> list[Story]:
@@ -71,6 +72,7 @@ class Findings(Observer):
     output_dropped: int = 0
     lost: int = 0
     lost_steps: dict[str, int] = field(default_factory=dict)   # the steps whose events were lost, how many
+    names: dict[int, str] = field(default_factory=dict)        # pid -> the latest comm its events carried
     exit_code: int | None = None
 
     def __post_init__(self) -> None:
@@ -91,7 +93,14 @@ class Findings(Observer):
         """An event the screens fold away (asked without counting it)."""
         return any(story.model.folds(event) for story in self.stories)
 
+    def name_of(self, pid: int, comm: str) -> str:
+        """What a process came to call itself (a lesson's task renames itself "sender" once
+        Python has started; its first events carry "python")."""
+        return self.names.get(pid, comm)
+
     def add(self, event: Event) -> None:
+        if event.pid in self.names or len(self.names) < KEPT_NAMES:
+            self.names[event.pid] = event.comm
         folds = [story.fold(event) for story in self.stories]      # each story counts its own: no short cut
         folded = any(folds)
         self.timeline.add(event, folded)

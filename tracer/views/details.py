@@ -26,9 +26,11 @@ def stack_of(event: Event) -> tuple[list[str], str | None]:
     return [str(frame) for frame in stack], (str(source) if source else None)
 
 
-def details(event: Event, header: dict[str, Any]) -> Details:
+def details(event: Event, header: dict[str, Any], name: str | None = None) -> Details:
+    """`name`: what the process came to call itself, said beside the comm the event carried."""
+    later = f" (later {name})" if name and name != event.comm else ""
     fields = [("time", f"{relative_ms(event, int(header.get('started_ns', 0))).strip()} ms"),
-              ("process", f"{event.comm}  pid {event.pid}  tgid {event.tgid}"),
+              ("process", f"{event.comm}{later}  pid {event.pid}  tgid {event.tgid}"),
               ("step", event.step), ("hook", event.hook or "-")]
     fields += [(name, str(value)) for name, value in (("fd", event.fd), ("struct file", event.file),
                                                       ("inode", event.inode), ("refcount", event.refcount))

@@ -43,6 +43,7 @@ class Filters:
     step: str | None = None
     file: str | None = None
     text: str = ""
+    folded: bool = False        # show the rows the lessons fold (a loader's mappings)
 
     def matches(self, event: Event, started_ns: int) -> bool:
         if self.pid is not None and event.pid != self.pid:
@@ -55,18 +56,19 @@ class Filters:
 
     def said(self) -> str:
         parts = [f"pid {self.pid}" if self.pid is not None else "", f"step {self.step}" if self.step else "",
-                 f"file {self.file}" if self.file else "", f"search {self.text!r}" if self.text else ""]
+                 f"file {self.file}" if self.file else "", f"search {self.text!r}" if self.text else "",
+                 "folded rows too" if self.folded else ""]
         return ", ".join(part for part in parts if part)
 
 
-def row_cells(event: Event, started_ns: int) -> list[str]:
-    return [relative_ms(event, started_ns).strip(), process_label(event), event.step,
+def row_cells(event: Event, started_ns: int, name: str | None = None) -> list[str]:
+    return [relative_ms(event, started_ns).strip(), process_label(event, name), event.step,
             "" if event.fd is None else str(event.fd), event.file or "",
             "" if event.refcount is None else str(event.refcount), detail_text(event)]
 
 
 def details_text(event: Event, feed: Feed) -> Text:
-    told = details(event, feed.findings.header)
+    told = details(event, feed.findings.header, feed.findings.name_of(event.pid, event.comm))
     body = Text()
     for name, value in told.fields:
         body.append(f"{name:>12}  ", style="dim")
@@ -98,6 +100,7 @@ class Explorer(App[None]):
         Binding("s", "only('step')", "this step"),
         Binding("f", "only('file')", "this file's life"),
         Binding("c", "clear", "clear filters"),
+        Binding("l", "folded", "folded rows"),
         Binding("o", "tab('objects')", "objects"),
         Binding("e", "tab('timeline')", "events"),
         Binding("k", "tab('kernel')", "hooks"),
@@ -172,12 +175,14 @@ class Explorer(App[None]):
                 self.action_tab("objects")          # the run is over: what it proved, first
 
     def add_rows(self, events: list[Event]) -> None:
-        if self.filters != Filters():
+        if not self.filters.folded:
+            events = [event for event in events if not self.feed.findings.folds(event)]
+        if replace(self.filters, folded=False) != Filters():
             events = [event for event in events if self.filters.matches(event, self.started_ns)]
         self.table.add(events)
 
     def cells(self, event: Event) -> list[Text]:
-        values = row_cells(event, self.started_ns)
+        values = row_cells(event, self.started_ns, self.feed.findings.name_of(event.pid, event.comm))
         shared = "bold" if event.file in self.highlighted else ""
         styles = ["", "", step_style(event.step), "", shared, "", "dim"]
         return [Text(value, style=style) for value, style in zip(values, styles, strict=True)]
@@ -204,6 +209,9 @@ class Explorer(App[None]):
             line += f" ({dropped} oldest not kept here; the recording has them)"
         if self.filters != Filters():
             line += f" · showing {self.filters.said()} ({self.table.row_count} rows) · c clears"
+        folded = findings.timeline.folded
+        if folded and not self.filters.folded:
+            line += f" · {folded} folded (l shows)"
         top.append(line)
         self.query_one("#top", Static).update(top)
 
@@ -260,6 +268,10 @@ class Explorer(App[None]):
 
     def action_clear(self) -> None:
         self.set_filters(Filters())
+
+    def action_folded(self) -> None:
+        """The rows the lessons fold (a loader's mappings), shown or hidden again."""
+        self.set_filters(replace(self.filters, folded=not self.filters.folded))
 
     def action_search(self) -> None:
         search = self.query_one("#search", Input)

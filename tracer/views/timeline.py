@@ -65,9 +65,10 @@ DETAIL_MIN = 40             # below this the detail column would split addresses
 DETAIL_INDENT = 11
 
 
-def process_label(event: Event) -> str:
-    """comm [pid]: a space, so that a narrow column wraps between the name and the number."""
-    return f"{event.comm} [{event.pid}]"
+def process_label(event: Event, name: str | None = None) -> str:
+    """comm [pid]: a space, so that a narrow column wraps between the name and the number.
+    `name`: the one the process came to have, if not the event's own comm."""
+    return f"{name or event.comm} [{event.pid}]"
 
 
 def table_row(event: Event, started_ns: int) -> list[str]:
