@@ -129,19 +129,28 @@ def conclusion_lines(facts: Sequence[Fact], compact: bool) -> list[str]:
     return lines
 
 
+SHORT_PAGE_NAMES = {"private": "private", "shared": "memfd", "file": "file"}
+
+
+def page_cell(page: Page) -> str:
+    """The page in a table cell: the program's word for it, then its address."""
+    short = SHORT_PAGE_NAMES.get(page.kind or "")
+    return f"{short} {page.addr}" if short else page.addr
+
+
 def frame_rows(facts: Sequence[Fact]) -> list[tuple[str, str, str]]:
     """(page, frames, what happened): one row per fact about a page, in the facts' order."""
     rows: list[tuple[str, str, str]] = []
     for fact in facts:
         if isinstance(fact, SharedAfterFork):
-            rows.append((fact.page.addr, f"{fact.pfn:#x} in both", "after fork: shared, read-only"))
+            rows.append((page_cell(fact.page), f"{fact.pfn:#x} in both", "after fork: shared, read-only"))
         elif isinstance(fact, NotCopied):
-            rows.append((fact.page.addr, f"{fact.parent_pfn:#x} / none", "after fork: the child has no entry"))
+            rows.append((page_cell(fact.page), f"{fact.parent_pfn:#x} / none", "after fork: the child has no entry"))
         elif isinstance(fact, CowCopy):
             old = f"{fact.old_pfn:#x}" if fact.old_pfn is not None else "?"
-            rows.append((fact.page.addr, f"{old} -> {fact.new_pfn:#x}", f"{who(fact.writer)} wrote: copied"))
+            rows.append((page_cell(fact.page), f"{old} -> {fact.new_pfn:#x}", f"{who(fact.writer)} wrote: copied"))
         elif isinstance(fact, OneWritableFrame):
-            rows.append((fact.page.addr, f"{fact.pfn:#x} in both", "written: one frame, writable in both"))
+            rows.append((page_cell(fact.page), f"{fact.pfn:#x} in both", "written: one frame, writable in both"))
     return rows
 
 
