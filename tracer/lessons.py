@@ -31,8 +31,12 @@ LESSON_MODULE = "lesson"           # scenarios/<package>/lesson.py defines LESSO
 
 
 def _package_name() -> str:
-    """How scenarios/ is imported: tracer.scenarios (pyproject.toml maps the folder in)."""
-    return "tracer.scenarios"
+    """How scenarios/ is imported: tracer.scenarios (pyproject.toml maps the folder in; bound to
+    the folder by hand where syspath runs from a checkout on PYTHONPATH, as in an arm64 guest)."""
+    from tracer.stories import PACKAGE, bind_scenarios_package
+
+    bind_scenarios_package()
+    return PACKAGE
 
 
 @functools.cache

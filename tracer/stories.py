@@ -16,7 +16,7 @@ from tracer.story import Story, StoryModel, StoryView
 PACKAGE = "tracer.scenarios"
 
 
-def _scenarios_package() -> None:
+def bind_scenarios_package() -> None:
     """tracer.scenarios is the wheel's package, or this checkout's scenarios/ folder: bound to
     the folder tracer/resources.py finds, so that a checkout never imports another one's lessons."""
     if PACKAGE in sys.modules:
@@ -44,7 +44,7 @@ def story_folders() -> tuple[str, ...]:
 
 
 def _module(folder: str, name: str) -> Any:
-    _scenarios_package()
+    bind_scenarios_package()
     return importlib.import_module(f"{PACKAGE}.{folder}.{name}")
 
 

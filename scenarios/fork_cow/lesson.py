@@ -19,7 +19,7 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from tracer.catalog import Hook, HookChoice, Payload, Step, tracepoint_hook
+from tracer.catalog import Hook, HookChoice, KernelView, Payload, Step, tracepoint_hook
 from tracer.events import CStruct, hex_pointer
 from tracer.lesson import Lesson
 
@@ -169,6 +169,14 @@ def page_table_defines(_choices: Sequence[HookChoice]) -> list[str]:
             f"-DCOW_PGTABLE_LEVELS={5 if five else 4}"]
 
 
+def cannot_run(kernel: KernelView) -> str:
+    """x86-64 only: the fault's error code and the page-table walk are x86's."""
+    if kernel.machine == "x86_64":
+        return ""
+    return (f"it reads x86-64 page tables and x86 page-fault error codes (exceptions:page_fault_user, "
+            f"arch/x86/mm/fault.c); this machine is {kernel.machine or 'unknown'}: an x86-64 machine runs it")
+
+
 LESSON = Lesson(
     name="fork-cow",
     summary="one page, two processes, until one writes: fork copies the mm_struct, not the pages",
@@ -180,4 +188,5 @@ LESSON = Lesson(
     fields=FIELDS,
     detail_shapes=DETAIL_SHAPES,
     defines=page_table_defines,
+    cannot_run=cannot_run,
 )
