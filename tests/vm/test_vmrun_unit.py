@@ -172,8 +172,8 @@ def test_table_cells_say_the_hook_or_why_none(tmp_path: Path) -> None:
 
 
 def test_the_matrix_boots_nothing_without_syspath_matrix() -> None:
-    """make test and make test-vm collect tests/vm: the matrix module must skip there, saying
-    why, and boot only under make test-matrix (SYSPATH_MATRIX set)."""
+    """make test-vm collects tests/vm: the matrix module must skip there, saying why, and boot
+    only what SYSPATH_MATRIX asks (make test-matrix: all; make test: CI_MATRIX, arm64-6.12)."""
     import os
     import subprocess
     import sys
