@@ -14,6 +14,7 @@ and the frame it allocated, with the fault's kernel path on its stack).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import platform
 from collections.abc import Sequence
@@ -87,9 +88,10 @@ def _fault_hook(reads: str) -> Hook:
 STEPS: tuple[Step, ...] = (
     Step("mm_copy", "kernel/fork.c dup_mm: fork makes the child a new mm_struct, a copy of the parent's",
          payload=MM_COPY, hooks=(
-        tracepoint_hook("kmem", "kmem_cache_alloc", "the object allocated from the \"mm_struct\" cache in the "
-                        "traced tree (raw tracepoint, cache name compared in the kernel): the child's new "
-                        "mm_struct, beside the parent's current->mm"),
+        dataclasses.replace(tracepoint_hook(
+            "kmem", "kmem_cache_alloc", "the object allocated from the \"mm_struct\" cache in the traced tree "
+            "(raw tracepoint, cache name compared in the kernel): the child's new mm_struct, beside the "
+            "parent's current->mm"), params=("s",), raw_proto="__bpf_trace_kmem_cache_alloc"),
     )),
     Step("pte", "the page table entry behind one of the lesson's pages: its frame (PFN), writable or not",
          payload=PTE, hooks=(
