@@ -96,6 +96,13 @@ class Target:
     def output(self, lesson: str, mode: str) -> str:
         return (self.out / f"{lesson}-{mode}.out").read_text()
 
+    def tier_refused(self, lesson: str, mode: str) -> bool:
+        """The kernel refuses the tier: the run said so in one line."""
+        if not self.tiers()[mode]:
+            return False
+        self.refused(lesson, mode, "not available on this kernel")
+        return True
+
     def refused(self, lesson: str, mode: str, because: str) -> None:
         """The run said in one line why it could not, and exited 2."""
         said = [line for line in self.output(lesson, mode).splitlines() if line.strip()]
@@ -141,9 +148,7 @@ def test_the_guest_is_the_kernel_and_machine_asked_for(target: Target) -> None:
 
 @pytest.mark.parametrize("mode", TIERS)
 def test_memfd_share_one_struct_file_in_two_processes(target: Target, mode: str) -> None:
-    why_not = target.tiers()[mode]
-    if why_not:
-        target.refused("memfd-share", mode, "not available on this kernel")
+    if target.tier_refused("memfd-share", mode):
         return
     records = target.records("memfd-share", mode)
     session = records[0]
@@ -166,9 +171,7 @@ def test_memfd_share_one_struct_file_in_two_processes(target: Target, mode: str)
 
 @pytest.mark.parametrize("mode", TIERS)
 def test_fork_vs_thread_thread_shares_fork_copies(target: Target, mode: str) -> None:
-    why_not = target.tiers()[mode]
-    if why_not:
-        target.refused("fork-vs-thread", mode, "not available on this kernel")
+    if target.tier_refused("fork-vs-thread", mode):
         return
     records = target.records("fork-vs-thread", mode)
     thread, _linuxthreads, fork, _spawn = clones(records)[:4]
@@ -184,9 +187,7 @@ def cow_events(records: list[dict], step: str) -> list[dict]:
 @pytest.mark.parametrize("mode", TIERS)
 def test_fork_cow_one_frame_until_the_child_writes(target: Target, mode: str) -> None:
     """x86-64 only (x86 page tables and fault error codes): elsewhere one line says so."""
-    why_not = target.tiers()[mode]
-    if why_not:
-        target.refused("fork-cow", mode, "not available on this kernel")
+    if target.tier_refused("fork-cow", mode):
         return
     if target.arch != "amd64":
         target.refused("fork-cow", mode, "fork-cow cannot run here: it reads x86-64 page tables")
