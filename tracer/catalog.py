@@ -213,9 +213,10 @@ def _raw_args_missing(hook: Hook, kernel: KernelView) -> str:
     absent = [param for param in hook.params if param not in known]
     if not absent:
         return ""
-    passes = f"passes ({', '.join(known[1:])})" if known else f"has another prototype (no {hook.raw_proto} in BTF)"
-    return (f"{hook.point.removeprefix('tracepoint:')} {passes} on this kernel, not the {', '.join(absent)} "
-            f"this hook reads: a kernel whose tracepoint passes it would")
+    missing = ", ".join(absent)
+    how = f"it passes ({', '.join(known[1:])})" if known else f"its BTF has no {hook.raw_proto}: another prototype"
+    return (f"{hook.point.removeprefix('tracepoint:')} passes no {missing} on this kernel ({how}); a kernel "
+            f"whose tracepoint passes {missing} would")
 
 
 def _missing(hook: Hook, kernel: KernelView) -> str:
