@@ -29,7 +29,8 @@ def short(text: str, width: int = 70) -> str:
 
 def cell(hook: dict) -> str:
     if hook["status"] == "unavailable" or not hook["hook"]:
-        return "none: " + short(hook["reason"])
+        refused = hook.get("not_used") or []         # the kernel's first refusal, without the hook's name
+        return "none: " + short(refused[0][1] if refused else hook["reason"], 90)
     mark = " (fallback)" if hook["status"] == "fallback" else ""
     return f"`{hook['hook']}`{mark}"
 
