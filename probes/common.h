@@ -90,7 +90,11 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
             __builtin_memset(budget->seen, 0, sizeof(budget->seen));
             budget->tgid = tgid;
         }
-        u64 seen = __sync_fetch_and_add(&budget->seen[slot], 1);
+        /* read, then add without taking the old value: an add that returns it (BPF_FETCH)
+         * came in 5.12, and 5.10's verifier refuses it ("BPF_STX uses reserved fields",
+         * kernel/bpf/verifier.c check_atomic); two CPUs may read one count, a stack more */
+        u64 seen = budget->seen[slot];
+        __sync_fetch_and_add(&budget->seen[slot], 1);
         if (seen >= STACK_FIRST && seen % STACK_EVERY)
             return STACK_SAMPLED_OUT;
     }

@@ -93,6 +93,10 @@ def stacks_wanted() -> bool:
 def resolve_with_paths(scenario: str | None, mode: str, view: catalog.KernelView
                        ) -> tuple[list[catalog.HookChoice], dict[str, catalog.PathPoint]]:
     """The hooks, and where each syscall-tier step's path is seen (its reason says so)."""
+    for chosen in lessons.session_lessons(scenario):
+        why_not = chosen.cannot_run(view)
+        if why_not:
+            raise SyspathError(f"{chosen.name} cannot run here: {why_not}")
     choices = catalog.resolve(lessons.hooked_steps_for(scenario), mode, view)
     if not stacks_wanted():
         return choices, {}

@@ -39,6 +39,9 @@ class Hook:
     exit: bool = False              # a program at its return
     params: tuple[str, ...] = ()    # parameters read; their positions come from BTF
     any_mode: bool = False          # a tracepoint that every mode may use (no function stands for it)
+    # a raw tracepoint's body reads `params` by name: the BTF function whose parameters are the
+    # tracepoint's arguments on this kernel (include/trace/bpf_probe.h: __bpf_trace_<event>)
+    raw_proto: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,13 +205,27 @@ def _function_missing(hook: Hook, kernel: KernelView) -> str:
     return ""
 
 
+def _raw_args_missing(hook: Hook, kernel: KernelView) -> str:
+    """A raw tracepoint passes its TP_PROTO's arguments, which change between releases."""
+    if not hook.raw_proto:
+        return ""
+    known = kernel.params(hook.raw_proto) or []
+    absent = [param for param in hook.params if param not in known]
+    if not absent:
+        return ""
+    missing = ", ".join(absent)
+    how = f"it passes ({', '.join(known[1:])})" if known else f"its BTF has no {hook.raw_proto}: another prototype"
+    return (f"{hook.point.removeprefix('tracepoint:')} passes no {missing} on this kernel ({how}); a kernel "
+            f"whose tracepoint passes {missing} would")
+
+
 def _missing(hook: Hook, kernel: KernelView) -> str:
     if hook.function:
         return _function_missing(hook, kernel)
     for tracepoint in hook.needs_tracepoints:
         if not kernel.has_tracepoint(*tracepoint.split("/")):
             return f"tracepoint {tracepoint.replace('/', ':')} does not exist here"
-    return ""
+    return _raw_args_missing(hook, kernel)
 
 
 def _choice(step: Step, hook: Hook, kernel: KernelView, not_used: list[tuple[str, str]],
@@ -270,6 +287,11 @@ def tracepoint_hook(category: str, name: str, reads: str) -> Hook:
 
 def all_functions(steps: Sequence[Step]) -> set[str]:
     return {hook.function for step in steps for hook in step.hooks if hook.function}
+
+
+def raw_protos(steps: Sequence[Step]) -> set[str]:
+    """The BTF functions that name raw tracepoints' arguments (facts save their parameters)."""
+    return {hook.raw_proto for step in steps for hook in step.hooks if hook.raw_proto}
 
 
 def all_tracepoints(steps: Sequence[Step]) -> set[str]:

@@ -169,7 +169,8 @@ def main(argv: list[str]) -> int:
         print("usage: sudo python3 -m tracer.facts [--from DIR] OUT.json", file=sys.stderr)
         return 2
     steps = lessons.all_steps()
-    facts = capture(catalog.all_functions(steps), catalog.all_tracepoints(steps), tiers, sources)
+    facts = capture(catalog.all_functions(steps) | catalog.raw_protos(steps), catalog.all_tracepoints(steps), tiers,
+                    sources)
     facts.save(out)
     print(f"facts for {facts.release}: {len(facts.symbols)} symbols, {len(facts.functions)} BTF functions, "
           f"{len(facts.tracepoints)} tracepoints -> {out}")

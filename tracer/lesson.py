@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.catalog import FieldRequest, HookChoice, PathPoint, Step
+from tracer.catalog import FieldRequest, HookChoice, KernelView, PathPoint, Step
 
 # A detail value's JSON shape, checked when a recording is read (tracer/recording.py)
 Shape = tuple[Any, ...]
@@ -19,6 +19,10 @@ Shape = tuple[Any, ...]
 
 def no_defines(_choices: Sequence[HookChoice]) -> list[str]:
     return []
+
+
+def runs_anywhere(_kernel: KernelView) -> str:
+    return ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Lesson:
     renamed: Mapping[str, str] = field(default_factory=dict)        # the article's old names -> today's
     defines: Callable[[Sequence[HookChoice]], list[str]] = no_defines
     extra_cflags: Callable[[Mapping[str, Any]], list[str]] = lambda _members: []
+    # why the lesson cannot run on this kernel or machine at all ("" when it can): said in one
+    # line before anything is compiled
+    cannot_run: Callable[[KernelView], str] = runs_anywhere
 
     def step(self, name: str) -> Step | None:
         return next((step for step in self.steps if step.name == name), None)

@@ -25,14 +25,15 @@ from tracer.catalog import (
 from tracer.errors import SyspathError
 from tracer.events import Decoder, DetailReader, EventLayout
 from tracer.lesson import Lesson, Shape
-from tracer.resources import probes_dir, scenario_dir
+from tracer.resources import SCENARIOS_PACKAGE, bind_scenarios_package, probes_dir, scenario_dir
 
 LESSON_MODULE = "lesson"           # scenarios/<package>/lesson.py defines LESSON
 
 
 def _package_name() -> str:
     """How scenarios/ is imported: tracer.scenarios (pyproject.toml maps the folder in)."""
-    return "tracer.scenarios"
+    bind_scenarios_package()
+    return SCENARIOS_PACKAGE
 
 
 @functools.cache

@@ -8,6 +8,8 @@ maps them), read through importlib.resources.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -49,3 +51,22 @@ def version() -> str:
         return metadata.version("syspath")
     except metadata.PackageNotFoundError:
         return tracer.__version__
+
+
+SCENARIOS_PACKAGE = "tracer.scenarios"
+
+
+def bind_scenarios_package() -> None:
+    """tracer.scenarios is the wheel's package, or this checkout's scenarios/ folder: bound to
+    the folder found above, so that a checkout never imports another one's lessons (and a
+    checkout run from PYTHONPATH, as in an arm64 guest, imports its own)."""
+    if SCENARIOS_PACKAGE in sys.modules:
+        return
+    folder = scenario_dir()
+    spec = importlib.util.spec_from_file_location(SCENARIOS_PACKAGE, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {SCENARIOS_PACKAGE} from {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SCENARIOS_PACKAGE] = module
+    spec.loader.exec_module(module)

@@ -6,29 +6,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
-import sys
 from typing import Any, cast
 
-from tracer.resources import scenario_dir
+from tracer.resources import SCENARIOS_PACKAGE, bind_scenarios_package, scenario_dir
 from tracer.story import Story, StoryModel, StoryView
 
-PACKAGE = "tracer.scenarios"
-
-
-def _scenarios_package() -> None:
-    """tracer.scenarios is the wheel's package, or this checkout's scenarios/ folder: bound to
-    the folder tracer/resources.py finds, so that a checkout never imports another one's lessons."""
-    if PACKAGE in sys.modules:
-        return
-    folder = scenario_dir()
-    spec = importlib.util.spec_from_file_location(PACKAGE, folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {PACKAGE} from {folder}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACKAGE] = module
-    spec.loader.exec_module(module)
+PACKAGE = SCENARIOS_PACKAGE
 
 
 @functools.cache
@@ -44,7 +27,7 @@ def story_folders() -> tuple[str, ...]:
 
 
 def _module(folder: str, name: str) -> Any:
-    _scenarios_package()
+    bind_scenarios_package()
     return importlib.import_module(f"{PACKAGE}.{folder}.{name}")
 
 

@@ -14,12 +14,13 @@ and the frame it allocated, with the fault's kernel path on its stack).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import platform
 from collections.abc import Sequence
 from typing import Any
 
-from tracer.catalog import Hook, HookChoice, Payload, Step, tracepoint_hook
+from tracer.catalog import Hook, HookChoice, KernelView, Payload, Step, tracepoint_hook
 from tracer.events import CStruct, hex_pointer
 from tracer.lesson import Lesson
 
@@ -87,9 +88,10 @@ def _fault_hook(reads: str) -> Hook:
 STEPS: tuple[Step, ...] = (
     Step("mm_copy", "kernel/fork.c dup_mm: fork makes the child a new mm_struct, a copy of the parent's",
          payload=MM_COPY, hooks=(
-        tracepoint_hook("kmem", "kmem_cache_alloc", "the object allocated from the \"mm_struct\" cache in the "
-                        "traced tree (raw tracepoint, cache name compared in the kernel): the child's new "
-                        "mm_struct, beside the parent's current->mm"),
+        dataclasses.replace(tracepoint_hook(
+            "kmem", "kmem_cache_alloc", "the object allocated from the \"mm_struct\" cache in the traced tree "
+            "(raw tracepoint, cache name compared in the kernel): the child's new mm_struct, beside the "
+            "parent's current->mm"), params=("s",), raw_proto="__bpf_trace_kmem_cache_alloc"),
     )),
     Step("pte", "the page table entry behind one of the lesson's pages: its frame (PFN), writable or not",
          payload=PTE, hooks=(
@@ -169,6 +171,14 @@ def page_table_defines(_choices: Sequence[HookChoice]) -> list[str]:
             f"-DCOW_PGTABLE_LEVELS={5 if five else 4}"]
 
 
+def cannot_run(kernel: KernelView) -> str:
+    """x86-64 only: the fault's error code and the page-table walk are x86's."""
+    if kernel.machine == "x86_64":
+        return ""
+    return (f"it reads x86-64 page tables and x86 page-fault error codes (exceptions:page_fault_user, "
+            f"arch/x86/mm/fault.c); this machine is {kernel.machine or 'unknown'}: an x86-64 machine runs it")
+
+
 LESSON = Lesson(
     name="fork-cow",
     summary="one page, two processes, until one writes: fork copies the mm_struct, not the pages",
@@ -180,4 +190,5 @@ LESSON = Lesson(
     fields=FIELDS,
     detail_shapes=DETAIL_SHAPES,
     defines=page_table_defines,
+    cannot_run=cannot_run,
 )

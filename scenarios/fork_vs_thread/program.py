@@ -6,7 +6,7 @@
    A signal sent to the process while the main thread blocks it is taken by the thread.
 2. a LinuxThreads-style task: clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND) and no
    CLONE_THREAD, as Linux threads were made before 2.6. Its body is the libc function
-   syscall(SYS_pause), so no Python runs on its stack. It shares four structures but is a
+   pause(), so no Python runs on its stack. It shares four structures but is a
    thread group of its own: another pid, its own rlimits (the parent lowers the task's with
    prlimit() and looks at its own), and a signal sent to its pid is for that task alone ("the
    pid problem" POSIX threads could not live with).
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import resource
 import signal
 import sys
@@ -43,7 +44,10 @@ SIG_DFL, SIG_IGN = 0, 1
 # include/uapi/linux/sched.h
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 LINUXTHREADS_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND
-SYS_PAUSE = 34                      # x86-64 arch/x86/entry/syscalls/syscall_64.tbl
+# The syscall libc's pause() waits in: pause on x86-64 (arch/x86/entry/syscalls/syscall_64.tbl);
+# arm64's table (include/uapi/asm-generic/unistd.h) has no pause, and glibc makes
+# ppoll(NULL, 0, NULL, NULL) there (sysdeps/unix/sysv/linux/pause.c)
+PAUSE_SYSCALL = {"x86_64": 34, "aarch64": 73}.get(platform.machine())
 TASK_STACK = 256 * 1024             # the LinuxThreads task's stack: a signal handler runs on it
 SIGNAL_WAIT_S = 5.0
 
@@ -187,10 +191,10 @@ def signal_to_the_process(worker: Worker) -> None:
 def linuxthreads_step(workdir: str, limit: int) -> None:
     stack = ctypes.create_string_buffer(TASK_STACK)
     top = (ctypes.addressof(stack) + TASK_STACK) & ~0xF
-    body = ctypes.cast(LIBC.syscall, ctypes.c_void_p)
+    body = ctypes.cast(LIBC.pause, ctypes.c_void_p)
     # the new task inherits the caller's signal mask: let it take SIGUSR1, which main blocks
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-    task = LIBC.clone(body, top, LINUXTHREADS_FLAGS | signal.SIGCHLD, ctypes.c_void_p(SYS_PAUSE))
+    task = LIBC.clone(body, top, LINUXTHREADS_FLAGS | signal.SIGCHLD, None)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     if task < 0:
         report("linuxthreads", f"clone() failed: {os.strerror(ctypes.get_errno())}", error=True)
@@ -214,7 +218,7 @@ def wait_until_paused(task: int) -> bool:
     deadline = time.monotonic() + SIGNAL_WAIT_S
     while time.monotonic() < deadline:
         try:
-            if Path(f"/proc/{task}/syscall").read_text().split()[0] == str(SYS_PAUSE):
+            if Path(f"/proc/{task}/syscall").read_text().split()[0] == str(PAUSE_SYSCALL):
                 return True
         except (OSError, IndexError):
             pass

@@ -97,3 +97,31 @@ def test_debian_arm64_6_12_hooks_its_own_wrapper_and_leaves_do_mmap_out_of_fentr
     fentry = {c.step: c for c in resolve("memfd-share", "fentry", saved_view(facts))}
     assert fentry["do_mmap"].status == "unavailable" and "at most 8" in fentry["do_mmap"].reason
     assert fentry["memfd_create"].hook == "fexit:__arm64_sys_memfd_create"
+
+
+def test_fork_cow_runs_on_x86_64_only_and_says_why_elsewhere() -> None:
+    """fork-cow walks x86-64 page tables and reads x86 fault error codes: on each saved arm64
+    kernel it refuses in one sentence naming the machine; on each x86-64 kernel it runs."""
+    machines = set()
+    for facts in saved_kernels():
+        why_not = lessons.lesson("fork-cow").cannot_run(saved_view(facts))
+        machines.add(facts.machine)
+        if facts.machine == "x86_64":
+            assert why_not == "", facts.release
+        else:
+            assert "x86-64 page tables" in why_not and facts.machine in why_not, (facts.release, why_not)
+    assert {"x86_64", "aarch64"} <= machines
+    assert lessons.lesson("memfd-share").cannot_run(saved_view(saved_kernels()[0])) == ""
+
+
+def test_fork_cow_mm_copy_follows_each_kernels_kmem_cache_alloc() -> None:
+    """Saved by make test-matrix: 5.10's kmem_cache_alloc passes no struct kmem_cache (said);
+    6.1, 6.12 and 7.x pass it, so mm_copy is hooked there."""
+    for facts in saved_kernels():
+        if facts.machine != "x86_64" or not facts.release.endswith("-amd64"):
+            continue
+        mm_copy = {c.step: c for c in resolve("fork-cow", "syscall", saved_view(facts))}["mm_copy"]
+        if facts.release.startswith("5.10."):
+            assert mm_copy.status == "unavailable" and "passes no s" in mm_copy.reason, mm_copy.reason
+        elif "__bpf_trace_kmem_cache_alloc" in facts.functions:
+            assert mm_copy.hook == "tracepoint:kmem:kmem_cache_alloc", (facts.release, mm_copy.reason)

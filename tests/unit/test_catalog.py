@@ -17,7 +17,7 @@ from tracer.errors import SyspathError
 from tracer.facts import KernelFacts, saved_view
 
 KERNELS = Path(__file__).parent / "kernels"
-MACHINE = KernelFacts.load(KERNELS / "6.18.44-fc-v657.json")
+MACHINE = KernelFacts.load(KERNELS / "6.18.44-fc-v1272.json")
 DEBIAN = KernelFacts.load(KERNELS / "6.12.117+deb12-amd64.json")
 BOOKWORM = KernelFacts.load(KERNELS / "6.1.0-57-amd64.json")
 STORY = ("memfd_create", "shmem_file_setup", "do_mmap", "unix_stream_sendmsg", "scm_fp_copy", "receive_fd")
@@ -170,3 +170,29 @@ def test_fentry_before_6_4_cannot_take_more_than_six_arguments() -> None:
     assert chosen["shmem_file_setup"].hook == "fexit:shmem_file_setup"
     # 6.4 raised the limit to 12: Debian's 6.12 hooks do_mmap with fexit
     assert choices(DEBIAN, "fentry")["do_mmap"].hook == "fexit:do_mmap"
+
+
+def test_a_raw_tracepoint_whose_arguments_changed_is_not_read() -> None:
+    """fork-cow's mm_copy reads kmem_cache_alloc's struct kmem_cache *s, which the raw tracepoint
+    passes from Linux 6.1 (5.10's passes bytes_req there): the kernel's BTF decides."""
+    assert choices(MACHINE, "syscall", "fork-cow")["mm_copy"].status == "attached"
+    functions = {k: v for k, v in MACHINE.functions.items() if k != "__bpf_trace_kmem_cache_alloc"}
+    older = choices(dataclasses.replace(MACHINE, functions=functions), "syscall", "fork-cow")["mm_copy"]
+    assert older.status == "unavailable"
+    assert ("kmem:kmem_cache_alloc passes no s on this kernel (its BTF has no __bpf_trace_kmem_cache_alloc"
+            in older.reason)
+    renamed = dict(MACHINE.functions, __bpf_trace_kmem_cache_alloc=["__data", "call_site", "ptr", "cachep"])
+    moved = choices(dataclasses.replace(MACHINE, functions=renamed), "syscall", "fork-cow")["mm_copy"]
+    assert moved.status == "unavailable" and "passes no s on this kernel (it passes (call_site, ptr, cachep))" \
+        in moved.reason
+
+
+def test_an_unavailable_step_says_why_in_the_header() -> None:
+    """The header's line for a step no hook can stand for gives the kernel's first refusal."""
+    from tracer.views.hooks import hook_line
+
+    functions = {k: v for k, v in MACHINE.functions.items() if k != "__bpf_trace_kmem_cache_alloc"}
+    choice = choices(dataclasses.replace(MACHINE, functions=functions), "syscall", "fork-cow")["mm_copy"]
+    line = hook_line(choice.as_record())
+    assert line.hook == "-" and line.reads.startswith("no hook on this kernel can stand for it: kmem:kmem_cache_alloc "
+                                                      "passes no s on this kernel")

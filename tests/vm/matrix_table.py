@@ -17,7 +17,9 @@ START, END = "<!-- kernels-table:start -->", "<!-- kernels-table:end -->"
 TIERS = ("kprobe", "fentry", "syscall")
 COLUMNS = (("memfd-share", "memfd_create"), ("memfd-share", "shmem_file_setup"), ("memfd-share", "do_mmap"),
            ("memfd-share", "unix_stream_sendmsg"), ("memfd-share", "scm_fp_copy"), ("memfd-share", "in_flight"),
-           ("memfd-share", "receive_fd"), ("fork-vs-thread", "clone"))
+           ("memfd-share", "receive_fd"), ("fork-vs-thread", "clone"), ("fork-cow", "mm_copy"),
+           ("fork-cow", "cow_fault"))
+LESSONS = tuple(dict.fromkeys(lesson for lesson, _ in COLUMNS))
 
 
 def short(text: str, width: int = 70) -> str:
@@ -27,7 +29,8 @@ def short(text: str, width: int = 70) -> str:
 
 def cell(hook: dict) -> str:
     if hook["status"] == "unavailable" or not hook["hook"]:
-        return "none: " + short(hook["reason"])
+        refused = hook.get("not_used") or []         # the kernel's first refusal, without the hook's name
+        return "none: " + short(refused[0][1] if refused else hook["reason"], 90)
     mark = " (fallback)" if hook["status"] == "fallback" else ""
     return f"`{hook['hook']}`{mark}"
 
@@ -51,7 +54,9 @@ def rows(directory: Path) -> list[list[str]]:
             out.append(row)
             continue
         results = []
-        for lesson in ("memfd-share", "fork-vs-thread"):
+        for lesson in LESSONS:
+            if not (directory / f"{lesson}-{mode}.rc").exists():
+                continue
             rc = (directory / f"{lesson}-{mode}.rc").read_text().strip()
             seconds = (directory / f"{lesson}-{mode}.seconds")
             took = f" {seconds.read_text().strip()} s" if seconds.exists() else ""
@@ -77,7 +82,7 @@ def boots(matrix: Path) -> list[str]:
         if vm.exists() and (directory / "release").exists():
             facts = json.loads(vm.read_text())
             lines.append(f"- {directory.name} ({(directory / 'release').read_text().strip()}): booted in "
-                         f"{facts['boot_s']:.0f} s, whole run (both lessons, three tiers) {facts['total_s']:.0f} s "
+                         f"{facts['boot_s']:.0f} s, whole run (every lesson, three tiers) {facts['total_s']:.0f} s "
                          f"under {facts['accel'].upper()}")
     return lines
 

@@ -38,7 +38,9 @@ def hook_line(record: dict[str, Any]) -> HookLine:
     elif status == "fallback" and (match := _FALLBACK.match(reason)):
         reads = match["reads"]
     elif status == "unavailable":
-        reads = "no hook on this kernel can stand for it"
+        refused = record.get("not_used")
+        first = refused[0] if isinstance(refused, list) and refused and isinstance(refused[0], list) else None
+        reads = "no hook on this kernel can stand for it" + (f": {first[-1]}" if first else "")
     return HookLine(str(record.get("step", "")), short_hook(hook) if hook else "-", status, reads)
 
 
