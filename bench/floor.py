@@ -30,6 +30,9 @@ from tracer.session import POLL_S
 
 # after probes/common.h: its maps (the ring, `tracked`), filter and event path, without stacks
 PROGRAM = r"""
+#ifndef AF_UNIX
+#define AF_UNIX 1               /* include/linux/socket.h */
+#endif
 BPF_PERCPU_ARRAY(files_sent, u8, 1);      /* the sendmsg under way passes files: its skb carries them */
 
 /* What a probe does to send an event (common.h new_event, submit_with_stack), without
