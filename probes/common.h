@@ -334,6 +334,54 @@ static __always_inline void read_syscall_args(struct syscall_args *out)
         wanted; })
 #endif
 
+/* ---- inside a syscall: which one, and the fault under way ---- */
+
+#if defined(REGS_SYSCALL_NR) && !defined(SYSCALL_ARGS_AT_ENTRY)
+/* The system call the current task is in: the number its entry saved in pt_regs (orig_ax on
+ * x86-64, syscallno on arm64), -1 in an exception. Needs bpf_task_pt_regs (5.15+). */
+static __always_inline s64 current_syscall_nr(void)
+{
+    u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    s64 nr = -1;
+    READ_KERNEL(nr, regs, REGS_SYSCALL_NR);
+    return nr;
+}
+#endif
+
+#if defined(REGS_SYSCALL_NR) && defined(REGS_IP)
+/* A user fault whose saved registers were `regs` with instruction pointer `ip` is still being
+ * handled: a later system call of the thread would have saved its own there (its number in
+ * orig_ax, not the -1 the exception entry stores once it has taken the error code). */
+static __always_inline bool fault_under_way(u64 regs, u64 ip)
+{
+    u64 now_ip = 0;
+    s64 nr = 0;
+    READ_KERNEL(now_ip, regs, REGS_IP);
+    READ_KERNEL(nr, regs, REGS_SYSCALL_NR);
+    return now_ip == ip && nr == -1;
+}
+#endif
+
+#ifdef KMEM_CACHE_NAME
+/* The slab cache `cache` (a struct kmem_cache *, as kmem:kmem_cache_alloc gives it) is named
+ * `name`, a literal shorter than SLAB_NAME_MAX: one string read, then a fixed compare. */
+#define SLAB_NAME_MAX 24
+static __always_inline bool slab_cache_named(u64 cache, const char *name, u32 size)
+{
+    char seen[SLAB_NAME_MAX] = {};
+    u64 at = 0;
+    READ_KERNEL(at, cache, KMEM_CACHE_NAME);
+    if (!at || bpf_probe_read_kernel_str(seen, sizeof(seen), (void *)at) != size)
+        return false;
+#pragma unroll
+    for (int i = 0; i < SLAB_NAME_MAX; i++)
+        if (i < size && seen[i] != name[i])
+            return false;
+    return true;
+}
+#define SLAB_CACHE_NAMED(cache, literal) slab_cache_named(cache, literal, sizeof(literal))
+#endif
+
 /* ---- files ---- */
 
 /* current->files->fdt, read once for any number of fd lookups (fs/file.c files_lookup_fd_raw). */

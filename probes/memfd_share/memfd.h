@@ -35,11 +35,129 @@ struct scm_rights {
  * (TMPFS_MAGIC: mm/shmem.c made it). `entry` has the name and flags. */
 static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct memfd_payload *entry)
 {
-    describe_file(e, file);
+    u64 inode = describe_file(e, file);
     e->payload.memfd = *entry;
+    e->payload.memfd.inode = inode;
     e->payload.memfd.s_magic = e->identity.s_magic;
     if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
         __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->payload.memfd.name));
+}
+
+
+/* ---- inside the steps: the objects the kernel allocated (kmem:kmem_cache_alloc) ----
+ * The tracepoint fires inside kmem_cache_alloc for every slab object on the machine; its
+ * program (syscall.bpf.c) keeps, for a traced thread inside memfd_create or mmap, the object
+ * of the cache each step is about, and the step's event picks it up at the syscall's exit.
+ * Caches are told apart by their struct kmem_cache pointer, resolved once by name. */
+#define SLAB_FILP 0              /* fs/file_table.c filp_cachep: struct file */
+#define SLAB_SHMEM_INODE 1       /* mm/shmem.c shmem_inode_cachep: struct shmem_inode_info */
+#define SLAB_VMA 2               /* mm/vma_init.c vm_area_cachep: struct vm_area_struct */
+#define SLAB_ROLES 3
+BPF_ARRAY(slab_caches, u64, SLAB_ROLES);
+
+/* Is `cache` the one of `role`? Compared by name until the first match, by pointer after. */
+static __always_inline bool slab_role(u32 role, u64 cache, const char *name, u32 size)
+{
+    u64 *known = slab_caches.lookup(&role);
+    if (!known)
+        return false;
+    if (*known)
+        return *known == cache;
+    if (!slab_cache_named(cache, name, size))
+        return false;
+    *known = cache;
+    return true;
+}
+#define SLAB_ROLE(role, cache, literal) slab_role(role, cache, literal, sizeof(literal))
+
+/* What one thread's syscall under way allocated; a slot per thread id (an array: its
+ * lookup is inlined), named by its tid, emptied by the syscall's exit. */
+struct inside_allocs {
+    u32 tid;
+    s32 stack;               /* the kernel stack at the struct file's allocation */
+    u64 filp;
+    u64 inode;               /* the struct inode of the shmem_inode_info allocated */
+    u64 vma;
+};
+#define INSIDE_SLOTS 4096
+BPF_ARRAY(inside, struct inside_allocs, INSIDE_SLOTS);
+
+static __always_inline struct inside_allocs *inside_slot(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid(), index = tid % INSIDE_SLOTS;
+    return inside.lookup(&index);
+}
+
+/* This thread's allocations, taken out of its slot (false: none kept). */
+static __always_inline bool take_inside(struct inside_allocs *out)
+{
+    struct inside_allocs *slot = inside_slot();
+    if (!slot || slot->tid != (u32)bpf_get_current_pid_tgid())
+        return false;
+    *out = *slot;
+    slot->tid = 0;
+    return true;
+}
+
+/* mm/vma.c __mmap_region -> vm_area_alloc: the vma this mmap allocated, if it is the one
+ * mapped at `address` for `file` in this mm (else a merge or an error freed or reused it). */
+static __always_inline bool take_vma(struct mmap_payload *p, u64 file, u64 address)
+{
+    struct inside_allocs seen;
+    u64 vma, mm = 0, vm_mm = 0, vm_start = 0;
+    if (!take_inside(&seen) || !seen.vma)
+        return false;
+    p->vma_alloc = seen.vma;
+    vma = AS_KERNEL(seen.vma, VMA);
+    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
+    SNAPSHOT(v, vma, VMA);
+    TAKE(vm_start, v, vma, VMA, VMA_START);
+    TAKE(vm_mm, v, vma, VMA, VMA_MM);
+    TAKE(p->vm_file, v, vma, VMA, VMA_FILE);
+    TAKE(p->vm_flags, v, vma, VMA, VMA_FLAGS);
+    if (vm_start != address || vm_mm != mm || p->vm_file != file) {
+        p->vm_file = p->vm_flags = 0;
+        return false;
+    }
+    p->vma = seen.vma;
+    return true;
+}
+
+/* ---- the first touch: the frame a fault on a memfd mapping allocates ----
+ * A slot per process: its latest mapping of a memfd, and a fault in it under way
+ * (exceptions:page_fault_user), until kmem:mm_page_alloc inside that fault (pages.bpf.c). */
+struct memfd_watch {
+    u32 tgid;
+    u32 tid;                 /* the thread whose fault is under way */
+    u64 start;
+    u64 end;
+    u64 file;
+    u64 addr;                /* the fault under way (0: none) */
+    u64 error_code;
+    u64 regs;                /* the pt_regs the fault saved */
+    u64 ip;
+};
+#define WATCH_SLOTS 4096
+BPF_ARRAY(memfd_watches, struct memfd_watch, WATCH_SLOTS);
+
+static __always_inline struct memfd_watch *process_watch(void)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32, index = tgid % WATCH_SLOTS;
+    struct memfd_watch *watch = memfd_watches.lookup(&index);
+    return watch && watch->tgid == tgid ? watch : NULL;
+}
+
+static __always_inline void watch_mapping(u64 file, u64 address, u64 length)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32, index = tgid % WATCH_SLOTS;
+    struct memfd_watch *watch = memfd_watches.lookup(&index);
+    if (!watch)
+        return;
+    watch->tgid = tgid;
+    watch->start = address;
+    watch->end = address + length;
+    watch->file = file;
+    watch->addr = 0;
 }
 
 /* The new vma is linked into the file's address_space->i_mmap interval tree
@@ -91,7 +209,14 @@ static __always_inline void read_mmap(struct syspath_event *e, u64 file, u64 add
     describe_file(e, file);
     e->payload.mmap = *entry;
     e->payload.mmap.address = address;
-    find_vma(&e->payload.mmap, file, address);
+    if (file)
+        READ_FIELD(e->payload.mmap.f_mode, AS_KERNEL(file, FILE), FILE_MODE);
+    if (!take_vma(&e->payload.mmap, file, address))
+        find_vma(&e->payload.mmap, file, address);
+#if ON_SYSCALL(STEP_MEMFD_PAGE)
+    if (e->identity.s_magic == TMPFS_MAGIC)
+        watch_mapping(file, address, entry->length);
+#endif
 }
 
 /* unix_stream_sendmsg: the socket's file, its sock and the peer's. */

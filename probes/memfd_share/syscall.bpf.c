@@ -43,8 +43,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
     struct call call = {};
+    struct inside_allocs seen;
     struct syspath_event *e;
-    bool shmem;
+    u64 file;
+    s32 stack = -1;
+    bool shmem, have_stack = false;
     if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1])))
         return 0;
     e = new_event(ON_SYSCALL(STEP_MEMFD_CREATE) ? STEP_MEMFD_CREATE : STEP_SHMEM_FILE_SETUP);
@@ -53,7 +56,14 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
             count_lost(STEP_SHMEM_FILE_SETUP);   /* its twin too */
         return 0;
     }
-    read_memfd(e, file_of_fd(args->ret), &call.payload.memfd);
+    file = file_of_fd(args->ret);
+    read_memfd(e, file, &call.payload.memfd);
+    if (take_inside(&seen)) {
+        e->payload.memfd.filp = seen.filp;
+        e->payload.memfd.inode_alloc = seen.inode;
+        have_stack = seen.filp == file;   /* the stack through alloc_file_pseudo is this file's */
+        stack = seen.stack;
+    }
     /* no shmem_file_setup for MFD_HUGETLB files: they are hugetlbfs' */
     shmem = ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && e->payload.memfd.s_magic == TMPFS_MAGIC;
     if (ON_SYSCALL(STEP_MEMFD_CREATE)) {
@@ -64,10 +74,55 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
         discard_event(e);
         return 0;
     }
-    submit_event(args, e);
+    if (have_stack)
+        submit_with_stack(args, e, stack);
+    else
+        submit_event(args, e);
     return 0;
 }
 
+#endif
+
+/* ---- inside memfd_create and mmap: kmem:kmem_cache_alloc (include/trace/events/kmem.h) ----
+ * For a traced thread in one of those syscalls, the object of the cache its step is about:
+ * the struct file alloc_file_pseudo allocates (with the stack there: the path through
+ * __shmem_file_setup), the shmem inode, the vma mmap_region allocates. Kept in the thread's
+ * slot (memfd.h) for the syscall's exit. */
+#if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_DO_MMAP)
+/* TP_PROTO(call_site, ptr, struct kmem_cache *s, gfp_flags, node), 6.1 and later */
+RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
+{
+    struct inside_allocs *slot;
+    u64 ptr = ctx->args[1], cache = ctx->args[2];
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    s64 nr;
+    if (!tid_tracked(tid))
+        return 0;
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    nr = open_call(STEP_MEMFD_CREATE) ? NR_MEMFD_CREATE : open_call(STEP_DO_MMAP) ? NR_MMAP : -1;
+#else
+    nr = current_syscall_nr();
+#endif
+    if (nr != NR_MEMFD_CREATE && nr != NR_MMAP)
+        return 0;
+    slot = inside_slot();
+    if (!slot)
+        return 0;
+    if (slot->tid != tid) {
+        __builtin_memset(slot, 0, sizeof(*slot));
+        slot->tid = tid;
+    }
+    if (nr == NR_MMAP) {
+        if (SLAB_ROLE(SLAB_VMA, cache, "vm_area_struct"))
+            slot->vma = ptr;
+    } else if (SLAB_ROLE(SLAB_FILP, cache, "filp")) {
+        slot->filp = ptr;
+        slot->stack = stack_here(ctx, STEP_MEMFD_CREATE);
+    } else if (SLAB_ROLE(SLAB_SHMEM_INODE, cache, "shmem_inode_cache")) {
+        slot->inode = ptr + SHMEM_VFS_INODE;
+    }
+    return 0;
+}
 #endif
 
 /* ---- mmap: mm/mmap.c do_mmap -> mmap_region, every file mapping, shared or private ---- */
