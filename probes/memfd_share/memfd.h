@@ -37,7 +37,7 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
 {
     u64 inode = describe_file(e, file);
     e->payload.memfd = *entry;
-    e->payload.memfd.inode = inode;
+    e->payload.memfd.f_inode = inode;
     e->payload.memfd.s_magic = e->identity.s_magic;
     if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
         __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->payload.memfd.name));

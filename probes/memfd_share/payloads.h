@@ -6,7 +6,7 @@ struct memfd_payload {
     u64 flags;               /* MFD_* given to memfd_create */
     u64 s_magic;             /* superblock magic of the file's inode */
     char name[SYSPATH_TEXT_LEN];
-    u64 inode;               /* the file's struct inode (file->f_inode) */
+    u64 f_inode;             /* the file's struct inode (file->f_inode) */
     /* seen allocated inside memfd_create (kmem:kmem_cache_alloc; 0: not seen) */
     u64 filp;                /* the struct file, from the "filp" cache (alloc_file_pseudo) */
     u64 inode_alloc;         /* the struct inode inside the shmem_inode_info from "shmem_inode_cache" */

@@ -14,11 +14,11 @@ from tracer import arch
 from tracer.catalog import (
     FROM_USER_SPACE,
     MAPS_FILE,
-    Hook,
-    HookChoice,
     PAGE_FRAME,
     PASSES_FILE,
     RELEASES_FILE,
+    Hook,
+    HookChoice,
     PathPoint,
     Payload,
     Step,
@@ -46,7 +46,7 @@ MFD_BITS = {0x1: "MFD_CLOEXEC", 0x2: "MFD_ALLOW_SEALING", 0x4: "MFD_HUGETLB",
 
 
 MEMFD_PAYLOAD = CStruct("memfd_payload", (("flags", "Q"), ("s_magic", "Q"), ("name", f"{TEXT_LEN}s"),
-                                          ("inode", "Q"), ("filp", "Q"), ("inode_alloc", "Q")))
+                                          ("f_inode", "Q"), ("filp", "Q"), ("inode_alloc", "Q")))
 MMAP_PAYLOAD = CStruct("mmap_payload", (
     ("address", "Q"), ("length", "Q"), ("prot", "Q"), ("flags", "Q"), ("vma", "Q"), ("vm_flags", "Q"),
     ("vm_file", "Q"), ("pgoff", "Q"), ("vmas_in_file_tree", "I"), ("f_mode", "I"), ("vma_alloc", "Q")))
@@ -60,9 +60,11 @@ IN_FLIGHT_PAYLOAD = CStruct("in_flight_payload", (("skb", "Q"), ("sock", "Q"), (
 # Each detail decoder takes its payload's members, in order, as parameters named like them
 # ("parent.mm" -> parent_mm; tests/unit/test_event_layout.py checks it).
 
-def allocated(inode: int, filp: int, inode_alloc: int) -> dict[str, Any]:
+def allocated(f_inode: int, filp: int, inode_alloc: int) -> dict[str, Any]:
     """The objects kmem:kmem_cache_alloc showed allocated inside the call, beside the file's inode."""
-    detail: dict[str, Any] = {"inode_ptr": hex_pointer(inode)}
+    detail: dict[str, Any] = {}
+    if f_inode:
+        detail["inode_ptr"] = hex_pointer(f_inode)
     if filp:
         detail["filp_alloc"] = hex_pointer(filp)
     if inode_alloc:
@@ -70,13 +72,13 @@ def allocated(inode: int, filp: int, inode_alloc: int) -> dict[str, Any]:
     return detail
 
 
-def memfd_detail(flags: int, s_magic: int, name: bytes, inode: int, filp: int, inode_alloc: int) -> dict[str, Any]:
+def memfd_detail(flags: int, s_magic: int, name: bytes, f_inode: int, filp: int, inode_alloc: int) -> dict[str, Any]:
     return {"name": kernel_text(name).removeprefix("memfd:"), "flags": flag_names(flags, MFD_BITS),
-            "tmpfs": s_magic == 0x01021994, **allocated(inode, filp, inode_alloc)}
+            "tmpfs": s_magic == 0x01021994, **allocated(f_inode, filp, inode_alloc)}
 
 
-def shmem_detail(flags: int, s_magic: int, name: bytes, inode: int, filp: int, inode_alloc: int) -> dict[str, Any]:
-    return {"name": kernel_text(name), "s_magic": hex(s_magic), **allocated(inode, filp, inode_alloc)}
+def shmem_detail(flags: int, s_magic: int, name: bytes, f_inode: int, filp: int, inode_alloc: int) -> dict[str, Any]:
+    return {"name": kernel_text(name), "s_magic": hex(s_magic), **allocated(f_inode, filp, inode_alloc)}
 
 
 def mmap_detail(address: int, length: int, prot: int, flags: int, vma: int, vm_flags: int, vm_file: int,

@@ -369,8 +369,8 @@ def shared_not_shared(event: Event) -> SharedNotShared | None:
     if ("MAP_SHARED" not in detail.get("flags", ()) or not vm_flags or "VM_SHARED" in vm_flags
             or "f_mode" not in detail):
         return None
-    return SharedNotShared(event.comm, event.pid, str(detail.get("file_name") or event.file), str(detail.get("address")),
-                           tuple(detail["f_mode"]), vm_flags)
+    name = str(detail.get("file_name") or event.file)
+    return SharedNotShared(event.comm, event.pid, name, str(detail.get("address")), tuple(detail["f_mode"]), vm_flags)
 
 
 def _page(event: Event) -> PageSeen:
