@@ -343,7 +343,7 @@ static __always_inline s64 current_syscall_nr(void)
 {
     u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
     s64 nr = -1;
-    READ_KERNEL(nr, regs, REGS_SYSCALL_NR);
+    READ_FIELD(nr, regs, REGS_SYSCALL_NR);      /* a typed pointer: a plain load with TYPED_LOADS */
     return nr;
 }
 #endif

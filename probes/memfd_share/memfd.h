@@ -53,22 +53,26 @@ static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct
 #define SLAB_SHMEM_INODE 1       /* mm/shmem.c shmem_inode_cachep: struct shmem_inode_info */
 #define SLAB_VMA 2               /* mm/vma_init.c vm_area_cachep: struct vm_area_struct */
 #define SLAB_ROLES 3
-BPF_ARRAY(slab_caches, u64, SLAB_ROLES);
+struct slab_roles {
+    u64 cache[SLAB_ROLES];       /* each role's struct kmem_cache *, once resolved (0: not yet) */
+};
+BPF_ARRAY(slab_caches, struct slab_roles, 1);
 
-/* Is `cache` the one of `role`? Compared by name until the first match, by pointer after. */
-static __always_inline bool slab_role(u32 role, u64 cache, const char *name, u32 size)
+/* The role of `cache` among those resolved already (-1: none of them). */
+static __always_inline int known_slab_role(struct slab_roles *roles, u64 cache)
 {
-    u64 *known = slab_caches.lookup(&role);
-    if (!known)
-        return false;
-    if (*known)
-        return *known == cache;
-    if (!slab_cache_named(cache, name, size))
-        return false;
-    *known = cache;
-    return true;
+    if (cache == roles->cache[SLAB_FILP])
+        return SLAB_FILP;
+    if (cache == roles->cache[SLAB_SHMEM_INODE])
+        return SLAB_SHMEM_INODE;
+    if (cache == roles->cache[SLAB_VMA])
+        return SLAB_VMA;
+    return -1;
 }
-#define SLAB_ROLE(role, cache, literal) slab_role(role, cache, literal, sizeof(literal))
+
+/* Resolve role `role` by name: `cache` is it if named `literal` (then remembered). */
+#define RESOLVE_SLAB_ROLE(roles, role, cache, literal) \
+    (!(roles)->cache[role] && slab_cache_named(cache, literal, sizeof(literal)) && ((roles)->cache[role] = (cache)))
 
 /* What one thread's syscall under way allocated; a slot per thread id (an array: its
  * lookup is inlined), named by its tid, emptied by the syscall's exit. */

@@ -89,21 +89,38 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
  * __shmem_file_setup), the shmem inode, the vma mmap_region allocates. Kept in the thread's
  * slot (memfd.h) for the syscall's exit. */
 #if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_DO_MMAP)
-/* TP_PROTO(call_site, ptr, struct kmem_cache *s, gfp_flags, node), 6.1 and later */
+/* TP_PROTO(call_site, ptr, struct kmem_cache *s, gfp_flags, node), 6.1 and later. It fires for
+ * every slab object: a traced thread's are told apart by their cache pointer first (one inlined
+ * array lookup); names are read only inside the two syscalls, until each role is resolved. */
 RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
 {
     struct inside_allocs *slot;
+    struct slab_roles *roles;
     u64 ptr = ctx->args[1], cache = ctx->args[2];
-    u32 tid = (u32)bpf_get_current_pid_tgid();
+    u32 tid = (u32)bpf_get_current_pid_tgid(), zero = 0;
+    int role;
     s64 nr;
-    if (!tid_tracked(tid))
+    if (!tid_tracked(tid) || !(roles = slab_caches.lookup(&zero)))
+        return 0;
+    role = known_slab_role(roles, cache);
+    if (role < 0 && roles->cache[SLAB_FILP] && roles->cache[SLAB_SHMEM_INODE] && roles->cache[SLAB_VMA])
         return 0;
 #ifdef SYSCALL_ARGS_AT_ENTRY
     nr = open_call(STEP_MEMFD_CREATE) ? NR_MEMFD_CREATE : open_call(STEP_DO_MMAP) ? NR_MMAP : -1;
 #else
     nr = current_syscall_nr();
 #endif
-    if (nr != NR_MEMFD_CREATE && nr != NR_MMAP)
+    if (role < 0) {
+        if (nr == NR_MMAP && RESOLVE_SLAB_ROLE(roles, SLAB_VMA, cache, "vm_area_struct"))
+            role = SLAB_VMA;
+        else if (nr == NR_MEMFD_CREATE && RESOLVE_SLAB_ROLE(roles, SLAB_FILP, cache, "filp"))
+            role = SLAB_FILP;
+        else if (nr == NR_MEMFD_CREATE && RESOLVE_SLAB_ROLE(roles, SLAB_SHMEM_INODE, cache, "shmem_inode_cache"))
+            role = SLAB_SHMEM_INODE;
+        else
+            return 0;
+    }
+    if ((role == SLAB_VMA) != (nr == NR_MMAP) || (nr != NR_MMAP && nr != NR_MEMFD_CREATE))
         return 0;
     slot = inside_slot();
     if (!slot)
@@ -112,13 +129,12 @@ RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
         __builtin_memset(slot, 0, sizeof(*slot));
         slot->tid = tid;
     }
-    if (nr == NR_MMAP) {
-        if (SLAB_ROLE(SLAB_VMA, cache, "vm_area_struct"))
-            slot->vma = ptr;
-    } else if (SLAB_ROLE(SLAB_FILP, cache, "filp")) {
+    if (role == SLAB_VMA) {
+        slot->vma = ptr;
+    } else if (role == SLAB_FILP) {
         slot->filp = ptr;
         slot->stack = stack_here(ctx, STEP_MEMFD_CREATE);
-    } else if (SLAB_ROLE(SLAB_SHMEM_INODE, cache, "shmem_inode_cache")) {
+    } else {
         slot->inode = ptr + SHMEM_VFS_INODE;
     }
     return 0;
