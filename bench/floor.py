@@ -106,6 +106,37 @@ RAW_TRACEPOINT_PROBE(vm_unmapped_area) { is_tracked(); return 0; }
 RAW_TRACEPOINT_PROBE(skb_copy_datagram_iovec) { is_tracked(); return 0; }
 #endif
 
+/* inside the steps (probes/memfd_share): kmem:kmem_cache_alloc fires for every slab object, and
+ * syspath asks the process tree first; a fault on a memfd mapping (exceptions:page_fault_user)
+ * that allocates a page (kmem:mm_page_alloc) is one record: the loops touch each new memfd once */
+#ifdef HAVE_KMEM_CACHE_ALLOC
+RAW_TRACEPOINT_PROBE(kmem_cache_alloc) { is_tracked(); return 0; }
+#endif
+#if defined(HAVE_PAGE_FAULT_USER) && defined(HAVE_MM_PAGE_ALLOC)
+BPF_PERCPU_ARRAY(fault_seen, u8, 1);
+
+RAW_TRACEPOINT_PROBE(page_fault_user)
+{
+    int zero = 0;
+    u8 *seen = fault_seen.lookup(&zero);
+    if (seen && is_tracked())
+        *seen = 1;
+    return 0;
+}
+
+TRACEPOINT_PROBE(kmem, mm_page_alloc)
+{
+    int zero = 0;
+    u8 *seen = fault_seen.lookup(&zero);
+    if (!seen || !is_tracked() || !*seen)
+        return 0;
+    if (args->gfp_flags & 0x8)            /* ___GFP_MOVABLE: user data, not a page table */
+        send(args);
+    *seen = 0;
+    return 0;
+}
+#endif
+
 /* the roundtrip loop forks its receiver */
 RAW_TRACEPOINT_PROBE(sched_process_fork)
 {
@@ -131,6 +162,9 @@ def cflags(records: bool) -> list[str]:
     flags += ["-DRECORDS"] if records else []
     flags += ["-DHAVE_VM_UNMAPPED_AREA"] if has_tracepoint("mmap", "vm_unmapped_area") else []
     flags += ["-DHAVE_SKB_COPY_DATAGRAM_IOVEC"] if has_tracepoint("skb", "skb_copy_datagram_iovec") else []
+    flags += [f"-DHAVE_{name.upper()}" for group, name in (("kmem", "kmem_cache_alloc"), ("kmem", "mm_page_alloc"),
+                                                          ("exceptions", "page_fault_user"))
+              if has_tracepoint(group, name)]
     return flags
 
 

@@ -433,12 +433,61 @@ static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
         bpf_probe_read_kernel_str(out, size, (void *)name);
 }
 
+/* What a struct file is, remembered per CPU. A file's identity (its f_op, its inode's number,
+ * type and superblock magic, its dentry's name) does not change while it lives, and the same few
+ * files come back event after event: a memfd mapped, passed, received, and the socket it
+ * travels on. The last IDENTITY_SLOTS files described on this CPU are kept with the file, inode
+ * and dentry they were read from: a match copies the identity instead of reading it again (a
+ * string read and a dozen loads). A reused file address matches only with the same inode and
+ * dentry, whose identity is the same. */
+#define IDENTITY_SLOTS 4
+struct known_identity {
+    u64 file;
+    u64 inode;
+    u64 dentry;
+    u64 ino;
+    struct file_identity id;
+};
+struct identity_cache {
+    u64 next;
+    struct known_identity slot[IDENTITY_SLOTS];
+};
+BPF_PERCPU_ARRAY(identities, struct identity_cache, 1);
+
+static __always_inline bool identity_known(struct identity_cache *cache, struct syspath_event *e,
+                                           u64 file, u64 inode, u64 dentry)
+{
+#pragma unroll
+    for (int i = 0; i < IDENTITY_SLOTS; i++) {
+        struct known_identity *known = &cache->slot[i];
+        if (known->file == file && known->inode == inode && known->dentry == dentry) {
+            e->inode = known->ino;
+            e->identity = known->id;
+            return true;
+        }
+    }
+    return false;
+}
+
+static __always_inline void remember_identity(struct identity_cache *cache, struct syspath_event *e,
+                                              u64 file, u64 inode, u64 dentry)
+{
+    struct known_identity *known = &cache->slot[cache->next++ & (IDENTITY_SLOTS - 1)];
+    known->file = file;
+    known->inode = inode;
+    known->dentry = dentry;
+    known->ino = e->inode;
+    known->id = e->identity;
+}
+
 /* The event's struct file: its refcount, its inode's number, and what it is (its
  * f_op, its inode's type and superblock, its dentry's name). Returns the inode. */
 static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
     struct file_identity *id = &e->identity;
-    u64 inode = 0, dentry = 0, sb = 0, ops = 0;
+    struct identity_cache *cache;
+    u64 inode = 0, dentry = 0, sb = 0, ops = 0, address = file;
+    int zero = 0;
     e->file = file;
     if (!file)
         return 0;
@@ -453,6 +502,9 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     id->f_op = ops;
     if (!inode)
         return 0;
+    cache = identities.lookup(&zero);
+    if (cache && identity_known(cache, e, address, inode, dentry))
+        return inode;
     {
         u16 mode = 0;
         SNAPSHOT(i, inode, INODE);
@@ -470,6 +522,8 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
             TAKE(id->read_iter, o, ops, FOPS, FOPS_READ);
     }
     read_dentry_name(id->name, sizeof(id->name), dentry);
+    if (cache)
+        remember_identity(cache, e, address, inode, dentry);
     return inode;
 }
 

@@ -276,12 +276,11 @@ static __always_inline void emit_in_flight(void *ctx, u64 sk, s32 stack)
     }
 }
 
-static __always_inline void read_memory(void *dst, u32 size, u64 src, bool user)
+static __always_inline long read_memory(void *dst, u32 size, u64 src, bool user)
 {
     if (user)
-        bpf_probe_read_user(dst, size, (void *)src);
-    else
-        bpf_probe_read_kernel(dst, size, (void *)src);
+        return bpf_probe_read_user(dst, size, (void *)src);
+    return bpf_probe_read_kernel(dst, size, (void *)src);
 }
 
 /* The SCM_RIGHTS fds of a control buffer, walked as net/core/scm.c __scm_send
@@ -292,13 +291,18 @@ static __always_inline void read_scm_rights(u64 control, u64 controllen, bool us
     u64 pos = 0;
 #pragma clang loop unroll(disable)
     for (int c = 0; c < 2; c++) {
-        u8 header[CMSG_DATA_OFFSET];
+        /* the header and the fds after it in one read; where that runs past readable memory
+         * (a message at the end of its page), the header alone, then the fds */
+        u8 header[CMSG_DATA_OFFSET + sizeof(out->fd)];
         u64 len = 0;
         s32 level = 0, type = 0;
         u32 size;
+        bool whole;
         if (!control || pos + CMSG_DATA_OFFSET > controllen)
             return;
-        read_memory(header, sizeof(header), control + pos, user);
+        whole = read_memory(header, sizeof(header), control + pos, user) == 0;
+        if (!whole)
+            read_memory(header, CMSG_DATA_OFFSET, control + pos, user);
         __builtin_memcpy(&len, header + CMSG_LEN, sizeof(len));
         __builtin_memcpy(&level, header + CMSG_LEVEL, sizeof(level));
         __builtin_memcpy(&type, header + CMSG_TYPE, sizeof(type));
@@ -309,6 +313,10 @@ static __always_inline void read_scm_rights(u64 control, u64 controllen, bool us
             size = (out->count < MAX_SCM_FDS ? out->count : MAX_SCM_FDS) * sizeof(s32);
             if (!size)
                 return;
+            if (whole) {
+                __builtin_memcpy(out->fd, header + CMSG_DATA_OFFSET, sizeof(out->fd));
+                return;
+            }
             /* 4..32 bytes, in a form the verifier can bound (sizeof(out->fd) is a power of two) */
             read_memory(out->fd, ((size - 1) & (sizeof(out->fd) - 1)) + 1, control + pos + CMSG_DATA_OFFSET, user);
             return;

@@ -18,11 +18,14 @@
 /* ---- memfd_create: mm/memfd.c, the file comes from shmem_file_setup ---- */
 #if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_SHMEM_FILE_SETUP)
 
-/* memfd_create(const char __user *uname, unsigned int flags) */
-static __always_inline bool memfd_create_call(struct call *call, u64 uname, u64 flags)
+/* memfd_create(const char __user *uname, unsigned int flags). At the exit the name is not read
+ * from user memory: the new file's dentry holds it ("memfd:NAME", mm/memfd.c), and read_memfd
+ * takes it from there with the file's identity. */
+static __always_inline bool memfd_create_call(struct call *call, u64 uname, u64 flags, bool at_entry)
 {
     call->payload.memfd.flags = flags;
-    bpf_probe_read_user_str(call->payload.memfd.name, sizeof(call->payload.memfd.name), (void *)uname);
+    if (at_entry)
+        bpf_probe_read_user_str(call->payload.memfd.name, sizeof(call->payload.memfd.name), (void *)uname);
     return true;
 }
 
@@ -32,7 +35,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
     struct call call = {};
     if (!is_tracked())
         return 0;
-    memfd_create_call(&call, (u64)args->uname, args->flags);
+    memfd_create_call(&call, (u64)args->uname, args->flags, true);
     stash_call(STEP_MEMFD_CREATE, &call);
     return 0;
 }
@@ -48,7 +51,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     u64 file;
     s32 stack = -1;
     bool shmem, have_stack = false;
-    if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1])))
+    if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1], false)))
         return 0;
     e = new_event(ON_SYSCALL(STEP_MEMFD_CREATE) ? STEP_MEMFD_CREATE : STEP_SHMEM_FILE_SETUP);
     if (!e) {
