@@ -36,8 +36,10 @@ def test_recording_has_session_events_summary(recorded: tuple[Any, list[dict], P
     assert session["type"] == "session" and session["version"] == 2
     assert session["scenario"] == "memfd-share" and session["command"] is None
     hooks = {h["step"]: h for h in session["hooks"]}
-    assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo", "fput"}
+    assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo", "fput", "memfd_page"}
     assert all(hooks[step]["status"] in ("attached", "fallback") and hooks[step]["reason"] for step in MEMFD_STEPS)
+    # the first-touch frame: tracepoints on every tier (exceptions:page_fault_user is x86's)
+    assert hooks["memfd_page"]["hook"] == "tracepoint:kmem:mm_page_alloc" or os.uname().machine != "x86_64"
     if hooks["memfd_create"]["hook"].startswith("tracepoint:"):
         # no function tier here: the extra steps, which exist only as kernel functions, say why
         assert hooks["fd_install"]["status"] == "unavailable" and "kprobe tier" in hooks["fd_install"]["reason"]
