@@ -74,11 +74,29 @@ static __always_inline int known_slab_role(struct slab_roles *roles, u64 cache)
 #define RESOLVE_SLAB_ROLE(roles, role, cache, literal) \
     (!(roles)->cache[role] && slab_cache_named(cache, literal, sizeof(literal)) && ((roles)->cache[role] = (cache)))
 
+/* `cache` is the "filp" cache and the current thread is inside memfd_create: the struct file
+ * alloc_file_pseudo allocates there (paths.bpf.c, when syscall.bpf.c's program is not built). */
+static __always_inline bool filp_in_memfd_create(u64 cache)
+{
+    u32 zero = 0;
+    struct slab_roles *roles = slab_caches.lookup(&zero);
+    if (!roles || (roles->cache[SLAB_FILP] && cache != roles->cache[SLAB_FILP]))
+        return false;
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    if (!open_call(STEP_MEMFD_CREATE))
+        return false;
+#else
+    if (current_syscall_nr() != NR_MEMFD_CREATE)
+        return false;
+#endif
+    return roles->cache[SLAB_FILP] == cache || RESOLVE_SLAB_ROLE(roles, SLAB_FILP, cache, "filp");
+}
+
 /* What one thread's syscall under way allocated; a slot per thread id (an array: its
  * lookup is inlined), named by its tid, emptied by the syscall's exit. */
 struct inside_allocs {
     u32 tid;
-    s32 stack;               /* the kernel stack at the struct file's allocation */
+    u32 reserved;
     u64 filp;
     u64 inode;               /* the struct inode of the shmem_inode_info allocated */
     u64 vma;

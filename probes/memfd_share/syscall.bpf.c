@@ -49,8 +49,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     struct inside_allocs seen;
     struct syspath_event *e;
     u64 file;
-    s32 stack = -1;
-    bool shmem, have_stack = false;
+    bool shmem;
     if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1], false)))
         return 0;
     e = new_event(ON_SYSCALL(STEP_MEMFD_CREATE) ? STEP_MEMFD_CREATE : STEP_SHMEM_FILE_SETUP);
@@ -64,8 +63,6 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     if (take_inside(&seen)) {
         e->payload.memfd.filp = seen.filp;
         e->payload.memfd.inode_alloc = seen.inode;
-        have_stack = seen.filp == file;   /* the stack through alloc_file_pseudo is this file's */
-        stack = seen.stack;
     }
     /* no shmem_file_setup for MFD_HUGETLB files: they are hugetlbfs' */
     shmem = ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && e->payload.memfd.s_magic == TMPFS_MAGIC;
@@ -77,10 +74,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
         discard_event(e);
         return 0;
     }
-    if (have_stack)
-        submit_with_stack(args, e, stack);
-    else
-        submit_event(args, e);
+    submit_event(args, e);
     return 0;
 }
 
@@ -88,7 +82,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 
 /* ---- inside memfd_create and mmap: kmem:kmem_cache_alloc (include/trace/events/kmem.h) ----
  * For a traced thread in one of those syscalls, the object of the cache its step is about:
- * the struct file alloc_file_pseudo allocates (with the stack there: the path through
+ * the struct file alloc_file_pseudo allocates (with a path record there: the path through
  * __shmem_file_setup), the shmem inode, the vma mmap_region allocates. Kept in the thread's
  * slot (memfd.h) for the syscall's exit. */
 #if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_DO_MMAP)
@@ -136,7 +130,10 @@ RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
         slot->vma = ptr;
     } else if (role == SLAB_FILP) {
         slot->filp = ptr;
-        slot->stack = stack_here(ctx, STEP_MEMFD_CREATE);
+#ifdef PATH_KMEM_CACHE_ALLOC
+        /* the path of memfd_create: alloc_file_pseudo <- __shmem_file_setup <- __do_sys_memfd_create */
+        send_path_record(ctx, PATH_KMEM_CACHE_ALLOC, stack_here(ctx, PATH_STEP_BASE + PATH_KMEM_CACHE_ALLOC));
+#endif
     } else {
         slot->inode = ptr + SHMEM_VFS_INODE;
     }

@@ -130,7 +130,10 @@ IN_FLIGHT = Payload("in_flight", IN_FLIGHT_PAYLOAD, in_flight_detail)
 MEMFD_PAGE = Payload("memfd_page", MEMFD_PAGE_PAYLOAD, memfd_page_detail)
 
 STEPS: tuple[Step, ...] = (
-    Step("memfd_create", "memfd_create() returns an fd for a new memory-only file", payload=MEMFD, hooks=(
+    # one_event_per_call: its record also stands for shmem_file_setup (its twin, joined before it);
+    # the path record goes with those two, not with a later memfd_create whose own was sampled out
+    Step("memfd_create", "memfd_create() returns an fd for a new memory-only file", payload=MEMFD,
+         path_points=("kmem/kmem_cache_alloc",), one_event_per_call=True, hooks=(
         *function_hooks("__do_sys_memfd_create", "the name and flags, then the returned fd looked up in "
                    "the caller's fd table -> struct file, inode, refcount", ("uname", "flags")),
         # the arch's syscall wrapper (tracer/arch.py): __x64_sys_memfd_create, __arm64_sys_memfd_create;
@@ -140,10 +143,11 @@ STEPS: tuple[Step, ...] = (
             "table -> struct file, inode, refcount (the syscall's own body is inlined)")),
         syscall_hook("sys_exit_memfd_create", ("syscalls/sys_enter_memfd_create", "syscalls/sys_exit_memfd_create"),
                  "the returned fd, looked up in the caller's fd table -> struct file, inode, refcount; and the "
-                 "struct file and shmem inode kmem:kmem_cache_alloc showed allocated inside the call, with the "
-                 "stack at the struct file's allocation (alloc_file_pseudo)", direct=True),
+                 "struct file and shmem inode kmem:kmem_cache_alloc showed allocated inside the call",
+                 direct=True),
     )),
-    Step("shmem_file_setup", "mm/shmem.c creates the shmem inode and its struct file", payload=SHMEM, hooks=(
+    Step("shmem_file_setup", "mm/shmem.c creates the shmem inode and its struct file", payload=SHMEM,
+         path_points=("kmem/kmem_cache_alloc",), hooks=(
         *function_hooks("shmem_file_setup", "the name, then the struct file it returns", ("name",)),
         syscall_hook("sys_exit_memfd_create", ("syscalls/sys_exit_memfd_create",),
                  "the struct file shmem_file_setup returned, found through the new fd; "
@@ -273,6 +277,8 @@ CAST_TYPES = {"SOCK": "sock", "UNIX_SOCK": "unix_sock", "SOCKET": "socket", "VMA
 # Tracepoints that fire inside its steps' paths (probes/memfd_share/paths.bpf.c)
 PATH_POINTS = (
     PathPoint("mmap/vm_unmapped_area", "do_mmap", "before"),
+    # the struct file's allocation from the "filp" cache inside memfd_create (syscall.bpf.c)
+    PathPoint("kmem/kmem_cache_alloc", "alloc_file_pseudo", "before"),
     PathPoint("sock/sk_data_ready", "unix_stream_sendmsg", "after"),
     PathPoint("skb/skb_copy_datagram_iovec", "unix_stream_read_generic", "before"),
     PathPoint("sock/sock_recv_length", "sock_recvmsg", "before"),

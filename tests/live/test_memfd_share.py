@@ -235,7 +235,7 @@ def test_the_struct_file_and_inode_are_seen_at_their_allocation(recorded: tuple[
     [received] = [e for e in events(records, "receive_fd", "receiver") if e["file"] == created["file"]]
     assert detail["filp_alloc"] == created["file"] == received["file"]
     stack = created["stack"]
-    assert stack[:1] == ["kmem_cache_alloc_noprof"] or "kmem_cache_alloc_noprof" in stack[:2]
+    assert created["stack_from"] == "tracepoint:kmem:kmem_cache_alloc" and "kmem_cache_alloc_noprof" in stack[:2]
     chain = stack[stack.index("alloc_file_pseudo"):]
     assert chain[:3] == ["alloc_file_pseudo", "__shmem_file_setup", "__do_sys_memfd_create"]
     # the shmem_inode_info from shmem_inode_cache holds the file's own inode (file->f_inode)
