@@ -12,10 +12,12 @@ from the untraced loop is the cost of sending that many records at all.
 The floor is made from syspath's own program, not a copy of it: the memfd-share session's
 syscall tier is resolved and compiled as `syspath run` does, and the floor attaches where it
 attaches: the core's process-tree file as it is, and at every other point a probe that runs
-the same filter; where a step's hook is, it also sends one record a call. In the loops that
-is one record fewer a round than syspath sends (7): at sendmsg syspath sends the message's
-record and one per passed fd. The floor errs low, so it never flatters syspath; it prints
-how many records it took. The command starts once its pid is in the filter, like syspath's
+the same filter; where a required step's hook is, it also sends one record a call. In the
+loops that is fewer records a round than syspath sends: at sendmsg syspath sends the
+message's record and one per passed fd, and at kmem:mm_page_alloc (the optional memfd_page)
+it sends one only for a fault on the lesson's mapping, which the floor, reading nothing,
+cannot tell from the loop's other allocations. The floor errs low, so it never flatters
+syspath; it prints how many records it took. The command starts once its pid is in the filter, like syspath's
 gate.
 """
 from __future__ import annotations
@@ -100,7 +102,9 @@ def attach_points(files: list[str], flags: list[str]) -> list[AttachPoint]:
 def floor_source(points: list[AttachPoint], choices: list[HookChoice]) -> str:
     """The core's tree file as syspath compiles it (it follows the forks), and at each other point
     of syspath's a probe that filters; one that stands for a step also sends one record a call."""
-    stepped = {choice.hook for choice in choices if choice.status in ("attached", "fallback")}
+    optional = {step.name for step in lessons.all_steps() if step.optional}
+    stepped = {choice.hook for choice in choices
+               if choice.status in ("attached", "fallback") and choice.step not in optional}
     probes = "\n".join(point.program(point.hook in stepped) for point in points)
     return "\n".join((program_text(["common.h", TREE_FILE]), SEND, probes))
 

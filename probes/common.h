@@ -338,6 +338,54 @@ static __always_inline void read_syscall_args(struct syscall_args *out)
         wanted; })
 #endif
 
+/* ---- inside a syscall: which one, and the fault under way ---- */
+
+#if defined(REGS_SYSCALL_NR) && !defined(SYSCALL_ARGS_AT_ENTRY)
+/* The system call the current task is in: the number its entry saved in pt_regs (orig_ax on
+ * x86-64, syscallno on arm64), -1 in an exception. Needs bpf_task_pt_regs (5.15+). */
+static __always_inline s64 current_syscall_nr(void)
+{
+    u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
+    s64 nr = -1;
+    READ_FIELD(nr, regs, REGS_SYSCALL_NR);      /* a typed pointer: a plain load with TYPED_LOADS */
+    return nr;
+}
+#endif
+
+#if defined(REGS_SYSCALL_NR) && defined(REGS_IP)
+/* A user fault whose saved registers were `regs` with instruction pointer `ip` is still being
+ * handled: a later system call of the thread would have saved its own there (its number in
+ * orig_ax, not the -1 the exception entry stores once it has taken the error code). */
+static __always_inline bool fault_under_way(u64 regs, u64 ip)
+{
+    u64 now_ip = 0;
+    s64 nr = 0;
+    READ_KERNEL(now_ip, regs, REGS_IP);
+    READ_KERNEL(nr, regs, REGS_SYSCALL_NR);
+    return now_ip == ip && nr == -1;
+}
+#endif
+
+#ifdef KMEM_CACHE_NAME
+/* The slab cache `cache` (a struct kmem_cache *, as kmem:kmem_cache_alloc gives it) is named
+ * `name`, a literal shorter than SLAB_NAME_MAX: one string read, then a fixed compare. */
+#define SLAB_NAME_MAX 24
+static __always_inline bool slab_cache_named(u64 cache, const char *name, u32 size)
+{
+    char seen[SLAB_NAME_MAX] = {};
+    u64 at = 0;
+    READ_KERNEL(at, cache, KMEM_CACHE_NAME);
+    if (!at || bpf_probe_read_kernel_str(seen, sizeof(seen), (void *)at) != size)
+        return false;
+#pragma unroll
+    for (int i = 0; i < SLAB_NAME_MAX; i++)
+        if (i < size && seen[i] != name[i])
+            return false;
+    return true;
+}
+#define SLAB_CACHE_NAMED(cache, literal) slab_cache_named(cache, literal, sizeof(literal))
+#endif
+
 /* ---- files ---- */
 
 /* current->files->fdt, read once for any number of fd lookups (fs/file.c files_lookup_fd_raw). */
@@ -389,12 +437,61 @@ static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
         bpf_probe_read_kernel_str(out, size, (void *)name);
 }
 
+/* What a struct file is, remembered per CPU. A file's identity (its f_op, its inode's number,
+ * type and superblock magic, its dentry's name) does not change while it lives, and the same few
+ * files come back event after event: a memfd mapped, passed, received, and the socket it
+ * travels on. The last IDENTITY_SLOTS files described on this CPU are kept with the file, inode
+ * and dentry they were read from: a match copies the identity instead of reading it again (a
+ * string read and a dozen loads). A reused file address matches only with the same inode and
+ * dentry, whose identity is the same. */
+#define IDENTITY_SLOTS 4
+struct known_identity {
+    u64 file;
+    u64 inode;
+    u64 dentry;
+    u64 ino;
+    struct file_identity id;
+};
+struct identity_cache {
+    u64 next;
+    struct known_identity slot[IDENTITY_SLOTS];
+};
+BPF_PERCPU_ARRAY(identities, struct identity_cache, 1);
+
+static __always_inline bool identity_known(struct identity_cache *cache, struct syspath_event *e,
+                                           u64 file, u64 inode, u64 dentry)
+{
+#pragma unroll
+    for (int i = 0; i < IDENTITY_SLOTS; i++) {
+        struct known_identity *known = &cache->slot[i];
+        if (known->file == file && known->inode == inode && known->dentry == dentry) {
+            e->inode = known->ino;
+            e->identity = known->id;
+            return true;
+        }
+    }
+    return false;
+}
+
+static __always_inline void remember_identity(struct identity_cache *cache, struct syspath_event *e,
+                                              u64 file, u64 inode, u64 dentry)
+{
+    struct known_identity *known = &cache->slot[cache->next++ & (IDENTITY_SLOTS - 1)];
+    known->file = file;
+    known->inode = inode;
+    known->dentry = dentry;
+    known->ino = e->inode;
+    known->id = e->identity;
+}
+
 /* The event's struct file: its refcount, its inode's number, and what it is (its
  * f_op, its inode's type and superblock, its dentry's name). Returns the inode. */
 static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
     struct file_identity *id = &e->identity;
-    u64 inode = 0, dentry = 0, sb = 0, ops = 0;
+    struct identity_cache *cache;
+    u64 inode = 0, dentry = 0, sb = 0, ops = 0, address = file;
+    int zero = 0;
     e->file = file;
     if (!file)
         return 0;
@@ -409,6 +506,9 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     id->f_op = ops;
     if (!inode)
         return 0;
+    cache = identities.lookup(&zero);
+    if (cache && identity_known(cache, e, address, inode, dentry))
+        return inode;
     {
         u16 mode = 0;
         SNAPSHOT(i, inode, INODE);
@@ -426,6 +526,8 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
             TAKE(id->read_iter, o, ops, FOPS, FOPS_READ);
     }
     read_dentry_name(id->name, sizeof(id->name), dentry);
+    if (cache)
+        remember_identity(cache, e, address, inode, dentry);
     return inode;
 }
 

@@ -35,11 +35,151 @@ struct scm_rights {
  * (TMPFS_MAGIC: mm/shmem.c made it). `entry` has the name and flags. */
 static __always_inline void read_memfd(struct syspath_event *e, u64 file, struct memfd_payload *entry)
 {
-    describe_file(e, file);
+    u64 inode = describe_file(e, file);
     e->payload.memfd = *entry;
+    e->payload.memfd.f_inode = inode;
     e->payload.memfd.s_magic = e->identity.s_magic;
     if (!entry->name[0])     /* the name was not in memory yet at entry: the dentry has it */
         __builtin_memcpy(e->payload.memfd.name, e->identity.name, sizeof(e->payload.memfd.name));
+}
+
+
+/* ---- inside the steps: the objects the kernel allocated (kmem:kmem_cache_alloc) ----
+ * The tracepoint fires inside kmem_cache_alloc for every slab object on the machine; its
+ * program (syscall.bpf.c) keeps, for a traced thread inside memfd_create or mmap, the object
+ * of the cache each step is about, and the step's event picks it up at the syscall's exit.
+ * Caches are told apart by their struct kmem_cache pointer, resolved once by name. */
+#define SLAB_FILP 0              /* fs/file_table.c filp_cachep: struct file */
+#define SLAB_SHMEM_INODE 1       /* mm/shmem.c shmem_inode_cachep: struct shmem_inode_info */
+#define SLAB_VMA 2               /* mm/vma_init.c vm_area_cachep: struct vm_area_struct */
+#define SLAB_ROLES 3
+struct slab_roles {
+    u64 cache[SLAB_ROLES];       /* each role's struct kmem_cache *, once resolved (0: not yet) */
+};
+BPF_ARRAY(slab_caches, struct slab_roles, 1);
+
+/* The role of `cache` among those resolved already (-1: none of them). */
+static __always_inline int known_slab_role(struct slab_roles *roles, u64 cache)
+{
+    if (cache == roles->cache[SLAB_FILP])
+        return SLAB_FILP;
+    if (cache == roles->cache[SLAB_SHMEM_INODE])
+        return SLAB_SHMEM_INODE;
+    if (cache == roles->cache[SLAB_VMA])
+        return SLAB_VMA;
+    return -1;
+}
+
+/* Resolve role `role` by name: `cache` is it if named `literal` (then remembered). */
+#define RESOLVE_SLAB_ROLE(roles, role, cache, literal) \
+    (!(roles)->cache[role] && slab_cache_named(cache, literal, sizeof(literal)) && ((roles)->cache[role] = (cache)))
+
+/* `cache` is the "filp" cache and the current thread is inside memfd_create: the struct file
+ * alloc_file_pseudo allocates there (paths.bpf.c, when syscall.bpf.c's program is not built). */
+static __always_inline bool filp_in_memfd_create(u64 cache)
+{
+    u32 zero = 0;
+    struct slab_roles *roles = slab_caches.lookup(&zero);
+    if (!roles || (roles->cache[SLAB_FILP] && cache != roles->cache[SLAB_FILP]))
+        return false;
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    if (!open_call(STEP_MEMFD_CREATE))
+        return false;
+#else
+    if (current_syscall_nr() != NR_MEMFD_CREATE)
+        return false;
+#endif
+    return roles->cache[SLAB_FILP] == cache || RESOLVE_SLAB_ROLE(roles, SLAB_FILP, cache, "filp");
+}
+
+/* What one thread's syscall under way allocated; a slot per thread id (an array: its
+ * lookup is inlined), named by its tid, emptied by the syscall's exit. */
+struct inside_allocs {
+    u32 tid;
+    u32 reserved;
+    u64 filp;
+    u64 inode;               /* the struct inode of the shmem_inode_info allocated */
+    u64 vma;
+};
+#define INSIDE_SLOTS 4096
+BPF_ARRAY(inside, struct inside_allocs, INSIDE_SLOTS);
+
+static __always_inline struct inside_allocs *inside_slot(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid(), index = tid % INSIDE_SLOTS;
+    return inside.lookup(&index);
+}
+
+/* This thread's allocations, taken out of its slot (false: none kept). */
+static __always_inline bool take_inside(struct inside_allocs *out)
+{
+    struct inside_allocs *slot = inside_slot();
+    if (!slot || slot->tid != (u32)bpf_get_current_pid_tgid())
+        return false;
+    *out = *slot;
+    slot->tid = 0;
+    return true;
+}
+
+/* mm/vma.c __mmap_region -> vm_area_alloc: the vma this mmap allocated, if it is the one
+ * mapped at `address` for `file` in this mm (else a merge or an error freed or reused it). */
+static __always_inline bool take_vma(struct mmap_payload *p, u64 file, u64 address)
+{
+    struct inside_allocs seen;
+    u64 vma, mm = 0, vm_mm = 0, vm_start = 0;
+    if (!take_inside(&seen) || !seen.vma)
+        return false;
+    p->vma_alloc = seen.vma;
+    vma = AS_KERNEL(seen.vma, VMA);
+    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
+    SNAPSHOT(v, vma, VMA);
+    TAKE(vm_start, v, vma, VMA, VMA_START);
+    TAKE(vm_mm, v, vma, VMA, VMA_MM);
+    TAKE(p->vm_file, v, vma, VMA, VMA_FILE);
+    TAKE(p->vm_flags, v, vma, VMA, VMA_FLAGS);
+    if (vm_start != address || vm_mm != mm || p->vm_file != file) {
+        p->vm_file = p->vm_flags = 0;
+        return false;
+    }
+    p->vma = seen.vma;
+    return true;
+}
+
+/* ---- the first touch: the frame a fault on a memfd mapping allocates ----
+ * A slot per process: its latest mapping of a memfd, and a fault in it under way
+ * (exceptions:page_fault_user), until kmem:mm_page_alloc inside that fault (pages.bpf.c). */
+struct memfd_watch {
+    u32 tgid;
+    u32 tid;                 /* the thread whose fault is under way */
+    u64 start;
+    u64 end;
+    u64 file;
+    u64 addr;                /* the fault under way (0: none) */
+    u64 error_code;
+    u64 regs;                /* the pt_regs the fault saved */
+    u64 ip;
+};
+#define WATCH_SLOTS 4096
+BPF_ARRAY(memfd_watches, struct memfd_watch, WATCH_SLOTS);
+
+static __always_inline struct memfd_watch *process_watch(void)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32, index = tgid % WATCH_SLOTS;
+    struct memfd_watch *watch = memfd_watches.lookup(&index);
+    return watch && watch->tgid == tgid ? watch : NULL;
+}
+
+static __always_inline void watch_mapping(u64 file, u64 address, u64 length)
+{
+    u32 tgid = bpf_get_current_pid_tgid() >> 32, index = tgid % WATCH_SLOTS;
+    struct memfd_watch *watch = memfd_watches.lookup(&index);
+    if (!watch)
+        return;
+    watch->tgid = tgid;
+    watch->start = address;
+    watch->end = address + length;
+    watch->file = file;
+    watch->addr = 0;
 }
 
 /* The new vma is linked into the file's address_space->i_mmap interval tree
@@ -91,7 +231,14 @@ static __always_inline void read_mmap(struct syspath_event *e, u64 file, u64 add
     describe_file(e, file);
     e->payload.mmap = *entry;
     e->payload.mmap.address = address;
-    find_vma(&e->payload.mmap, file, address);
+    if (file)
+        READ_FIELD(e->payload.mmap.f_mode, AS_KERNEL(file, FILE), FILE_MODE);
+    if (!take_vma(&e->payload.mmap, file, address))
+        find_vma(&e->payload.mmap, file, address);
+#if ON_SYSCALL(STEP_MEMFD_PAGE)
+    if (e->identity.s_magic == TMPFS_MAGIC)
+        watch_mapping(file, address, entry->length);
+#endif
 }
 
 /* unix_stream_sendmsg: the socket's file, its sock and the peer's. */
@@ -147,12 +294,11 @@ static __always_inline void emit_in_flight(void *ctx, u64 sk, s32 stack)
     }
 }
 
-static __always_inline void read_memory(void *dst, u32 size, u64 src, bool user)
+static __always_inline long read_memory(void *dst, u32 size, u64 src, bool user)
 {
     if (user)
-        bpf_probe_read_user(dst, size, (void *)src);
-    else
-        bpf_probe_read_kernel(dst, size, (void *)src);
+        return bpf_probe_read_user(dst, size, (void *)src);
+    return bpf_probe_read_kernel(dst, size, (void *)src);
 }
 
 /* The SCM_RIGHTS fds of a control buffer, walked as net/core/scm.c __scm_send
@@ -163,13 +309,18 @@ static __always_inline void read_scm_rights(u64 control, u64 controllen, bool us
     u64 pos = 0;
 #pragma clang loop unroll(disable)
     for (int c = 0; c < 2; c++) {
-        u8 header[CMSG_DATA_OFFSET];
+        /* the header and the fds after it in one read; where that runs past readable memory
+         * (a message at the end of its page), the header alone, then the fds */
+        u8 header[CMSG_DATA_OFFSET + sizeof(out->fd)];
         u64 len = 0;
         s32 level = 0, type = 0;
         u32 size;
+        bool whole;
         if (!control || pos + CMSG_DATA_OFFSET > controllen)
             return;
-        read_memory(header, sizeof(header), control + pos, user);
+        whole = read_memory(header, sizeof(header), control + pos, user) == 0;
+        if (!whole)
+            read_memory(header, CMSG_DATA_OFFSET, control + pos, user);
         __builtin_memcpy(&len, header + CMSG_LEN, sizeof(len));
         __builtin_memcpy(&level, header + CMSG_LEVEL, sizeof(level));
         __builtin_memcpy(&type, header + CMSG_TYPE, sizeof(type));
@@ -180,6 +331,10 @@ static __always_inline void read_scm_rights(u64 control, u64 controllen, bool us
             size = (out->count < MAX_SCM_FDS ? out->count : MAX_SCM_FDS) * sizeof(s32);
             if (!size)
                 return;
+            if (whole) {
+                __builtin_memcpy(out->fd, header + CMSG_DATA_OFFSET, sizeof(out->fd));
+                return;
+            }
             /* 4..32 bytes, in a form the verifier can bound (sizeof(out->fd) is a power of two) */
             read_memory(out->fd, ((size - 1) & (sizeof(out->fd) - 1)) + 1, control + pos + CMSG_DATA_OFFSET, user);
             return;

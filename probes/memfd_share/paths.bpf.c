@@ -34,3 +34,15 @@ RAW_TRACEPOINT_PROBE(sock_recv_length)
     return path_seen(ctx, PATH_SOCK_RECV_LENGTH);
 }
 #endif
+
+/* fs/file_table.c alloc_file_pseudo -> alloc_empty_file: memfd_create's struct file from the
+ * "filp" cache. When memfd_create or do_mmap is on the syscall tier, syscall.bpf.c's program
+ * for this tracepoint sends this record too (one program, one stack walk). */
+#if defined(PATH_KMEM_CACHE_ALLOC) && !ON_SYSCALL(STEP_MEMFD_CREATE) && !ON_SYSCALL(STEP_DO_MMAP)
+RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
+{
+    if (!is_tracked() || !filp_in_memfd_create(ctx->args[2]))
+        return 0;
+    return path_seen(ctx, PATH_KMEM_CACHE_ALLOC);
+}
+#endif

@@ -18,11 +18,14 @@
 /* ---- memfd_create: mm/memfd.c, the file comes from shmem_file_setup ---- */
 #if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_SHMEM_FILE_SETUP)
 
-/* memfd_create(const char __user *uname, unsigned int flags) */
-static __always_inline bool memfd_create_call(struct call *call, u64 uname, u64 flags)
+/* memfd_create(const char __user *uname, unsigned int flags). At the exit the name is not read
+ * from user memory: the new file's dentry holds it ("memfd:NAME", mm/memfd.c), and read_memfd
+ * takes it from there with the file's identity. */
+static __always_inline bool memfd_create_call(struct call *call, u64 uname, u64 flags, bool at_entry)
 {
     call->payload.memfd.flags = flags;
-    bpf_probe_read_user_str(call->payload.memfd.name, sizeof(call->payload.memfd.name), (void *)uname);
+    if (at_entry)
+        bpf_probe_read_user_str(call->payload.memfd.name, sizeof(call->payload.memfd.name), (void *)uname);
     return true;
 }
 
@@ -32,7 +35,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
     struct call call = {};
     if (!is_tracked())
         return 0;
-    memfd_create_call(&call, (u64)args->uname, args->flags);
+    memfd_create_call(&call, (u64)args->uname, args->flags, true);
     stash_call(STEP_MEMFD_CREATE, &call);
     return 0;
 }
@@ -43,9 +46,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
 TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
 {
     struct call call = {};
+    struct inside_allocs seen;
     struct syspath_event *e;
+    u64 file;
     bool shmem;
-    if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1])))
+    if (args->ret < 0 || !CALL_AT_EXIT(STEP_MEMFD_CREATE, &call, memfd_create_call(&call, saved.arg[0], saved.arg[1], false)))
         return 0;
     e = new_event(ON_SYSCALL(STEP_MEMFD_CREATE) ? STEP_MEMFD_CREATE : STEP_SHMEM_FILE_SETUP);
     if (!e) {
@@ -53,7 +58,12 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
             count_lost(STEP_SHMEM_FILE_SETUP);   /* its twin too */
         return 0;
     }
-    read_memfd(e, file_of_fd(args->ret), &call.payload.memfd);
+    file = file_of_fd(args->ret);
+    read_memfd(e, file, &call.payload.memfd);
+    if (take_inside(&seen)) {
+        e->payload.memfd.filp = seen.filp;
+        e->payload.memfd.inode_alloc = seen.inode;
+    }
     /* no shmem_file_setup for MFD_HUGETLB files: they are hugetlbfs' */
     shmem = ON_SYSCALL(STEP_SHMEM_FILE_SETUP) && e->payload.memfd.s_magic == TMPFS_MAGIC;
     if (ON_SYSCALL(STEP_MEMFD_CREATE)) {
@@ -68,6 +78,67 @@ TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create)
     return 0;
 }
 
+#endif
+
+/* ---- inside memfd_create and mmap: kmem:kmem_cache_alloc (include/trace/events/kmem.h) ----
+ * For a traced thread in one of those syscalls, the object of the cache its step is about:
+ * the struct file alloc_file_pseudo allocates (with a path record there: the path through
+ * __shmem_file_setup), the shmem inode, the vma mmap_region allocates. Kept in the thread's
+ * slot (memfd.h) for the syscall's exit. */
+#if ON_SYSCALL(STEP_MEMFD_CREATE) || ON_SYSCALL(STEP_DO_MMAP)
+/* TP_PROTO(call_site, ptr, struct kmem_cache *s, gfp_flags, node), 6.1 and later. It fires for
+ * every slab object: a traced thread's are told apart by their cache pointer first (one inlined
+ * array lookup); names are read only inside the two syscalls, until each role is resolved. */
+RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
+{
+    struct inside_allocs *slot;
+    struct slab_roles *roles;
+    u64 ptr = ctx->args[1], cache = ctx->args[2];
+    u32 tid = (u32)bpf_get_current_pid_tgid(), zero = 0;
+    int role;
+    s64 nr;
+    if (!tid_tracked(tid) || !(roles = slab_caches.lookup(&zero)))
+        return 0;
+    role = known_slab_role(roles, cache);
+    if (role < 0 && roles->cache[SLAB_FILP] && roles->cache[SLAB_SHMEM_INODE] && roles->cache[SLAB_VMA])
+        return 0;
+#ifdef SYSCALL_ARGS_AT_ENTRY
+    nr = open_call(STEP_MEMFD_CREATE) ? NR_MEMFD_CREATE : open_call(STEP_DO_MMAP) ? NR_MMAP : -1;
+#else
+    nr = current_syscall_nr();
+#endif
+    if (role < 0) {
+        if (nr == NR_MMAP && RESOLVE_SLAB_ROLE(roles, SLAB_VMA, cache, "vm_area_struct"))
+            role = SLAB_VMA;
+        else if (nr == NR_MEMFD_CREATE && RESOLVE_SLAB_ROLE(roles, SLAB_FILP, cache, "filp"))
+            role = SLAB_FILP;
+        else if (nr == NR_MEMFD_CREATE && RESOLVE_SLAB_ROLE(roles, SLAB_SHMEM_INODE, cache, "shmem_inode_cache"))
+            role = SLAB_SHMEM_INODE;
+        else
+            return 0;
+    }
+    if ((role == SLAB_VMA) != (nr == NR_MMAP) || (nr != NR_MMAP && nr != NR_MEMFD_CREATE))
+        return 0;
+    slot = inside_slot();
+    if (!slot)
+        return 0;
+    if (slot->tid != tid) {
+        __builtin_memset(slot, 0, sizeof(*slot));
+        slot->tid = tid;
+    }
+    if (role == SLAB_VMA) {
+        slot->vma = ptr;
+    } else if (role == SLAB_FILP) {
+        slot->filp = ptr;
+#ifdef PATH_KMEM_CACHE_ALLOC
+        /* the path of memfd_create: alloc_file_pseudo <- __shmem_file_setup <- __do_sys_memfd_create */
+        send_path_record(ctx, PATH_KMEM_CACHE_ALLOC, stack_here(ctx, PATH_STEP_BASE + PATH_KMEM_CACHE_ALLOC));
+#endif
+    } else {
+        slot->inode = ptr + SHMEM_VFS_INODE;
+    }
+    return 0;
+}
 #endif
 
 /* ---- mmap: mm/mmap.c do_mmap -> mmap_region, every file mapping, shared or private ---- */

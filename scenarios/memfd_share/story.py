@@ -23,6 +23,7 @@ BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
 # first scm_fp_copy) or its receivers (receive_fd); checked for those only, it is a busy loop's
 SHARING_STEPS = frozenset({"memfd_create", "scm_fp_copy", "receive_fd"})
 MAPPING_STEP = "do_mmap"
+FRAME_STEP = "memfd_page"         # a frame allocated in a fault on a memfd mapping, seen in the kernel
 
 
 def loader_mapping(event: Event) -> bool:
@@ -45,6 +46,7 @@ class Holder:
     address: str | None = None
     vm_flags: tuple[str, ...] = ()
     vma: str | None = None
+    vma_allocated: bool = False     # kmem:kmem_cache_alloc showed that vma allocated inside its mmap
 
     @property
     def private(self) -> bool:
@@ -69,6 +71,45 @@ class PageSeen:
     address: str
     pfn: int
     file_page: bool          # the page cache's own page; False: a private copy (copy on write)
+
+
+@dataclass(frozen=True)
+class Allocated:
+    """The memfd's objects seen at their allocation inside memfd_create (kmem:kmem_cache_alloc)."""
+
+    filp: str                   # the struct file allocated from the "filp" cache
+    is_the_file: bool           # it is the struct file memfd_create returned
+    path: tuple[str, ...]       # the stack at that allocation, from alloc_file_pseudo out to the syscall
+    inode: str | None           # the struct inode in the shmem_inode_info allocated from "shmem_inode_cache"
+    is_the_inode: bool          # it is the file's own inode (file->f_inode)
+
+
+@dataclass(frozen=True)
+class FrameAllocated:
+    """A frame kmem:mm_page_alloc reported inside a fault on a process's mapping of the memfd."""
+
+    comm: str
+    tgid: int
+    address: str
+    pfn: int
+    first_touch: bool           # the fault found no page (error code: not present)
+    write: bool
+    error_code: int
+    mapped_before: bool         # the process's mmap of the file is in the recording, before the fault
+    path: tuple[str, ...]       # the fault's stack, from the function that asked for the frame out
+    pagemap_pfn: int | None     # the frame /proc/PID/pagemap showed at that address next (None: not read)
+
+
+@dataclass(frozen=True)
+class SharedNotShared:
+    """A MAP_SHARED mapping whose vma has no VM_SHARED: the file was not open for writing."""
+
+    comm: str
+    pid: int
+    name: str
+    address: str
+    f_mode: tuple[str, ...]
+    vm_flags: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -111,6 +152,8 @@ class SharedFile:
     in_flight: tuple[InFlight, ...]
     same_page: SamePage | None
     private_copies: tuple[PrivateCopy, ...]
+    allocated: Allocated | None = None
+    frames: tuple[FrameAllocated, ...] = ()
 
     @property
     def processes(self) -> int:
@@ -221,13 +264,15 @@ class FileLife:
         fd = event.fd
         address = vma = None
         vm_flags: tuple[str, ...] = ()
+        allocated = False
         for other in (e for e in self.events if e.tgid == event.tgid):
             if fd is None and other.step == "fd_install":
                 fd = other.fd
             if address is None and other.step == MAPPING_STEP:
                 address, vma = other.detail.get("address"), other.detail.get("vma")
                 vm_flags = tuple(other.detail.get("vm_flags", ()))
-        return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma)
+                allocated = bool(vma) and other.detail.get("vma_alloc") == vma
+        return Holder(event.comm, event.pid, event.tgid, fd, address, vm_flags, vma, allocated)
 
     def receivers_once(self, creator_tgid: int) -> tuple[Holder, ...]:
         """Each thread group that received the file, once (its first receive), creator's aside."""
@@ -256,7 +301,34 @@ class FileLife:
             refcounts=tuple(c for i, c in enumerate(counts) if i == 0 or c.count != counts[i - 1].count),
             in_flight=tuple(InFlight(str(e.detail.get("skb")), str(e.detail.get("sock")))
                             for e in self.events if e.step == "in_flight"),
-            same_page=same_page(pages), private_copies=private_copies(pages))
+            same_page=same_page(pages), private_copies=private_copies(pages),
+            allocated=self.allocated(), frames=self.frames())
+
+    def allocated(self) -> Allocated | None:
+        """The struct file and inode memfd_create's event saw allocated, beside what it returned."""
+        born = next((e for e in self.events if e.step in BIRTH_STEPS and e.detail.get("filp_alloc")), None)
+        if born is None:
+            return None
+        detail = born.detail
+        inode = detail.get("inode_alloc")
+        return Allocated(str(detail["filp_alloc"]), detail["filp_alloc"] == born.file,
+                         path_between(born.stack, "alloc_file_pseudo", "do_syscall_64"),
+                         str(inode) if inode else None, bool(inode) and inode == detail.get("inode_ptr"))
+
+    def frames(self) -> tuple[FrameAllocated, ...]:
+        """Each frame a fault on a mapping of this file allocated, with pagemap's next look there."""
+        found = []
+        for event in (e for e in self.events if e.step == FRAME_STEP):
+            detail = event.detail
+            mapped = any(e.step == MAPPING_STEP and e.tgid == event.tgid and e.ts_ns < event.ts_ns
+                         and e.detail.get("address") == detail.get("mapping") for e in self.events)
+            looked = next((e for e in self.events if e.step == "page" and e.tgid == event.tgid
+                           and e.detail.get("addr") == detail.get("addr") and e.ts_ns > event.ts_ns), None)
+            found.append(FrameAllocated(
+                event.comm, event.tgid, str(detail.get("addr")), int(detail.get("pfn", 0)),
+                detail.get("was_present") is False, bool(detail.get("write")), int(detail.get("error_code") or 0),
+                mapped, fault_path(event.stack), None if looked is None else int(looked.detail.get("pfn", 0))))
+        return tuple(found)
 
     def story(self) -> FileLifeStory:
         mappers: set[int] = set()
@@ -268,6 +340,37 @@ class FileLife:
                 mappers.add(event.tgid)
             chapters.append(Chapter(event, again))
         return FileLifeStory(self.file, tuple(chapters))
+
+
+def path_between(stack: Sequence[str] | None, first: str, end: str) -> tuple[str, ...]:
+    """The frames of a stack (innermost first) from `first` out to just before `end`."""
+    frames = list(stack or ())
+    if first not in frames:
+        return ()
+    outer = frames[frames.index(first):]
+    return tuple(outer[:outer.index(end)] if end in outer else outer)
+
+
+# the page allocator's own frames, below the function that asked it for a frame
+ALLOCATOR_FRAMES = ("__alloc_frozen_pages_noprof", "__alloc_pages_noprof", "__alloc_pages", "alloc_pages_mpol",
+                    "folio_alloc_mpol_noprof", "vma_alloc_folio_noprof", "__folio_alloc", "alloc_pages")
+
+
+def fault_path(stack: Sequence[str] | None) -> tuple[str, ...]:
+    """A fault's stack from the function that asked for the frame out to handle_mm_fault."""
+    frames = [frame for frame in stack or () if frame not in ALLOCATOR_FRAMES]
+    return tuple(frames[:frames.index("handle_mm_fault")] if "handle_mm_fault" in frames else frames)
+
+
+def shared_not_shared(event: Event) -> SharedNotShared | None:
+    """A MAP_SHARED mapping whose vma the probe read without VM_SHARED, with the file's f_mode."""
+    detail = event.detail
+    vm_flags = tuple(detail.get("vm_flags") or ())
+    if ("MAP_SHARED" not in detail.get("flags", ()) or not vm_flags or "VM_SHARED" in vm_flags
+            or "f_mode" not in detail):
+        return None
+    name = str(detail.get("file_name") or event.file)
+    return SharedNotShared(event.comm, event.pid, name, str(detail.get("address")), tuple(detail["f_mode"]), vm_flags)
 
 
 def _page(event: Event) -> PageSeen:
@@ -317,10 +420,13 @@ class FileStories:
     shared_count: int = 0
     program_saw: list[ProgramSaw] = field(default_factory=list)
     written: Observation | None = None      # the sender's report of the text it wrote
+    read_only_shared: SharedNotShared | None = None     # the first MAP_SHARED mapping without VM_SHARED
 
     def add(self, event: Event) -> None:
         if not event.file:
             return
+        if event.step == MAPPING_STEP and self.read_only_shared is None:
+            self.read_only_shared = shared_not_shared(event)
         life = self.current.get(event.file)
         if life is None or life.reborn_by(event):
             life = self.current[event.file] = FileLife(event.file)
@@ -368,7 +474,8 @@ class FileStories:
 
     def facts(self) -> list[Fact]:
         total: list[Fact] = [SharedTotal(self.shared_count)] if self.shared_count else []
-        return [*self.shared_files(), *total, *self.program_saw, *self.life_stories()]
+        unshared: list[Fact] = [self.read_only_shared] if self.read_only_shared else []
+        return [*self.shared_files(), *total, *unshared, *self.program_saw, *self.life_stories()]
 
 
 def _keep(kept: list[FileLife], life: FileLife) -> None:

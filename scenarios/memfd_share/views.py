@@ -11,15 +11,19 @@ from tracer.events import Event
 from tracer.story import Fact
 
 from .story import (
+    FRAME_STEP,
     MAPPING_STEP,
     OWN_WRITE_KEPT,
     ROUND_TRIP,
     SENDER_WRITE_SEEN,
+    Allocated,
     Chapter,
     FileLifeStory,
+    FrameAllocated,
     Holder,
     ProgramSaw,
     SharedFile,
+    SharedNotShared,
     SharedTotal,
 )
 
@@ -47,6 +51,13 @@ PRIVATE_MAPPING = ("kernel source (mm/memory.c): VM_SHARED is what makes writes 
                    "(no VM_SHARED) reads the same page-cache page until it writes, then copy on write gives it "
                    "a page of its own")
 
+# The article's claim the first touch corrects, quoted as the article's
+ARTICLE_MMAP = "mmap requests shareable physical memory"
+# Why a MAP_SHARED vma can lack VM_SHARED: the kernel's rule, not this run's observation
+SHARED_READ_ONLY = ("kernel source (mm/mmap.c do_mmap): for MAP_SHARED, a file not open for writing "
+                    "(no FMODE_WRITE) gets VM_MAYSHARE but loses VM_SHARED and VM_MAYWRITE: no write can ever "
+                    "reach the file through that mapping, not even after mprotect")
+
 STEP_STYLES = {"memfd_create": "bold green", "shmem_file_setup": "green", "do_mmap": "cyan",
                "unix_stream_sendmsg": "magenta", "scm_fp_copy": "bold magenta", "receive_fd": "bold yellow"}
 
@@ -56,6 +67,7 @@ CHAPTER = {"memfd_create": "created: memfd_create returned fd {fd}", "shmem_file
            "do_mmap": "mapped at {address}", "scm_fp_copy": "sent: in flight in an SCM_RIGHTS message",
            "in_flight": "in flight: in skb {skb} on the receiving sock {sock}'s queue",
            "page": "physical page {pfn:#x} behind {addr}",
+           FRAME_STEP: "frame {pfn:#x} allocated by a fault at {addr}",
            "receive_fd": "received", "fput": "released: the last reference is gone"}
 CHAPTER_COLUMNS = ("ms", "process", "what happened to it", "ref", "seen at", "path (innermost frames)")
 
@@ -116,7 +128,51 @@ def holder_line(role: str, holder: Holder) -> str:
         text += f", mapped at {holder.address}"
         if holder.vm_flags:
             text += f" ({sharing(holder)})"
+        if holder.vma_allocated:
+            text += f"; its vma {holder.vma} was allocated inside that mmap (kmem:kmem_cache_alloc, mmap_region)"
     return text
+
+
+def allocated_lines(allocated: Allocated) -> list[str]:
+    """The memfd's struct file and inode at their allocation inside memfd_create."""
+    if not allocated.is_the_file:
+        return [f"  the struct file allocated inside memfd_create ({allocated.filp}) is not the one it returned"]
+    path = " <- ".join(allocated.path)
+    text = "  allocated: memfd_create allocated this very struct file from the filp cache (kmem:kmem_cache_alloc"
+    text += f" under {path})" if path else ")"
+    lines = [text]
+    if allocated.inode and allocated.is_the_inode:
+        lines.append(f"  and its inode {allocated.inode} from shmem_inode_cache")
+    return lines
+
+
+def frame_lines(frame: FrameAllocated) -> list[str]:
+    """A frame allocated in a fault on the memfd's mapping, and what pagemap showed there."""
+    path = " <- ".join(frame.path[:4])
+    via = f" ({path})" if path else ""
+    if frame.pagemap_pfn is None:
+        matched = ""
+    elif frame.pagemap_pfn == frame.pfn:
+        matched = "; /proc/PID/pagemap shows the same frame there"
+    else:
+        matched = f"; /proc/PID/pagemap showed {frame.pagemap_pfn:#x} there"
+    access = "write" if frame.write else "read"
+    if not frame.first_touch:
+        return [f"  copy on write, in the kernel: {frame.comm}'s {access} fault at {frame.address} on a page present "
+                f"allocated PFN {frame.pfn:#x}{via}{matched}"]
+    lines = [f"  first touch: {frame.comm}'s {access} at {frame.address} faulted on a page not present (error code "
+             f"{frame.error_code:#x}), and the kernel allocated PFN {frame.pfn:#x} then{via}{matched}"]
+    if frame.mapped_before:
+        lines.append(f"  correction to the article (\"{ARTICLE_MMAP}\"): mmap made the vma and no page; "
+                     "the page came at the first touch")
+    return lines
+
+
+def shared_not_shared_lines(seen: SharedNotShared) -> list[str]:
+    f_mode = "|".join(seen.f_mode) or "no FMODE_READ or FMODE_WRITE"
+    return [f"{seen.name} mapped MAP_SHARED by {seen.comm} (pid {seen.pid}) at {seen.address} has no VM_SHARED "
+            f"({'|'.join(seen.vm_flags)}): its struct file's f_mode is {f_mode}, without FMODE_WRITE",
+            f"  {SHARED_READ_ONLY}"]
 
 
 def holders(story: SharedFile) -> list[tuple[str, Holder]]:
@@ -126,6 +182,8 @@ def holders(story: SharedFile) -> list[tuple[str, Holder]]:
 def finding_lines(story: SharedFile) -> list[str]:
     lines = [f"One struct file {story.file} (inode {story.inode}) in {story.processes} processes:",
              f"  it is a {what_file(story)}"]
+    if story.allocated:
+        lines += allocated_lines(story.allocated)
     lines += ["  " + holder_line(role, holder) for role, holder in holders(story)]
     fds = {holder.fd for _, holder in holders(story)}
     lines.append("  different fd numbers, same kernel object" if len(fds) > 1
@@ -159,7 +217,7 @@ def compact_finding_lines(story: SharedFile) -> list[str]:
 
 
 def page_lines(story: SharedFile) -> list[str]:
-    lines = []
+    lines = [line for frame in story.frames[:2] for line in frame_lines(frame)]
     if story.same_page:
         where = " and ".join(f"{page.comm} (tgid {page.tgid}) at {page.address}" for page in story.same_page.seen)
         lines.append(f"  same physical page: {where} map PFN {story.same_page.pfn:#x}, the file's page-cache page")
@@ -191,6 +249,7 @@ def conclusion_lines(facts: Sequence[Fact], compact: bool) -> list[str]:
     if total > SHOWN_FINDINGS:
         lines.append(f"... and {total - SHOWN_FINDINGS} more struct files shared the same way ({total} in all)")
     if not compact:
+        lines += [line for fact in facts if isinstance(fact, SharedNotShared) for line in shared_not_shared_lines(fact)]
         lines += [saw_line(fact) for fact in facts if isinstance(fact, ProgramSaw)]
     return lines
 

@@ -36,8 +36,10 @@ def test_recording_has_session_events_summary(recorded: tuple[Any, list[dict], P
     assert session["type"] == "session" and session["version"] == 2
     assert session["scenario"] == "memfd-share" and session["command"] is None
     hooks = {h["step"]: h for h in session["hooks"]}
-    assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo", "fput"}
+    assert set(hooks) == MEMFD_STEPS | {"fd_install", "alloc_file_pseudo", "fput", "memfd_page"}
     assert all(hooks[step]["status"] in ("attached", "fallback") and hooks[step]["reason"] for step in MEMFD_STEPS)
+    # the first-touch frame: tracepoints on every tier (exceptions:page_fault_user is x86's)
+    assert hooks["memfd_page"]["hook"] == "tracepoint:kmem:mm_page_alloc" or os.uname().machine != "x86_64"
     if hooks["memfd_create"]["hook"].startswith("tracepoint:"):
         # no function tier here: the extra steps, which exist only as kernel functions, say why
         assert hooks["fd_install"]["status"] == "unavailable" and "kprobe tier" in hooks["fd_install"]["reason"]
@@ -220,3 +222,61 @@ def test_the_programs_lines_are_recorded_on_the_events_clock_and_replayed(
     assert replayed.returncode == 0, replayed.stderr
     assert len(live_lines) >= 4 and live_lines == [line for line in replayed.stdout.splitlines()
                                                     if line.startswith("program: ")]
+
+
+# ---- inside the steps: kmem:kmem_cache_alloc and kmem:mm_page_alloc ----------------------------
+
+def test_the_struct_file_and_inode_are_seen_at_their_allocation(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    detail = created["detail"]
+    # the struct file the filp cache handed out inside memfd_create is the one behind the returned fd,
+    # and the one the receiver got (its receive_fd event looked it up in its own fd table)
+    [received] = [e for e in events(records, "receive_fd", "receiver") if e["file"] == created["file"]]
+    assert detail["filp_alloc"] == created["file"] == received["file"]
+    stack = created["stack"]
+    assert created["stack_from"] == "tracepoint:kmem:kmem_cache_alloc" and "kmem_cache_alloc_noprof" in stack[:2]
+    chain = stack[stack.index("alloc_file_pseudo"):]
+    assert chain[:3] == ["alloc_file_pseudo", "__shmem_file_setup", "__do_sys_memfd_create"]
+    # the shmem_inode_info from shmem_inode_cache holds the file's own inode (file->f_inode)
+    assert detail["inode_alloc"] == detail["inode_ptr"] != "0x0"
+
+
+def test_each_mmap_of_the_memfd_names_the_vma_allocated_inside_it(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    mapped = [e for e in events(records, "do_mmap") if e["file"] == created["file"]]
+    assert {e["comm"] for e in mapped} == {"sender", "receiver"}
+    for event in mapped:
+        detail = event["detail"]
+        assert detail["vma_alloc"] == detail["vma"] and detail["vm_file"] == event["file"]
+
+
+def test_the_first_touch_frame_is_the_one_pagemap_shows(recorded: tuple[Any, list[dict], Path]) -> None:
+    _, records, _ = recorded
+    [created] = events(records, "memfd_create", "sender")
+    [mapping] = [e for e in events(records, "do_mmap", "sender") if e["file"] == created["file"]]
+    faults = [e for e in events(records, "memfd_page") if e["file"] == created["file"]]
+    [first] = [e for e in faults if e["comm"] == "sender"]
+    assert not first["detail"]["was_present"] and first["detail"]["write"]
+    assert first["detail"]["addr"] == mapping["detail"]["address"] and first["ts_ns"] > mapping["ts_ns"]
+    assert "shmem_alloc_folio" in first["stack"] and "shmem_fault" in first["stack"]
+    # /proc/PID/pagemap, read as root by syspath (tracer/pages.py): the same frame at that address
+    pages = [e for e in events(records, "page", "sender") if e["detail"]["addr"] == first["detail"]["addr"]]
+    assert pages and {page["detail"]["pfn"] for page in pages} == {first["detail"]["pfn"]}
+    # the receiver's write to its private mapping: the copy's frame, the one pagemap shows it got
+    [copied] = [e for e in faults if e["comm"] == "receiver"]
+    assert copied["detail"]["was_present"] and "do_wp_page" in copied["stack"]
+    own = [e for e in events(records, "page", "receiver") if not e["detail"]["file_page"]]
+    assert own and own[-1]["detail"]["pfn"] == copied["detail"]["pfn"] != first["detail"]["pfn"]
+
+
+def test_a_read_only_file_mapped_shared_has_no_vm_shared(recorded: tuple[Any, list[dict], Path]) -> None:
+    done, records, _ = recorded
+    gconv = [e["detail"] for e in events(records, "do_mmap") if e["detail"].get("file_name") == "gconv-modules.cache"]
+    if not gconv:
+        pytest.skip("this Python mapped no gconv-modules.cache")
+    for detail in gconv:
+        assert "MAP_SHARED" in detail["flags"] and "FMODE_WRITE" not in detail["f_mode"]
+        assert "VM_MAYSHARE" in detail["vm_flags"] and "VM_SHARED" not in detail["vm_flags"]
+    assert "has no VM_SHARED" in done.stdout

@@ -420,3 +420,89 @@ def test_every_lesson_folder_ships_in_the_wheel() -> None:
     for folder in story_folders():
         for name in ("__init__.py", "story.py", "views.py"):
             assert any(fnmatch.fnmatch(f"{folder}/{name}", pattern) for pattern in shipped["tracer.scenarios"])
+
+
+# ---- inside the memfd steps: objects at their allocation, the first-touch frame ------------------
+
+def inside(doctor: Doctor = untouched) -> Told:
+    return told(STORIES / "memfd-share-inside.jsonl", doctor)
+
+
+def test_the_struct_file_at_its_allocation_is_the_one_memfd_create_returned() -> None:
+    [said] = inside().lines("allocated: memfd_create allocated this very struct file")
+    assert "alloc_file_pseudo <- __shmem_file_setup <- __do_sys_memfd_create" in said
+    assert inside().lines("and its inode")
+
+    def other_filp(events: list[Event], _: list[dict[str, Any]]) -> None:
+        for event in the(events, "memfd_create") + the(events, "shmem_file_setup"):
+            event.detail["filp_alloc"] = "0xffff888100000000"
+    doctored = inside(other_filp)
+    assert not doctored.lines("allocated: memfd_create allocated this very struct file")
+    assert doctored.lines("the struct file allocated inside memfd_create (0xffff888100000000) is not the one")
+
+    def unseen(events: list[Event], _: list[dict[str, Any]]) -> None:
+        for event in the(events, "memfd_create") + the(events, "shmem_file_setup"):
+            event.detail.pop("filp_alloc")
+    assert "allocated inside memfd_create" not in inside(unseen).text and "allocated: " not in inside(unseen).text
+
+    def other_inode(events: list[Event], _: list[dict[str, Any]]) -> None:
+        for event in the(events, "memfd_create") + the(events, "shmem_file_setup"):
+            event.detail["inode_alloc"] = "0xffff888100000000"
+    assert not inside(other_inode).lines("and its inode")
+
+
+def test_the_vma_allocated_inside_mmap_is_said_only_when_it_is_the_mapped_one() -> None:
+    assert len([line for line in inside().text.splitlines() if "was allocated inside that mmap" in line]) == 2
+
+    def moved(events: list[Event], _: list[dict[str, Any]]) -> None:
+        for event in the(events, "do_mmap", "receiver"):
+            event.detail["vma_alloc"] = "0xffff888100000000"
+    assert len([line for line in inside(moved).text.splitlines() if "was allocated inside that mmap" in line]) == 1
+
+
+def test_the_first_touch_frame_rests_on_the_kernels_allocation_and_pagemap() -> None:
+    [touch] = inside().lines("first touch: sender's write")
+    [event] = the(inside().events, "memfd_page", "sender", was_present=False)
+    assert f"PFN {event.detail['pfn']:#x}" in touch and "shmem_alloc_folio" in touch
+    assert touch.endswith("/proc/PID/pagemap shows the same frame there")
+    assert inside().lines('correction to the article ("mmap requests shareable physical memory")')
+
+    dropped = inside(lambda events, _: drop(events, the(events, "memfd_page", "sender")))
+    assert not dropped.lines("first touch:") and "correction to the article" not in dropped.text
+
+    unmapped = inside(lambda events, _: drop(events, the(events, "do_mmap", "sender")))
+    assert unmapped.lines("first touch:") and "correction to the article" not in unmapped.text
+
+    unlooked = inside(lambda events, _: drop(events, the(events, "page", "sender")))
+    [touch] = unlooked.lines("first touch:")
+    assert "pagemap" not in touch
+
+    def other_frame(events: list[Event], _: list[dict[str, Any]]) -> None:
+        for page in the(events, "page", "sender"):
+            page.detail["pfn"] += 1
+    [touch] = inside(other_frame).lines("first touch:")
+    assert "pagemap showed" in touch and "same frame" not in touch
+
+
+def test_the_copy_frame_from_the_kernel_rests_on_the_receivers_write_fault() -> None:
+    [copy_line] = inside().lines("copy on write, in the kernel: receiver's write fault")
+    assert "do_wp_page" in copy_line and copy_line.endswith("shows the same frame there")
+    assert not inside(lambda events, _: drop(events, the(events, "memfd_page", "receiver"))).lines(
+        "copy on write, in the kernel")
+
+
+def test_a_read_only_shared_mapping_is_explained_by_its_f_mode() -> None:
+    [said] = inside().lines("gconv-modules.cache mapped MAP_SHARED by")
+    assert "has no VM_SHARED" in said and "f_mode is FMODE_READ, without FMODE_WRITE" in said
+    assert inside().lines("kernel source (mm/mmap.c do_mmap)")
+
+    def no_mode(events: list[Event], _: list[dict[str, Any]]) -> None:
+        for event in the(events, "do_mmap"):
+            event.detail.pop("f_mode", None)
+    assert "mapped MAP_SHARED by" not in inside(no_mode).text and "mm/mmap.c do_mmap" not in inside(no_mode).text
+
+    def shared(events: list[Event], _: list[dict[str, Any]]) -> None:
+        for event in the(events, "do_mmap"):
+            if event.detail.get("file_name") == "gconv-modules.cache":
+                event.detail["vm_flags"] = [*event.detail["vm_flags"], "VM_SHARED"]
+    assert "gconv-modules.cache mapped MAP_SHARED" not in inside(shared).text
