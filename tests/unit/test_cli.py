@@ -76,8 +76,12 @@ def test_help_has_examples() -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become an unprivileged user")
 def test_real_unprivileged_run_is_refused_in_one_line() -> None:
     nobody = pwd.getpwnam("nobody")
-    done = subprocess.run([sys.executable, "-m", "tracer", "run", "memfd-share"], cwd=REPO, capture_output=True,
-                          text=True, user=nobody.pw_uid, group=nobody.pw_gid, timeout=60)
+    try:
+        done = subprocess.run([sys.executable, "-m", "tracer", "run", "memfd-share"], cwd=REPO, capture_output=True,
+                              text=True, user=nobody.pw_uid, group=nobody.pw_gid, timeout=60)
+    except PermissionError as error:
+        # a checkout under root's home (/root is 0700 on Debian): nobody cannot reach its venv or code
+        pytest.skip(f"user nobody cannot reach this checkout ({error}): clone it where others can enter")
     assert done.returncode == 2
     assert_one_line(done.stderr, "must run as root")
 
