@@ -70,6 +70,23 @@ class StoryView(Protocol):
         ...
 
 
+class QuietView:
+    """A view's parts most lessons do not have: no file lives to follow, no diagrams, no file
+    to highlight. A lesson's view inherits these and writes only what it tells."""
+
+    def follow_lines(self, facts: Sequence[Fact], started_ns: int) -> list[str]:
+        return []
+
+    def follow_panels(self, facts: Sequence[Fact], started_ns: int) -> list[RenderableType]:
+        return []
+
+    def diagrams(self, facts: Sequence[Fact]) -> list[str]:
+        return []
+
+    def highlighted_files(self, facts: Sequence[Fact]) -> set[str]:
+        return set()
+
+
 @dataclass
 class Story:
     """One lesson's model and view, composed: what the core's views call."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracer.events import Event
-from tracer.story import Fact
+from tracer.story import Fact, QuietView
 
 from .story import (
     CowCopy,
@@ -187,7 +187,7 @@ def event_text(event: Event) -> str | None:
     return None
 
 
-class CowView:
+class CowView(QuietView):
     """What the core's views call (tracer/story.py StoryView)."""
 
     def lines(self, facts: Sequence[Fact], compact: bool) -> list[str]:
@@ -196,18 +196,6 @@ class CowView:
     def panels(self, facts: Sequence[Fact]) -> list[RenderableType]:
         panel = frames_panel(facts)
         return [] if panel is None else [panel]
-
-    def follow_lines(self, facts: Sequence[Fact], started_ns: int) -> list[str]:
-        return []
-
-    def follow_panels(self, facts: Sequence[Fact], started_ns: int) -> list[RenderableType]:
-        return []
-
-    def diagrams(self, facts: Sequence[Fact]) -> list[str]:
-        return []
-
-    def highlighted_files(self, facts: Sequence[Fact]) -> set[str]:
-        return set()
 
     def event_text(self, event: Event) -> str | None:
         return event_text(event)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tracer.events import Event
-from tracer.story import Fact
+from tracer.story import Fact, QuietView
 
 from .story import (
     CLONE_STEP,
@@ -217,7 +217,7 @@ def clone_text(detail: Mapping[str, Any]) -> str:
             f"shares {','.join(same) or 'nothing'}; own copy of {','.join(copied) or 'nothing'}")
 
 
-class TasksView:
+class TasksView(QuietView):
     """What the core's views call (tracer/story.py StoryView)."""
 
     def lines(self, facts: Sequence[Fact], compact: bool) -> list[str]:
@@ -230,18 +230,6 @@ class TasksView:
 
     def panels(self, facts: Sequence[Fact]) -> list[RenderableType]:
         return [task_table(task) for task in tasks_of(facts)]
-
-    def follow_lines(self, facts: Sequence[Fact], started_ns: int) -> list[str]:
-        return []
-
-    def follow_panels(self, facts: Sequence[Fact], started_ns: int) -> list[RenderableType]:
-        return []
-
-    def diagrams(self, facts: Sequence[Fact]) -> list[str]:
-        return []
-
-    def highlighted_files(self, facts: Sequence[Fact]) -> set[str]:
-        return set()
 
     def event_text(self, event: Event) -> str | None:
         return clone_text(event.detail) if event.step == CLONE_STEP else None
