@@ -12,20 +12,24 @@ from pathlib import Path
 HEADERS_ROOT = Path("/var/lib/syspath/kheaders")
 
 
-def merge_tree(package: str, target: Path, origin: str) -> None:
+def merge_tree(package: str, target: Path, origin: str, src: Path = Path("/usr/src")) -> None:
     """Debian ships linux-headers-X-ARCH (generated files, a Makefile) beside
     linux-headers-X-common (the sources): one tree of symlinks holds both."""
-    arch_dir = Path("/usr/src") / package
-    common_dir = Path("/usr/src") / re.sub(r"-[a-z0-9]+$", "-common", package)
+    arch_dir = src / package
+    common_dir = src / re.sub(r"-[a-z0-9]+$", "-common", package)
     staging = target.with_name(target.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
-    HEADERS_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     if common_dir.is_dir():
         subprocess.run(["cp", "-as", str(common_dir), str(staging)], check=True)
         subprocess.run(["cp", "-asf", f"{arch_dir}/.", f"{staging}/"], check=True)
     else:
         subprocess.run(["cp", "-as", str(arch_dir), str(staging)], check=True)
     (staging / ".syspath-origin").write_text(origin + "\n")
+    # a link left by the VM tier (tests/vm/vmrun.py link_headers) dangles where its tree is
+    # hidden (a guest's /var/cache): rename(2) cannot put a directory over it
+    if target.is_symlink():
+        target.unlink()
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
 

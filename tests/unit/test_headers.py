@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,22 @@ def test_failed_apt_install_is_an_error_for_people(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(headers, "_apt", lambda *args: failed)
     with pytest.raises(SyspathError, match=r"apt-get install linux-headers-9 failed \(E: Unable to locate"):
         headers._apt_install("linux-headers-9")
+
+
+def test_a_merged_tree_replaces_a_link_whose_tree_is_hidden(tmp_path: Path) -> None:
+    """In a VM guest the host's kheaders link points into /var/cache, which the guest's tmpfs
+    hides: the guest merges its own tree where the dangling link was (CI failed on this)."""
+    from tracer.headertree import merge_tree
+
+    src = tmp_path / "src"
+    (src / "linux-headers-6.1.0-57-common" / "include" / "linux").mkdir(parents=True)
+    (src / "linux-headers-6.1.0-57-common" / "include" / "linux" / "fs.h").write_text("/* fs */\n")
+    (src / "linux-headers-6.1.0-57-amd64" / "include" / "generated").mkdir(parents=True)
+    (src / "linux-headers-6.1.0-57-amd64" / "Makefile").write_text("# arch\n")
+    target = tmp_path / "kheaders" / "6.1.0-57-amd64"
+    target.parent.mkdir()
+    target.symlink_to(tmp_path / "hidden" / "headers")
+    merge_tree("linux-headers-6.1.0-57-amd64", target, "test", src=src)
+    assert not target.is_symlink()
+    assert (target / "include" / "linux" / "fs.h").read_text() == "/* fs */\n"
+    assert (target / "Makefile").exists() and (target / ".syspath-origin").read_text() == "test\n"
