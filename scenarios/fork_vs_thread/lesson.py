@@ -118,14 +118,17 @@ def thread_stack_detail(addr: int, len: int, prot: int, flags: int, opened: int,
     guard = opened - addr if opened and opened + opened_len == end and not prot else None
     if guard is None and args_read and prot and not opened:
         guard = 0                           # mapped accessible at once: no guard
-    return {"addr": hex(addr), "len": len, "guard": guard, "child_tid": child_tid,
-            "mmap_prot": prot_names(prot) if args_read else None,
-            "mmap_flags": flag_names(flags, MAP_BITS) if args_read else None,
-            "opened": hex(opened) if opened else None, "opened_len": opened_len if opened else None,
-            "opened_prot": prot_names(opened_prot) if opened else None,
-            "stack": hex(stack), "stack_size": stack_size, "tls": hex(tls) if tls else None,
-            "tls_in_mapping": addr <= tls < end if tls else None, "tls_below_top": end - tls if tls else None,
-            "child_tid_addr": hex(child_tid_addr) if child_tid_addr else None}
+    detail: dict[str, Any] = {
+        "addr": hex(addr), "len": len, "guard": guard, "child_tid": child_tid,
+        "opened": hex(opened) if opened else None, "opened_len": opened_len if opened else None,
+        "stack": hex(stack), "stack_size": stack_size, "tls": hex(tls) if tls else None,
+        "tls_in_mapping": addr <= tls < end if tls else None, "tls_below_top": end - tls if tls else None,
+        "child_tid_addr": hex(child_tid_addr) if child_tid_addr else None}
+    if args_read:                           # the lists only when known
+        detail.update(mmap_prot=prot_names(prot), mmap_flags=flag_names(flags, MAP_BITS))
+    if opened:
+        detail["opened_prot"] = prot_names(opened_prot)
+    return detail
 
 
 RLIM_INFINITY = 2**64 - 1
