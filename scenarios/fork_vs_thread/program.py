@@ -125,12 +125,18 @@ def blocking_threads(sig: int) -> tuple[list[int], list[int]]:
 
 
 def stack_pointer(pid: int, tid: int) -> int | None:
-    """A blocked thread's user stack pointer: /proc/PID/task/TID/syscall ("nr args... sp pc")."""
-    try:
-        fields = Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()
-    except OSError:
-        return None
-    return int(fields[-2], 16) if len(fields) >= 9 else None
+    """A blocked thread's user stack pointer: /proc/PID/task/TID/syscall ("nr args... sp pc"),
+    which says only "running" until the thread sleeps in a system call: wait for that."""
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()
+        except OSError:
+            return None
+        if len(fields) >= 9:
+            return int(fields[-2], 16)
+        time.sleep(0.001)
+    return None
 
 
 def mappings(pid: int) -> list[tuple[int, int, str]]:

@@ -27,6 +27,7 @@ CRED_STEP, NICE_STEP, WAKEUP_STEP = "cred_change", "nice", "first_wakeup"
 THREAD_STEPS = (STACK_STEP, REFUSED_STEP, FUTEX_STEP, CRED_STEP, NICE_STEP, WAKEUP_STEP)
 SIGSETXID = 33              # glibc nptl/pthreadP.h: its setuid() broadcast
 KEPT_THREAD_FACTS = 16
+SETXID_NEAR_NS = 50_000_000     # one setuid() broadcast takes well under this
 # kernel/fork.c copy_process: the flag that makes the child share each structure instead of a copy
 SHARING_FLAG = {"mm": "CLONE_VM", "fs": "CLONE_FS", "files": "CLONE_FILES", "sighand": "CLONE_SIGHAND",
                 "signal": "CLONE_THREAD"}
@@ -181,6 +182,7 @@ class CredChanged:
     ret: int | None
     prompted_by: int | None
     sent_to: tuple[int, ...]
+    others_near: bool               # another thread of its process changed its cred close by
 
 
 @dataclass(frozen=True)
@@ -503,9 +505,11 @@ class ThreadLibrary:
             sent = tuple(int(s.detail.get("target_tid") or 0) for s in self.setxid_sent
                          if s.pid == event.pid and since < s.ts_ns < event.ts_ns)
             detail = event.detail
+            near = any(e.tgid == event.tgid and e.pid != event.pid and e.ts_ns > since
+                       and abs(e.ts_ns - event.ts_ns) < SETXID_NEAR_NS for e in self.creds)
             facts.append(CredChanged(_thread(event), detail.get("old_cred"), detail.get("new_cred"),
                                      _int(detail.get("uid")), _int(detail.get("ret")),
-                                     prompted[-1].pid if prompted else None, sent))
+                                     prompted[-1].pid if prompted else None, sent, near))
         return facts
 
     def nice_facts(self) -> list[NiceSet]:

@@ -291,8 +291,10 @@ def cred_line(changed: CredChanged) -> str:
     if changed.sent_to:
         sent = ", ".join(str(tid) for tid in changed.sent_to)
         return text + f", after it sent signal 33 to thread {sent} (glibc's setuid(), nptl/nptl_setxid.c)"
-    return (text + ": this thread's alone, no signal 33 sent (the raw system call: the kernel's setuid is per "
-            "thread, as LinuxThreads exposed it; glibc hides that)")
+    if changed.others_near:
+        return text
+    return (text + ": this thread's alone, no signal 33 sent and no other thread's cred changed (the raw system "
+            "call: the kernel's setuid is per thread, as LinuxThreads exposed it; glibc hides that)")
 
 
 def nice_line(seen: NiceSet) -> str:
