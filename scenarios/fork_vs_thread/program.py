@@ -50,7 +50,8 @@ SIG_DFL, SIG_IGN = 0, 1
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 LINUXTHREADS_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND
 SYS_PAUSE = 34                      # x86-64 arch/x86/entry/syscalls/syscall_64.tbl
-SYS_SETUID = 105
+# setuid's number per machine (arch/x86/entry/syscalls/syscall_64.tbl, include/uapi/asm-generic/unistd.h)
+SYS_SETUID = {"x86_64": 105, "aarch64": 146}.get(os.uname().machine)
 JOIN_SLEEP_US = 100_000             # the joined thread's body: usleep(), so the join waits
 NPROC_TRIES = 8
 TASK_STACK = 256 * 1024             # the LinuxThreads task's stack: a signal handler runs on it
@@ -442,7 +443,7 @@ def setxid_step() -> None:
     uid = os.getuid()
     threads = thread_ids()
     os.setuid(uid)                       # the same uid: allowed unprivileged, and still a new cred
-    raw = LIBC.syscall(SYS_SETUID, uid)
+    raw = LIBC.syscall(SYS_SETUID, uid) if SYS_SETUID is not None else None
     report("setxid", f"setuid({uid}) through glibc with threads {threads}, then syscall(SYS_setuid, {uid}) "
            f"in thread {threading.get_native_id()} alone (returned {raw})", uid=uid, threads=threads,
            raw_tid=threading.get_native_id(), raw_ret=raw)
