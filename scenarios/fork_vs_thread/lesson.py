@@ -109,7 +109,7 @@ def prot_names(prot: int) -> list[str]:
     return flag_names(prot, PROT_BITS) or ["PROT_NONE"]
 
 
-def thread_stack_detail(addr: int, len: int, prot: int, flags: int, opened: int, opened_len: int,  # noqa: A002
+def thread_stack_detail(addr: int, len: int, prot: int, flags: int, opened: int, opened_len: int,
                         opened_prot: int, stack: int, stack_size: int, tls: int, child_tid_addr: int,
                         child_tid: int, args_read: int) -> dict[str, Any]:
     """The guard: the bytes at the mapping's low end that the mprotect left as mmap made them

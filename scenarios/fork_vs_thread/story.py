@@ -453,14 +453,19 @@ def stack_seen_in(seen: Observation) -> StackSeen | None:
                      below.get("start"), below.get("perms"), seen.cite())
 
 
+def _names(detail: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+    found = detail.get(key)
+    return tuple(found) if isinstance(found, list) else None
+
+
 def thread_stack(event: Event, observations: Sequence[Observation]) -> ThreadStack:
     detail = event.detail
     child = int(detail.get("child_tid") or 0)
     seen = next((found for found in (stack_seen_in(o) for o in observations if o.facts.get("child") == child)
                  if found is not None), None)
-    names = (lambda key: tuple(detail[key]) if isinstance(detail.get(key), list) else None)
     return ThreadStack(_thread(event), child, str(detail.get("addr")), int(detail.get("len") or 0),
-                       _int(detail.get("guard")), names("mmap_prot"), names("mmap_flags"), str(detail.get("stack")),
+                       _int(detail.get("guard")), _names(detail, "mmap_prot"), _names(detail, "mmap_flags"),
+                       str(detail.get("stack")),
                        int(detail.get("stack_size") or 0), detail.get("tls"), _int(detail.get("tls_below_top")), seen)
 
 

@@ -320,7 +320,8 @@ def join_line(wait: JoinWait) -> str:
 
 def refused_line(refused: CloneRefused) -> str:
     caller = f"{refused.caller.comm}[{refused.caller.pid}]"
-    text = f"clone refused: {caller}'s {refused.entry or 'clone'}() for a new {refused.kind} failed with {refused.errno}"
+    text = (f"clone refused: {caller}'s {refused.entry or 'clone'}() for a new {refused.kind} failed with "
+            f"{refused.errno}")
     if refused.nproc_limit is not None:
         text += f"; its RLIMIT_NPROC was {refused.nproc_limit}"
     if refused.nproc_count is not None:

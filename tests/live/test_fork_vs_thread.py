@@ -205,7 +205,7 @@ def test_sigstop_to_the_linuxthreads_task_stops_it_alone(recorded: tuple[str, li
     stdout, records = recorded
     task = clones(records)[1]["detail"]["child_tid"]
     [sent] = events(records, "signal_generate", sig=19, target_tid=task)
-    assert sent["detail"]["group"] and [e["pid"] for e in events(records, "signal_deliver", sig=19)][0] == task
+    assert sent["detail"]["group"] and next(e["pid"] for e in events(records, "signal_deliver", sig=19)) == task
     seen = report(records, "linuxthreads", "sole_stop")["sole_stop"]
     assert seen["state"] == "T" and seen["others"] and all(state != "T" for state in seen["others"].values())
     assert "it alone stopped, since its thread group is itself" in stdout
