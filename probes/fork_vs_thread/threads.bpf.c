@@ -78,11 +78,8 @@ static __always_inline void thread_stack_made(void *ctx, struct clone_call *call
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct stack_map *map = stack_maps.lookup(&tid);
     struct syspath_event *e;
-    if (!map)
+    if (!map || call->stack < map->addr || call->stack >= map->addr + map->len)
         return;
-    if (call->stack < map->addr || call->stack >= map->addr + map->len) {
-        return;
-    }
     e = new_event(STEP_THREAD_STACK);
     if (e) {
         struct thread_stack_payload *p = &e->payload.thread_stack;

@@ -28,6 +28,7 @@ THREAD_STEPS = (STACK_STEP, REFUSED_STEP, FUTEX_STEP, CRED_STEP, NICE_STEP, WAKE
 SIGSETXID = 33              # glibc nptl/pthreadP.h: its setuid() broadcast
 KEPT_THREAD_FACTS = 16
 SETXID_NEAR_NS = 50_000_000     # one setuid() broadcast takes well under this
+RECENT_SIGNALS = 256            # (time, sender's tgid, target) of the last signals sent, for the joins
 # kernel/fork.c copy_process: the flag that makes the child share each structure instead of a copy
 SHARING_FLAG = {"mm": "CLONE_VM", "fs": "CLONE_FS", "files": "CLONE_FILES", "sighand": "CLONE_SIGHAND",
                 "signal": "CLONE_THREAD"}
@@ -480,7 +481,7 @@ class ThreadLibrary:
     joins: list[Event] = field(default_factory=list)
     wakeups: dict[int, Event] = field(default_factory=dict)
     setxid_sent: list[Event] = field(default_factory=list)      # signal 33, kept for the creds
-    signal_times: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=RECENT_COPIES))
+    signal_times: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=RECENT_SIGNALS))
 
     def add(self, event: Event) -> None:
         kept = {STACK_STEP: self.stacks, REFUSED_STEP: self.refused, CRED_STEP: self.creds, NICE_STEP: self.nices,

@@ -190,6 +190,9 @@ def task_lines(facts: Sequence[Fact]) -> list[str]:
     return lines + history_lines(tasks)
 
 
+_NO_ROW = StructureRow("", None, None, False, "")
+
+
 def history_lines(tasks: Sequence[NewTask]) -> list[str]:
     """The article's flag table and structures, against the clones this recording holds."""
     if not tasks:
@@ -205,8 +208,6 @@ def history_lines(tasks: Sequence[NewTask]) -> list[str]:
                      "LinuxThreads threads shared handlers, never one signal_struct (kernel/fork.c copy_signal)")
     return lines
 
-
-_NO_ROW = StructureRow("", None, None, False, "")
 
 
 def signal_line(seen: SignalSeen) -> str:
