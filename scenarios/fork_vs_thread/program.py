@@ -18,8 +18,7 @@
 5. what a thread library does that the kernel leaves to it: setuid() in one thread (glibc sends
    signal 33 to the others, each changes its own credentials), then the raw system call (one
    thread alone); nice set on one thread, read back per thread; a thread joined (a futex wait
-   on its tid word); and, in a child process under a low RLIMIT_NPROC, threads started until
-   the kernel refuses one.
+   on its tid word); and, under a low RLIMIT_NPROC, threads started until the kernel refuses one.
 The worker thread's stack pointer and the mappings around it are read from /proc at step 1.
 Each step reports on stdout as a JSON line {"role", "say", ...facts}: what the program saw itself
 ("checks": a change made in one task, looked for in the other; "getpid"; thread states; whether
@@ -499,20 +498,20 @@ def start_threads_until_refused(hold: threading.Event) -> tuple[list[threading.T
 
 
 def limits_step() -> None:
-    """In a child process (its own rlimits): RLIMIT_NPROC just above the tasks its user has,
-    then threads until the kernel refuses one. The limit counts threads, as tasks of that user."""
-    child = os.fork()
-    if child:
-        os.waitpid(child, 0)
-        return
+    """RLIMIT_NPROC (a limit of this process: signal_struct) set just above the tasks its user
+    has, then threads until the kernel refuses one: the limit counts threads, as tasks of that
+    user. The soft limit is put back after (an unprivileged process may raise it to the hard one)."""
     threads_max = int(Path("/proc/sys/kernel/threads-max").read_text())
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
     counted = user_tasks(os.getuid())
-    hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
     limit = counted + 1 if hard == resource.RLIM_INFINITY else min(counted + 1, hard)
     resource.setrlimit(resource.RLIMIT_NPROC, (limit, hard))
     hold = threading.Event()
-    started, refused = start_threads_until_refused(hold)
+    try:
+        started, refused = start_threads_until_refused(hold)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NPROC, (soft, hard))
     hold.set()
     for thread in started:
         thread.join()
@@ -520,7 +519,6 @@ def limits_step() -> None:
            f"{len(started)} thread(s) started, then {refused or 'none refused'}; threads-max {threads_max}, "
            f"pid_max {pid_max}", nproc_limit=limit, user_tasks=counted, threads_started=len(started),
            refused=refused is not None, threads_max=threads_max, pid_max=pid_max)
-    os._exit(0)
 
 
 def main() -> int:
@@ -548,7 +546,7 @@ def main() -> int:
         nice_step(worker)
         pause("main", "pthread_create + pthread_join: the join waits on the thread's tid word (futex)")
         join_step()
-        pause("main", "a child process under a low RLIMIT_NPROC starts threads until the kernel refuses one")
+        pause("main", "under a low RLIMIT_NPROC, threads until the kernel refuses one")
         limits_step()
         worker.release.set()
         worker.thread.join()

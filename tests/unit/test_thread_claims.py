@@ -79,7 +79,7 @@ def test_the_first_cpu_rests_on_sched_wakeup_new() -> None:
 def test_history_lines_rest_on_the_recorded_clones() -> None:
     plain = claims()
     [pid] = plain.lines("History: the article's CLONE_PID")
-    assert "set in 0 of the 7 clones here" in pid
+    assert "set in 0 of the 6 clones here" in pid
     assert plain.lines("History: tid") and "shares sighand_struct" in plain.lines("History: tid")[0]
     assert not claims(dropping("clone")).lines("History:")
 
