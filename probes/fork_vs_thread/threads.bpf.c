@@ -158,27 +158,33 @@ TRACEPOINT_PROBE(syscalls, sys_exit_futex)
 #if ON_SYSCALL(STEP_CLONE_FAILED)
 static __always_inline void clone_refused(void *ctx, struct clone_call *call, s64 err)
 {
+    /* the event is checked once, right away: the 6.1 verifier does not know a ring buffer
+     * record stays non-NULL, and a second check made it see a path that leaks it */
     struct syspath_event *e = new_event(STEP_CLONE_FAILED);
-    u64 task = bpf_get_current_task(), signal = 0, cred = 0, ucounts = 0;
-    struct clone_failed_payload *p;
-    if (!e)
-        return;
-    p = &e->payload.clone_failed;
-    p->err = err;
-    p->flags = call->flags;
-    p->entry = call->entry;
-    READ_KERNEL(signal, task, TASK_SIGNAL);
-    /* include/uapi/asm-generic/resource.h: RLIMIT_NPROC is 6; struct rlimit is two longs */
-    READ_KERNEL(p->nproc_cur, signal, SIGNAL_RLIM + 6 * 16);
-    READ_KERNEL(p->nproc_max, signal, SIGNAL_RLIM + 6 * 16 + 8);
-    READ_KERNEL(p->threads, signal, SIGNAL_NR_THREADS);
-    p->nproc_count = -1;
+    if (e) {
+        struct clone_failed_payload *p = &e->payload.clone_failed;
+        u64 task = bpf_get_current_task(), signal = 0;
+        p->err = err;
+        p->flags = call->flags;
+        p->entry = call->entry;
+        READ_KERNEL(signal, task, TASK_SIGNAL);
+        /* include/uapi/asm-generic/resource.h: RLIMIT_NPROC is 6; struct rlimit is two longs */
+        READ_KERNEL(p->nproc_cur, signal, SIGNAL_RLIM + 6 * 16);
+        READ_KERNEL(p->nproc_max, signal, SIGNAL_RLIM + 6 * 16 + 8);
+        READ_KERNEL(p->threads, signal, SIGNAL_NR_THREADS);
+        p->nproc_count = -1;
 #ifdef FVT_UCOUNTS_NPROC
-    /* kernel/ucount.c: the tasks of the caller's user, counted for RLIMIT_NPROC */
-    READ_KERNEL(cred, task, TASK_REAL_CRED);
-    READ_KERNEL(ucounts, cred, FVT_CRED_UCOUNTS);
-    if (ucounts)
-        READ_KERNEL(p->nproc_count, ucounts, FVT_UCOUNTS_NPROC);
+        {   /* kernel/ucount.c: the tasks of the caller's user, counted for RLIMIT_NPROC */
+            u64 cred = 0, ucounts = 0;
+            READ_KERNEL(cred, task, TASK_REAL_CRED);
+            READ_KERNEL(ucounts, cred, FVT_CRED_UCOUNTS);
+            if (ucounts)
+                READ_KERNEL(p->nproc_count, ucounts, FVT_UCOUNTS_NPROC);
+        }
+#endif
+        submit_event(ctx, e);
+    }
+}
 #endif
     submit_event(ctx, e);
 }
