@@ -163,15 +163,16 @@ static __always_inline void clone_refused(void *ctx, struct clone_call *call, s6
     struct syspath_event *e = new_event(STEP_CLONE_FAILED);
     if (e) {
         struct clone_failed_payload *p = &e->payload.clone_failed;
-        u64 task = bpf_get_current_task(), signal = 0;
+        u64 task = bpf_get_current_task();
+        u64 group = 0;                      /* its signal_struct */
         p->err = err;
         p->flags = call->flags;
         p->entry = call->entry;
-        READ_KERNEL(signal, task, TASK_SIGNAL);
+        READ_KERNEL(group, task, TASK_SIGNAL);
         /* include/uapi/asm-generic/resource.h: RLIMIT_NPROC is 6; struct rlimit is two longs */
-        READ_KERNEL(p->nproc_cur, signal, SIGNAL_RLIM + 6 * 16);
-        READ_KERNEL(p->nproc_max, signal, SIGNAL_RLIM + 6 * 16 + 8);
-        READ_KERNEL(p->threads, signal, SIGNAL_NR_THREADS);
+        READ_KERNEL(p->nproc_cur, group, SIGNAL_RLIM + 6 * 16);
+        READ_KERNEL(p->nproc_max, group, SIGNAL_RLIM + 6 * 16 + 8);
+        READ_KERNEL(p->threads, group, SIGNAL_NR_THREADS);
         p->nproc_count = -1;
 #ifdef FVT_UCOUNTS_NPROC
         {   /* kernel/ucount.c: the tasks of the caller's user, counted for RLIMIT_NPROC */
@@ -184,9 +185,6 @@ static __always_inline void clone_refused(void *ctx, struct clone_call *call, s6
 #endif
         submit_event(ctx, e);
     }
-}
-#endif
-    submit_event(ctx, e);
 }
 #endif
 
