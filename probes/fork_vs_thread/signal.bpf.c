@@ -9,6 +9,16 @@
 #include "common.h"
 
 
+/* Whether the current task blocks `sig`: its own mask (task_struct.blocked), which
+ * CLONE_SIGHAND does not share (kernel/fork.c copy_process copies it into each task). */
+static __always_inline u32 current_blocks(int sig)
+{
+    u64 blocked = 0;
+    if (sig < 1 || sig > 64 || READ_KERNEL(blocked, bpf_get_current_task(), TASK_BLOCKED))
+        return 2;
+    return (blocked >> (sig - 1)) & 1;
+}
+
 /* The event both steps share: which signal, and its si_code (SI_USER for kill()). */
 static __always_inline struct syspath_event *signal_event(u32 step, int sig, int code)
 {
@@ -32,6 +42,8 @@ TRACEPOINT_PROBE(signal, signal_generate)
         e->payload.signal.group = args->group;
         e->payload.signal.result = args->result;
         e->payload.signal.target_tid = target;
+        /* the mask is read only where it can be: when the sender queues on itself */
+        e->payload.signal.blocked = target == (u32)bpf_get_current_pid_tgid() ? current_blocks(args->sig) : 2;
         submit_event(args, e);
     }
     return 0;
@@ -44,6 +56,7 @@ TRACEPOINT_PROBE(signal, signal_deliver)
     struct syspath_event *e = is_tracked() ? signal_event(STEP_SIGNAL_DELIVER, args->sig, args->code) : NULL;
     if (e) {
         e->payload.signal.handler = args->sa_handler;
+        e->payload.signal.blocked = current_blocks(args->sig);
         submit_event(args, e);
     }
     return 0;

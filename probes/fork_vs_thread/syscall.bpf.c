@@ -8,11 +8,23 @@
  * flags wait in the parent thread's call stash.
  */
 #include "clone.h"
+#include "threads.h"
 
 /* The doors into kernel_clone: clone(), clone3() (pthread_create, posix_spawn in
  * glibc 2.34+), fork() and vfork(). Read by every tier's clone event. */
-TRACEPOINT_PROBE(syscalls, sys_enter_clone) { enter_clone(CLONE_ENTRY_CLONE); return 0; }
-TRACEPOINT_PROBE(syscalls, sys_enter_clone3) { enter_clone(CLONE_ENTRY_CLONE3); return 0; }
+TRACEPOINT_PROBE(syscalls, sys_enter_clone)
+{
+    enter_clone(CLONE_ENTRY_CLONE);
+    enter_clone_args(args->clone_flags, args->newsp, args->child_tidptr, args->tls);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_clone3)
+{
+    enter_clone(CLONE_ENTRY_CLONE3);
+    enter_clone3_args((u64)args->uargs);
+    return 0;
+}
 #ifndef NO_FORK_SYSCALLS   /* arm64 has clone and clone3 only: glibc's fork() is clone there (lesson.py) */
 TRACEPOINT_PROBE(syscalls, sys_enter_fork) { enter_clone(CLONE_ENTRY_FORK); return 0; }
 TRACEPOINT_PROBE(syscalls, sys_enter_vfork) { enter_clone(CLONE_ENTRY_VFORK); return 0; }

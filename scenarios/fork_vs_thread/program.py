@@ -15,6 +15,11 @@
    state after each.
 4. posix_spawn (glibc: clone with CLONE_VM|CLONE_VFORK) starts /bin/sleep, for contrast: it
    shares only the address space, and the parent waits until the child has exec'd.
+5. what a thread library does that the kernel leaves to it: setuid() in one thread (glibc sends
+   signal 33 to the others, each changes its own credentials), then the raw system call (one
+   thread alone); nice set on one thread, read back per thread; a thread joined (a futex wait
+   on its tid word); and, under a low RLIMIT_NPROC, threads started until the kernel refuses one.
+The worker thread's stack pointer and the mappings around it are read from /proc at step 1.
 Each step reports on stdout as a JSON line {"role", "say", ...facts}: what the program saw itself
 ("checks": a change made in one task, looked for in the other; "getpid"; thread states; whether
 a signal was handled), and its "say" states a result only when it saw it.
@@ -48,6 +53,10 @@ LINUXTHREADS_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND
 # arm64's table (include/uapi/asm-generic/unistd.h) has no pause, and glibc makes
 # ppoll(NULL, 0, NULL, NULL) there (sysdeps/unix/sysv/linux/pause.c)
 PAUSE_SYSCALL = {"x86_64": 34, "aarch64": 73}.get(platform.machine())
+# setuid's number per machine (arch/x86/entry/syscalls/syscall_64.tbl, include/uapi/asm-generic/unistd.h)
+SYS_SETUID = {"x86_64": 105, "aarch64": 146}.get(platform.machine())
+JOIN_SLEEP_US = 100_000             # the joined thread's body: usleep(), so the join waits
+NPROC_TRIES = 8
 TASK_STACK = 256 * 1024             # the LinuxThreads task's stack: a signal handler runs on it
 SIGNAL_WAIT_S = 5.0
 
@@ -119,6 +128,46 @@ def blocking_threads(sig: int) -> tuple[list[int], list[int]]:
     return blocking, not_blocking
 
 
+def stack_pointer(pid: int, tid: int) -> int | None:
+    """A blocked thread's user stack pointer: /proc/PID/task/TID/syscall ("nr args... sp pc"),
+    which says only "running" until the thread sleeps in a system call: wait for that."""
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/syscall").read_text().split()
+        except OSError:
+            return None
+        if len(fields) >= 9:
+            return int(fields[-2], 16)
+        time.sleep(0.001)
+    return None
+
+
+def mappings(pid: int) -> list[tuple[int, int, str]]:
+    found = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        span, perms = line.split()[:2]
+        start, end = (int(part, 16) for part in span.split("-"))
+        found.append((start, end, perms))
+    return found
+
+
+def stack_seen(tid: int) -> dict[str, object]:
+    """The mapping a thread's stack pointer lies in and the one just below it (the guard), from
+    /proc/PID/maps: what the kernel says of the thread's stack, beside what syspath recorded."""
+    sp = stack_pointer(os.getpid(), tid)
+    maps = mappings(os.getpid())
+    where = next((i for i, (start, end, _) in enumerate(maps) if sp is not None and start <= sp < end), None)
+    if sp is None or where is None:
+        return {"sp": None}
+    start, end, perms = maps[where]
+    seen: dict[str, object] = {"sp": hex(sp), "mapping": {"start": hex(start), "end": hex(end), "perms": perms}}
+    if where > 0 and maps[where - 1][1] == start:
+        below = maps[where - 1]
+        seen["below"] = {"start": hex(below[0]), "end": hex(below[1]), "perms": below[2]}
+    return seen
+
+
 class Worker:
     """A pthread that does the four things, then waits (SIGUSR1 unblocked) until released."""
 
@@ -165,6 +214,13 @@ def thread_step(worker: Worker, limit: int) -> None:
            **pids(worker.ids["pid"], main["pid"], "getpid()"))
     os.close(worker.opened)
     restore(limit)
+    seen = stack_seen(worker.ids["tid"])
+    below = seen.get("below")
+    guard = f"; below it {below['start']}-{below['end']} {below['perms']}" if isinstance(below, dict) else ""
+    mapping = seen.get("mapping")
+    where = f"{mapping['start']}-{mapping['end']} {mapping['perms']}" if isinstance(mapping, dict) else "?"
+    report("stack", f"the thread's stack pointer {seen.get('sp')} lies in {where} (/proc/PID/maps){guard}",
+           child=worker.ids["tid"], stack_seen=seen)
 
 
 def signal_to_the_process(worker: Worker) -> None:
@@ -202,6 +258,7 @@ def linuxthreads_step(workdir: str, limit: int) -> None:
     try:
         in_pause = wait_until_paused(task)
         observe_linuxthreads_task(task, workdir, limit)
+        stop_one_task(task)
     finally:
         os.kill(task, signal.SIGUSR1)       # its pid names that task alone: it returns from pause()
         status, killed = reap(task)
@@ -270,6 +327,34 @@ def observe_linuxthreads_task(task: int, workdir: str, limit: int) -> None:
            f"{main['pid']}: {problem}", child=task, **pids(task_ids["pid"], main["pid"], "/proc/PID/status Tgid"))
     os.close(opened)
     restore(limit)
+
+
+def task_state(task: int) -> str:
+    try:
+        return Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def wait_for_state(task: int, stopped: bool) -> str:
+    deadline = time.monotonic() + SIGNAL_WAIT_S
+    while (task_state(task) == "T") != stopped and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return task_state(task)
+
+
+def stop_one_task(task: int) -> None:
+    """SIGSTOP to the LinuxThreads-style task: its thread group is itself, so it alone stops;
+    the parent's threads are read while it is stopped."""
+    os.kill(task, signal.SIGSTOP)
+    stopped = wait_for_state(task, stopped=True)
+    others = {str(tid): state for tid, state in thread_states(os.getpid()).items()}
+    os.kill(task, signal.SIGCONT)
+    resumed = wait_for_state(task, stopped=False)
+    alone = stopped == "T" and all(state != "T" for state in others.values())
+    report("linuxthreads", f"SIGSTOP to task {task}: its state {stopped}; the parent's threads "
+           f"{others} ({'it alone stopped' if alone else 'not it alone'}); SIGCONT: {resumed}", child=task,
+           sole_stop={"target": task, "state": stopped, "others": others, "resumed": resumed})
 
 
 def thread_states(pid: int) -> dict[int, str]:
@@ -350,6 +435,96 @@ def spawn_step() -> None:
            f"exit {os.waitstatus_to_exitcode(status)}", child=pid, running_at_return=running)
 
 
+def thread_ids() -> list[int]:
+    return sorted(int(task.name) for task in Path("/proc/self/task").iterdir())
+
+
+def setxid_step() -> None:
+    """glibc's setuid() in a process with threads: the kernel changes the calling thread's
+    credentials only, so glibc sends signal 33 (SIGSETXID) to every other thread and each makes
+    the same call (nptl/nptl_setxid.c). The raw system call then changes the caller's alone."""
+    uid = os.getuid()
+    threads = thread_ids()
+    os.setuid(uid)                       # the same uid: allowed unprivileged, and still a new cred
+    raw = LIBC.syscall(SYS_SETUID, uid) if SYS_SETUID is not None else None
+    report("setxid", f"setuid({uid}) through glibc with threads {threads}, then syscall(SYS_setuid, {uid}) "
+           f"in thread {threading.get_native_id()} alone (returned {raw})", uid=uid, threads=threads,
+           raw_tid=threading.get_native_id(), raw_ret=raw)
+
+
+def nice_step(worker: Worker) -> None:
+    """setpriority(PRIO_PROCESS, tid): on Linux a nice value is one task's, not the process's."""
+    tid, main_tid = worker.ids["tid"], threading.get_native_id()
+    before = {str(t): os.getpriority(os.PRIO_PROCESS, t) for t in (main_tid, tid)}
+    os.setpriority(os.PRIO_PROCESS, tid, before[str(tid)] + 5)
+    after = {str(t): os.getpriority(os.PRIO_PROCESS, t) for t in (main_tid, tid)}
+    report("nice", f"setpriority(PRIO_PROCESS, {tid}, {before[str(tid)] + 5}) on the worker thread: "
+           f"nice before {before}, after {after}", set_tid=tid, nice_before=before, nice_after=after)
+
+
+def join_step() -> None:
+    """A thread made by pthread_create() whose body is libc's usleep(), joined by pthread_join():
+    glibc waits on the thread's tid word with futex, the kernel clears it when the thread exits."""
+    LIBC.pthread_create.argtypes = (ctypes.POINTER(ctypes.c_ulong), ctypes.c_void_p, ctypes.c_void_p,
+                                    ctypes.c_void_p)
+    thread = ctypes.c_ulong()
+    body = ctypes.cast(LIBC.usleep, ctypes.c_void_p)
+    started = time.monotonic()
+    made = LIBC.pthread_create(ctypes.byref(thread), None, body, ctypes.c_void_p(JOIN_SLEEP_US))
+    joined = LIBC.pthread_join(thread, None) if made == 0 else made
+    waited_ms = round((time.monotonic() - started) * 1000)
+    report("join", f"pthread_create(usleep, {JOIN_SLEEP_US}) then pthread_join: returned {joined} after "
+           f"{waited_ms} ms", joined=joined == 0, waited_ms=waited_ms)
+
+
+def user_tasks(uid: int) -> int:
+    """The tasks (threads included) whose real uid is `uid`, as /proc lists them."""
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/task/*/status"):
+        try:
+            uids = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        count += int(uids.split()[1]) == uid
+    return count
+
+
+def start_threads_until_refused(hold: threading.Event) -> tuple[list[threading.Thread], str | None]:
+    started: list[threading.Thread] = []
+    for _ in range(NPROC_TRIES):
+        thread = threading.Thread(target=hold.wait, args=(10,))
+        try:
+            thread.start()
+        except RuntimeError as refused:
+            return started, str(refused)
+        started.append(thread)
+    return started, None
+
+
+def limits_step() -> None:
+    """RLIMIT_NPROC (a limit of this process: signal_struct) set just above the tasks its user
+    has, then threads until the kernel refuses one: the limit counts threads, as tasks of that
+    user. The soft limit is put back after (an unprivileged process may raise it to the hard one)."""
+    threads_max = int(Path("/proc/sys/kernel/threads-max").read_text())
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    counted = user_tasks(os.getuid())
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    limit = counted + 1 if hard == resource.RLIM_INFINITY else min(counted + 1, hard)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limit, hard))
+    hold = threading.Event()
+    try:
+        started, refused = start_threads_until_refused(hold)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NPROC, (soft, hard))
+    hold.set()
+    for thread in started:
+        thread.join()
+    report("limits", f"RLIMIT_NPROC {limit} with {counted} tasks of uid {os.getuid()} in /proc: "
+           f"{len(started)} thread(s) started, then {refused or 'none refused'}; threads-max {threads_max}, "
+           f"pid_max {pid_max}", nproc_limit=limit, user_tasks=counted, threads_started=len(started),
+           refused=refused is not None, threads_max=threads_max, pid_max=pid_max)
+
+
 def main() -> int:
     Path("/proc/self/comm").write_text("fork-vs-thread")
     os.chdir("/")
@@ -369,6 +544,14 @@ def main() -> int:
         fork_step(workdir, limit)
         pause("main", "posix_spawn(/bin/sleep): clone with CLONE_VM|CLONE_VFORK")
         spawn_step()
+        pause("main", "setuid() with two threads: glibc's signal 33, then the raw syscall in one thread")
+        setxid_step()
+        pause("main", "setpriority() on the worker thread's tid, read back per thread")
+        nice_step(worker)
+        pause("main", "pthread_create + pthread_join: the join waits on the thread's tid word (futex)")
+        join_step()
+        pause("main", "under a low RLIMIT_NPROC, threads until the kernel refuses one")
+        limits_step()
         worker.release.set()
         worker.thread.join()
     return 0

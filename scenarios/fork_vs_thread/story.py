@@ -15,13 +15,20 @@ from typing import Any
 from tracer.events import Event
 from tracer.story import Fact, Observation
 
-KEPT_TASKS = 6              # new tasks kept in full
+KEPT_TASKS = 10             # new tasks kept in full
 KEPT_SIGNALS = 12
 KEPT_OBSERVATIONS = 64
 RECENT_COPIES = 256         # dup_fd/dup_mm copies remembered until their clone event arrives
 
 CLONE_STEP = "clone"
 SENT_STEP, TAKEN_STEP = "signal_generate", "signal_deliver"
+STACK_STEP, REFUSED_STEP, FUTEX_STEP = "thread_stack", "clone_failed", "join_futex"
+CRED_STEP, NICE_STEP, WAKEUP_STEP = "cred_change", "nice", "first_wakeup"
+THREAD_STEPS = (STACK_STEP, REFUSED_STEP, FUTEX_STEP, CRED_STEP, NICE_STEP, WAKEUP_STEP)
+SIGSETXID = 33              # glibc nptl/pthreadP.h: its setuid() broadcast
+KEPT_THREAD_FACTS = 16
+SETXID_NEAR_NS = 50_000_000     # one setuid() broadcast takes well under this
+RECENT_SIGNALS = 256            # (time, sender's tgid, target) of the last signals sent, for the joins
 # kernel/fork.c copy_process: the flag that makes the child share each structure instead of a copy
 SHARING_FLAG = {"mm": "CLONE_VM", "fs": "CLONE_FS", "files": "CLONE_FILES", "sighand": "CLONE_SIGHAND",
                 "signal": "CLONE_THREAD"}
@@ -76,6 +83,37 @@ class ExecSeen:
 
 
 @dataclass(frozen=True)
+class StackSeen:
+    """The program's reading of /proc/PID/maps: the mapping its thread's stack pointer lies in,
+    and the one just below it."""
+
+    sp: str
+    start: str
+    end: str
+    below_start: str | None
+    below_perms: str | None
+    cited: str
+
+
+@dataclass(frozen=True)
+class ThreadStack:
+    """A thread_stack event: the mapping made for a new task's stack, and what clone3 was given."""
+
+    creator: Thread
+    child_tid: int
+    addr: str
+    length: int
+    guard: int | None
+    mmap_prot: tuple[str, ...] | None
+    mmap_flags: tuple[str, ...] | None
+    stack: str
+    stack_size: int
+    tls: str | None
+    tls_below_top: int | None
+    seen: StackSeen | None = None
+
+
+@dataclass(frozen=True)
 class NewTask:
     parent_comm: str
     parent_pid: int
@@ -89,6 +127,9 @@ class NewTask:
     checks: tuple[Check, ...] = ()
     pids: PidsSeen | None = None
     exec_seen: ExecSeen | None = None
+    first_cpu: int | None = None        # sched_wakeup_new's target_cpu
+    parent_cpu: int | None = None       # the CPU the parent ran on then
+    stack: ThreadStack | None = None
 
     @property
     def same_thread_group(self) -> bool:
@@ -115,6 +156,71 @@ class Thread:
 
 
 @dataclass(frozen=True)
+class CloneRefused:
+    """clone_failed: the kernel refused a new task; with the program's reading of the limits."""
+
+    caller: Thread
+    errno: str
+    limit: str | None
+    kind: str
+    entry: str | None
+    nproc_limit: int | None
+    nproc_count: int | None
+    threads: int | None
+    limits: Mapping[str, Any] | None = None     # the program's report: threads-max, pid_max, ...
+    cited: str | None = None
+
+
+@dataclass(frozen=True)
+class CredChanged:
+    """cred_change: setuid() ran in this thread and gave it a new struct cred. `prompted_by`: the
+    thread whose signal 33 it took first; `sent_to`: the threads this one sent signal 33 to first."""
+
+    thread: Thread
+    old_cred: str | None
+    new_cred: str | None
+    uid: int | None
+    ret: int | None
+    prompted_by: int | None
+    sent_to: tuple[int, ...]
+    others_near: bool               # another thread of its process changed its cred close by
+
+
+@dataclass(frozen=True)
+class NiceSet:
+    thread: Thread
+    who: int
+    nice: int | None
+    ret: int | None
+    read_back: Mapping[int, int]          # getpriority() after it: tid -> nice
+
+
+@dataclass(frozen=True)
+class JoinWait:
+    """join_futex: a futex wait on a thread's tid word (CLONE_CHILD_CLEARTID), and the signals
+    between the two threads' processes while it waited."""
+
+    thread: Thread
+    owner_tid: int
+    uaddr: str
+    op: str
+    ret: int | None
+    waited_ns: int
+    signals_meanwhile: int
+
+
+@dataclass(frozen=True)
+class SoleStopSeen:
+    """The program stopped one task with SIGSTOP and read its state and its parent's threads'."""
+
+    target: int
+    state: str
+    others: Mapping[str, str]
+    resumed: str
+    cited: str
+
+
+@dataclass(frozen=True)
 class SignalSeen:
     """A signal queued (signal_generate) and the thread that took it (signal_deliver), if seen."""
 
@@ -125,6 +231,8 @@ class SignalSeen:
     group: bool
     result: str
     taken_by: Thread | None
+    target_blocks: bool | None = None     # the target's own blocked mask had it (read in the kernel)
+    taker_blocks: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +331,8 @@ class NewTasks:
                                   self._copied_by(name, child.get(name)), users.get(name))
                      for name, flag in SHARING_FLAG.items())
 
-    def tasks(self, observations: list[Observation]) -> list[NewTask]:
+    def tasks(self, observations: list[Observation], wakeups: Mapping[int, Event] | None = None,
+              stacks: Mapping[int, ThreadStack] | None = None) -> list[NewTask]:
         tasks = []
         for event in self.clones:
             detail = event.detail
@@ -234,8 +343,15 @@ class NewTasks:
                                  int(detail.get("child_tgid", 0)), self.rows(event),
                                  tuple(check for seen in about for check in checks_in(seen)),
                                  next((p for p in map(pids_in, about) if p is not None), None),
-                                 next((e for e in map(exec_in, about) if e is not None), None)))
+                                 next((e for e in map(exec_in, about) if e is not None), None),
+                                 *_cpus((wakeups or {}).get(child_tid)), (stacks or {}).get(child_tid)))
         return tasks
+
+
+def _cpus(wakeup: Event | None) -> tuple[int | None, int | None]:
+    if wakeup is None:
+        return None, None
+    return _int(wakeup.detail.get("target_cpu")), _int(wakeup.detail.get("parent_cpu"))
 
 
 def checks_in(seen: Observation) -> list[Check]:
@@ -315,10 +431,128 @@ class Signals:
             taker = self.taken.get(index)
             facts.append(SignalSeen(int(detail.get("sig", 0)), str(detail.get("name") or f"signal {detail.get('sig')}"),
                                     _thread(sent), detail.get("target_tid"), bool(detail.get("group")),
-                                    str(detail.get("result")), None if taker is None else _thread(taker)))
+                                    str(detail.get("result")), None if taker is None else _thread(taker),
+                                    _flag(detail.get("target_blocks")),
+                                    None if taker is None else _flag(taker.detail.get("blocks"))))
         facts += self.stops_completed
         if self.child_notices:
             facts.append(ChildNotices(self.child_notices))
+        return facts
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def stack_seen_in(seen: Observation) -> StackSeen | None:
+    found = seen.facts.get("stack_seen")
+    if not isinstance(found, dict) or not isinstance(found.get("mapping"), dict) or not found.get("sp"):
+        return None
+    mapping, below = found["mapping"], found.get("below")
+    below = below if isinstance(below, dict) else {}
+    return StackSeen(str(found["sp"]), str(mapping.get("start")), str(mapping.get("end")),
+                     below.get("start"), below.get("perms"), seen.cite())
+
+
+def _names(detail: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+    found = detail.get(key)
+    return tuple(found) if isinstance(found, list) else None
+
+
+def thread_stack(event: Event, observations: Sequence[Observation]) -> ThreadStack:
+    detail = event.detail
+    child = int(detail.get("child_tid") or 0)
+    seen = next((found for found in (stack_seen_in(o) for o in observations if o.facts.get("child") == child)
+                 if found is not None), None)
+    return ThreadStack(_thread(event), child, str(detail.get("addr")), int(detail.get("len") or 0),
+                       _int(detail.get("guard")), _names(detail, "mmap_prot"), _names(detail, "mmap_flags"),
+                       str(detail.get("stack")),
+                       int(detail.get("stack_size") or 0), detail.get("tls"), _int(detail.get("tls_below_top")), seen)
+
+
+@dataclass
+class ThreadLibrary:
+    """What a thread library does around clone: stacks, refusals, setuid, nice, joins, first wake-ups."""
+
+    stacks: list[Event] = field(default_factory=list)
+    refused: list[Event] = field(default_factory=list)
+    creds: list[Event] = field(default_factory=list)
+    nices: list[Event] = field(default_factory=list)
+    joins: list[Event] = field(default_factory=list)
+    wakeups: dict[int, Event] = field(default_factory=dict)
+    setxid_sent: list[Event] = field(default_factory=list)      # signal 33, kept for the creds
+    signal_times: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=RECENT_SIGNALS))
+
+    def add(self, event: Event) -> None:
+        kept = {STACK_STEP: self.stacks, REFUSED_STEP: self.refused, CRED_STEP: self.creds, NICE_STEP: self.nices,
+                FUTEX_STEP: self.joins}.get(event.step)
+        if kept is not None and len(kept) < KEPT_THREAD_FACTS:
+            kept.append(event)
+        elif event.step == WAKEUP_STEP and len(self.wakeups) < KEPT_TASKS * 4:
+            self.wakeups.setdefault(int(event.detail.get("child_tid") or 0), event)
+
+    def signal(self, event: Event) -> None:
+        """Signals sent, for the setuid broadcast and for what a join did not use."""
+        if event.step != SENT_STEP:
+            return
+        self.signal_times.append((event.ts_ns, event.tgid, int(event.detail.get("target_tid") or 0)))
+        if event.detail.get("sig") == SIGSETXID and len(self.setxid_sent) < KEPT_THREAD_FACTS * 4:
+            self.setxid_sent.append(event)
+
+    def stack_facts(self, observations: Sequence[Observation]) -> dict[int, ThreadStack]:
+        return {made.child_tid: made for made in (thread_stack(e, observations) for e in self.stacks)}
+
+    def cred_facts(self) -> list[CredChanged]:
+        facts = []
+        for index, event in enumerate(self.creds):
+            since = max((e.ts_ns for e in self.creds[:index] if e.pid == event.pid), default=0)
+            prompted = [s for s in self.setxid_sent if s.detail.get("target_tid") == event.pid
+                        and since < s.ts_ns < event.ts_ns]
+            sent = tuple(int(s.detail.get("target_tid") or 0) for s in self.setxid_sent
+                         if s.pid == event.pid and since < s.ts_ns < event.ts_ns)
+            detail = event.detail
+            near = any(e.tgid == event.tgid and e.pid != event.pid and e.ts_ns > since
+                       and abs(e.ts_ns - event.ts_ns) < SETXID_NEAR_NS for e in self.creds)
+            facts.append(CredChanged(_thread(event), detail.get("old_cred"), detail.get("new_cred"),
+                                     _int(detail.get("uid")), _int(detail.get("ret")),
+                                     prompted[-1].pid if prompted else None, sent, near))
+        return facts
+
+    def nice_facts(self) -> list[NiceSet]:
+        facts = []
+        for event in self.nices:
+            if event.detail.get("call") != "setpriority":
+                continue
+            reads = {int(e.detail.get("who") or 0): int(e.detail["nice"]) for e in self.nices
+                     if e.detail.get("call") == "getpriority" and e.ts_ns > event.ts_ns
+                     and isinstance(e.detail.get("nice"), int) and e.tgid == event.tgid}
+            facts.append(NiceSet(_thread(event), int(event.detail.get("who") or 0), _int(event.detail.get("nice")),
+                                 _int(event.detail.get("ret")), reads))
+        return facts
+
+    def join_facts(self) -> list[JoinWait]:
+        facts = []
+        for event in self.joins:
+            detail = event.detail
+            waited = int(detail.get("waited_ns") or 0)
+            owner = int(detail.get("owner_tid") or 0)
+            meanwhile = sum(1 for ts, tgid, target in self.signal_times
+                            if event.ts_ns - waited <= ts <= event.ts_ns and (tgid == event.tgid or target in
+                                                                              (event.pid, owner)))
+            facts.append(JoinWait(_thread(event), owner, str(detail.get("uaddr")), str(detail.get("op")),
+                                  _int(detail.get("ret")), waited, meanwhile))
+        return facts
+
+    def refused_facts(self, observations: Sequence[Observation]) -> list[CloneRefused]:
+        limits = next((seen for seen in observations if "nproc_limit" in seen.facts), None)
+        facts = []
+        for event in self.refused:
+            detail = event.detail
+            facts.append(CloneRefused(_thread(event), str(detail.get("errno")), detail.get("limit"),
+                                      str(detail.get("kind")), detail.get("entry"), _int(detail.get("nproc_limit")),
+                                      _int(detail.get("nproc_count")), _int(detail.get("threads")),
+                                      None if limits is None else dict(limits.facts),
+                                      None if limits is None else limits.cite()))
         return facts
 
 
@@ -337,6 +571,10 @@ def program_facts(seen: Observation) -> list[Fact]:
         found.append(HandledSeen(int(facts.get("sig", 0)), int(facts["process"]), facts["handled"],
                                  tuple(int(t) for t in facts.get("not_blocking", []) if isinstance(t, int)),
                                  seen.cite()))
+    sole = facts.get("sole_stop")
+    if isinstance(sole, dict) and isinstance(sole.get("target"), int):
+        found.append(SoleStopSeen(sole["target"], str(sole.get("state")), states(sole.get("others")),
+                                  str(sole.get("resumed")), seen.cite()))
     if isinstance(facts.get("left_pause"), bool) and "target" in facts:
         found.append(PauseLeft(int(facts.get("sig", 0)), int(facts["target"]), facts["left_pause"],
                                _int(facts.get("exit_code")), seen.cite()))
@@ -349,11 +587,15 @@ class TasksAndSignals:
 
     new_tasks: NewTasks = field(default_factory=NewTasks)
     signals: Signals = field(default_factory=Signals)
+    library: ThreadLibrary = field(default_factory=ThreadLibrary)
     observations: list[Observation] = field(default_factory=list)
 
     def add(self, event: Event) -> None:
         if event.step in (SENT_STEP, TAKEN_STEP):
             self.signals.add(event)
+            self.library.signal(event)
+        elif event.step in THREAD_STEPS:
+            self.library.add(event)
         else:
             self.new_tasks.add(event)
 
@@ -365,13 +607,18 @@ class TasksAndSignals:
         return False
 
     def about(self, event: Event) -> bool:
-        return event.step in (CLONE_STEP, SENT_STEP, TAKEN_STEP)
+        return event.step in (CLONE_STEP, SENT_STEP, TAKEN_STEP, *THREAD_STEPS)
 
     def facts(self) -> list[Fact]:
-        facts: list[Fact] = list(self.new_tasks.tasks(self.observations))
+        library = self.library
+        tasks = self.new_tasks.tasks(self.observations, library.wakeups, library.stack_facts(self.observations))
+        facts: list[Fact] = list(tasks)
         if self.new_tasks.count:
             facts.append(TaskTotal(self.new_tasks.count))
         facts += self.signals.facts()
+        facts += library.cred_facts() + library.nice_facts()
+        facts += library.join_facts()
+        facts += library.refused_facts(self.observations)
         for seen in self.observations:
             facts += program_facts(seen)
         return facts

@@ -13,16 +13,23 @@ from tracer.story import Fact, QuietView
 
 from .story import (
     CLONE_STEP,
+    SIGSETXID,
     Check,
     ChildNotices,
+    CloneRefused,
+    CredChanged,
     HandledSeen,
+    JoinWait,
     NewTask,
+    NiceSet,
     PauseLeft,
     SignalSeen,
+    SoleStopSeen,
     StatesSeen,
     StopCompleted,
     StructureRow,
     TaskTotal,
+    ThreadStack,
 )
 
 if TYPE_CHECKING:
@@ -103,6 +110,69 @@ def observed_lines(task: NewTask) -> list[str]:
     return lines
 
 
+# kernel/fork.c copy_process and kernel_clone: what these flags make the kernel do
+FLAG_MEANING = {
+    "CLONE_SETTLS": "the thread pointer (fs base on x86-64) set to clone's tls",
+    "CLONE_CHILD_CLEARTID": "at its exit the kernel writes 0 to its child_tid word and wakes that futex "
+                            "(mm_release): what pthread_join waits on",
+    "CLONE_VFORK": "the parent sleeps until the child execs or exits (wait_for_vfork_done)",
+    "CLONE_PIDFD": "a pidfd for the child returned to the parent",
+}
+
+
+def flag_lines(task: NewTask) -> list[str]:
+    flags = "|".join(task.flags) or "none"
+    lines = [f"clone flags: {flags}"]
+    meant = [f"{flag}: {FLAG_MEANING[flag]}" for flag in task.flags if flag in FLAG_MEANING]
+    if meant:
+        lines.append("kernel source (kernel/fork.c): " + "; ".join(meant))
+    return lines
+
+
+def caller_line(task: NewTask) -> str | None:
+    """The creating thread made the clone call itself (the clone event runs in it)."""
+    if task.kind != "thread" or not task.entry:
+        return None
+    return (f"made by thread {task.parent_pid} itself, in its own {task.entry}() call: no manager thread "
+            "(history: LinuxThreads asked a manager thread to clone each thread; NPTL, Linux 2.6, removed it)")
+
+
+def cpu_line(task: NewTask) -> str | None:
+    if task.first_cpu is None:
+        return None
+    where = ("its parent's CPU too this time" if task.first_cpu == task.parent_cpu
+             else f"its parent ran on CPU {task.parent_cpu}")
+    return (f"first woke on CPU {task.first_cpu} ({where}): the CPU is chosen at the first wake-up "
+            "(sched_wakeup_new; kernel/sched/core.c wake_up_new_task -> select_task_rq), not kept from the "
+            "parent as the article says")
+
+
+def stack_lines(made: ThreadStack) -> list[str]:
+    """Its stack mapping as the kernel saw it made, and the program's reading of /proc/PID/maps."""
+    how = ", ".join((*(made.mmap_prot or ()), *(made.mmap_flags or ()))) or "prot and flags not read"
+    lines = [f"stack: {made.length} bytes mapped at {made.addr} by {made.creator.comm}[{made.creator.pid}] "
+             f"({how}; do_mmap's address from mmap:vm_unmapped_area) before the clone"]
+    if made.guard:
+        lines.append(f"guard: the lowest {made.guard} bytes stayed PROT_NONE (the mprotect opened the rest): "
+                     "a stack overflow faults there instead of writing into the next mapping")
+    elif made.guard == 0:
+        lines.append("guard: none (the mapping was accessible at once)")
+    if made.tls:
+        lines.append(f"clone3 got stack {made.stack} + {made.stack_size} bytes and tls {made.tls} "
+                     f"(CLONE_SETTLS), {made.tls_below_top} bytes below the mapping's top: glibc's struct "
+                     "pthread sits there, at the top of the thread's own stack mapping (glibc source: "
+                     "nptl/allocatestack.c)")
+    seen = made.seen
+    if seen is not None:
+        text = (f"observed [{seen.cited}]: the thread's stack pointer {seen.sp} lies in {seen.start}-{seen.end}"
+                + (f", above {seen.below_start} {seen.below_perms}" if seen.below_start else ""))
+        end = int(made.addr, 16) + made.length
+        inside = int(made.addr, 16) <= int(seen.sp, 16) < end
+        lines.append(text + ("; inside the recorded stack mapping" if inside
+                             else "; outside the recorded stack mapping: they disagree"))
+    return lines
+
+
 def task_lines(facts: Sequence[Fact]) -> list[str]:
     lines = []
     tasks = tasks_of(facts)
@@ -110,11 +180,34 @@ def task_lines(facts: Sequence[Fact]) -> list[str]:
         lines.append(task_heading(task) + ":")
         lines += [f"  {row.name:<8} parent {row.parent}  child {row.child}  {row_verdict(row)}" for row in task.rows]
         lines.append(f"  {pid_line(task)}")
+        more = [*flag_lines(task), caller_line(task), cpu_line(task),
+                *(stack_lines(task.stack) if task.stack else [])]
+        lines += [f"  {line}" for line in more if line]
         lines += [f"  {line}" for line in observed_lines(task)]
     total = next((fact.total for fact in facts if isinstance(fact, TaskTotal)), len(tasks))
     if total > len(tasks):
         lines.append(f"... and {total - len(tasks)} more new tasks")
+    return lines + history_lines(tasks)
+
+
+_NO_ROW = StructureRow("", None, None, False, "")
+
+
+def history_lines(tasks: Sequence[NewTask]) -> list[str]:
+    """The article's flag table and structures, against the clones this recording holds."""
+    if not tasks:
+        return []
+    pidfd = sum("CLONE_PIDFD" in task.flags for task in tasks)
+    lines = [f"History: the article's CLONE_PID (0x1000, Linux 2.4: the child kept its parent's pid) was removed "
+             f"in 2.5; 0x1000 is CLONE_PIDFD since 5.2, set in {pidfd} of the {len(tasks)} clones here"]
+    apart = next((task for task in tasks if (task.row("sighand") or _NO_ROW).shared
+                  and not (task.row("signal") or _NO_ROW).shared), None)
+    if apart is not None:
+        lines.append(f"History: tid {apart.child_tid} shares sighand_struct (the handlers) but not signal_struct "
+                     "(the group's pending signals, rlimits, stop state), which only CLONE_THREAD shares: "
+                     "LinuxThreads threads shared handlers, never one signal_struct (kernel/fork.c copy_signal)")
     return lines
+
 
 
 def signal_line(seen: SignalSeen) -> str:
@@ -129,13 +222,21 @@ def signal_line(seen: SignalSeen) -> str:
     taker = seen.taken_by
     if taker is None:
         return f"{text}: queued, not seen taken"
-    if taker.pid != taker.tgid:
+    if not seen.group:
+        text += f": taken by thread {taker.pid}"
+    elif taker.pid != taker.tgid:
         text += (f": taken by thread {taker.pid}, not the main thread {taker.tgid} (kernel source: "
                  "complete_signal picks a thread that does not block it)")
     else:
         text += f": taken by {taker.comm}[{taker.pid}]"
     if seen.sig == SIGSTOP:
         text += "; the stop acted when it was taken (get_signal), not when it was sent"
+    if seen.group and seen.target_blocks and taker.pid != seen.target:
+        text += (f"; thread {seen.target} blocks it and thread {taker.pid} does not (task_struct.blocked, read in "
+                 "the kernel): the blocked mask is each thread's own although they share one sighand_struct; "
+                 "the article's CLONE_SIGHAND sharing the mask is wrong for today")
+    if seen.sig == SIGSETXID and not seen.group:
+        text += " (glibc's setuid() asking this thread to change its own credentials)"
     return text
 
 
@@ -170,6 +271,96 @@ def pause_line(seen: PauseLeft) -> str:
     return f"observed [{seen.cited}]: signal {seen.sig} sent to task {seen.target}: it {ended}"
 
 
+def sole_stop_line(seen: SoleStopSeen, facts: Sequence[Fact]) -> str:
+    others = ", ".join(f"tid {tid} {state}" for tid, state in seen.others.items()) or "?"
+    alone = seen.state == "T" and all(state != "T" for state in seen.others.values())
+    text = (f"observed [{seen.cited}]: after SIGSTOP to task {seen.target}: it {seen.state}, the parent's threads "
+            f"{others}; after SIGCONT it {seen.resumed}")
+    own_group = any(isinstance(f, StopCompleted) and f.thread.pid == f.thread.tgid == seen.target for f in facts)
+    if alone and own_group:
+        text += (f": it alone stopped, since its thread group is itself (the group stop completed in it, "
+                 f"tgid {seen.target}); a pthread process stops whole")
+    return text
+
+
+def cred_line(changed: CredChanged) -> str:
+    who = f"{changed.thread.comm}[{changed.thread.pid}]"
+    text = f"setuid({changed.uid}) ran in {who}: its struct cred {changed.old_cred} -> {changed.new_cred}"
+    if changed.prompted_by is not None:
+        return (text + f", after signal 33 from thread {changed.prompted_by}: each thread changes its own "
+                "credentials (kernel/sys.c: setuid acts on the calling task only), glibc makes every thread do it")
+    if changed.sent_to:
+        sent = ", ".join(str(tid) for tid in changed.sent_to)
+        return text + f", after it sent signal 33 to thread {sent} (glibc's setuid(), nptl/nptl_setxid.c)"
+    if changed.others_near:
+        return text
+    return (text + ": this thread's alone, no signal 33 sent and no other thread's cred changed (the raw system "
+            "call: the kernel's setuid is per thread, as LinuxThreads exposed it; glibc hides that)")
+
+
+def nice_line(seen: NiceSet) -> str:
+    reads = ", ".join(f"tid {tid} {value}" for tid, value in seen.read_back.items())
+    text = (f"nice: {seen.thread.comm}[{seen.thread.pid}] set nice {seen.nice} on tid {seen.who} "
+            f"(setpriority PRIO_PROCESS, returned {seen.ret})")
+    if reads:
+        text += f"; read back (getpriority): {reads}"
+    if len(set(seen.read_back.values())) > 1 and seen.read_back.get(seen.who) == seen.nice:
+        text += ": the nice value is the thread's own, not the process's (still true; POSIX says per process)"
+    return text
+
+
+def join_line(wait: JoinWait) -> str:
+    text = (f"join: {wait.thread.comm}[{wait.thread.pid}] waited {wait.waited_ns // 1_000_000} ms in "
+            f"futex({wait.op}) on {wait.uaddr}, the child_tid word of thread {wait.owner_tid} "
+            f"(CLONE_CHILD_CLEARTID), returned {wait.ret}")
+    if wait.signals_meanwhile == 0:
+        text += ("; no signal was sent meanwhile: threads wait for each other with futexes (history: "
+                 "LinuxThreads' join and condition waits used signals)")
+    return text
+
+
+def refused_line(refused: CloneRefused) -> str:
+    caller = f"{refused.caller.comm}[{refused.caller.pid}]"
+    text = (f"clone refused: {caller}'s {refused.entry or 'clone'}() for a new {refused.kind} failed with "
+            f"{refused.errno}")
+    if refused.nproc_limit is not None:
+        text += f"; its RLIMIT_NPROC was {refused.nproc_limit}"
+    if refused.nproc_count is not None:
+        text += f" and its user had {refused.nproc_count} tasks (cred->ucounts)"
+    if refused.limit == "RLIMIT_NPROC" and refused.kind == "thread":
+        text += (": RLIMIT_NPROC counts threads, each a task of the user (kernel/fork.c copy_process, "
+                 "unless root or CAP_SYS_RESOURCE/CAP_SYS_ADMIN)")
+    return text
+
+
+def limits_line(refused: CloneRefused) -> str | None:
+    limits = refused.limits
+    if not limits or refused.cited is None:
+        return None
+    text = (f"observed [{refused.cited}]: {limits.get('threads_started')} thread(s) started under RLIMIT_NPROC "
+            f"{limits.get('nproc_limit')}; threads-max {limits.get('threads_max')}, pid_max {limits.get('pid_max')} "
+            "(/proc/sys/kernel)")
+    system = [limits.get(key) for key in ("threads_max", "pid_max")]
+    count = refused.nproc_count
+    if count is not None and all(isinstance(value, int) and value > 2 * count for value in system):
+        text += f": far above the {count} tasks, so neither system-wide limit refused it"
+    return text
+
+
+def library_lines(facts: Sequence[Fact]) -> list[str]:
+    lines: list[str] = []
+    for fact in facts:
+        if isinstance(fact, CredChanged):
+            lines.append(cred_line(fact))
+        elif isinstance(fact, NiceSet):
+            lines.append(nice_line(fact))
+        elif isinstance(fact, JoinWait):
+            lines.append(join_line(fact))
+        elif isinstance(fact, CloneRefused):
+            lines += [line for line in (refused_line(fact), limits_line(fact)) if line]
+    return lines
+
+
 def signal_lines(facts: Sequence[Fact]) -> list[str]:
     lines: list[str] = []
     for fact in facts:
@@ -187,6 +378,8 @@ def signal_lines(facts: Sequence[Fact]) -> list[str]:
             lines.append(handled_line(fact))
         elif isinstance(fact, PauseLeft):
             lines.append(pause_line(fact))
+        elif isinstance(fact, SoleStopSeen):
+            lines.append(sole_stop_line(fact, facts))
     return lines
 
 
@@ -204,6 +397,9 @@ def task_table(task: NewTask) -> Table:
         table.add_row(f"{row.name}_struct", row.parent or "-", Text(row.child or "-", style=style),
                       Text("= same" if row.shared else "≠ copy", style=f"bold {style}"), row_verdict(row))
     table.add_row("", "", "", "", Text(pid_line(task), style="bold"))
+    for line in (caller_line(task), cpu_line(task), *(stack_lines(task.stack) if task.stack else [])):
+        if line:
+            table.add_row("", "", "", "", Text(line))
     for line in observed_lines(task):
         table.add_row("", "", "", "", Text(line, style="italic"))
     return table
@@ -226,7 +422,7 @@ class TasksView(QuietView):
             told = ["Each new task's structures are compared above, parent beside child."] if tasks_of(facts) else []
         else:
             told = task_lines(facts)
-        return told + signal_lines(facts)
+        return told + signal_lines(facts) + library_lines(facts)
 
     def panels(self, facts: Sequence[Fact]) -> list[RenderableType]:
         return [task_table(task) for task in tasks_of(facts)]

@@ -1,12 +1,14 @@
 """fork-vs-thread on this kernel: the clone events' pointers show what is shared."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.clone_checks import (
+    all_clones,
     check_counts_and_entries,
     check_fork,
     check_linuxthreads,
@@ -29,6 +31,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict]]
 def test_one_clone_event_per_new_task(recorded: tuple[str, list[dict]]) -> None:
     _, records = recorded
     assert [c["detail"]["kind"] for c in clones(records)] == ["thread", "process", "process", "process"]
+    # then the joined thread and the thread(s) started under RLIMIT_NPROC before the refusal: threads
+    # only, and no other fork (dup_fd on the function tiers counts the fork and posix_spawn's copies)
+    assert {c["detail"]["kind"] for c in all_clones(records)[4:]} == {"thread"}
     assert records[0]["hooks"][0]["step"] == "clone" and records[-1]["lost"] == 0
 
 
@@ -104,3 +109,112 @@ def test_the_pid_problem_and_stop_continue_per_thread(recorded: tuple[str, list[
     assert "every thread stopped" in stop and "not every" not in stop       # as the program read the states
     stopped, resumed = stop.split("after SIGCONT", 1)
     assert stopped.count(" T") >= 2 and " T" not in resumed
+
+
+# ---- what the thread library does around clone, against what the kernel and /proc gave ----
+
+def events(records: list[dict], step: str, **detail: object) -> list[dict]:
+    return [r for r in records if r["type"] == "event" and r["step"] == step
+            and all(r["detail"].get(key) == value for key, value in detail.items())]
+
+
+def report(records: list[dict], role: str, key: str) -> dict:
+    return next(r["report"] for r in records if r["type"] == "output" and r["report"]
+                and r["report"].get("role") == role and key in r["report"])
+
+
+def test_the_thread_stack_is_the_mapping_its_stack_pointer_lies_in(recorded: tuple[str, list[dict]]) -> None:
+    _, records = recorded
+    thread = clones(records)[0]["detail"]["child_tid"]
+    [made] = events(records, "thread_stack", child_tid=thread)
+    detail = made["detail"]
+    addr, length, guard = int(detail["addr"], 16), detail["len"], detail["guard"]
+    assert detail["mmap_prot"] == ["PROT_NONE"] and "MAP_STACK" in detail["mmap_flags"]
+    assert guard == 4096 and detail["opened_prot"] == ["PROT_READ", "PROT_WRITE"]
+    seen = report(records, "stack", "stack_seen")["stack_seen"]         # /proc/PID/maps, read by the program
+    assert int(seen["below"]["start"], 16) == addr and seen["below"]["perms"] == "---p"
+    assert int(seen["below"]["end"], 16) == int(seen["mapping"]["start"], 16) == addr + guard
+    assert addr <= int(seen["sp"], 16) < addr + length <= int(seen["mapping"]["end"], 16)
+    # clone3 was given the mapping's start as its stack, and a tls (struct pthread) near its top
+    assert int(detail["stack"], 16) == addr and detail["tls_in_mapping"] and 0 < detail["tls_below_top"] < 65536
+    assert made["pid"] == clones(records)[0]["pid"] and made["ts_ns"] > clones(records)[0]["ts_ns"]
+
+
+def test_setuid_sends_signal_33_to_the_other_thread_and_each_changes_its_own_cred(
+        recorded: tuple[str, list[dict]]) -> None:
+    _, records = recorded
+    main = clones(records)[0]["pid"]
+    worker = clones(records)[0]["detail"]["child_tid"]
+    [sent] = events(records, "signal_generate", sig=33)
+    assert sent["pid"] == main and sent["detail"]["group"] is False and sent["detail"]["target_tid"] == worker
+    assert [e["pid"] for e in events(records, "signal_deliver", sig=33)] == [worker]
+    creds = events(records, "cred_change")
+    assert [e["pid"] for e in creds] == [worker, main, main]          # glibc's broadcast, then the raw call
+    assert all(e["detail"]["ret"] == 0 and e["detail"]["old_cred"] != e["detail"]["new_cred"] for e in creds)
+    assert creds[0]["detail"]["new_cred"] != creds[1]["detail"]["new_cred"]      # one struct cred each
+    assert creds[0]["ts_ns"] > sent["ts_ns"] and creds[2]["detail"]["old_cred"] == creds[1]["detail"]["new_cred"]
+    assert report(records, "setxid", "raw_tid")["raw_tid"] == main
+
+
+def test_nice_set_on_one_thread_stays_that_threads(recorded: tuple[str, list[dict]]) -> None:
+    _, records = recorded
+    seen = report(records, "nice", "nice_after")
+    [set_] = events(records, "nice", call="setpriority")
+    assert set_["detail"]["who"] == seen["set_tid"] and set_["detail"]["ret"] == 0
+    read_back = {e["detail"]["who"]: e["detail"]["nice"] for e in events(records, "nice", call="getpriority")
+                 if e["ts_ns"] > set_["ts_ns"]}
+    assert read_back == {int(tid): nice for tid, nice in seen["nice_after"].items()}
+    assert read_back[seen["set_tid"]] == set_["detail"]["nice"] != read_back[set_["pid"]]
+
+
+def test_a_join_is_a_futex_wait_on_the_threads_tid_word(recorded: tuple[str, list[dict]]) -> None:
+    _, records = recorded
+    joined = all_clones(records)[4]
+    [wait] = events(records, "join_futex")
+    [made] = events(records, "thread_stack", child_tid=joined["detail"]["child_tid"])
+    assert wait["detail"]["owner_tid"] == joined["detail"]["child_tid"] and wait["pid"] == joined["pid"]
+    assert wait["detail"]["uaddr"] == made["detail"]["child_tid_addr"]        # clone3's child_tid
+    assert wait["detail"]["op"].startswith("FUTEX_WAIT") and wait["detail"]["ret"] == 0
+    assert wait["detail"]["waited_ns"] > 50_000_000                          # the thread slept 100 ms
+    start = wait["ts_ns"] - wait["detail"]["waited_ns"]
+    assert not [e for e in events(records, "signal_generate") if start <= e["ts_ns"] <= wait["ts_ns"]
+                and e["tgid"] == wait["tgid"]]
+
+
+def test_rlimit_nproc_refuses_a_thread_with_eagain(recorded: tuple[str, list[dict]]) -> None:
+    _, records = recorded
+    seen = report(records, "limits", "nproc_limit")
+    [refused] = events(records, "clone_failed")
+    detail = refused["detail"]
+    assert detail["errno"] == "EAGAIN" and detail["kind"] == "thread" and "CLONE_THREAD" in detail["flags"]
+    assert detail["nproc_limit"] == seen["nproc_limit"] and seen["refused"]
+    assert detail["limit"] == "RLIMIT_NPROC" and detail["nproc_count"] >= detail["nproc_limit"]
+    assert seen["threads_max"] > detail["nproc_limit"] and seen["pid_max"] > detail["nproc_limit"]
+    assert refused["tgid"] == refused["pid"] == clones(records)[0]["tgid"]     # the main thread, refused
+
+
+def test_each_new_task_first_wakes_on_a_cpu_chosen_then(recorded: tuple[str, list[dict]]) -> None:
+    _, records = recorded
+    woken = {e["detail"]["child_tid"]: e for e in events(records, "first_wakeup")}
+    assert {c["detail"]["child_tid"] for c in all_clones(records)} <= set(woken)
+    assert all(0 <= e["detail"]["target_cpu"] < os.cpu_count() for e in woken.values())    # type: ignore[operator]
+    assert all(e["pid"] in {c["pid"] for c in all_clones(records)} for e in woken.values())
+
+
+def test_sigstop_to_the_linuxthreads_task_stops_it_alone(recorded: tuple[str, list[dict]]) -> None:
+    stdout, records = recorded
+    task = clones(records)[1]["detail"]["child_tid"]
+    [sent] = events(records, "signal_generate", sig=19, target_tid=task)
+    assert sent["detail"]["group"] and next(e["pid"] for e in events(records, "signal_deliver", sig=19)) == task
+    seen = report(records, "linuxthreads", "sole_stop")["sole_stop"]
+    assert seen["state"] == "T" and seen["others"] and all(state != "T" for state in seen["others"].values())
+    assert "it alone stopped, since its thread group is itself" in stdout
+
+
+def test_the_blocked_mask_is_read_per_thread(recorded: tuple[str, list[dict]]) -> None:
+    stdout, records = recorded
+    [sent] = [e for e in events(records, "signal_generate", sig=10) if e["detail"]["target_tid"] == e["pid"]]
+    assert sent["detail"]["target_blocks"] is True
+    taken = [e for e in events(records, "signal_deliver", sig=10) if e["tgid"] == sent["tgid"]]
+    assert taken[0]["pid"] != sent["pid"] and taken[0]["detail"]["blocks"] is False
+    assert "the blocked mask is each thread's own" in stdout and "History: the article's CLONE_PID" in stdout

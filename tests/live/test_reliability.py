@@ -190,10 +190,10 @@ def test_two_sessions_each_see_only_their_own_processes(workload: Path, tmp_path
     for path in paths:
         records = read_jsonl(path)
         events = kernel_events(records)
-        # 9 a round (the skb in flight too, the memfd page's first touch), the fork, and the child's
-        # SIGCHLD to its parent as it exits; plus the dynamic loader's mappings. Far fewer than the
-        # ring holds: none lost.
-        expected = 9 * rounds + 2 + len(loader_mappings(records))
+        # 9 a round (the skb in flight too, the memfd page's first touch), the fork, the child's
+        # first wake-up and its SIGCHLD to its parent as it exits; plus the dynamic loader's
+        # mappings. Far fewer than the ring holds: none lost.
+        expected = 9 * rounds + 3 + len(loader_mappings(records))
         assert (len(events), records[-1]["lost"]) == (expected, 0)
         trees.append({e["tgid"] for e in events})
     assert not trees[0] & trees[1] and all(len(tree) == 2 for tree in trees)
@@ -212,7 +212,8 @@ def test_stress_every_pass_is_accounted_for(workload: Path, tmp_path: Path) -> N
     expected = {"memfd_create": rounds, "shmem_file_setup": rounds, "do_mmap": 2 * rounds,
                 "memfd_page": rounds,                             # the first touch of the mapping
                 "unix_stream_sendmsg": rounds, "scm_fp_copy": rounds, "in_flight": rounds, "receive_fd": rounds,
-                "clone": 1, "signal_generate": 1}                 # the child's SIGCHLD as it exits
+                "clone": 1, "first_wakeup": 1,                    # the fork, the child's first wake-up
+                "signal_generate": 1}                             # the child's SIGCHLD as it exits
     # every pass recorded: 45,000 records, far fewer than the ring holds
     assert (steps, records[-1]["lost"]) == (Counter(expected), 0)
     sent = [e["file"] for e in events if e["step"] == "scm_fp_copy"]
