@@ -163,7 +163,7 @@ X86_ONLY = ("fork-cow is x86-64 only (exceptions:page_fault_user and the x86 pag
 
 
 @functools.cache
-def _kallsyms(*names: str) -> dict[str, int]:
+def kallsyms_addresses(*names: str) -> dict[str, int]:
     found: dict[str, int] = {}
     try:
         with open("/proc/kallsyms") as symbols:
@@ -192,7 +192,7 @@ def direct_map() -> tuple[str, str]:
     and, when they cannot, why (the pte events say it)."""
     if platform.machine() != "x86_64":
         return "", X86_ONLY.format(machine=platform.machine())
-    symbols = _kallsyms("page_offset_base", "_text")
+    symbols = kallsyms_addresses("page_offset_base", "_text")
     if "page_offset_base" in symbols:
         return f"-DCOW_PAGE_OFFSET_BASE=0x{symbols['page_offset_base']:x}ULL", ""
     if symbols.get("_text") == DEFAULT_TEXT:
