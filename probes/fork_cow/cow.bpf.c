@@ -230,17 +230,25 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mincore)
 #endif
 
 /* ---- first_touch, cow_fault: a fault on a followed page, and the frame it allocated ----
- * On the function tiers cow_fault is also seen in mm/memory.c do_wp_page (or wp_page_copy
+ * On the function tiers cow_fault is seen in mm/memory.c do_wp_page itself (or wp_page_copy
  * where the compiler kept it): probes/fork_cow/kernel.bpf.c notes, per thread, the vm_fault
- * it handles (COW_IN_FUNCTION); the frame still comes from kmem:mm_page_alloc inside it. */
+ * it handles (COW_IN_FUNCTION); the frame kmem:mm_page_alloc reports inside the call is
+ * kept there, and the event goes at the function's return, with its stack. */
 #if defined(HOOK_do_wp_page) || defined(HOOK_wp_page_copy)
 #define COW_IN_FUNCTION 1
-struct cow_wp_seen {
-    u64 addr;                /* vmf->real_address (vmf->address before 5.18) */
-    u64 orig_pte;            /* vmf->orig_pte: the entry the fault found */
-};
-BPF_HASH(cow_wp, u32, struct cow_wp_seen, 1024);
+BPF_HASH(cow_wp, u32, struct cow_fault_payload, 1024);
 #endif
+
+/* The one body of first_touch and cow_fault: what the fault was, and the frame it got. */
+static __always_inline void fault_event(void *ctx, u32 step, struct cow_fault_payload *fault)
+{
+    struct syspath_event *e = new_event(step);
+    if (!e)
+        return;
+    __builtin_memcpy(&e->payload.cow_fault, fault, sizeof(*fault));
+    e->payload.cow_fault.mm = current_mm();
+    submit_event(ctx, e);
+}
 
 #if ON_SYSCALL(STEP_COW_FAULT) || ON_SYSCALL(STEP_FIRST_TOUCH) || defined(COW_IN_FUNCTION)
 /* TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code):
@@ -249,7 +257,7 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
 {
     struct cow_fault_seen seen = {};
     u64 page = ctx->args[0] & ~(COW_PAGE - 1);
-    u32 tid = (u32)bpf_get_current_pid_tgid(), walked = 0;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
     if (!is_tracked() || !cow_watched.lookup(&page))
         return 0;
     seen.addr = ctx->args[0];
@@ -257,6 +265,7 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
     seen.error_code = ctx->args[2];
     READ_KERNEL(seen.ip, seen.regs, COW_REGS_IP);
 #ifndef COW_IN_FUNCTION              /* there do_wp_page's vmf->orig_pte tells it */
+    u32 walked = 0;
     if (seen.error_code & X86_PF_PROT)
         seen.old_pte = cow_walk(current_mm(), seen.addr, &walked);
 #endif
@@ -264,31 +273,13 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
     return 0;
 }
 
-/* Which step a frame allocated in the fault `seen` belongs to (0: none), and the entry the
- * fault found. On the function tiers a copy-on-write is one allocated inside do_wp_page. */
-static __always_inline u32 fault_step(struct cow_fault_seen *seen, u32 tid, u64 *old_pte)
-{
-    *old_pte = seen->old_pte;
-    if (!(seen->error_code & X86_PF_PROT))
-        return ON_SYSCALL(STEP_FIRST_TOUCH) ? STEP_FIRST_TOUCH : 0;
-#ifdef COW_IN_FUNCTION
-    struct cow_wp_seen *wp = cow_wp.lookup(&tid);
-    if (!wp)
-        return 0;
-    *old_pte = wp->orig_pte;
-    return STEP_COW_FAULT;
-#else
-    return ON_SYSCALL(STEP_COW_FAULT) ? STEP_COW_FAULT : 0;
-#endif
-}
-
 TRACEPOINT_PROBE(kmem, mm_page_alloc)
 {
     struct cow_fault_seen *seen;
-    struct syspath_event *e;
-    u64 ip = 0, old_pte = 0;
+    struct cow_fault_payload fault = {};
+    u64 ip = 0;
     s64 orig_ax = 0;
-    u32 tid, step;
+    u32 tid;
     if (!is_tracked())
         return 0;
     tid = (u32)bpf_get_current_pid_tgid();
@@ -306,23 +297,29 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
     }
     if (!(args->gfp_flags & COW_GFP_MOVABLE))      /* a page table for the fault, not the page */
         return 0;
-    step = fault_step(seen, tid, &old_pte);
-    if (!step)
-        return 0;
-    e = new_event(step);
-    if (e) {
-        struct cow_fault_payload *p = &e->payload.cow_fault;
-        p->addr = seen->addr;
-        p->error_code = seen->error_code;
-        p->old_pte = old_pte;
-        p->pfn = args->pfn;
-        p->order = args->order;
-        p->migratetype = args->migratetype;
-        p->mm = current_mm();
-    }
+    fault.addr = seen->addr;
+    fault.error_code = seen->error_code;
+    fault.old_pte = seen->old_pte;
+    fault.pfn = args->pfn;
+    fault.order = args->order;
+    fault.migratetype = args->migratetype;
     cow_faults.delete(&tid);
-    if (e)
-        submit_event(args, e);
+    if (!(fault.error_code & X86_PF_PROT)) {
+        if (ON_SYSCALL(STEP_FIRST_TOUCH))
+            fault_event(args, STEP_FIRST_TOUCH, &fault);
+        return 0;
+    }
+#ifdef COW_IN_FUNCTION
+    /* inside do_wp_page: the frame waits there for the function's return */
+    struct cow_fault_payload *wp = cow_wp.lookup(&tid);
+    if (wp && !wp->pfn) {
+        fault.old_pte = wp->old_pte;
+        __builtin_memcpy(wp, &fault, sizeof(fault));
+    }
+#else
+    if (ON_SYSCALL(STEP_COW_FAULT))
+        fault_event(args, STEP_COW_FAULT, &fault);
+#endif
     return 0;
 }
 #endif
