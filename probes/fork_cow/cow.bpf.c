@@ -45,17 +45,20 @@ static __always_inline u64 current_mm(void)
 
 /* ---- the page tables (arch/x86/include/asm/pgtable_types.h) ----
  * mm->pgd is the top table; each entry holds the physical address of the next table,
- * read through the direct map at COW_PAGE_OFFSET (scenarios/fork_cow/lesson.py passes it
- * where this kernel's layout is known). A huge entry (_PAGE_PSE) ends the walk. */
+ * read through the direct map. Its base is page_offset_base's value where kallsyms names
+ * that variable (COW_PAGE_OFFSET_BASE: its address; arch/x86/mm/kaslr.c randomizes it),
+ * else the default COW_PAGE_OFFSET where KASLR did not move the kernel
+ * (scenarios/fork_cow/lesson.py direct_map). A huge entry (_PAGE_PSE) ends the walk. */
 #define COW_PRESENT 0x1ULL
 #define COW_PSE 0x80ULL
 #define COW_PFN_MASK 0x000ffffffffff000ULL
 
-#ifdef COW_PAGE_OFFSET
-static __always_inline u64 cow_next(u64 entry, u64 addr, u32 shift)
+#if defined(COW_PAGE_OFFSET_BASE) || defined(COW_PAGE_OFFSET)
+#define COW_WALKS 1
+static __always_inline u64 cow_next(u64 base, u64 entry, u64 addr, u32 shift)
 {
     u64 next = 0;
-    READ_KERNEL(next, COW_PAGE_OFFSET + (entry & COW_PFN_MASK), ((addr >> shift) & 511) * 8);
+    READ_KERNEL(next, base + (entry & COW_PFN_MASK), ((addr >> shift) & 511) * 8);
     return next;
 }
 
@@ -65,38 +68,53 @@ static __always_inline u64 cow_huge(u64 entry, u64 addr, u32 shift)
     u64 span = (1ULL << shift) - 1;
     return (entry & COW_PFN_MASK & ~span) + (addr & span & ~(COW_PAGE - 1)) + (entry & 0xfff & ~COW_PSE);
 }
+
+static __always_inline u32 cow_direct_map(u64 *base)
+{
+#ifdef COW_PAGE_OFFSET_BASE
+    if (bpf_probe_read_kernel(base, sizeof(*base), (void *)COW_PAGE_OFFSET_BASE) || !*base)
+        return COW_WALK_BASE_UNREADABLE;
+    return COW_WALK_BASE_READ;
+#else
+    *base = COW_PAGE_OFFSET;
+    return COW_WALK_DEFAULT_BASE;
+#endif
+}
 #endif
 
 static __always_inline u64 cow_walk(u64 mm, u64 addr, u32 *walked)
 {
-#ifdef COW_PAGE_OFFSET
-    u64 pgd = 0, entry = 0;
+#ifdef COW_WALKS
+    u64 pgd = 0, entry = 0, base = 0;
+    *walked = cow_direct_map(&base);
+    if (*walked == COW_WALK_BASE_UNREADABLE)
+        return 0;
     READ_KERNEL(pgd, mm, MM_PGD);
     if (!pgd)
         return 0;
-    *walked = 1;
 #if COW_PGTABLE_LEVELS == 5
     READ_KERNEL(entry, pgd, ((addr >> 48) & 511) * 8);
     if (!(entry & COW_PRESENT))
         return 0;
-    entry = cow_next(entry, addr, 39);                 /* p4d */
+    entry = cow_next(base, entry, addr, 39);           /* p4d */
 #else
     READ_KERNEL(entry, pgd, ((addr >> 39) & 511) * 8); /* pgd, p4d folded */
 #endif
     if (!(entry & COW_PRESENT))
         return 0;
-    entry = cow_next(entry, addr, 30);                 /* pud */
+    entry = cow_next(base, entry, addr, 30);           /* pud */
     if (!(entry & COW_PRESENT))
         return 0;
     if (entry & COW_PSE)
         return cow_huge(entry, addr, 30);
-    entry = cow_next(entry, addr, 21);                 /* pmd */
+    entry = cow_next(base, entry, addr, 21);           /* pmd */
     if (!(entry & COW_PRESENT))
         return 0;
     if (entry & COW_PSE)
         return cow_huge(entry, addr, 21);
-    return cow_next(entry, addr, 12);                  /* pte */
+    return cow_next(base, entry, addr, 12);            /* pte */
 #else
+    *walked = COW_WALK_NOT_READ;
     return 0;
 #endif
 }
@@ -125,6 +143,23 @@ static __always_inline bool in_fork(u32 *nr)
            orig_ax == COW_NR_CLONE3;
 #endif
 }
+/* The one body of mm_copy, on every tier: the new mm_struct, made in the parent. */
+static __always_inline int mm_copied(void *ctx, u64 mm)
+{
+    u32 nr = 0;
+    struct syspath_event *e;
+    if (!mm || !in_fork(&nr))
+        return 0;
+    e = new_event(STEP_MM_COPY);
+    if (!e)
+        return 0;
+    e->payload.cow_mm.mm = mm;
+    e->payload.cow_mm.parent_mm = current_mm();
+    e->payload.cow_mm.syscall = nr;
+    submit_event(ctx, e);
+    return 0;
+}
+
 #if ON_SYSCALL(STEP_MM_COPY)
 /* TP_PROTO(call_site, ptr, struct kmem_cache *s, gfp_flags, node) */
 RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
@@ -132,8 +167,6 @@ RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
     char name[16] = {};
     u64 cache = ctx->args[2], name_at = 0, head;
     u16 tail;
-    u32 nr = 0;
-    struct syspath_event *e;
     if (!is_tracked())
         return 0;
     READ_KERNEL(name_at, cache, KMEM_CACHE_NAME);
@@ -143,16 +176,7 @@ RAW_TRACEPOINT_PROBE(kmem_cache_alloc)
     __builtin_memcpy(&tail, name + 8, 2);
     if (head != COW_MM_STRUCT_HEAD || tail != COW_MM_STRUCT_TAIL)
         return 0;
-    if (!in_fork(&nr))
-        return 0;
-    e = new_event(STEP_MM_COPY);
-    if (!e)
-        return 0;
-    e->payload.cow_mm.mm = ctx->args[1];
-    e->payload.cow_mm.parent_mm = current_mm();
-    e->payload.cow_mm.syscall = nr;
-    submit_event(ctx, e);
-    return 0;
+    return mm_copied(ctx, ctx->args[1]);
 }
 #endif
 
@@ -205,23 +229,46 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mincore)
 }
 #endif
 
-/* ---- first_touch, cow_fault: a fault on a followed page, and the frame it allocated ---- */
-#if ON_SYSCALL(STEP_COW_FAULT) || ON_SYSCALL(STEP_FIRST_TOUCH)
+/* ---- first_touch, cow_fault: a fault on a followed page, and the frame it allocated ----
+ * On the function tiers cow_fault is seen in mm/memory.c do_wp_page itself (or wp_page_copy
+ * where the compiler kept it): probes/fork_cow/kernel.bpf.c notes, per thread, the vm_fault
+ * it handles (COW_IN_FUNCTION); the frame kmem:mm_page_alloc reports inside the call is
+ * kept there, and the event goes at the function's return, with its stack. */
+#if defined(HOOK_do_wp_page) || defined(HOOK_wp_page_copy)
+#define COW_IN_FUNCTION 1
+BPF_HASH(cow_wp, u32, struct cow_fault_payload, 1024);
+#endif
+
+/* The one body of first_touch and cow_fault: what the fault was, and the frame it got. */
+static __always_inline void fault_event(void *ctx, u32 step, struct cow_fault_payload *fault)
+{
+    struct syspath_event *e = new_event(step);
+    if (!e)
+        return;
+    __builtin_memcpy(&e->payload.cow_fault, fault, sizeof(*fault));
+    e->payload.cow_fault.mm = current_mm();
+    submit_event(ctx, e);
+}
+
+#if ON_SYSCALL(STEP_COW_FAULT) || ON_SYSCALL(STEP_FIRST_TOUCH) || defined(COW_IN_FUNCTION)
 /* TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code):
  * arch/x86/mm/fault.c, before the fault is handled */
 RAW_TRACEPOINT_PROBE(page_fault_user)
 {
     struct cow_fault_seen seen = {};
     u64 page = ctx->args[0] & ~(COW_PAGE - 1);
-    u32 tid = (u32)bpf_get_current_pid_tgid(), walked = 0;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
     if (!is_tracked() || !cow_watched.lookup(&page))
         return 0;
     seen.addr = ctx->args[0];
     seen.regs = ctx->args[1];
     seen.error_code = ctx->args[2];
     READ_KERNEL(seen.ip, seen.regs, COW_REGS_IP);
+#ifndef COW_IN_FUNCTION              /* there do_wp_page's vmf->orig_pte tells it */
+    u32 walked = 0;
     if (seen.error_code & X86_PF_PROT)
         seen.old_pte = cow_walk(current_mm(), seen.addr, &walked);
+#endif
     cow_faults.update(&tid, &seen);
     return 0;
 }
@@ -229,10 +276,10 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
 TRACEPOINT_PROBE(kmem, mm_page_alloc)
 {
     struct cow_fault_seen *seen;
-    struct syspath_event *e;
+    struct cow_fault_payload fault = {};
     u64 ip = 0;
     s64 orig_ax = 0;
-    u32 tid, step;
+    u32 tid;
     if (!is_tracked())
         return 0;
     tid = (u32)bpf_get_current_pid_tgid();
@@ -250,24 +297,29 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
     }
     if (!(args->gfp_flags & COW_GFP_MOVABLE))      /* a page table for the fault, not the page */
         return 0;
-    step = (seen->error_code & X86_PF_PROT) ? STEP_COW_FAULT : STEP_FIRST_TOUCH;
-    if ((step == STEP_COW_FAULT && !ON_SYSCALL(STEP_COW_FAULT)) ||
-        (step == STEP_FIRST_TOUCH && !ON_SYSCALL(STEP_FIRST_TOUCH)))
-        return 0;
-    e = new_event(step);
-    if (e) {
-        struct cow_fault_payload *p = &e->payload.cow_fault;
-        p->addr = seen->addr;
-        p->error_code = seen->error_code;
-        p->old_pte = seen->old_pte;
-        p->pfn = args->pfn;
-        p->order = args->order;
-        p->migratetype = args->migratetype;
-        p->mm = current_mm();
-    }
+    fault.addr = seen->addr;
+    fault.error_code = seen->error_code;
+    fault.old_pte = seen->old_pte;
+    fault.pfn = args->pfn;
+    fault.order = args->order;
+    fault.migratetype = args->migratetype;
     cow_faults.delete(&tid);
-    if (e)
-        submit_event(args, e);
+    if (!(fault.error_code & X86_PF_PROT)) {
+        if (ON_SYSCALL(STEP_FIRST_TOUCH))
+            fault_event(args, STEP_FIRST_TOUCH, &fault);
+        return 0;
+    }
+#ifdef COW_IN_FUNCTION
+    /* inside do_wp_page: the frame waits there for the function's return */
+    struct cow_fault_payload *wp = cow_wp.lookup(&tid);
+    if (wp && !wp->pfn) {
+        fault.old_pte = wp->old_pte;
+        __builtin_memcpy(wp, &fault, sizeof(fault));
+    }
+#else
+    if (ON_SYSCALL(STEP_COW_FAULT))
+        fault_event(args, STEP_COW_FAULT, &fault);
+#endif
     return 0;
 }
 #endif

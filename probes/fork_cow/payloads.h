@@ -23,10 +23,15 @@ struct cow_fault_payload {
 
 /* pte: the page table entry behind one of the lesson's pages, read in the kernel when the
  * program asked mincore() about them */
+/* cow_pte_payload.walked (scenarios/fork_cow/lesson.py WALK_*) */
+#define COW_WALK_NOT_READ 0          /* this kernel's direct map is unknown */
+#define COW_WALK_BASE_READ 1         /* through page_offset_base's value */
+#define COW_WALK_DEFAULT_BASE 2      /* at the default base: KASLR did not move the kernel */
+#define COW_WALK_BASE_UNREADABLE 3   /* page_offset_base could not be read */
 struct cow_pte_payload {
     u64 addr;
     u64 pte;                 /* the entry itself (0: no page table or not mapped) */
     u64 mm;
     u32 index;               /* the page's index in the mincore() range */
-    u32 walked;              /* 1: the page tables were read (0: this kernel's direct map is unknown) */
+    u32 walked;              /* COW_WALK_*: how the tables were read, or why not */
 };

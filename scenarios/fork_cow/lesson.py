@@ -6,11 +6,14 @@ pages: parent and child map the same frames, write-protected, until one writes. 
 child's write faults (mm/memory.c do_wp_page -> wp_page_copy) and gets a frame of its own;
 the parent keeps the old one; the MAP_SHARED memfd page stays one frame in both.
 
-Every hook is a tracepoint, so every tier sees the lesson the same way (this kernel has
-no other): kmem:kmem_cache_alloc (the new mm_struct), syscalls:sys_exit_mincore (the
-program asks which of its pages are resident, and the probe reads the page table entries
-behind them), exceptions:page_fault_user and kmem:mm_page_alloc (a fault on those pages
-and the frame it allocated, with the fault's kernel path on its stack).
+Its tracepoints work on every tier and stay each step's fallback in every mode:
+kmem:kmem_cache_alloc (the new mm_struct), syscalls:sys_exit_mincore (the program asks
+which of its pages are resident, and the probe reads the page table entries behind them),
+exceptions:page_fault_user and kmem:mm_page_alloc (a fault on those pages and the frame it
+allocated, with the fault's kernel path on its stack). On the kprobe/fentry tiers the
+functions themselves come first where the kernel kept them: dup_mm for mm_copy, and
+wp_page_copy or do_wp_page for cow_fault (whose frame still comes from mm_page_alloc).
+x86-64 only: page_fault_user and the page table bits read are x86's.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from tracer.catalog import Hook, HookChoice, KernelView, Payload, Step, tracepoint_hook
+from tracer.catalog import Hook, HookChoice, KernelView, Payload, Step, function_hooks, tracepoint_hook
 from tracer.events import CStruct, hex_pointer
 from tracer.lesson import Lesson
 
@@ -66,11 +69,16 @@ def fault_detail(addr: int, pfn: int, old_pte: int, mm: int, error_code: int, or
 
 def pte_detail(addr: int, pte: int, mm: int, index: int, walked: int) -> dict[str, Any]:
     detail: dict[str, Any] = {"addr": hex(addr), "mm": hex_pointer(mm), "index": index,
-                              "walked": bool(walked)}
-    if walked:
+                              "walked": walked in (WALK_BASE_READ, WALK_DEFAULT_BASE)}
+    if detail["walked"]:
         detail.update(present=bool(pte & PTE_PRESENT), pfn=pte_pfn(pte),
                       writable=bool(pte & PTE_RW) if pte & PTE_PRESENT else None,
-                      dirty=bool(pte & PTE_DIRTY) if pte & PTE_PRESENT else None)
+                      dirty=bool(pte & PTE_DIRTY) if pte & PTE_PRESENT else None,
+                      direct_map="page_offset_base" if walked == WALK_BASE_READ else "default")
+    elif walked == WALK_BASE_UNREADABLE:
+        detail["not_read"] = "page tables not read: page_offset_base could not be read in the probe"
+    else:
+        detail["not_read"] = direct_map()[1] or "page tables not read"
     return detail
 
 
@@ -85,9 +93,19 @@ def _fault_hook(reads: str) -> Hook:
                 ("kmem/mm_page_alloc", "exceptions/page_fault_user"), any_mode=True)
 
 
+def _wp_hooks(function: str) -> tuple[Hook, ...]:
+    """mm/memory.c's write-protect fault handlers, hooked where the kernel kept them (Debian's
+    6.1 and 6.12 inline wp_page_copy into do_wp_page): the vm_fault's address and the entry it
+    found, and the frame kmem:mm_page_alloc reports inside the call."""
+    return function_hooks(function, f"the vm_fault {function} handles (its address, the write-protected "
+                          "entry it found) and the new frame kmem:mm_page_alloc reports inside the call", ("vmf",))
+
+
 STEPS: tuple[Step, ...] = (
     Step("mm_copy", "kernel/fork.c dup_mm: fork makes the child a new mm_struct, a copy of the parent's",
          payload=MM_COPY, hooks=(
+        *function_hooks("dup_mm", "the mm_struct dup_mm returns, made in the parent beside its current->mm",
+                        entry=False),
         dataclasses.replace(tracepoint_hook(
             "kmem", "kmem_cache_alloc", "the object allocated from the \"mm_struct\" cache in the traced tree "
             "(raw tracepoint, cache name compared in the kernel): the child's new mm_struct, beside the "
@@ -105,6 +123,8 @@ STEPS: tuple[Step, ...] = (
     )),
     Step("cow_fault", "the writer's copy-on-write fault: mm/memory.c do_wp_page -> wp_page_copy gives it a new "
          "frame", payload=FAULT, hooks=(
+        *_wp_hooks("wp_page_copy"),
+        *_wp_hooks("do_wp_page"),
         _fault_hook("the new frame kmem:mm_page_alloc reports inside a write fault on a present, "
                     "write-protected page (exceptions:page_fault_user), and the entry the fault found"),
     )),
@@ -114,6 +134,9 @@ FIELDS = {
     "TASK_MM": ("task_struct", ("mm",), 8),
     "MM_PGD": ("mm_struct", ("pgd",), 8),
     "KMEM_CACHE_NAME": ("kmem_cache", ("name",), 8),
+    # include/linux/mm.h struct vm_fault: the faulting address (unmasked since 5.18) and the entry found
+    "VMF_ADDRESS": ("vm_fault", ("real_address", "address"), 8),
+    "VMF_ORIG_PTE": ("vm_fault", ("orig_pte",), 8),
     # the registers a user fault saved (arch/x86/entry/entry_64.S): its ip, and orig_ax,
     # which the exception entry sets to -1 once it has taken the error code
     "COW_REGS_IP": ("pt_regs", ("ip", "pc"), 8),
@@ -123,30 +146,35 @@ _TEXT = (str, type(None))
 _NUMBER = (int, type(None))
 _FLAG = (bool, type(None))
 DETAIL_SHAPES = {
-    **dict.fromkeys(("mm", "parent_mm", "addr", "fault_addr", "syscall"), _TEXT),
+    **dict.fromkeys(("mm", "parent_mm", "addr", "fault_addr", "syscall", "direct_map", "not_read"), _TEXT),
     **dict.fromkeys(("pfn", "old_pfn", "error_code", "order"), _NUMBER),
     **dict.fromkeys(("write", "was_present", "old_writable", "present", "writable", "dirty", "walked"), _FLAG),
 }
 
-# arch/x86/include/asm/page_64_types.h: the direct map's base when KASLR did not move it
-# (arch/x86/mm/kaslr.c randomizes it with the kernel's text, and page_offset_base is not
-# in kallsyms without CONFIG_KALLSYMS_ALL)
+# arch/x86/include/asm/page_64_types.h: the direct map's base when KASLR did not move it.
+# arch/x86/mm/kaslr.c randomizes it with the kernel's text and stores it in page_offset_base
+# (arch/x86/kernel/head64.c), a variable kallsyms lists only with CONFIG_KALLSYMS_ALL.
 PAGE_OFFSET_L4 = 0xFFFF888000000000
 PAGE_OFFSET_L5 = 0xFF11000000000000
 DEFAULT_TEXT = 0xFFFFFFFF81000000
+# probes/fork_cow/payloads.h: how a pte event's tables were read (cow_pte_payload.walked)
+WALK_NOT_READ, WALK_BASE_READ, WALK_DEFAULT_BASE, WALK_BASE_UNREADABLE = 0, 1, 2, 3
+X86_ONLY = ("fork-cow is x86-64 only (exceptions:page_fault_user and the x86 page table bits): "
+            "not on {machine}")
 
 
 @functools.cache
-def _kernel_text() -> int | None:
+def kallsyms_addresses(*names: str) -> dict[str, int]:
+    found: dict[str, int] = {}
     try:
         with open("/proc/kallsyms") as symbols:
             for line in symbols:
                 address, _, name = line.rstrip("\n").split(" ", 2)
-                if name == "_text":
-                    return int(address, 16) or None
+                if name in names and name not in found and int(address, 16):
+                    found[name] = int(address, 16)
     except (OSError, ValueError):
-        return None
-    return None
+        return {}
+    return found
 
 
 def _five_levels() -> bool:
@@ -160,15 +188,25 @@ def _five_levels() -> bool:
     return "la57" in flags.split() and not no5lvl
 
 
+def direct_map() -> tuple[str, str]:
+    """How the probes find the direct map, through which they read page tables: the -D flag
+    and, when they cannot, why (the pte events say it)."""
+    if platform.machine() != "x86_64":
+        return "", X86_ONLY.format(machine=platform.machine())
+    symbols = kallsyms_addresses("page_offset_base", "_text")
+    if "page_offset_base" in symbols:
+        return f"-DCOW_PAGE_OFFSET_BASE=0x{symbols['page_offset_base']:x}ULL", ""
+    if symbols.get("_text") == DEFAULT_TEXT:
+        return f"-DCOW_PAGE_OFFSET=0x{PAGE_OFFSET_L5 if _five_levels() else PAGE_OFFSET_L4:x}ULL", ""
+    return "", ("page tables not read: KASLR moved this kernel and page_offset_base, the direct map's "
+                "randomized base, is not in /proc/kallsyms (no CONFIG_KALLSYMS_ALL)")
+
+
 def page_table_defines(_choices: Sequence[HookChoice]) -> list[str]:
-    """Where the probes read page tables through the direct map: x86-64 with the kernel where
-    KASLR did not move it (then the direct map did not move either). Elsewhere the `pte`
-    events say the tables were not read."""
-    if platform.machine() != "x86_64" or _kernel_text() != DEFAULT_TEXT:
-        return []
-    five = _five_levels()
-    return [f"-DCOW_PAGE_OFFSET=0x{PAGE_OFFSET_L5 if five else PAGE_OFFSET_L4:x}ULL",
-            f"-DCOW_PGTABLE_LEVELS={5 if five else 4}"]
+    """Where the probes read page tables: through page_offset_base's value where kallsyms names
+    it, at the default direct map where KASLR did not move the kernel, else not at all."""
+    flag, _ = direct_map()                # off x86-64 cannot_run has refused the lesson
+    return [flag, f"-DCOW_PGTABLE_LEVELS={5 if _five_levels() else 4}"] if flag else []
 
 
 def cannot_run(kernel: KernelView) -> str:
@@ -187,6 +225,7 @@ LESSON = Lesson(
     any_program=False,
     payload_header="payloads.h",
     files=("cow.bpf.c",),
+    function_files=("kernel.bpf.c",),
     fields=FIELDS,
     detail_shapes=DETAIL_SHAPES,
     defines=page_table_defines,

@@ -111,6 +111,7 @@ class TablesNotRead:
     """pte events whose page tables the probe could not read on this kernel."""
 
     count: int
+    why: str = ""                   # the pte events' own reason (detail not_read)
 
 
 # ---- the model --------------------------------------------------------------------------
@@ -173,6 +174,7 @@ class CowStories:
     not_copied: dict[str, NotCopied] = field(default_factory=dict)
     one_writable: dict[str, tuple[int, tuple[Task, Task]]] = field(default_factory=dict)
     unread_tables: int = 0
+    unread_why: str = ""
 
     # as a StoryModel
     def add(self, event: Event) -> None:
@@ -208,7 +210,7 @@ class CowStories:
         facts += [OneWritableFrame(self.page(addr), pfn, tasks, any(cow.addr == addr for cow in self.cows))
                   for addr, (pfn, tasks) in self.one_writable.items()]
         if self.unread_tables:
-            facts.append(TablesNotRead(self.unread_tables))
+            facts.append(TablesNotRead(self.unread_tables, self.unread_why))
         return facts
 
     # the events
@@ -227,6 +229,7 @@ class CowStories:
         detail = event.detail
         if not detail.get("walked"):
             self.unread_tables += 1
+            self.unread_why = self.unread_why or str(detail.get("not_read") or "")
             return
         addr = str(detail.get("addr"))
         self.tasks.setdefault(event.tgid, task_of(event))

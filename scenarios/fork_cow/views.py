@@ -122,6 +122,8 @@ def conclusion_lines(facts: Sequence[Fact], compact: bool) -> list[str]:
         elif isinstance(fact, TablesNotRead):
             lines.append(f"{fact.count} page table reads did not happen on this kernel (the pte events say "
                          "walked=false): frames come from the faults alone")
+            if fact.why:
+                lines.append(f"  {fact.why}")
     if any(isinstance(fact, NotCopied) for fact in facts) and not compact:
         lines.append("  " + NOT_COPIED_RULE)
     if lines and not compact:

@@ -1,183 +1,54 @@
 """fork-cow on this kernel: one frame in parent and child until the child writes.
 
-The recording's frames are the kernel's: page table entries read at mincore() (`pte`), the
-frames kmem:mm_page_alloc reported inside faults (`first_touch`, `cow_fault`). Meanwhile this
-test, as root, reads /proc/PID/pagemap of the lesson's two processes (the program holds still
-after each look) and every frame the recording names must be one pagemap showed there.
+The checks are tests/cow_checks.py's (the VM tier runs them on the function tiers): every
+frame the recording names must be one /proc/PID/pagemap showed, read as root meanwhile.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.live.conftest import REPO, read_jsonl
+from scenarios.fork_cow.lesson import kallsyms_addresses
+from tests import cow_checks
+from tests.live.conftest import read_jsonl
 
-PAGE = 4096
-COMMS = ("cow-parent", "cow-child")
-FORK_SYSCALLS = {"clone", "clone3", "fork", "vfork"}
-
-
-def _pagemap_pfn(pid: int, address: int) -> int | None:
-    with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
-        pagemap.seek(address // PAGE * 8)
-        entry = int.from_bytes(pagemap.read(8), "little")
-    pfn = entry & ((1 << 55) - 1)
-    return pfn if entry >> 63 and pfn else None
-
-
-class PagemapReader:
-    """Polls the lesson's processes: the frames behind the pages around their memfd mapping."""
-
-    def __init__(self) -> None:
-        self.seen: dict[tuple[int, int], set[int]] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        self._look(int(entry))
-                    except (OSError, ValueError):
-                        pass
-            time.sleep(0.005)
-
-    def _look(self, pid: int) -> None:
-        if Path(f"/proc/{pid}/comm").read_text().strip() not in COMMS:
-            return
-        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-            if "memfd:fork-cow" in line:
-                start = int(line.split("-", 1)[0], 16)
-                for address in range(start - 2 * PAGE, start + 3 * PAGE, PAGE):
-                    pfn = _pagemap_pfn(pid, address)
-                    if pfn:
-                        self.seen.setdefault((pid, address), set()).add(pfn)
+Run = tuple[list[dict], cow_checks.Seen, str]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], PagemapReader, str]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     path: Path = tmp_path_factory.mktemp("rec") / "cow.jsonl"
-    reader = PagemapReader()
-    reader.thread.start()
-    try:
-        done = subprocess.run([sys.executable, "-m", "tracer", "run", "fork-cow", "--no-live", "--record", str(path)],
-                              cwd=REPO, capture_output=True, text=True, timeout=120,
-                              env=dict(os.environ, SYSPATH_COW_HOLD_S="0.15"))
-    finally:
-        reader.stop.set()
-        reader.thread.join()
-    assert done.returncode == 0, done.stderr
-    return read_jsonl(path), reader, done.stdout
+    rc, seen, stdout, stderr = cow_checks.record(path)
+    assert rc == 0, stderr
+    return read_jsonl(path), seen, stdout
 
 
-def events(records: list[dict], step: str) -> list[dict]:
-    return [r for r in records if r.get("type") == "event" and r["step"] == step]
+def test_fork_copied_the_mm_struct_not_the_pages(run: Run) -> None:
+    cow_checks.check_mm_copy(run[0])
 
 
-def the_pages(records: list[dict]) -> tuple[int, int, int, int, int]:
-    """(parent tgid, child tgid, private page, memfd page, file page), from the kernel's events."""
-    (cow,) = events(records, "cow_fault")
-    child = cow["tgid"]
-    touches = events(records, "first_touch")
-    parent = touches[0]["tgid"]
-    private = int(cow["detail"]["addr"], 16)
-    (shared,) = {int(t["detail"]["addr"], 16) for t in touches} - {private}
-    (file_page,) = {int(p["detail"]["addr"], 16) for p in events(records, "pte")} - {private, shared}
-    return parent, child, private, shared, file_page
+def test_a_page_exists_from_its_first_touch(run: Run) -> None:
+    cow_checks.check_first_touch(run[0])
 
 
-def ptes(records: list[dict], tgid: int, address: int) -> list[dict]:
-    return [p for p in events(records, "pte") if p["tgid"] == tgid and int(p["detail"]["addr"], 16) == address]
+def test_one_frame_in_parent_and_child_until_the_child_writes(run: Run) -> None:
+    cow_checks.check_one_frame_until_write(run[0])
 
 
-def test_fork_copied_the_mm_struct_not_the_pages(run: tuple[list[dict], PagemapReader, str]) -> None:
-    records, _, _ = run
-    parent, child, _, _, _ = the_pages(records)
-    (copy,) = events(records, "mm_copy")
-    assert copy["tgid"] == parent and copy["detail"]["syscall"] in FORK_SYSCALLS
-    assert copy["detail"]["mm"] != copy["detail"]["parent_mm"]
-    assert "copy_process" in copy["stack"]
-    # the new mm_struct is the child's address space; the parent keeps its own
-    assert {p["detail"]["mm"] for p in events(records, "pte") if p["tgid"] == child} == {copy["detail"]["mm"]}
-    assert {p["detail"]["mm"] for p in events(records, "pte") if p["tgid"] == parent} == {copy["detail"]["parent_mm"]}
-    assert records[-1]["lost"] == 0 and records[-1]["exit_code"] == 0
+def test_the_memfd_page_stays_one_frame(run: Run) -> None:
+    cow_checks.check_memfd_page(run[0])
 
 
-def test_a_page_exists_from_its_first_touch(run: tuple[list[dict], PagemapReader, str]) -> None:
-    records, _, _ = run
-    parent, _, private, shared, _ = the_pages(records)
-    for address in (private, shared):
-        first, *later = ptes(records, parent, address)
-        assert first["detail"]["walked"] and not first["detail"]["present"]      # mapped, no frame yet
-        touch = next(t for t in events(records, "first_touch") if int(t["detail"]["addr"], 16) == address)
-        assert later[0]["detail"]["pfn"] == touch["detail"]["pfn"]              # the frame the fault allocated
-    stacks = [" ".join(t["stack"]) for t in events(records, "first_touch")]
-    assert any("do_anonymous_page" in s for s in stacks) and any("shmem_fault" in s for s in stacks)
+def test_every_frame_is_one_pagemap_showed(run: Run) -> None:
+    cow_checks.check_frames_in_pagemap(run[0], run[1])
 
 
-def test_one_frame_in_parent_and_child_until_the_child_writes(run: tuple[list[dict], PagemapReader, str]) -> None:
-    records, _, _ = run
-    parent, child, private, _, _ = the_pages(records)
-    (cow,) = events(records, "cow_fault")
-    before_parent = [p for p in ptes(records, parent, private) if p["ts_ns"] < cow["ts_ns"]][-1]["detail"]
-    before_child = [p for p in ptes(records, child, private) if p["ts_ns"] < cow["ts_ns"]][-1]["detail"]
-    old = before_parent["pfn"]
-    assert old is not None and before_child["pfn"] == old
-    assert before_parent["writable"] is False and before_child["writable"] is False   # fork write-protected both
-    # the child's write: a fault on a present read-only entry, a new frame, through do_wp_page
-    detail = cow["detail"]
-    assert cow["tgid"] == child and detail["write"] and detail["was_present"]
-    assert detail["old_pfn"] == old and detail["old_writable"] is False
-    assert detail["pfn"] != old
-    assert {"do_wp_page", "wp_page_copy"} & set(cow["stack"]), cow["stack"]
-    after_child = next(p for p in ptes(records, child, private) if p["ts_ns"] > cow["ts_ns"])["detail"]
-    assert after_child["pfn"] == detail["pfn"] and after_child["writable"] is True
-    # the parent keeps the old frame, and keeps it when it writes too (no copy: it is the only user left)
-    after_parent = [p["detail"] for p in ptes(records, parent, private) if p["ts_ns"] > cow["ts_ns"]]
-    assert [p["pfn"] for p in after_parent] == [old, old] and after_parent[-1]["writable"] is True
-    assert len(events(records, "cow_fault")) == 1
+def test_the_story_tells_the_frames_the_kernel_gave(run: Run) -> None:
+    cow_checks.check_story(run[0], run[2])
 
 
-def test_the_memfd_page_stays_one_frame(run: tuple[list[dict], PagemapReader, str]) -> None:
-    records, _, _ = run
-    parent, child, _, shared, _ = the_pages(records)
-    frames = {p["detail"]["pfn"] for tgid in (parent, child) for p in ptes(records, tgid, shared)
-              if p["detail"]["present"]}
-    assert len(frames) == 1
-    assert ptes(records, child, shared)[-1]["detail"]["present"]            # the child wrote it: mapped
-    assert ptes(records, parent, shared)[-1]["detail"]["pfn"] == ptes(records, child, shared)[-1]["detail"]["pfn"]
-
-
-def test_every_frame_is_one_pagemap_showed(run: tuple[list[dict], PagemapReader, str]) -> None:
-    records, reader, _ = run
-    parent, child, private, _, _ = the_pages(records)
-    checked = 0
-    for pte in events(records, "pte"):
-        if pte["detail"]["present"]:
-            key = (pte["tgid"], int(pte["detail"]["addr"], 16))
-            assert pte["detail"]["pfn"] in reader.seen.get(key, set()), (key, pte["detail"], reader.seen.get(key))
-            checked += 1
-    (cow,) = events(records, "cow_fault")
-    assert cow["detail"]["pfn"] in reader.seen[(child, private)]
-    assert cow["detail"]["old_pfn"] in reader.seen[(parent, private)]
-    assert checked >= 10
-
-
-def test_the_story_tells_the_frames_the_kernel_gave(run: tuple[list[dict], PagemapReader, str]) -> None:
-    records, _, output = run
-    parent, child, _, shared, _ = the_pages(records)
-    (cow,) = events(records, "cow_fault")
-    old, new = cow["detail"]["old_pfn"], cow["detail"]["pfn"]
-    lines = output.splitlines()
-    assert any(line.startswith(f"copy on write: cow-child[{child}]") and f"frame {old:#x} (read-only)" in line
-               and f"allocated it frame {new:#x}" in line for line in lines), output
-    assert f"  cow-parent[{parent}] kept frame {old:#x}: its entry read after the fault" in lines
-    shared_frame = ptes(records, child, shared)[-1]["detail"]["pfn"]
-    assert any(line.startswith(f"one frame {shared_frame:#x} behind the memfd page") for line in lines)
+def test_the_tables_are_read_through_the_direct_map(run: Run) -> None:
+    """Where kallsyms names page_offset_base its value is read; else the default base (KASLR off here)."""
+    how = {p["detail"].get("direct_map") for p in cow_checks.events(run[0], "pte")}
+    assert how == {"page_offset_base" if "page_offset_base" in kallsyms_addresses("page_offset_base") else "default"}

@@ -129,3 +129,22 @@ def test_the_page_names_are_the_programs_report_cited() -> None:
 def test_the_other_lessons_stories_say_nothing_of_steps_this_session_did_not_trace() -> None:
     text = cow().text
     assert "no new task" not in text and "no struct file shared" not in text
+
+
+def test_tables_not_read_say_why_from_the_pte_events() -> None:
+    reason = ("page tables not read: KASLR moved this kernel and page_offset_base, the direct map's "
+              "randomized base, is not in /proc/kallsyms (no CONFIG_KALLSYMS_ALL)")
+
+    def unread(why: str) -> Doctor:
+        def doctor(events: list[Event], _: list[dict[str, Any]]) -> None:
+            for event in the(events, "pte"):
+                for key in ("present", "pfn", "writable", "dirty", "direct_map"):
+                    event.detail.pop(key, None)
+                event.detail.update(walked=False, **({"not_read": why} if why else {}))
+        return doctor
+
+    assert not cow().lines("page tables not read")
+    assert cow(unread(reason)).lines(reason)
+    told_without = cow(unread(""))
+    assert told_without.lines("") and not told_without.lines("page tables not read")
+    assert [line for line in told_without.lines("") if "page table reads did not happen" in line]

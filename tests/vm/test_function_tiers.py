@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import vmrun
 
+from tests import cow_checks
 from tests.clone_checks import (
     check_counts_and_entries,
     check_fork,
@@ -55,7 +56,10 @@ for mode in kprobe fentry; do
       > $out/$scenario-$mode.out 2>&1
     echo $? > $out/$scenario-$mode.rc
   done
+  .venv/bin/python -m tests.cow_checks $mode $out/fork-cow-$mode.jsonl > $out/fork-cow-$mode.out 2>&1
+  echo $? > $out/fork-cow-$mode.rc
 done
+grep -w _text /proc/kallsyms > $out/text
 uname -r > $out/release
 for tp in mmap/vm_unmapped_area sock/sk_data_ready skb/skb_copy_datagram_iovec sock/sock_recv_length \
     task/task_newtask filemap/mm_filemap_map_pages; do
@@ -292,3 +296,34 @@ def test_fields_are_read_the_way_this_kernel_allows(guest: GuestRun, mode: str) 
                                    "bpf_rdonly_cast (bpf_rdonly_cast came in 6.2)"), started
     else:
         assert started[0].endswith("; fields read by typed loads"), started
+
+
+# mm/memory.c's copy-on-write function on each kernel: 6.1 keeps wp_page_copy out of line, 6.12 inlines it
+COW_FUNCTION = {"6.1": "wp_page_copy", "6.12": "do_wp_page"}
+
+
+@pytest.mark.parametrize("mode", TIERS)
+def test_fork_cow_copies_on_write_in_do_wp_page(guest: GuestRun, mode: str) -> None:
+    """tests/live/test_fork_cow.py's kernel facts, on the function tiers of a kernel KASLR moved."""
+    records = guest.records("fork-cow", mode)
+    hooks = {h["step"]: h for h in records[0]["hooks"]}
+    exit_point, function = "kretprobe" if mode == "kprobe" else "fexit", COW_FUNCTION[guest.series]
+    assert hooks["cow_fault"]["hook"] == f"{exit_point}:{function}", hooks["cow_fault"]
+    if function == "do_wp_page":          # the best candidate inlined: the header says why it was not used
+        assert "wp_page_copy is not in kallsyms" in hooks["cow_fault"]["reason"]
+    assert hooks["mm_copy"]["hook"] == f"{exit_point}:dup_mm" or (
+        hooks["mm_copy"]["hook"] == "tracepoint:kmem:kmem_cache_alloc"
+        and "dup_mm is not in kallsyms" in hooks["mm_copy"]["reason"]), hooks["mm_copy"]
+    [cow] = cow_checks.events(records, "cow_fault")
+    assert cow["hook"] == hooks["cow_fault"]["hook"] and cow["stack"][0] == function, cow
+    assert "__handle_mm_fault" in cow["stack"], cow["stack"]
+    seen = cow_checks.load_seen(guest.out / f"fork-cow-{mode}.jsonl.seen.json")
+    cow_checks.check_mm_copy(records)
+    cow_checks.check_first_touch(records)
+    cow_checks.check_one_frame_until_write(records)
+    cow_checks.check_memfd_page(records)
+    cow_checks.check_frames_in_pagemap(records, seen)
+    cow_checks.check_story(records, (guest.out / f"fork-cow-{mode}.out").read_text())
+    # KASLR moved the guest's kernel; its page tables were read through page_offset_base's value
+    assert not (guest.out / "text").read_text().startswith("ffffffff81000000 ")
+    assert {p["detail"]["direct_map"] for p in cow_checks.events(records, "pte")} == {"page_offset_base"}
