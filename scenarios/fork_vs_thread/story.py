@@ -233,6 +233,7 @@ class SignalSeen:
     taken_by: Thread | None
     target_blocks: bool | None = None     # the target's own blocked mask had it (read in the kernel)
     taker_blocks: bool | None = None
+    code: int | None = None               # si_code as signal_generate recorded it
 
 
 @dataclass(frozen=True)
@@ -246,9 +247,11 @@ class StopCompleted:
 
 @dataclass(frozen=True)
 class ChildNotices:
-    """SIGCHLD sent to parents and ignored (a child stopped, resumed or exited)."""
+    """SIGCHLD sent to parents and ignored (a child stopped, resumed or exited): how many of
+    each si_code (CLD_EXITED, CLD_STOPPED, ...) the recording holds."""
 
     count: int
+    codes: tuple[tuple[int, int], ...] = ()     # (si_code, how many), in code order
 
 
 @dataclass(frozen=True)
@@ -393,6 +396,7 @@ class Signals:
     taken: dict[int, Event] = field(default_factory=dict)       # index in sent -> its deliver
     count: int = 0
     child_notices: int = 0
+    child_codes: dict[int, int] = field(default_factory=dict)     # si_code -> ignored SIGCHLDs
     stops_completed: list[StopCompleted] = field(default_factory=list)
 
     def add(self, event: Event) -> None:
@@ -411,6 +415,9 @@ class Signals:
         if detail.get("sig") != SIGCHLD or detail.get("result") != "ignored":
             return False
         self.child_notices += 1
+        code = detail.get("code")
+        if isinstance(code, int):
+            self.child_codes[code] = self.child_codes.get(code, 0) + 1
         if event.stack and "do_signal_stop" in event.stack and len(self.stops_completed) < KEPT_SIGNALS:
             self.stops_completed.append(StopCompleted(_thread(event), detail.get("target_tid")))
         return True
@@ -433,10 +440,11 @@ class Signals:
                                     _thread(sent), detail.get("target_tid"), bool(detail.get("group")),
                                     str(detail.get("result")), None if taker is None else _thread(taker),
                                     _flag(detail.get("target_blocks")),
-                                    None if taker is None else _flag(taker.detail.get("blocks"))))
+                                    None if taker is None else _flag(taker.detail.get("blocks")),
+                                    detail.get("code") if isinstance(detail.get("code"), int) else None))
         facts += self.stops_completed
         if self.child_notices:
-            facts.append(ChildNotices(self.child_notices))
+            facts.append(ChildNotices(self.child_notices, tuple(sorted(self.child_codes.items()))))
         return facts
 
 

@@ -13,7 +13,10 @@ from tracer.story import Fact, QuietView
 
 from .story import (
     CLONE_STEP,
+    SENT_STEP,
+    SIGCHLD,
     SIGSETXID,
+    TAKEN_STEP,
     Check,
     ChildNotices,
     CloneRefused,
@@ -40,6 +43,61 @@ if TYPE_CHECKING:
 COUNT_NAME = {"mm": "mm_users", "fs": "fs->users", "files": "files->count", "sighand": "sighand->count",
               "signal": "signal->sigcnt"}
 SIGSTOP, SIGCONT = 19, 18
+# include/uapi/asm-generic/siginfo.h: si_code, who sent a signal (SI_*) or, for SIGCHLD, what
+# happened to the child (CLD_*)
+SENDER_CODES = {0: ("SI_USER", "kill()"), -6: ("SI_TKILL", "tgkill()"), -1: ("SI_QUEUE", "sigqueue()"),
+                -2: ("SI_TIMER", "a POSIX timer"), -5: ("SI_SIGIO", "I/O readiness"),
+                0x80: ("SI_KERNEL", "the kernel")}
+CHILD_CODES = {1: ("CLD_EXITED", "the child exited"), 2: ("CLD_KILLED", "the child was killed"),
+               3: ("CLD_DUMPED", "the child was killed and dumped core"),
+               4: ("CLD_TRAPPED", "the traced child trapped"), 5: ("CLD_STOPPED", "the child stopped"),
+               6: ("CLD_CONTINUED", "the child continued")}
+IGNORED = ("dropped as it was queued (ignored): the target's handler is SIG_IGN, or SIG_DFL for a signal whose "
+           "default action is to ignore it; kernel source: kernel/signal.c prepare_signal -> sig_ignored")
+NOT_QUEUED = {"ignored": IGNORED,
+              "already pending": "already pending when queued: a standard signal is queued once until taken "
+                                 "(kernel source: kernel/signal.c legacy_queue)",
+              "overflow": "not queued: the queue was full (RLIMIT_SIGPENDING)",
+              "lost info": "queued without its siginfo (the queue was full)"}
+HANDLERS = {"default": "default action", "ignore": "SIG_IGN"}
+
+
+def code_text(sig: int, code: int | None) -> str:
+    """si_code decoded: "CLD_EXITED: the child exited", "SI_TKILL: tgkill()"."""
+    if code is None:
+        return ""
+    if sig == SIGCHLD and code in CHILD_CODES:
+        name, what = CHILD_CODES[code]
+        return f"{name}: {what}"
+    if code in SENDER_CODES:
+        name, who = SENDER_CODES[code]
+        return f"{name}: {who}"
+    return f"si_code {code}"
+
+
+def code_name(sig: int, code: int) -> str:
+    table = CHILD_CODES if sig == SIGCHLD and code in CHILD_CODES else SENDER_CODES
+    return table[code][0] if code in table else f"si_code {code}"
+
+
+def signal_row_text(step: str, detail: Mapping[str, Any]) -> str | None:
+    """A signal row decoded: its code, where it went, what became of it, or who took it how."""
+    sig, code = int(detail.get("sig") or 0), detail.get("code")
+    name = str(detail.get("name") or f"signal {sig}")
+    decoded = code_text(sig, code if isinstance(code, int) else None)
+    head = f"{name} [{decoded}]" if decoded else name
+    if step == SENT_STEP:
+        target = detail.get("target_tid")
+        where = f"process {target}" if detail.get("group") else f"thread {target} alone"
+        result = str(detail.get("result"))
+        fate = "queued" if result == "delivered" else NOT_QUEUED.get(result, result).split(":")[0]
+        blocks = "; the target blocks it" if detail.get("target_blocks") else ""
+        return f"{head} to {where}: {fate}{blocks}"
+    if step == TAKEN_STEP:
+        handler = str(detail.get("handler"))
+        blocks = "; this thread blocks it" if detail.get("blocks") else ""
+        return f"{head} taken here, handler: {HANDLERS.get(handler, f'at {handler}')}{blocks}"
+    return None
 
 
 def tasks_of(facts: Sequence[Fact]) -> list[NewTask]:
@@ -212,13 +270,15 @@ def history_lines(tasks: Sequence[NewTask]) -> list[str]:
 
 def signal_line(seen: SignalSeen) -> str:
     to = f"process {seen.target} (the whole thread group)" if seen.group else f"thread {seen.target} alone"
-    text = f"{seen.name} sent by {seen.sender.comm}[{seen.sender.pid}] to {to}"
+    decoded = code_text(seen.sig, seen.code)
+    name = f"{seen.name} [{decoded}]" if decoded else seen.name
+    text = f"{name} sent by {seen.sender.comm}[{seen.sender.pid}] to {to}"
     if seen.sig == SIGCONT and seen.result == "ignored":
         return (f"{text}: the signal itself was dropped when queued (ignored); kernel source (kernel/signal.c "
                 "prepare_signal): SIGCONT resumes the stopped threads as it is sent, and continuing is its "
                 "default action")
     if seen.result != "delivered":
-        return f"{text}: {seen.result} when queued"
+        return f"{text}: {NOT_QUEUED.get(seen.result, seen.result + ' when queued')}"
     taker = seen.taken_by
     if taker is None:
         return f"{text}: queued, not seen taken"
@@ -361,6 +421,15 @@ def library_lines(facts: Sequence[Fact]) -> list[str]:
     return lines
 
 
+def child_notices_line(notices: ChildNotices, also: str = "") -> str:
+    kinds = ", ".join(f"{count} {code_name(SIGCHLD, code)}" for code, count in notices.codes)
+    return (f"Signal: {also}{notices.count} SIGCHLD notice{'s' if notices.count > 1 else ''} to parents"
+            f"{f' ({kinds})' if kinds else ''}, each dropped as it was queued (ignored): the parent's handler was "
+            "SIG_DFL, and SIGCHLD's default action is to ignore it, or SIG_IGN; a parent learns of its child "
+            "through wait4() all the same (kernel source: kernel/signal.c prepare_signal -> sig_ignored; "
+            "kernel/exit.c do_notify_parent wakes the waiting parent)")
+
+
 def signal_lines(facts: Sequence[Fact]) -> list[str]:
     lines: list[str] = []
     for fact in facts:
@@ -369,9 +438,7 @@ def signal_lines(facts: Sequence[Fact]) -> list[str]:
         elif isinstance(fact, StopCompleted):
             lines.append(f"Signal: {stop_completed_line(fact)}")
         elif isinstance(fact, ChildNotices):
-            also = "and " if lines else ""
-            lines.append(f"Signal: {also}{fact.count} SIGCHLD notice{'s' if fact.count > 1 else ''} to parents, "
-                         "ignored (their default action)")
+            lines.append(child_notices_line(fact, also="and " if lines else ""))
         elif isinstance(fact, StatesSeen):
             lines.append(states_line(fact))
         elif isinstance(fact, HandledSeen):
@@ -428,7 +495,9 @@ class TasksView(QuietView):
         return [task_table(task) for task in tasks_of(facts)]
 
     def event_text(self, event: Event) -> str | None:
-        return clone_text(event.detail) if event.step == CLONE_STEP else None
+        if event.step == CLONE_STEP:
+            return clone_text(event.detail)
+        return signal_row_text(event.step, event.detail)
 
     def step_style(self, step: str) -> str | None:
         return None

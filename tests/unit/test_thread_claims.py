@@ -161,3 +161,28 @@ def test_sigstop_to_the_linuxthreads_task_stops_it_alone() -> None:
         drop(events, [e for e in the(events, "signal_generate", sig=17) if e.stack and "do_signal_stop" in e.stack])
     [told_without] = claims(no_stop_seen).lines("observed [program report 8 (linuxthreads)]")
     assert "it alone stopped" not in told_without
+
+
+def test_sigchld_notices_are_counted_by_their_code_and_ignored_explained() -> None:
+    [notices] = claims().lines("Signal: and 7 SIGCHLD notices")
+    assert "(3 CLD_EXITED, 2 CLD_STOPPED, 2 CLD_CONTINUED)" in notices
+    assert "sig_ignored" in notices and "kernel source" in notices and "wait4()" in notices
+
+    def no_continued(events: list[Event], _: list[dict[str, Any]]) -> None:
+        drop(events, the(events, "signal_generate", sig=17, code=6))
+    [fewer] = claims(no_continued).lines("Signal: and 5 SIGCHLD notices")
+    assert "(3 CLD_EXITED, 2 CLD_STOPPED)" in fewer and "CLD_CONTINUED" not in fewer
+
+
+def test_each_signal_row_says_its_code_and_what_became_of_it() -> None:
+    from scenarios.fork_vs_thread.views import signal_row_text
+    rows = {(e.step, e.detail["sig"], e.detail["code"]): signal_row_text(e.step, e.detail)
+            for e in claims().events if e.step in ("signal_generate", "signal_deliver")}
+    assert rows[("signal_generate", 17, 1)].startswith("SIGCHLD [CLD_EXITED: the child exited] to process ")
+    assert rows[("signal_generate", 17, 1)].endswith(": dropped as it was queued (ignored)")
+    setxid = the(claims().events, "signal_generate", sig=33)[0].detail["target_tid"]
+    assert rows[("signal_generate", 33, -6)].endswith(f"[SI_TKILL: tgkill()] to thread {setxid} alone: queued")
+    assert rows[("signal_deliver", 19, 0)] == "SIGSTOP [SI_USER: kill()] taken here, handler: default action"
+    sent = the(claims().events, "signal_generate", sig=10)[0]
+    sent.detail["result"] = "already pending"
+    assert ": already pending when queued; the target blocks it" in signal_row_text("signal_generate", sent.detail)
