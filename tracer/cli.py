@@ -240,7 +240,8 @@ def views_for(args: argparse.Namespace, findings: Findings,
     from tracer.views.plain import PlainView
 
     kept = event_list(args)
-    screen = PlainView(findings, sys.stdout, follow=args.follow_file) if args.no_live else None
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    screen = PlainView(findings, sys.stdout, follow=args.follow_file, width=width) if args.no_live else None
     return Observers(*(o for o in (findings, screen, kept, spool) if o is not None)), kept
 
 

@@ -5,6 +5,7 @@ window), so a long trace prints everything without keeping it in memory."""
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -54,13 +55,31 @@ def folded_lines(findings: Findings) -> list[str]:
     return [f"{note}: in the recording, not in the rows above" for note in findings.folded_notes()]
 
 
+def fitted(lines: Sequence[str], width: int | None) -> list[str]:
+    """Prose lines folded at spaces to `width` (a terminal's), continued two columns deeper than
+    they began; no word is split, so an address or a path stays whole. None: one line each, for
+    pipes and grep."""
+    if width is None:
+        return list(lines)
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= width or "\t" in line:
+            out.append(line)
+            continue
+        indent = line[:len(line) - len(line.lstrip(" "))]
+        out += textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_long_words=False,
+                             break_on_hyphens=False) or [line]
+    return out
+
+
 class PlainView(Observer):
     """The header first, then each event as a row, then what they prove. In step mode,
     the rows of each step are written when the scenario pauses before the next one."""
 
     def __init__(self, findings: Findings, stream: TextIO = sys.stdout, follow: bool = False,
-                 notes: TextIO = sys.stderr) -> None:
+                 notes: TextIO = sys.stderr, width: int | None = None) -> None:
         self.findings = findings
+        self.width = width              # a terminal's columns: prose folded to them
         self.stream = stream
         self.follow = follow
         self.notes = notes
@@ -68,7 +87,7 @@ class PlainView(Observer):
         self.told_catching_up = False
 
     def _say(self, lines: Sequence[str]) -> None:
-        self.stream.write("".join(line + "\n" for line in lines))
+        self.stream.write("".join(line + "\n" for line in fitted(lines, self.width)))
 
     def _rows(self, events: Sequence[Event]) -> None:
         started_ns = self.findings.started_ns
