@@ -98,6 +98,23 @@ class Event:
                    stack_from=record.get("stack_from") if isinstance(record.get("stack_from"), str) else None)
 
 
+# Hooks whose program runs as the hooked call starts: what they read is the state before it ran
+# (kretprobe, fexit and sys_exit_* read after; a tracepoint inside a function reads where it fires)
+ENTRY_HOOKS = ("kprobe:", "fentry:", "tracepoint:syscalls:sys_enter_")
+
+
+def reads_before_call(hook: str) -> bool:
+    """The event's hook read at the call's entry, before the kernel did the work."""
+    return hook.startswith(ENTRY_HOOKS)
+
+
+def refcount_text(event: Event) -> str:
+    """The count as a column shows it: read at an entry hook, it is the value before the call."""
+    if event.refcount is None:
+        return ""
+    return f"{event.refcount} (before)" if reads_before_call(event.hook) else str(event.refcount)
+
+
 def in_call_order(events: Sequence[Event]) -> list[Event]:
     """Events stamped with their call's entry time arrive when the call returns:
     sorting by time puts them back in call order (stable for equal stamps)."""

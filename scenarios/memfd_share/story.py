@@ -11,11 +11,12 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tracer.events import Event
+from tracer.events import Event, reads_before_call
 from tracer.story import Fact, Observation
 
-KEPT_STORIES = 6            # shared files of each rank, and file lives, kept in full
-KEPT_EVENTS_PER_FILE = 64   # events of one file's life kept for its story
+KEPT_STORIES = 6            # file lives kept in full
+KEPT_SHARED = 2 * KEPT_STORIES      # shared files kept in full: the best ranked, first seen first in a rank
+KEPT_EVENTS_PER_FILE = 64   # events of one file's life kept for its story (and frames for its rank)
 
 # Steps at which a struct file comes into existence (nested: memfd_create > shmem > alloc).
 BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
@@ -24,6 +25,24 @@ BIRTH_STEPS = ("memfd_create", "shmem_file_setup", "alloc_file_pseudo")
 SHARING_STEPS = frozenset({"memfd_create", "scm_fp_copy", "receive_fd"})
 MAPPING_STEP = "do_mmap"
 FRAME_STEP = "memfd_page"         # a frame allocated in a fault on a memfd mapping, seen in the kernel
+PAGE_STEP = "page"                # a process's page behind its mapping (/proc/PID/pagemap)
+# the steps after which a shared life's rank may rise (RANKS)
+RANK_STEPS = SHARING_STEPS | {MAPPING_STEP, PAGE_STEP}
+
+# What a shared file's story shows first: the lesson's object, a memfd mapped in two processes
+# with one physical page seen in both, then a memfd mapped in both, then a memfd passed but not
+# mapped by its receiver, then any other file passed (sockets, pipes).
+OTHER_FILE, MEMFD_PASSED, MEMFD_MAPPED, MEMFD_SAME_PAGE = range(4)
+
+# The kernel call that takes each step's reference on the struct file (f_count), as the kernel
+# source has it: a rise in the count is the last of these steps before the read that shows it.
+TAKES_REFERENCE = {
+    "shmem_file_setup": "alloc_empty_file (fs/file_table.c) sets the first reference",
+    "scm_fp_copy": "fget_raw in scm_fp_copy (net/core/scm.c) takes the message's reference",
+    "receive_fd": ("get_file in receive_fd (fs/file.c) takes the receiver's fd's reference; __scm_destroy "
+                   "(net/core/scm.c) drops the message's after"),
+    MAPPING_STEP: "get_file in mmap_region (mm/vma.c; mm/mmap.c before 6.12) takes the vma's vm_file reference",
+}
 
 
 def loader_mapping(event: Event) -> bool:
@@ -114,9 +133,28 @@ class SharedNotShared:
 
 @dataclass(frozen=True)
 class RefcountSeen:
+    """A value of the file's reference count, read at one step's hook; where it rose, the step
+    that took the reference (TAKES_REFERENCE) when that is another step read earlier."""
+
     step: str
     comm: str
     count: int
+    before: bool = False            # read at an entry hook: the count before the step ran
+    taken_by: str | None = None     # the step that took the reference this value shows first
+    taken_in: str | None = None     # the process that ran it
+    taken_how: str | None = None    # the kernel call that took it (kernel source)
+
+
+@dataclass(frozen=True)
+class OtherLife:
+    """Another struct file the recording names at the same address: the slab's object, freed and
+    reused (or about to be), for a different file."""
+
+    comm: str
+    pid: int
+    step: str
+    kind: str | None
+    name: str
 
 
 @dataclass(frozen=True)
@@ -154,6 +192,9 @@ class SharedFile:
     private_copies: tuple[PrivateCopy, ...]
     allocated: Allocated | None = None
     frames: tuple[FrameAllocated, ...] = ()
+    earlier: OtherLife | None = None    # the struct file this address named before this one
+    later: OtherLife | None = None      # the one it named after
+    rank: int = OTHER_FILE
 
     @property
     def processes(self) -> int:
@@ -215,6 +256,13 @@ class FileLife:
         self.created: Event | None = None   # its memfd_create: only that makes it a memfd
         self.receivers: set[int] = set()    # tgids that received it (receive_fd)
         self.first_sender: Event | None = None  # its first scm_fp_copy: who passed it first
+        self.inode: int | None = None       # f_inode: fixed for a struct file's whole life
+        self.mapped_by: set[int] = set()    # tgids that mapped it
+        self.page_seen_by: dict[int, set[int]] = {}     # file page's pfn -> tgids that map it (bounded)
+        self.shared_order = 0               # how many files were shared before it, plus one
+        self.kept_rank: int | None = None   # its rank when FileStories last kept it; None: not kept
+        self.earlier: OtherLife | None = None
+        self.later: OtherLife | None = None
 
     @property
     def memfd(self) -> bool:
@@ -229,9 +277,31 @@ class FileLife:
         """A birth ends the life of whatever struct file had this address before: one that
         was born already, or one seen without its birth (the ld.so.cache a program mapped
         and closed before its memfd_create got the same slab object)."""
-        if self.ended:
-            return True
+        if self.ended or (event.inode is not None and self.inode is not None and event.inode != self.inode):
+            return True         # a struct file's f_inode never changes: another inode is another file
         return event.step in BIRTH_STEPS and (event.step in self.births or (not self.births and bool(self.events)))
+
+    def rank(self) -> int:
+        """Where its story goes among the shared files (OTHER_FILE .. MEMFD_SAME_PAGE)."""
+        origin = self.origin()
+        if not self.memfd or origin is None:
+            return OTHER_FILE
+        receivers = self.receivers - {origin.tgid}
+        if origin.tgid not in self.mapped_by or not receivers & self.mapped_by:
+            return MEMFD_PASSED
+        both = receivers | {origin.tgid}
+        if any(len(tgids & both) > 1 for tgids in self.page_seen_by.values()):
+            return MEMFD_SAME_PAGE
+        return MEMFD_MAPPED
+
+    def other(self) -> OtherLife | None:
+        """This life as another file at the same address: who it was first seen in, and its kind."""
+        if not self.events:
+            return None
+        first = self.created or self.events[0]
+        detail = next((e.detail for e in self.events if "file_kind" in e.detail), first.detail)
+        return OtherLife(first.comm, first.pid, first.step, _text_or_none(detail.get("file_kind")),
+                         str(detail.get("file_name") or ""))
 
     def add(self, event: Event) -> None:
         step = event.step
@@ -245,6 +315,14 @@ class FileLife:
             self.first_sender = event
         elif step == "fput":
             self.ended = True
+        elif step == MAPPING_STEP:
+            self.mapped_by.add(event.tgid)
+        elif step == PAGE_STEP and event.detail.get("file_page"):
+            pfn = int(event.detail.get("pfn", 0))
+            if pfn in self.page_seen_by or len(self.page_seen_by) < KEPT_EVENTS_PER_FILE:
+                self.page_seen_by.setdefault(pfn, set()).add(event.tgid)
+        if self.inode is None and event.inode is not None:
+            self.inode = event.inode
         events = self.events
         if len(events) >= KEPT_EVENTS_PER_FILE:
             self.more_events += 1
@@ -291,18 +369,18 @@ class FileLife:
         if not receivers:
             return None
         detail = next((e.detail for e in self.events if "file_kind" in e.detail), created.detail)
-        pages = tuple(_page(event) for event in self.events if event.step == "page")
-        counts = [RefcountSeen(e.step, e.comm, e.refcount) for e in self.events if e.refcount is not None]
+        pages = tuple(_page(event) for event in self.events if event.step == PAGE_STEP)
         return SharedFile(
             file=created.file or "", inode=created.inode, made_by_memfd_create=self.memfd,
             kind=_text_or_none(detail.get("file_kind")), name=str(detail.get("file_name") or ""),
             f_op=str(detail.get("f_op") or ""), f_op_read=str(detail.get("f_op_read") or ""),
             creator=self.holder(created), receivers=receivers,
-            refcounts=tuple(c for i, c in enumerate(counts) if i == 0 or c.count != counts[i - 1].count),
+            refcounts=refcounts(self.events),
             in_flight=tuple(InFlight(str(e.detail.get("skb")), str(e.detail.get("sock")))
                             for e in self.events if e.step == "in_flight"),
             same_page=same_page(pages), private_copies=private_copies(pages),
-            allocated=self.allocated(), frames=self.frames())
+            allocated=self.allocated(), frames=self.frames(), earlier=self.earlier, later=self.later,
+            rank=self.rank())
 
     def allocated(self) -> Allocated | None:
         """The struct file and inode memfd_create's event saw allocated, beside what it returned."""
@@ -340,6 +418,30 @@ class FileLife:
                 mappers.add(event.tgid)
             chapters.append(Chapter(event, again))
         return FileLifeStory(self.file, tuple(chapters))
+
+
+def refcounts(events: Sequence[Event]) -> tuple[RefcountSeen, ...]:
+    """Each value of the count where it differs from the one before, a rise given to the step
+    that took it: the last step of TAKES_REFERENCE since the previous read, counting the step
+    read itself only if its hook read after it ran (reads_before_call: an entry hook)."""
+    seen: list[RefcountSeen] = []
+    taker: Event | None = None          # the last reference-taking step not yet shown in a read
+    for event in events:
+        before = reads_before_call(event.hook)
+        if event.step in TAKES_REFERENCE and not before:
+            taker = event
+        if event.refcount is not None and (not seen or event.refcount != seen[-1].count):
+            rose = bool(seen) and event.refcount > seen[-1].count
+            if not rose or taker is None or taker is event:
+                seen.append(RefcountSeen(event.step, event.comm, event.refcount, before))
+            else:
+                seen.append(RefcountSeen(event.step, event.comm, event.refcount, before, taker.step, taker.comm,
+                                         TAKES_REFERENCE[taker.step]))
+        if event.refcount is not None:
+            taker = None
+        if event.step in TAKES_REFERENCE and before:
+            taker = event               # it ran after its hook read: the next read shows it
+    return tuple(seen)
 
 
 def path_between(stack: Sequence[str] | None, first: str, end: str) -> tuple[str, ...]:
@@ -409,14 +511,15 @@ def _stamp(event: Event) -> int:
 @dataclass
 class FileStories:
     """Every struct file the events name, grouped into lives. Kept: the first few memfd lives
-    (--follow-file) and the first few shared files of each rank: memfds first (what the lesson
-    is about), then any other file passed (a Chromium trace passes sockets by the hundred)."""
+    (--follow-file) and the best ranked few shared files (rank(): a memfd mapped in two processes
+    first, what the lesson is about; a Chromium trace passes sockets by the hundred), first seen
+    first within a rank. A life's rank rises as its receiver maps it and pagemap shows the page:
+    it enters the kept list then, in place of the last one."""
 
     current: dict[str, FileLife] = field(default_factory=dict)   # bounded by the addresses in use
     memfd_lives: list[FileLife] = field(default_factory=list)
     memfd_count: int = 0
-    shared_memfds: list[FileLife] = field(default_factory=list)
-    shared_others: list[FileLife] = field(default_factory=list)
+    shared: list[FileLife] = field(default_factory=list)         # best rank first, at most KEPT_SHARED
     shared_count: int = 0
     program_saw: list[ProgramSaw] = field(default_factory=list)
     written: Observation | None = None      # the sender's report of the text it wrote
@@ -429,7 +532,7 @@ class FileStories:
             self.read_only_shared = shared_not_shared(event)
         life = self.current.get(event.file)
         if life is None or life.reborn_by(event):
-            life = self.current[event.file] = FileLife(event.file)
+            life = self.current[event.file] = self.next_life(life, event)
         sharing = event.step in SHARING_STEPS
         was_memfd = life.memfd
         was_shared = sharing and life.received_elsewhere
@@ -439,7 +542,35 @@ class FileStories:
             _keep(self.memfd_lives, life)
         if sharing and not was_shared and life.received_elsewhere:
             self.shared_count += 1
-            _keep(self.shared_memfds if life.memfd else self.shared_others, life)
+            life.shared_order = self.shared_count
+        if event.step in RANK_STEPS and life.shared_order:
+            self._rank(life)
+
+    @staticmethod
+    def next_life(before: FileLife | None, event: Event) -> FileLife:
+        """A new life at an address; the one before (if any) and this one each told of the other."""
+        life = FileLife(event.file or "")
+        if before is not None:
+            life.earlier = before.other()
+            before.later = OtherLife(event.comm, event.pid, event.step, _text_or_none(event.detail.get("file_kind")),
+                                     str(event.detail.get("file_name") or ""))
+        return life
+
+    def _rank(self, life: FileLife) -> None:
+        """Keep the life if its rank puts it among the best KEPT_SHARED (first shared first in a rank)."""
+        rank = life.rank()
+        if rank == life.kept_rank:
+            return
+        kept = self.shared
+        if life.kept_rank is None:
+            if len(kept) >= KEPT_SHARED:
+                last = kept[-1]
+                if (rank, -life.shared_order) <= (last.kept_rank or 0, -last.shared_order):
+                    return
+                kept.pop().kept_rank = None
+            kept.append(life)
+        life.kept_rank = rank
+        kept.sort(key=_rank_order)
 
     def observe(self, observation: Observation) -> None:
         """The program's own reads through its mappings: each kept with the report it came from."""
@@ -466,7 +597,7 @@ class FileStories:
         return life is not None and (life.memfd or life.received_elsewhere)
 
     def shared_files(self) -> list[SharedFile]:
-        found = (life.shared_file() for life in (*self.shared_memfds, *self.shared_others))
+        found = (life.shared_file() for life in self.shared)
         return [story for story in found if story is not None]
 
     def life_stories(self) -> list[FileLifeStory]:
@@ -476,6 +607,10 @@ class FileStories:
         total: list[Fact] = [SharedTotal(self.shared_count)] if self.shared_count else []
         unshared: list[Fact] = [self.read_only_shared] if self.read_only_shared else []
         return [*self.shared_files(), *total, *unshared, *self.program_saw, *self.life_stories()]
+
+
+def _rank_order(life: FileLife) -> tuple[int, int]:
+    return -(life.kept_rank or 0), life.shared_order
 
 
 def _keep(kept: list[FileLife], life: FileLife) -> None:

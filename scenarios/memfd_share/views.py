@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tracer.events import Event
+from tracer.events import Event, refcount_text
 from tracer.story import Fact
 
 from .story import (
@@ -21,7 +21,9 @@ from .story import (
     FileLifeStory,
     FrameAllocated,
     Holder,
+    OtherLife,
     ProgramSaw,
+    RefcountSeen,
     SharedFile,
     SharedNotShared,
     SharedTotal,
@@ -188,16 +190,46 @@ def finding_lines(story: SharedFile) -> list[str]:
     fds = {holder.fd for _, holder in holders(story)}
     lines.append("  different fd numbers, same kernel object" if len(fds) > 1
                  else "  same fd number by chance; what they share is the kernel object")
-    if story.refcounts:
-        lines.append("  refcount: " + " -> ".join(f"{seen.count} ({seen.step} in {seen.comm})"
-                                                  for seen in story.refcounts))
+    lines += refcount_lines(story)
     for flight in story.in_flight[:1]:
         lines.append(f"  in flight: skb {flight.skb} on the receiving sock {flight.sock}'s queue held this very "
                      "struct file pointer (UNIXCB(skb).fp), between sendmsg and recvmsg")
     lines += page_lines(story)
+    lines += reuse_lines(story)
     if story.mapped_privately:
         lines.append(f"  {PRIVATE_MAPPING}")
     return lines
+
+
+def count_text(seen: RefcountSeen) -> str:
+    """One value of the count, at the step that took the reference where another step's read showed it."""
+    if seen.taken_by:
+        return f"{seen.count}: taken by {seen.taken_by} in {seen.taken_in}, read at {seen.step}"
+    return f"{seen.count} ({seen.step} in {seen.comm}{', read before it ran' if seen.before else ''})"
+
+
+def refcount_lines(story: SharedFile) -> list[str]:
+    if not story.refcounts:
+        return []
+    lines = ["  refcount: " + " -> ".join(count_text(seen) for seen in story.refcounts)]
+    taken = dict.fromkeys(seen.taken_how for seen in story.refcounts if seen.taken_how)
+    lines += [f"  kernel source: {how}" for how in taken if how]
+    return lines
+
+
+def other_text(other: OtherLife) -> str:
+    name = f" {other.name!r}" if other.name else ""
+    return f"{other.kind or 'file'}{name}, first seen at {other.step} in {other.comm} [{other.pid}]"
+
+
+def reuse_lines(story: SharedFile) -> list[str]:
+    """The address named another struct file before or after this one: said once, from the recording."""
+    seen = [f"{when} ({other_text(other)})" for when, other in (("earlier", story.earlier), ("later", story.later))
+            if other is not None]
+    if not seen:
+        return []
+    return [f"  this address also named another struct file {' and '.join(seen)}: a freed file's slab object "
+            "reused, a different file, not this one shared"]
 
 
 def compact_finding_lines(story: SharedFile) -> list[str]:
@@ -213,6 +245,8 @@ def compact_finding_lines(story: SharedFile) -> list[str]:
         lines.append(f"  one physical page behind both mappings: PFN {story.same_page.pfn:#x}")
     for copied in story.private_copies[:1]:
         lines.append(f"  {copied.copy.comm}'s write: copy on write, its own PFN {copied.copy.pfn:#x}")
+    if story.earlier or story.later:
+        lines.append("  its address also named another struct file (slab reuse), not this one")
     return lines
 
 
@@ -406,7 +440,7 @@ def chapter_cells(chapter: Chapter, text: str, started_ns: int) -> list[str]:
 
     event = chapter.event
     return [relative_ms(event, started_ns), f"{event.comm}[{event.pid}]", text,
-            "" if event.refcount is None else str(event.refcount), event.hook, chain_text(event)]
+            refcount_text(event), event.hook, chain_text(event)]
 
 
 def told_chapters(life: FileLifeStory, started_ns: int) -> list[list[str]]:

@@ -145,6 +145,10 @@ def test_in_a_chromium_trace_n_processes_is_the_thread_groups_named_under_it() -
         assert claimed == len(tgids) == len(set(tgids)), (text[start], block)
 
 
+def _model(story: Told) -> Any:
+    return next(s.model for s in story.findings.stories if hasattr(s.model, "shared"))
+
+
 def test_in_a_chromium_trace_the_memfds_come_before_the_sockets() -> None:
     def sockets_first(events: list[Event], _: list[dict[str, Any]]) -> None:
         """Every file not made by memfd_create passed ten seconds earlier: the sockets come first."""
@@ -153,12 +157,151 @@ def test_in_a_chromium_trace_the_memfds_come_before_the_sockets() -> None:
             if event.file and event.file not in memfds:
                 event.ts_ns -= 10_000_000_000
     story = chromium(sockets_first)
-    model = next(s.model for s in story.findings.stories if hasattr(s.model, "shared_others"))
-    assert model.shared_others and model.shared_memfds           # both kinds were shared...
-    assert min(life.events[0].ts_ns for life in model.shared_others) < \
-        min(life.events[0].ts_ns for life in model.shared_memfds)          # ...a socket first
+    kept = _model(story).shared
+    assert kept and all(life.memfd for life in kept)           # the memfds kept, though...
+    assert min(life.shared_order for life in kept) > 1          # ...sockets were shared before them
     kinds = story.lines("it is a")
     assert len(kinds) == 3 and all(line.strip().startswith("it is a memfd") for line in kinds)
+
+
+def test_in_a_chromium_trace_a_memfd_mapped_in_both_with_one_page_comes_first() -> None:
+    story = chromium()
+    ranks = [life.kept_rank for life in _model(story).shared]
+    assert ranks == sorted(ranks, reverse=True) and ranks[0] == story_module().MEMFD_SAME_PAGE
+    first = story.text.split("One struct file")[1]
+    assert "it is a memfd" in first and "same physical page:" in first and first.count("mapped at") == 2
+
+    def no_pages(events: list[Event], _: list[dict[str, Any]]) -> None:
+        drop(events, the(events, "page"))
+    without = chromium(no_pages)
+    assert "same physical page" not in without.text
+    assert {life.kept_rank for life in _model(without).shared} == {story_module().MEMFD_MAPPED}
+
+
+def story_module() -> Any:
+    from tracer.scenarios.memfd_share import story
+    return story
+
+
+def test_the_kept_stories_are_the_best_ranked_of_all_and_the_count_is_every_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A life's rank rises after it was shared (its receiver maps it, pagemap shows the page): the
+    bounded list keeps the same stories as keeping every one, and counts them all."""
+    def late_pages(events: list[Event], _: list[dict[str, Any]]) -> None:
+        """The first memfds' receivers map them and see the page only at the end: their rank rises late."""
+        last = max(e.ts_ns for e in events)
+        early = {e.file for e in the(events, "receive_fd")[:20]}
+        for event in events:
+            if event.file in early and event.step in ("do_mmap", "page") and event.tgid != \
+                    next(e.tgid for e in events if e.file == event.file and e.step in ("memfd_create", "scm_fp_copy")):
+                event.ts_ns = last + event.ts_ns % 1_000_000
+    bounded = _model(chromium(late_pages))
+    monkeypatch.setattr(story_module(), "KEPT_SHARED", 10**6)
+    every = _model(chromium(late_pages))
+    assert bounded.shared_count == every.shared_count == len(every.shared)
+    assert [life.file for life in bounded.shared] == [life.file for life in every.shared[:len(bounded.shared)]]
+    [more] = [line for line in chromium(late_pages).lines("... and") if "more struct files" in line]
+    assert f"({every.shared_count} in all)" in more
+
+
+def test_in_a_chromium_trace_no_story_joins_two_files_at_one_address() -> None:
+    """A struct file's inode never changes: each story's events name one inode, and the two sockets
+    Chromium passed at one reused address are two stories."""
+    model = _model(chromium())
+    for life in model.shared:
+        assert len({e.inode for e in life.events if e.inode is not None}) == 1, life.file
+    sockets = [life for life in model.shared if life.file == "0xffff8881d9c1b900"]    # reused by two sockets
+    assert len(sockets) in (0, 2) and model.shared_count == 159
+    told = chromium().text
+    assert "in 3 processes" not in told
+
+
+# ---- a reused slab address ----------------------------------------------------------------------
+
+def _at_memfds_address(events: list[Event], source: Event, ns: int, **changes: Any) -> Event:
+    [created] = the(events, "memfd_create")
+    moved = _shifted(source, created.ts_ns - source.ts_ns + ns)
+    moved.file = created.file
+    for key, value in changes.items():
+        setattr(moved, key, value)
+    events.append(moved)
+    return moved
+
+
+def test_a_file_the_address_named_before_is_said_and_never_joined() -> None:
+    def mapped_before(events: list[Event], _: list[dict[str, Any]]) -> None:
+        """A regular file mapped at the memfd's address before memfd_create (closed, no fput seen)."""
+        loader = next(e for e in the(events, "do_mmap") if e.detail.get("file_kind") == "regular")
+        _at_memfds_address(events, loader, -1_000_000, tgid=4242, pid=4242, comm="other")
+    story = memfd(mapped_before)
+    [heading] = story.lines("One struct file")
+    assert "in 2 processes" in heading and "other" not in story.text.split("One struct file")[1].split("this address")[0]
+    [reuse] = story.lines("this address also named another struct file earlier (regular")
+    assert "in other [4242]" in reuse and "slab object reused" in reuse
+    assert not memfd().lines("this address also named")
+
+
+def test_a_file_at_the_address_after_is_another_story_not_a_third_process() -> None:
+    def socket_after(events: list[Event], _: list[dict[str, Any]]) -> None:
+        """After the memfd, a socket (another inode) at its address is passed to a third process."""
+        last = max(e.ts_ns for e in events)
+        [created] = the(events, "memfd_create")
+        for step, tgid in (("scm_fp_copy", created.tgid), ("receive_fd", 5151)):
+            [source] = the(events, step)
+            _at_memfds_address(events, source, last - created.ts_ns + (1 if step == "receive_fd" else 0),
+                               inode=999, tgid=tgid, pid=tgid, detail={**source.detail, "file_kind": "socket"})
+    story = memfd(socket_after)
+    headings = story.lines("One struct file")
+    assert len(headings) == 2 and all("in 2 processes" in heading for heading in headings)
+    assert story.lines("this address also named another struct file later (socket")
+    assert story.lines("this address also named another struct file earlier (memfd 'syspath-demo'")
+
+    def same_inode(events: list[Event], outputs: list[dict[str, Any]]) -> None:
+        socket_after(events, outputs)
+        for event in events:
+            if event.inode == 999:
+                event.inode = the(events, "memfd_create")[0].inode
+    joined = memfd(same_inode)          # no birth and the same inode: nothing says it is another file
+    assert not joined.lines("this address also named") and "in 3 processes" in joined.lines("One struct file")[0]
+
+
+def test_the_real_reuse_in_the_inside_recording_goes_with_the_earlier_mapping() -> None:
+    [reuse] = inside().lines("this address also named another struct file earlier (regular 'ld.so.cache'")
+    assert "do_mmap in python" in reuse
+
+    def without(events: list[Event], _: list[dict[str, Any]]) -> None:
+        [created] = the(events, "memfd_create")
+        drop(events, [e for e in events if e.file == created.file and e.ts_ns < created.ts_ns
+                      and e.step == "do_mmap"])
+    assert not inside(without).lines("this address also named")
+
+
+# ---- where the count rose ------------------------------------------------------------------
+
+def test_the_rise_is_the_step_that_took_the_reference_read_where_it_was_read() -> None:
+    [counts] = memfd().lines("refcount:")
+    assert "3: taken by scm_fp_copy in sender, read at in_flight" in counts
+    assert memfd().lines("kernel source: fget_raw in scm_fp_copy (net/core/scm.c)")
+    gone = memfd(lambda events, _: drop(events, the(events, "in_flight")))
+    [counts] = gone.lines("refcount:")
+    assert "read at in_flight" not in counts and "3 (receive_fd in receiver)" in counts
+
+    def read_after(events: list[Event], _: list[dict[str, Any]]) -> None:
+        """As a kretprobe would: scm_fp_copy's own read after it ran shows the rise."""
+        [copied] = the(events, "scm_fp_copy")
+        copied.hook, copied.refcount = "kretprobe:scm_fp_copy", 3
+    [counts] = memfd(read_after).lines("refcount:")
+    assert "3 (scm_fp_copy in sender)" in counts and "taken by" not in counts
+
+
+def test_a_count_read_at_an_entry_hook_is_marked_before_in_the_ref_column() -> None:
+    from tracer.events import refcount_text
+    from tracer.views.timeline import table_row
+    [copied] = the(memfd().events, "scm_fp_copy")
+    assert refcount_text(copied) == "2 (before)" and "2 (before)" in table_row(copied, 0)
+    copied.hook = "kretprobe:scm_fp_copy"
+    assert refcount_text(copied) == "2"
+    [mapped] = the(memfd().events, "do_mmap", "receiver")
+    assert refcount_text(mapped) == str(mapped.refcount)
 
 
 def test_only_what_memfd_create_made_is_a_memfd() -> None:
@@ -394,7 +537,8 @@ def test_the_narration_no_longer_says_what_the_recording_contradicts(said: str) 
 
 CORE_FILES = ["tracer/findings.py", "tracer/story.py", "tracer/stories.py", "tracer/paths.py", "tracer/views/summary.py",
               "tracer/views/plain.py", "tracer/views/report.py", "tracer/views/timeline.py", "tracer/views/live.py",
-              "tracer/views/explorer.py", "tracer/views/svg.py", "tracer/views/path.py", "tracer/views/narration.py"]
+              "tracer/views/explorer.py", "tracer/views/svg.py", "tracer/views/path.py", "tracer/views/narration.py",
+              "tracer/events.py", "tracer/views/details.py"]
 NAMED = re.compile(r"[\"'](memfd_create|shmem_file_setup|do_mmap|unix_stream_sendmsg|scm_fp_copy|receive_fd|in_flight|"
                    r"fd_install|alloc_file_pseudo|fput|page|clone|dup_fd|dup_mm|signal_generate|signal_deliver|"
                    r"memfd-share|fork-vs-thread)[\"']")

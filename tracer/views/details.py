@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tracer.events import Event
+from tracer.events import Event, refcount_text
 from tracer.views.narration import narrate, statuses
 from tracer.views.timeline import detail_text, relative_ms
 
@@ -32,9 +32,9 @@ def details(event: Event, header: dict[str, Any], name: str | None = None) -> De
     fields = [("time", f"{relative_ms(event, int(header.get('started_ns', 0))).strip()} ms"),
               ("process", f"{event.comm}{later}  pid {event.pid}  tgid {event.tgid}"),
               ("step", event.step), ("hook", event.hook or "-")]
-    fields += [(name, str(value)) for name, value in (("fd", event.fd), ("struct file", event.file),
-                                                      ("inode", event.inode), ("refcount", event.refcount))
-               if value is not None]
+    shown = (("fd", event.fd), ("struct file", event.file), ("inode", event.inode),
+             ("refcount", refcount_text(event) or None))
+    fields += [(name, str(value)) for name, value in shown if value is not None]
     fields.append(("detail", detail_text(event)))
     path, path_from = stack_of(event)
     told = narrate(event.step, event.hook, statuses(header).get(event.step, "attached"))

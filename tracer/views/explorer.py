@@ -23,7 +23,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from tracer.errors import Interrupted
-from tracer.events import Event, in_call_order
+from tracer.events import Event, in_call_order, refcount_text
 from tracer.views.details import details
 from tracer.views.eventlist import EventList
 from tracer.views.feed import WINDOW, Feed
@@ -64,7 +64,7 @@ class Filters:
 def row_cells(event: Event, started_ns: int, name: str | None = None) -> list[str]:
     return [relative_ms(event, started_ns).strip(), process_label(event, name), event.step,
             "" if event.fd is None else str(event.fd), event.file or "",
-            "" if event.refcount is None else str(event.refcount), detail_text(event)]
+            refcount_text(event), detail_text(event)]
 
 
 def details_text(event: Event, feed: Feed) -> Text:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tracer.events import Event, in_call_order
+from tracer.events import Event, in_call_order, refcount_text
 from tracer.findings import Findings
 from tracer.views.details import details
 from tracer.views.hooks import hook_line, kernel_line, session_title
@@ -28,7 +28,7 @@ def event_record(event: Event, header: dict[str, Any]) -> dict[str, Any]:
     told = details(event, header)
     return {"ms": relative_ms(event, int(header.get("started_ns", 0))).strip(), "pid": event.pid,
             "process": f"{event.comm} [{event.pid}]", "step": event.step, "fd": event.fd, "file": event.file,
-            "ref": event.refcount, "detail": detail_text(event), "fields": told.fields, "path": told.path,
+            "ref": refcount_text(event), "detail": detail_text(event), "fields": told.fields, "path": told.path,
             "path_from": told.path_from, "where": told.where, "why": told.why}
 
 

@@ -10,7 +10,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from tracer.events import Event, in_call_order
+from tracer.events import Event, in_call_order, refcount_text
 from tracer.stories import lesson_views
 
 
@@ -56,7 +56,7 @@ def timeline_row(event: Event, started_ns: int) -> list[str]:
     return [relative_ms(event, started_ns), f"{event.comm}[{event.pid}]", nested_step(event),
             short_hook(event.hook), "" if event.fd is None else str(event.fd), event.file or "",
             "" if event.inode is None else str(event.inode),
-            "" if event.refcount is None else str(event.refcount), detail_text(event)]
+            refcount_text(event), detail_text(event)]
 
 
 TIMELINE_COLUMNS = ("ms", "process", "step", "hook", "fd", "struct file", "inode", "ref", "detail")
@@ -75,7 +75,7 @@ def table_row(event: Event, started_ns: int) -> list[str]:
     return [relative_ms(event, started_ns), process_label(event), nested_step(event),
             "" if event.fd is None else str(event.fd), event.file or "",
             "" if event.inode is None else str(event.inode),
-            "" if event.refcount is None else str(event.refcount), detail_text(event)]
+            refcount_text(event), detail_text(event)]
 
 
 class Timeline:
