@@ -36,7 +36,7 @@ from .story import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
     from rich.table import Table
 
 # the count each structure's sharing is made of (kernel/fork.c), as the kernel names it
@@ -450,26 +450,54 @@ def signal_lines(facts: Sequence[Fact]) -> list[str]:
     return lines
 
 
-def task_table(task: NewTask) -> Table:
-    from rich.table import Table
-    from rich.text import Text
+WIDE_TABLE = 110       # below this the parent's and child's pointers share a column, one above the other
 
-    flags = "|".join(task.flags) or "none"
-    table = Table(title=task_heading(task), caption=f"clone flags: {flags}", expand=True,
-                  title_justify="left", caption_justify="left")
-    for column in ("structure", "parent", "child", "", "decided by"):
-        table.add_column(column, no_wrap=column != "decided by", overflow="fold")
-    for row in task.rows:
-        style = "green" if row.shared else "yellow"
-        table.add_row(f"{row.name}_struct", row.parent or "-", Text(row.child or "-", style=style),
-                      Text("= same" if row.shared else "≠ copy", style=f"bold {style}"), row_verdict(row))
-    table.add_row("", "", "", "", Text(pid_line(task), style="bold"))
-    for line in (caller_line(task), cpu_line(task), *(stack_lines(task.stack) if task.stack else [])):
-        if line:
-            table.add_row("", "", "", "", Text(line))
-    for line in observed_lines(task):
-        table.add_row("", "", "", "", Text(line, style="italic"))
-    return table
+
+class TaskTable:
+    """A new task's structures, parent beside child; on a narrow screen (a projector's 100
+    columns, a laptop's 80) the two pointers stack in one cell so the verdict keeps room."""
+
+    def __init__(self, task: NewTask) -> None:
+        self.task = task
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(wide=options.max_width >= WIDE_TABLE)
+
+    def table(self, wide: bool) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
+        task = self.task
+        flags = " | ".join(task.flags) or "none"     # spaced: a narrow screen wraps between flags
+        table = Table(title=task_heading(task), caption=f"clone flags: {flags}", expand=True,
+                      title_justify="left", caption_justify="left")
+        columns = ("structure", "parent", "child", "", "decided by") if wide else \
+            ("structure", "parent / child", "decided by")
+        for column in columns:
+            table.add_column(column, no_wrap=column != "decided by", overflow="fold",
+                             ratio=1 if column == "decided by" else None)
+        blank = [""] * (len(columns) - 1)
+        for row in task.rows:
+            style = "green" if row.shared else "yellow"
+            mark = Text("= same" if row.shared else "≠ copy", style=f"bold {style}")
+            if wide:
+                cells: list[str | Text] = [row.parent or "-", Text(row.child or "-", style=style), mark]
+            else:
+                pair = Text(f"{row.parent or '-'}\n")
+                pair.append(f"{row.child or '-'} ", style=style).append_text(mark)
+                cells = [pair]
+            table.add_row(f"{row.name}_struct", *cells, row_verdict(row))
+        table.add_row(*blank, Text(pid_line(task), style="bold"))
+        for line in (caller_line(task), cpu_line(task), *(stack_lines(task.stack) if task.stack else [])):
+            if line:
+                table.add_row(*blank, Text(line))
+        for line in observed_lines(task):
+            table.add_row(*blank, Text(line, style="italic"))
+        return table
+
+
+def task_table(task: NewTask) -> TaskTable:
+    return TaskTable(task)
 
 
 def clone_text(detail: Mapping[str, Any]) -> str:

@@ -186,3 +186,19 @@ def test_each_signal_row_says_its_code_and_what_became_of_it() -> None:
     sent = the(claims().events, "signal_generate", sig=10)[0]
     sent.detail["result"] = "already pending"
     assert ": already pending when queued; the target blocks it" in signal_row_text("signal_generate", sent.detail)
+
+
+def test_the_structures_table_keeps_its_verdicts_readable_on_a_narrow_screen() -> None:
+    from scenarios.fork_vs_thread.views import TaskTable
+    from tracer.text import console
+
+    table = next(panel for story in claims().findings.stories for panel in story.panels()
+                 if type(panel).__name__ == TaskTable.__name__)      # the lesson loader imports its own copy
+    task = table.task
+    for width in (80, 100, 130):
+        screen = console(width=width, record=True)
+        screen.print(table)
+        text = screen.export_text()
+        assert "decided by" in text and "shared (CLONE_VM);" in text
+        for row in task.rows:              # each pointer whole, parent's and child's
+            assert text.count(row.parent or "-") >= 2 - (row.parent != row.child)
