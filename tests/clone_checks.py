@@ -81,3 +81,61 @@ def check_signal_taken_by_another_thread(records: list[dict]) -> None:
     taken_alone = [e for e in events if e["step"] == "signal_deliver" and e["detail"]["sig"] == 10
                    and e["pid"] == linuxthreads]
     assert taken_alone and taken_alone[0]["tgid"] == linuxthreads
+
+
+# ---- what the thread library does around clone (fork-vs-thread's program, any tier) ----
+
+def events(records: list[dict], step: str, **detail: object) -> list[dict]:
+    return [r for r in records if r["type"] == "event" and r["step"] == step
+            and all(r["detail"].get(key) == value for key, value in detail.items())]
+
+
+def report(records: list[dict], role: str, key: str) -> dict:
+    """The program's own report line (an output record) of `role` that holds `key`."""
+    return next(r["report"] for r in records if r["type"] == "output" and r.get("report")
+                and r["report"].get("role") == role and key in r["report"])
+
+
+def check_thread_stack(records: list[dict]) -> None:
+    """The first thread's stack: an mmap with a PROT_NONE guard before clone3, which got its
+    start as the stack and struct pthread near its top; the program's /proc/PID/maps agrees."""
+    thread = clones(records)[0]["detail"]["child_tid"]
+    [made] = events(records, "thread_stack", child_tid=thread)
+    detail = made["detail"]
+    addr, length, guard = int(detail["addr"], 16), detail["len"], detail["guard"]
+    assert detail["mmap_prot"] == ["PROT_NONE"] and "MAP_STACK" in detail["mmap_flags"]
+    assert guard == 4096 and detail["opened_prot"] == ["PROT_READ", "PROT_WRITE"]
+    seen = report(records, "stack", "stack_seen")["stack_seen"]         # /proc/PID/maps, read by the program
+    assert int(seen["below"]["start"], 16) == addr and seen["below"]["perms"] == "---p"
+    assert int(seen["below"]["end"], 16) == int(seen["mapping"]["start"], 16) == addr + guard
+    assert addr <= int(seen["sp"], 16) < addr + length <= int(seen["mapping"]["end"], 16)
+    # clone3 was given the mapping's start as its stack, and a tls (struct pthread) near its top
+    assert int(detail["stack"], 16) == addr and detail["tls_in_mapping"] and 0 < detail["tls_below_top"] < 65536
+    assert made["pid"] == clones(records)[0]["pid"] and made["ts_ns"] > clones(records)[0]["ts_ns"]
+
+
+def check_setxid_broadcast(records: list[dict]) -> None:
+    """glibc's setuid(): signal 33 to the other thread, each thread changing its own cred."""
+    main = clones(records)[0]["pid"]
+    worker = clones(records)[0]["detail"]["child_tid"]
+    [sent] = events(records, "signal_generate", sig=33)
+    assert sent["pid"] == main and sent["detail"]["group"] is False and sent["detail"]["target_tid"] == worker
+    assert [e["pid"] for e in events(records, "signal_deliver", sig=33)] == [worker]
+    creds = events(records, "cred_change")
+    assert [e["pid"] for e in creds] == [worker, main, main]          # glibc's broadcast, then the raw call
+    assert all(e["detail"]["ret"] == 0 and e["detail"]["old_cred"] != e["detail"]["new_cred"] for e in creds)
+    assert creds[0]["detail"]["new_cred"] != creds[1]["detail"]["new_cred"]      # one struct cred each
+    assert creds[0]["ts_ns"] > sent["ts_ns"] and creds[2]["detail"]["old_cred"] == creds[1]["detail"]["new_cred"]
+    assert report(records, "setxid", "raw_tid")["raw_tid"] == main
+
+
+def check_nproc_refusal(records: list[dict]) -> None:
+    """RLIMIT_NPROC counts threads: the main thread's clone refused with EAGAIN."""
+    seen = report(records, "limits", "nproc_limit")
+    [refused] = events(records, "clone_failed")
+    detail = refused["detail"]
+    assert detail["errno"] == "EAGAIN" and detail["kind"] == "thread" and "CLONE_THREAD" in detail["flags"]
+    assert detail["nproc_limit"] == seen["nproc_limit"] and seen["refused"]
+    assert detail["limit"] == "RLIMIT_NPROC" and detail["nproc_count"] >= detail["nproc_limit"]
+    assert seen["threads_max"] > detail["nproc_limit"] and seen["pid_max"] > detail["nproc_limit"]
+    assert refused["tgid"] == refused["pid"] == clones(records)[0]["tgid"]     # the main thread, refused

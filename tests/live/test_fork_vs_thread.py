@@ -12,10 +12,15 @@ from tests.clone_checks import (
     check_counts_and_entries,
     check_fork,
     check_linuxthreads,
+    check_nproc_refusal,
+    check_setxid_broadcast,
     check_signal_taken_by_another_thread,
     check_spawn,
     check_thread,
+    check_thread_stack,
     clones,
+    events,
+    report,
 )
 from tests.live.conftest import read_jsonl, run_syspath
 
@@ -113,47 +118,13 @@ def test_the_pid_problem_and_stop_continue_per_thread(recorded: tuple[str, list[
 
 # ---- what the thread library does around clone, against what the kernel and /proc gave ----
 
-def events(records: list[dict], step: str, **detail: object) -> list[dict]:
-    return [r for r in records if r["type"] == "event" and r["step"] == step
-            and all(r["detail"].get(key) == value for key, value in detail.items())]
-
-
-def report(records: list[dict], role: str, key: str) -> dict:
-    return next(r["report"] for r in records if r["type"] == "output" and r["report"]
-                and r["report"].get("role") == role and key in r["report"])
-
-
 def test_the_thread_stack_is_the_mapping_its_stack_pointer_lies_in(recorded: tuple[str, list[dict]]) -> None:
-    _, records = recorded
-    thread = clones(records)[0]["detail"]["child_tid"]
-    [made] = events(records, "thread_stack", child_tid=thread)
-    detail = made["detail"]
-    addr, length, guard = int(detail["addr"], 16), detail["len"], detail["guard"]
-    assert detail["mmap_prot"] == ["PROT_NONE"] and "MAP_STACK" in detail["mmap_flags"]
-    assert guard == 4096 and detail["opened_prot"] == ["PROT_READ", "PROT_WRITE"]
-    seen = report(records, "stack", "stack_seen")["stack_seen"]         # /proc/PID/maps, read by the program
-    assert int(seen["below"]["start"], 16) == addr and seen["below"]["perms"] == "---p"
-    assert int(seen["below"]["end"], 16) == int(seen["mapping"]["start"], 16) == addr + guard
-    assert addr <= int(seen["sp"], 16) < addr + length <= int(seen["mapping"]["end"], 16)
-    # clone3 was given the mapping's start as its stack, and a tls (struct pthread) near its top
-    assert int(detail["stack"], 16) == addr and detail["tls_in_mapping"] and 0 < detail["tls_below_top"] < 65536
-    assert made["pid"] == clones(records)[0]["pid"] and made["ts_ns"] > clones(records)[0]["ts_ns"]
+    check_thread_stack(recorded[1])
 
 
 def test_setuid_sends_signal_33_to_the_other_thread_and_each_changes_its_own_cred(
         recorded: tuple[str, list[dict]]) -> None:
-    _, records = recorded
-    main = clones(records)[0]["pid"]
-    worker = clones(records)[0]["detail"]["child_tid"]
-    [sent] = events(records, "signal_generate", sig=33)
-    assert sent["pid"] == main and sent["detail"]["group"] is False and sent["detail"]["target_tid"] == worker
-    assert [e["pid"] for e in events(records, "signal_deliver", sig=33)] == [worker]
-    creds = events(records, "cred_change")
-    assert [e["pid"] for e in creds] == [worker, main, main]          # glibc's broadcast, then the raw call
-    assert all(e["detail"]["ret"] == 0 and e["detail"]["old_cred"] != e["detail"]["new_cred"] for e in creds)
-    assert creds[0]["detail"]["new_cred"] != creds[1]["detail"]["new_cred"]      # one struct cred each
-    assert creds[0]["ts_ns"] > sent["ts_ns"] and creds[2]["detail"]["old_cred"] == creds[1]["detail"]["new_cred"]
-    assert report(records, "setxid", "raw_tid")["raw_tid"] == main
+    check_setxid_broadcast(recorded[1])
 
 
 def test_nice_set_on_one_thread_stays_that_threads(recorded: tuple[str, list[dict]]) -> None:
@@ -182,15 +153,7 @@ def test_a_join_is_a_futex_wait_on_the_threads_tid_word(recorded: tuple[str, lis
 
 
 def test_rlimit_nproc_refuses_a_thread_with_eagain(recorded: tuple[str, list[dict]]) -> None:
-    _, records = recorded
-    seen = report(records, "limits", "nproc_limit")
-    [refused] = events(records, "clone_failed")
-    detail = refused["detail"]
-    assert detail["errno"] == "EAGAIN" and detail["kind"] == "thread" and "CLONE_THREAD" in detail["flags"]
-    assert detail["nproc_limit"] == seen["nproc_limit"] and seen["refused"]
-    assert detail["limit"] == "RLIMIT_NPROC" and detail["nproc_count"] >= detail["nproc_limit"]
-    assert seen["threads_max"] > detail["nproc_limit"] and seen["pid_max"] > detail["nproc_limit"]
-    assert refused["tgid"] == refused["pid"] == clones(records)[0]["tgid"]     # the main thread, refused
+    check_nproc_refusal(recorded[1])
 
 
 def test_each_new_task_first_wakes_on_a_cpu_chosen_then(recorded: tuple[str, list[dict]]) -> None:

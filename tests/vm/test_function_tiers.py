@@ -25,9 +25,12 @@ from tests.clone_checks import (
     check_counts_and_entries,
     check_fork,
     check_linuxthreads,
+    check_nproc_refusal,
+    check_setxid_broadcast,
     check_signal_taken_by_another_thread,
     check_spawn,
     check_thread,
+    check_thread_stack,
     clones,
 )
 from tests.file_life import life_events
@@ -203,6 +206,16 @@ def test_fork_vs_thread_through_copy_process(guest: GuestRun, mode: str) -> None
     check_fork(fork)
     check_spawn(spawn)
     assert records[-1]["exit_code"] == 0 and records[-1]["lost"] == 0
+
+
+@pytest.mark.parametrize("mode", TIERS)
+def test_the_thread_librarys_claims_through_kernel_functions(guest: GuestRun, mode: str) -> None:
+    """Seed 2's claims on the function tiers as on tracepoints: the thread stack and its guard,
+    glibc's setuid broadcast (signal 33 to one thread), the RLIMIT_NPROC refusal (EAGAIN)."""
+    records = guest.records("fork-vs-thread", mode)
+    check_thread_stack(records)
+    check_setxid_broadcast(records)
+    check_nproc_refusal(records)
 
 
 @pytest.mark.parametrize("mode", TIERS)
