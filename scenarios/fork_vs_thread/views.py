@@ -75,6 +75,12 @@ def code_text(sig: int, code: int | None) -> str:
     return f"si_code {code}"
 
 
+def named_with_code(name: str, sig: int, code: int | None) -> str:
+    """"SIGCHLD [CLD_EXITED: the child exited]": the signal's name with its si_code decoded."""
+    decoded = code_text(sig, code)
+    return f"{name} [{decoded}]" if decoded else name
+
+
 def code_name(sig: int, code: int) -> str:
     table = CHILD_CODES if sig == SIGCHLD and code in CHILD_CODES else SENDER_CODES
     return table[code][0] if code in table else f"si_code {code}"
@@ -84,8 +90,7 @@ def signal_row_text(step: str, detail: Mapping[str, Any]) -> str | None:
     """A signal row decoded: its code, where it went, what became of it, or who took it how."""
     sig, code = int(detail.get("sig") or 0), detail.get("code")
     name = str(detail.get("name") or f"signal {sig}")
-    decoded = code_text(sig, code if isinstance(code, int) else None)
-    head = f"{name} [{decoded}]" if decoded else name
+    head = named_with_code(name, sig, code if isinstance(code, int) else None)
     if step == SENT_STEP:
         target = detail.get("target_tid")
         where = f"process {target}" if detail.get("group") else f"thread {target} alone"
@@ -270,8 +275,7 @@ def history_lines(tasks: Sequence[NewTask]) -> list[str]:
 
 def signal_line(seen: SignalSeen) -> str:
     to = f"process {seen.target} (the whole thread group)" if seen.group else f"thread {seen.target} alone"
-    decoded = code_text(seen.sig, seen.code)
-    name = f"{seen.name} [{decoded}]" if decoded else seen.name
+    name = named_with_code(seen.name, seen.sig, seen.code)
     text = f"{name} sent by {seen.sender.comm}[{seen.sender.pid}] to {to}"
     if seen.sig == SIGCONT and seen.result == "ignored":
         return (f"{text}: the signal itself was dropped when queued (ignored); kernel source (kernel/signal.c "
