@@ -207,7 +207,8 @@ def _closing_summary(path: Path) -> dict[str, Any] | None:
 
 
 SESSION_TYPES: dict[str, tuple[type, ...]] = {
-    "version": (int,), "kernel": (str,), "mode": (str,), "scenario": (str, type(None)), "command": (list, type(None)),
+    "version": (int,), "kernel": (str,), "machine": (str,), "mode": (str,), "scenario": (str, type(None)),
+    "command": (list, type(None)),
 }
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tracer import catalog, kernel, lessons, paths, stacks
+from tracer import arch, catalog, kernel, lessons, paths, stacks
 from tracer.build import Probes, Startup, build, known_symbols
 from tracer.errors import interrupt_exit_code
 from tracer.observer import Observer, OutputLine
@@ -82,7 +82,7 @@ class SessionResult:
 
 def session_header(scenario: str | None, command: Sequence[str], mode: str,
                    choices: list[catalog.HookChoice]) -> dict[str, Any]:
-    return {"type": "session", "version": VERSION, "kernel": kernel.release(), "mode": mode,
+    return {"type": "session", "version": VERSION, "kernel": kernel.release(), "machine": arch.machine(), "mode": mode,
             "scenario": scenario, "command": None if scenario else list(command),
             "started_ns": time.monotonic_ns(), "hooks": [choice.as_record() for choice in choices],
             "kallsyms": paths.kallsyms_facts(known_symbols())}
