@@ -9,9 +9,11 @@
 What separates `records` from syspath is what syspath reads and shows; what separates it
 from the untraced loop is the cost of sending that many records at all.
 
-The floor is made from syspath's own program, not a copy of it: the memfd-share session's
-syscall tier is resolved and compiled as `syspath run` does, and the floor attaches where it
-attaches: the core's process-tree file as it is, and at every other point a probe that runs
+The floor is made from syspath's own program, not a copy of it: the session the benchmark
+measures (`syspath trace`, every lesson that applies to any program, in the syscall tier) is
+resolved and compiled as `syspath trace` does, and the floor attaches wherever it attaches
+(a hook of another lesson's step costs the loop its filter even when the loop never takes the
+step): the core's process-tree file as it is, and at every other point a probe that runs
 the same filter; where a required step's hook is, it also sends one record a call. In the
 loops that is fewer records a round than syspath sends: at sendmsg syspath sends the
 message's record and one per passed fd, and at kmem:mm_page_alloc (the optional memfd_page)
@@ -38,7 +40,7 @@ from tracer.offsets import load_layout
 from tracer.ringbuf import PAGE, RingReader
 from tracer.session import POLL_S
 
-SCENARIO = "memfd-share"    # what both loops do
+SCENARIO = None             # bench/run.py traces with `syspath trace`: every lesson's hooks, not one lesson's
 TREE_HOOKS = {"raw_tracepoint:sched_process_fork", "tracepoint:sched:sched_process_exit"}   # the core's tree file
 
 

@@ -11,13 +11,17 @@
  *                             P processes share N and RATE (one per CPU: the tracer's
  *                             consumer then competes with them for every CPU).
  *
- * Prints one line: "start <CLOCK_MONOTONIC ns at main()> loop_s <seconds in the loop>".
+ * Prints one line: "start <CLOCK_MONOTONIC ns at main()> loop_s <seconds in the loop>
+ * cpu_s <CPU seconds in the loop>": user and system time of the workload and its reaped
+ * children (getrusage), where a probe's run is charged to the task it ran in; wall time
+ * also counts what other work on the CPUs took from the loop.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +36,16 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+    struct rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    return self.ru_utime.tv_sec + self.ru_stime.tv_sec + children.ru_utime.tv_sec + children.ru_stime.tv_sec
+         + (self.ru_utime.tv_usec + self.ru_stime.tv_usec + children.ru_utime.tv_usec
+            + children.ru_stime.tv_usec) / 1e6;
 }
 
 static int receiver(int channel, long n)
@@ -145,11 +159,13 @@ int main(int argc, char **argv)
     if (argc < 3)
         return 2;
     long n = atol(argv[2]);
-    double began = now_s();
+    double began = now_s(), cpu_began = cpu_s();
     int rc = strcmp(argv[1], "roundtrip") == 0 ? roundtrip(n)
            : strcmp(argv[1], "selfloop") == 0 ? selfloop(n)
            : strcmp(argv[1], "memfd") == 0 && argc > 4 ? memfd_producers(n, atol(argv[3]), atol(argv[4]))
            : strcmp(argv[1], "memfd") == 0 && argc > 3 ? memfds(n, atol(argv[3])) : 2;
-    printf("start %lld loop_s %.6f\n", (long long)start.tv_sec * 1000000000LL + start.tv_nsec, now_s() - began);
+    double loop_s = now_s() - began, loop_cpu_s = cpu_s() - cpu_began;
+    printf("start %lld loop_s %.6f cpu_s %.6f\n", (long long)start.tv_sec * 1000000000LL + start.tv_nsec,
+           loop_s, loop_cpu_s);
     return rc;
 }

@@ -90,11 +90,11 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
             __builtin_memset(budget->seen, 0, sizeof(budget->seen));
             budget->tgid = tgid;
         }
-        /* read, then add without taking the old value: an add that returns it (BPF_FETCH)
-         * came in 5.12, and 5.10's verifier refuses it ("BPF_STX uses reserved fields",
-         * kernel/bpf/verifier.c check_atomic); two CPUs may read one count, a stack more */
+        /* a plain read and store, not an atomic add: the count only samples, and a lost
+         * increment when two CPUs of one process race costs one stack more, never a wrong
+         * event; the locked add cost more than the whole count is worth */
         u64 seen = budget->seen[slot];
-        __sync_fetch_and_add(&budget->seen[slot], 1);
+        budget->seen[slot] = seen + 1;
         if (seen >= STACK_FIRST && seen % STACK_EVERY)
             return STACK_SAMPLED_OUT;
     }
@@ -126,6 +126,19 @@ static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_
 #else
 #define AS_KERNEL(address, TYPE) ((u64)(address))
 #define READ_FIELD(dst, base, off) READ_KERNEL(dst, base, off)
+#endif
+
+/* READ_POINTER_AT(dst, address): the word at a computed kernel address (a slot of an array
+ * of pointers indexed by a variable: the fd table, an SCM fd list; a saved register). The
+ * verifier refuses a variable offset into a typed pointer, so the slot's own address is
+ * typed instead: as a struct pt_regs, whose first member is a machine word on every arch
+ * (x86-64 r15, arm64 regs[0]), and the word is a plain load at offset 0 (a fault reads 0,
+ * as a failed helper read leaves it). Without TYPED_LOADS, a bpf_probe_read_kernel. */
+#ifdef TYPED_LOADS
+#define READ_POINTER_AT(dst, address) \
+    ((dst) = (typeof(dst))*(u64 *)AS_KERNEL((u64)(address), PT_REGS))
+#else
+#define READ_POINTER_AT(dst, address) READ_KERNEL(dst, address, 0)
 #endif
 
 /* One helper call for all the fields read of a struct, when loads are not typed. A call
@@ -360,8 +373,9 @@ static __always_inline bool fault_under_way(u64 regs, u64 ip)
 {
     u64 now_ip = 0;
     s64 nr = 0;
-    READ_KERNEL(now_ip, regs, REGS_IP);
-    READ_KERNEL(nr, regs, REGS_SYSCALL_NR);
+    regs = AS_KERNEL(regs, PT_REGS);            /* kept as a number in the watch: typed again */
+    READ_FIELD(now_ip, regs, REGS_IP);
+    READ_FIELD(nr, regs, REGS_SYSCALL_NR);
     return now_ip == ip && nr == -1;
 }
 #endif
@@ -414,7 +428,7 @@ static __always_inline u64 file_in_table(struct fd_table *table, s64 fd)
     u64 file = 0;
     if (fd < 0 || (u64)fd >= table->max_fds)
         return 0;
-    READ_KERNEL(file, table->fd, fd * sizeof(u64));
+    READ_POINTER_AT(file, table->fd + fd * sizeof(u64));
     return file;
 }
 

@@ -44,7 +44,7 @@ static __always_inline u64 kprobe_arg(struct pt_regs *ctx, int index)
     /* x86-64 passes a seventh argument and later on the stack: at a kprobe on the
      * first instruction, sp points at the return address and they follow it. */
     u64 value = 0;
-    bpf_probe_read_kernel(&value, sizeof(value), (void *)(PT_REGS_SP(ctx) + 8 * (index - 5)));
+    READ_POINTER_AT(value, PT_REGS_SP(ctx) + 8 * (index - 5));
     return value;
 }
 #endif

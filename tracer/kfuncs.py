@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SLOTS = {"bpf_rdonly_cast": 0x7F00}          # far above the kernel's helper numbers (~220)
 # The structs probes/common.h AS_KERNEL(address, TYPE) casts to: TYPE -> struct name.
 # The core's; each lesson adds its own (lesson.py cast_types).
-CAST_TYPES = {"FILE": "file", "FILES": "files_struct"}
+CAST_TYPES = {"FILE": "file", "FILES": "files_struct", "PT_REGS": "pt_regs"}   # PT_REGS: READ_POINTER_AT
 
 CALL = 0x85                                  # BPF_JMP | BPF_CALL
 PSEUDO_KFUNC_CALL = 2

@@ -137,7 +137,7 @@ static __always_inline bool in_fork(u32 *nr)
 #else
     u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
     s64 orig_ax = -1;
-    READ_KERNEL(orig_ax, regs, COW_REGS_ORIG_AX);
+    READ_FIELD(orig_ax, regs, COW_REGS_ORIG_AX);   /* a typed pointer: a plain load with TYPED_LOADS */
     *nr = (u32)orig_ax;
     return orig_ax == COW_NR_CLONE || orig_ax == COW_NR_FORK || orig_ax == COW_NR_VFORK ||
            orig_ax == COW_NR_CLONE3;
@@ -263,7 +263,7 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
     seen.addr = ctx->args[0];
     seen.regs = ctx->args[1];
     seen.error_code = ctx->args[2];
-    READ_KERNEL(seen.ip, seen.regs, COW_REGS_IP);
+    READ_POINTER_AT(seen.ip, seen.regs + COW_REGS_IP);
 #ifndef COW_IN_FUNCTION              /* there do_wp_page's vmf->orig_pte tells it */
     u32 walked = 0;
     if (seen.error_code & X86_PF_PROT)
@@ -280,7 +280,9 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
     u64 ip = 0;
     s64 orig_ax = 0;
     u32 tid;
-    if (!is_tracked())
+    /* a page table for the fault, or any other allocation not of user data, cannot be the
+     * frame: told from the tracepoint's own fields, before any map lookup */
+    if (!(args->gfp_flags & COW_GFP_MOVABLE) || !is_tracked())
         return 0;
     tid = (u32)bpf_get_current_pid_tgid();
     seen = cow_faults.lookup(&tid);
@@ -289,14 +291,12 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
     /* Still inside that fault? Its saved registers say so: a later system call of this
      * thread would have saved its own there (orig_ax the syscall number, not -1, which the
      * exception entry stores once it has taken the error code). */
-    READ_KERNEL(ip, seen->regs, COW_REGS_IP);
-    READ_KERNEL(orig_ax, seen->regs, COW_REGS_ORIG_AX);
+    READ_POINTER_AT(ip, seen->regs + COW_REGS_IP);
+    READ_POINTER_AT(orig_ax, seen->regs + COW_REGS_ORIG_AX);
     if (ip != seen->ip || orig_ax != -1) {
         cow_faults.delete(&tid);
         return 0;
     }
-    if (!(args->gfp_flags & COW_GFP_MOVABLE))      /* a page table for the fault, not the page */
-        return 0;
     fault.addr = seen->addr;
     fault.error_code = seen->error_code;
     fault.old_pte = seen->old_pte;

@@ -232,7 +232,7 @@ static __always_inline void emit_fp_list(void *ctx, u64 fpl, u32 before, struct 
         u64 file = 0;
         if (i + before >= count)
             break;
-        READ_KERNEL(file, fpl, SCM_FP_FP + (i + before) * sizeof(u64));
+        READ_POINTER_AT(file, fpl + SCM_FP_FP + (i + before) * sizeof(u64));
         follow(file);
         e = call_event(STEP_SCM_FP_COPY, call);
         if (!e)
@@ -252,7 +252,7 @@ ON_ENTRY(scm_fp_copy)
     s16 before = 0;
     if (!is_tracked())
         return 0;
-    READ_KERNEL(fpl, fplp, 0);
+    READ_POINTER_AT(fpl, fplp);
     if (fpl)
         READ_KERNEL(before, fpl, SCM_FP_COUNT);
     call.object = fplp;
@@ -269,7 +269,7 @@ ON_RETURN(scm_fp_copy)
     u64 fpl = 0, len = 0;
     if (!leave_call(STEP_SCM_FP_COPY, &call) || (s32)RETVAL(scm_fp_copy) < 0)
         return 0;
-    READ_KERNEL(fpl, call.object, 0);
+    READ_POINTER_AT(fpl, call.object);
     READ_KERNEL(len, call.message, CMSG_LEN);
     read_scm_rights(call.message, len, false, &rights);
     if (fpl)

@@ -284,7 +284,7 @@ static __always_inline void emit_in_flight(void *ctx, u64 sk, s32 stack)
         u64 file = 0;
         if (!e)
             return;
-        READ_KERNEL(file, fpl, SCM_FP_FP + i * sizeof(u64));
+        READ_POINTER_AT(file, fpl + SCM_FP_FP + i * sizeof(u64));
         describe_file(e, file);
         e->payload.in_flight.skb = skb;
         e->payload.in_flight.sock = sk;

@@ -28,7 +28,7 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
     watch->addr = address;
     watch->regs = ctx->args[1];
     watch->error_code = ctx->args[2];
-    READ_KERNEL(watch->ip, watch->regs, REGS_IP);
+    READ_POINTER_AT(watch->ip, watch->regs + REGS_IP);
     return 0;
 }
 
@@ -36,7 +36,9 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
 {
     struct memfd_watch *watch;
     struct syspath_event *e;
-    if (!is_tracked())
+    /* first what costs nothing: most allocations are not user data (page tables, slabs,
+     * the kernel's own), and none of them can be a lesson's frame; no map is looked up */
+    if (!(args->gfp_flags & GFP_MOVABLE) || !is_tracked())
         return 0;
     watch = process_watch();
     if (!watch || !watch->addr || watch->tid != (u32)bpf_get_current_pid_tgid())
@@ -45,8 +47,6 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
         watch->addr = 0;
         return 0;
     }
-    if (!(args->gfp_flags & GFP_MOVABLE))
-        return 0;
     e = new_event(STEP_MEMFD_PAGE);
     if (e) {
         describe_file(e, watch->file);
