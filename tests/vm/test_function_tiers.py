@@ -315,9 +315,9 @@ def test_fields_are_read_the_way_this_kernel_allows(guest: GuestRun, mode: str) 
 COW_FUNCTION = {"6.1": "wp_page_copy", "6.12": "do_wp_page"}
 
 
-# Known gap (stop 33's note): on the function tiers cow_fault is every do_wp_page return in the
-# traced tree, not only the lesson's pages as on tracepoints; 6.12's kprobe run once recorded a
-# second one (a Python page written in the child), and these checks expect exactly one
+# Open question: 6.12's kprobe run once recorded a second cow_fault, and these checks expect
+# exactly one. The function tier keeps only the lesson's pages (probes/fork_cow/kernel.bpf.c
+# cow_wp_enter looks the address up in cow_watched), so that was no Python page of the child.
 @pytest.mark.xfail(strict=False, reason="one CI rehearsal on 6.12 kprobe once saw two cow_fault events; the entry "
                    "probe already keeps only the lesson's mincore pages, and 13 later runs on 6.1/6.12 had one: "
                    "cause not found (a genuine copy for the parent is a candidate)")
