@@ -90,9 +90,9 @@ static __always_inline s32 stack_here(void *ctx, u32 step)
             __builtin_memset(budget->seen, 0, sizeof(budget->seen));
             budget->tgid = tgid;
         }
-        /* a plain read and store, not an atomic add: the count only samples, and a lost
-         * increment when two CPUs of one process race costs one stack more, never a wrong
-         * event; the locked add cost more than the whole count is worth */
+        /* a plain read and store, not an atomic add (a locked instruction on every event):
+         * the count only samples, and a lost increment when two CPUs of one process race
+         * costs one stack more, never a wrong event */
         u64 seen = budget->seen[slot];
         budget->seen[slot] = seen + 1;
         if (seen >= STACK_FIRST && seen % STACK_EVERY)
