@@ -90,9 +90,21 @@ def events(records: list[dict], step: str) -> list[dict]:
     return [r for r in records if r.get("type") == "event" and r["step"] == step]
 
 
+def the_copies(records: list[dict]) -> tuple[dict, list[dict]]:
+    """The child's cow_fault (the first), and the parent's if its last write copied too.
+
+    After the child's copy the parent is usually the old frame's only user and its write reuses
+    the frame (mm/memory.c wp_can_reuse_anon_folio). The kernel still copies when another
+    reference holds the folio at that moment, such as another CPU's LRU batch, which the
+    writer's lru_add_drain() does not drain. Both outcomes are the kernel's; the checks below
+    hold the recording to whichever one it shows."""
+    first, *later = events(records, "cow_fault")
+    return first, later
+
+
 def the_pages(records: list[dict]) -> tuple[int, int, int, int, int]:
     """(parent tgid, child tgid, private page, memfd page, file page), from the kernel's events."""
-    (cow,) = events(records, "cow_fault")
+    cow, _ = the_copies(records)
     child = cow["tgid"]
     touches = events(records, "first_touch")
     parent = touches[0]["tgid"]
@@ -136,7 +148,7 @@ def check_first_touch(records: list[dict]) -> None:
 
 def check_one_frame_until_write(records: list[dict]) -> None:
     parent, child, private, _, _ = the_pages(records)
-    (cow,) = events(records, "cow_fault")
+    cow, parent_copies = the_copies(records)
     before_parent = [p for p in ptes(records, parent, private) if p["ts_ns"] < cow["ts_ns"]][-1]["detail"]
     before_child = [p for p in ptes(records, child, private) if p["ts_ns"] < cow["ts_ns"]][-1]["detail"]
     old = before_parent["pfn"]
@@ -150,10 +162,17 @@ def check_one_frame_until_write(records: list[dict]) -> None:
     assert COW_FUNCTIONS & {*cow["stack"], cow["hook"].split(":")[-1]}, (cow["hook"], cow["stack"])
     after_child = next(p for p in ptes(records, child, private) if p["ts_ns"] > cow["ts_ns"])["detail"]
     assert after_child["pfn"] == detail["pfn"] and after_child["writable"] is True
-    # the parent keeps the old frame, and keeps it when it writes too (no copy: it is the only user left)
+    # the parent keeps the old frame; its own write then reuses it, or copies it (the_copies)
     after_parent = [p["detail"] for p in ptes(records, parent, private) if p["ts_ns"] > cow["ts_ns"]]
-    assert [p["pfn"] for p in after_parent] == [old, old] and after_parent[-1]["writable"] is True
-    assert len(events(records, "cow_fault")) == 1
+    assert len(after_parent) == 2 and after_parent[0]["pfn"] == old, after_parent
+    final = after_parent[-1]
+    assert final["writable"] is True
+    if parent_copies:
+        (again,) = parent_copies
+        assert again["tgid"] == parent and int(again["detail"]["addr"], 16) == private, again
+        assert again["detail"]["old_pfn"] == old and again["detail"]["pfn"] == final["pfn"] != old, again
+    else:
+        assert final["pfn"] == old
 
 
 def check_memfd_page(records: list[dict]) -> None:
@@ -173,20 +192,24 @@ def check_frames_in_pagemap(records: list[dict], seen: Seen) -> None:
             key = (pte["tgid"], int(pte["detail"]["addr"], 16))
             assert pte["detail"]["pfn"] in seen.get(key, set()), (key, pte["detail"], seen.get(key))
             checked += 1
-    (cow,) = events(records, "cow_fault")
+    cow, parent_copies = the_copies(records)
     assert cow["detail"]["pfn"] in seen[(child, private)]
     assert cow["detail"]["old_pfn"] in seen[(parent, private)]
+    assert all(again["detail"]["pfn"] in seen[(parent, private)] for again in parent_copies)
     assert checked >= 10
 
 
 def check_story(records: list[dict], output: str) -> None:
     parent, child, _, shared, _ = the_pages(records)
-    (cow,) = events(records, "cow_fault")
+    cow, parent_copies = the_copies(records)
     old, new = cow["detail"]["old_pfn"], cow["detail"]["pfn"]
     lines = output.splitlines()
     assert any(line.startswith(f"copy on write: cow-child[{child}]") and f"frame {old:#x} (read-only)" in line
                and f"allocated it frame {new:#x}" in line for line in lines), output
     assert f"  cow-parent[{parent}] kept frame {old:#x}: its entry read after the fault" in lines
+    for again in parent_copies:
+        assert any(line.startswith(f"copy on write: cow-parent[{parent}]")
+                   and f"allocated it frame {again['detail']['pfn']:#x}" in line for line in lines), output
     shared_frame = ptes(records, child, shared)[-1]["detail"]["pfn"]
     assert any(line.startswith(f"one frame {shared_frame:#x} behind the memfd page") for line in lines)
 

@@ -3,6 +3,7 @@
 same recording doctored, and must go or change."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from tests.unit.test_stories import STORIES, Doctor, Told, drop, the, told, untouched
@@ -45,6 +46,27 @@ def test_the_parent_kept_its_frame_only_as_its_entry_read_after_the_fault_says()
 
     assert cow().lines("cow-parent[")
     assert not [line for line in cow(parent_moved).lines("cow-parent[") if "kept" in line]
+
+
+def test_a_copy_for_the_parents_own_write_is_told_as_its_own_copy() -> None:
+    """The kernel may copy for the parent's last write too (tests/cow_checks.py the_copies):
+    the doctored recording has that second fault and the parent's last entry on its new frame."""
+    def parent_copied(events: list[Event], _: list[dict[str, Any]]) -> None:
+        child_fault = the(events, "cow_fault")[0]
+        *_, last = the(events, "pte", "cow-parent", addr=child_fault.detail["addr"])
+        again = copy.deepcopy(child_fault)
+        again.pid, again.tgid, again.comm, again.ts_ns = last.pid, last.tgid, last.comm, last.ts_ns - 1
+        again.detail["pfn"] = last.detail["pfn"] = child_fault.detail["pfn"] + 1
+        events.insert(events.index(last), again)
+
+    parent = pid_of(cow().events, "cow-parent")
+    assert not cow().lines(f"copy on write: cow-parent[{parent}]")
+    story = cow(parent_copied)
+    fault = the(story.events, "cow_fault")[0]
+    [line] = story.lines(f"copy on write: cow-parent[{parent}]")
+    assert f"frame {fault.detail['old_pfn']:#x} (read-only)" in line
+    assert f"allocated it frame {fault.detail['pfn'] + 1:#x}" in line
+    assert story.lines(f"cow-parent[{parent}] kept frame {fault.detail['old_pfn']:#x}")   # until its own write
 
 
 def test_one_frame_after_fork_rests_on_both_entries_read_only() -> None:

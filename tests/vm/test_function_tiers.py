@@ -315,12 +315,6 @@ def test_fields_are_read_the_way_this_kernel_allows(guest: GuestRun, mode: str) 
 COW_FUNCTION = {"6.1": "wp_page_copy", "6.12": "do_wp_page"}
 
 
-# Open question: 6.12's kprobe run once recorded a second cow_fault, and these checks expect
-# exactly one. The function tier keeps only the lesson's pages (probes/fork_cow/kernel.bpf.c
-# cow_wp_enter looks the address up in cow_watched), so that was no Python page of the child.
-@pytest.mark.xfail(strict=False, reason="one CI rehearsal on 6.12 kprobe once saw two cow_fault events; the entry "
-                   "probe already keeps only the lesson's mincore pages, and 13 later runs on 6.1/6.12 had one: "
-                   "cause not found (a genuine copy for the parent is a candidate)")
 @pytest.mark.parametrize("mode", TIERS)
 def test_fork_cow_copies_on_write_in_do_wp_page(guest: GuestRun, mode: str) -> None:
     """tests/live/test_fork_cow.py's kernel facts, on the function tiers of a kernel KASLR moved."""
@@ -333,7 +327,7 @@ def test_fork_cow_copies_on_write_in_do_wp_page(guest: GuestRun, mode: str) -> N
     assert hooks["mm_copy"]["hook"] == f"{exit_point}:dup_mm" or (
         hooks["mm_copy"]["hook"] == "tracepoint:kmem:kmem_cache_alloc"
         and "dup_mm is not in kallsyms" in hooks["mm_copy"]["reason"]), hooks["mm_copy"]
-    [cow] = cow_checks.events(records, "cow_fault")
+    cow, _ = cow_checks.the_copies(records)
     assert cow["hook"] == hooks["cow_fault"]["hook"] and cow["stack"][0] == function, cow
     assert "__handle_mm_fault" in cow["stack"], cow["stack"]
     seen = cow_checks.load_seen(guest.out / f"fork-cow-{mode}.jsonl.seen.json")
