@@ -38,9 +38,7 @@ BPF_HASH(cow_faults, u32, struct cow_fault_seen, 1024);
 
 static __always_inline u64 current_mm(void)
 {
-    u64 mm = 0;
-    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
-    return mm;
+    return current_task_word(TASK_MM);
 }
 
 /* ---- the page tables (arch/x86/include/asm/pgtable_types.h) ----
