@@ -462,11 +462,13 @@ static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
 /* What a struct file is, remembered per CPU. A file's identity (its f_op, its inode's number,
  * type and superblock magic, its dentry's name) does not change while it lives, and the same few
  * files come back event after event: a memfd mapped, passed, received, and the socket it
- * travels on. The last IDENTITY_SLOTS files described on this CPU are kept with the file, inode
- * and dentry they were read from: a match copies the identity instead of reading it again (a
- * string read and a dozen loads). A reused file address matches only with the same inode and
- * dentry, whose identity is the same. */
-#define IDENTITY_SLOTS 4
+ * travels on. Each CPU keeps the files it described last, one per slot, the slot chosen by
+ * the file's address (direct-mapped: one compare, where a search of every slot made the
+ * verifier walk each outcome, three times the work for the socket calls' programs). A hit
+ * copies the identity instead of reading it again (a string read and a dozen loads); a
+ * reused file address matches only with the same inode and dentry, whose identity is the
+ * same. */
+#define IDENTITY_SLOTS 16
 struct known_identity {
     u64 file;
     u64 inode;
@@ -475,35 +477,15 @@ struct known_identity {
     struct file_identity id;
 };
 struct identity_cache {
-    u64 next;
     struct known_identity slot[IDENTITY_SLOTS];
 };
 BPF_PERCPU_ARRAY(identities, struct identity_cache, 1);
 
-static __always_inline bool identity_known(struct identity_cache *cache, struct syspath_event *e,
-                                           u64 file, u64 inode, u64 dentry)
+/* struct files are slab objects of about 200 bytes: the bits above the 64-byte line, mixed */
+static __always_inline struct known_identity *identity_slot(struct identity_cache *cache, u64 file)
 {
-#pragma unroll
-    for (int i = 0; i < IDENTITY_SLOTS; i++) {
-        struct known_identity *known = &cache->slot[i];
-        if (known->file == file && known->inode == inode && known->dentry == dentry) {
-            e->inode = known->ino;
-            e->identity = known->id;
-            return true;
-        }
-    }
-    return false;
-}
-
-static __always_inline void remember_identity(struct identity_cache *cache, struct syspath_event *e,
-                                              u64 file, u64 inode, u64 dentry)
-{
-    struct known_identity *known = &cache->slot[cache->next++ & (IDENTITY_SLOTS - 1)];
-    known->file = file;
-    known->inode = inode;
-    known->dentry = dentry;
-    known->ino = e->inode;
-    known->id = e->identity;
+    u64 line = file >> 6;
+    return &cache->slot[(line ^ (line >> 4) ^ (line >> 8)) & (IDENTITY_SLOTS - 1)];
 }
 
 /* The event's struct file: its refcount, its inode's number, and what it is (its
@@ -512,6 +494,7 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
     struct file_identity *id = &e->identity;
     struct identity_cache *cache;
+    struct known_identity *known;
     u64 inode = 0, dentry = 0, sb = 0, ops = 0, address = file;
     int zero = 0;
     e->file = file;
@@ -529,8 +512,12 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     if (!inode)
         return 0;
     cache = identities.lookup(&zero);
-    if (cache && identity_known(cache, e, address, inode, dentry))
+    known = cache ? identity_slot(cache, address) : NULL;
+    if (known && known->file == address && known->inode == inode && known->dentry == dentry) {
+        e->inode = known->ino;
+        *id = known->id;
         return inode;
+    }
     {
         u16 mode = 0;
         SNAPSHOT(i, inode, INODE);
@@ -548,8 +535,13 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
             TAKE(id->read_iter, o, ops, FOPS, FOPS_READ);
     }
     read_dentry_name(id->name, sizeof(id->name), dentry);
-    if (cache)
-        remember_identity(cache, e, address, inode, dentry);
+    if (known) {
+        known->file = address;
+        known->inode = inode;
+        known->dentry = dentry;
+        known->ino = e->inode;
+        known->id = *id;
+    }
     return inode;
 }
 
