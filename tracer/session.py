@@ -171,6 +171,7 @@ class Run:
                 os.close(step_read)
         try:
             self.program.track(target.pid)
+            self.sink.released()
             target.go()
             while target.running():
                 self._collect(POLL_S, DECODE_SLICE_S)
