@@ -364,7 +364,7 @@ static __always_inline void read_syscall_args(struct syscall_args *out)
 
 /* ---- inside a syscall: which one, and the fault under way ---- */
 
-#if defined(REGS_SYSCALL_NR) && !defined(SYSCALL_ARGS_AT_ENTRY)
+#ifndef SYSCALL_ARGS_AT_ENTRY
 /* The system call the current task is in: the number its entry saved in pt_regs (orig_ax on
  * x86-64, syscallno on arm64), -1 in an exception. Needs bpf_task_pt_regs (5.15+). */
 static __always_inline s64 current_syscall_nr(void)
@@ -376,7 +376,9 @@ static __always_inline s64 current_syscall_nr(void)
 }
 #endif
 
-#if defined(REGS_SYSCALL_NR) && defined(REGS_IP)
+/* include/linux/gfp_types.h: ___GFP_MOVABLE_BIT is 3: user data, not a page table or a slab */
+#define GFP_MOVABLE 0x8
+
 /* A user fault whose saved registers were `regs` with instruction pointer `ip` is still being
  * handled: a later system call of the thread would have saved its own there (its number in
  * orig_ax, not the -1 the exception entry stores once it has taken the error code). */
@@ -389,7 +391,6 @@ static __always_inline bool fault_under_way(u64 regs, u64 ip)
     READ_FIELD(nr, regs, REGS_SYSCALL_NR);
     return now_ip == ip && nr == -1;
 }
-#endif
 
 #ifdef KMEM_CACHE_NAME
 /* The slab cache `cache` (a struct kmem_cache *, as kmem:kmem_cache_alloc gives it) is named
