@@ -170,8 +170,8 @@ class Run:
             if step_read is not None:
                 os.close(step_read)
         try:
+            target.wait_at_gate()
             self.program.track(target.pid)
-            self.sink.released()
             target.go()
             while target.running():
                 self._collect(POLL_S, DECODE_SLICE_S)

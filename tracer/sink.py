@@ -141,13 +141,6 @@ class EventSink:
         self.decoded_once = False
         self.ahead = PageReadAhead(decoder, pages) if pages else None
         self.ahead_budget = READ_AHEAD_RECORDS
-        self.released_ns = 0     # when the program left the gate (CLOCK_MONOTONIC, the probes' clock)
-
-    def released(self) -> None:
-        """From now on the traced tree runs the program. Before, only the gate's shell ran
-        (tracer/target.py GATE): whatever of its own start the tracking caught (its loader's
-        mmaps, when it had not reached the gate yet) is not the program's, and is left out."""
-        self.released_ns = time.monotonic_ns()
 
     def take_block(self, block: Block) -> None:
         self._read_ahead(block)
@@ -198,8 +191,6 @@ class EventSink:
             # anywhere in here) then leaves the rest of the batch to the backlog, not lost
             self.next_record += 1
             event, stack_id, twin = self.decoder.decode_with_stack(view[offset:offset + size])
-            if event.ts_ns < self.released_ns:
-                continue
             if twin is not None:
                 self._with_path(twin, stack_id)
             self._with_path(event, stack_id)

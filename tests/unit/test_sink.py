@@ -193,20 +193,3 @@ def test_a_stop_in_the_middle_of_a_batch_leaves_the_rest_to_decode() -> None:
     sink.decode()
     assert [e.ts_ns for e in told.events] == [0, 1, 2, 3, 5, 6, 7, 8, 9] and sink.backlog == 0
 
-
-def test_what_the_gate_shell_did_before_the_program_left_the_gate_is_left_out() -> None:
-    """The tree is tracked from its root, the gate's shell (tracer/target.py GATE), before the
-    program is let go: a record from before that moment is the shell's own start (its loader's
-    mmaps, when tracking caught it still loading), not the program's."""
-    from tests.unit.test_events import LAYOUT, decoder, raw
-    from tracer.scenarios.memfd_share.lesson import MEMFD_PAYLOAD
-    from tracer.sink import EventSink
-
-    told = Told()
-    sink = EventSink(decoder({}, 0), told, None)
-    sink.released()
-    let_go = sink.released_ns
-    sink.take_block(ring_block([raw("memfd_create", MEMFD_PAYLOAD, ts_ns=let_go - 1, fd=3),
-                                raw("memfd_create", MEMFD_PAYLOAD, ts_ns=let_go + 1, fd=4)], LAYOUT.size))
-    sink.decode()
-    assert [(e.ts_ns, e.fd) for e in told.events] == [(let_go + 1, 4)] and sink.backlog == 0
