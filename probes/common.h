@@ -141,6 +141,17 @@ static void *(*bpf_rdonly_cast)(void *obj, u32 btf_id) = (void *)KFUNC_SLOT_BPF_
 #define READ_POINTER_AT(dst, address) READ_KERNEL(dst, address, 0)
 #endif
 
+/* A pointer-sized field of the current task_struct, at `offset`. Typed loads of a task_struct
+ * field would make the verifier walk its 250 BTF members at every such load (30 ms more per
+ * start); the field's own address is typed instead (READ_POINTER_AT), a word load where a
+ * bpf_probe_read_kernel call cost some 40 ns. */
+static __always_inline u64 current_task_word(u32 offset)
+{
+    u64 value = 0;
+    READ_POINTER_AT(value, bpf_get_current_task() + offset);
+    return value;
+}
+
 /* One helper call for all the fields read of a struct, when loads are not typed. A call
  * costs far more than the bytes it copies, so the bytes from the first to the last field
  * read are copied once onto the stack and the fields taken from that copy. The span is
@@ -353,7 +364,7 @@ static __always_inline void read_syscall_args(struct syscall_args *out)
 
 /* ---- inside a syscall: which one, and the fault under way ---- */
 
-#if defined(REGS_SYSCALL_NR) && !defined(SYSCALL_ARGS_AT_ENTRY)
+#ifndef SYSCALL_ARGS_AT_ENTRY
 /* The system call the current task is in: the number its entry saved in pt_regs (orig_ax on
  * x86-64, syscallno on arm64), -1 in an exception. Needs bpf_task_pt_regs (5.15+). */
 static __always_inline s64 current_syscall_nr(void)
@@ -365,7 +376,9 @@ static __always_inline s64 current_syscall_nr(void)
 }
 #endif
 
-#if defined(REGS_SYSCALL_NR) && defined(REGS_IP)
+/* include/linux/gfp_types.h: ___GFP_MOVABLE_BIT is 3: user data, not a page table or a slab */
+#define GFP_MOVABLE 0x8
+
 /* A user fault whose saved registers were `regs` with instruction pointer `ip` is still being
  * handled: a later system call of the thread would have saved its own there (its number in
  * orig_ax, not the -1 the exception entry stores once it has taken the error code). */
@@ -378,7 +391,6 @@ static __always_inline bool fault_under_way(u64 regs, u64 ip)
     READ_FIELD(nr, regs, REGS_SYSCALL_NR);
     return now_ip == ip && nr == -1;
 }
-#endif
 
 #ifdef KMEM_CACHE_NAME
 /* The slab cache `cache` (a struct kmem_cache *, as kmem:kmem_cache_alloc gives it) is named
@@ -410,10 +422,7 @@ struct fd_table {
 
 static __always_inline void current_fd_table(struct fd_table *table)
 {
-    u64 files = 0, fdt = 0;
-    /* a helper read even with typed loads: the verifier walks a struct's BTF members for
-     * every typed load it checks, and task_struct's 250 made each start 30 ms longer */
-    READ_KERNEL(files, bpf_get_current_task(), TASK_FILES);
+    u64 files = current_task_word(TASK_FILES), fdt = 0;
     if (!files)
         return;
     files = AS_KERNEL(files, FILES);
@@ -454,11 +463,13 @@ static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
 /* What a struct file is, remembered per CPU. A file's identity (its f_op, its inode's number,
  * type and superblock magic, its dentry's name) does not change while it lives, and the same few
  * files come back event after event: a memfd mapped, passed, received, and the socket it
- * travels on. The last IDENTITY_SLOTS files described on this CPU are kept with the file, inode
- * and dentry they were read from: a match copies the identity instead of reading it again (a
- * string read and a dozen loads). A reused file address matches only with the same inode and
- * dentry, whose identity is the same. */
-#define IDENTITY_SLOTS 4
+ * travels on. Each CPU keeps the files it described last, one per slot, the slot chosen by
+ * the file's address (direct-mapped: one compare, where a search of every slot made the
+ * verifier walk each outcome, three times the work for the socket calls' programs). A hit
+ * copies the identity instead of reading it again (a string read and a dozen loads); a
+ * reused file address matches only with the same inode and dentry, whose identity is the
+ * same. */
+#define IDENTITY_SLOTS 16
 struct known_identity {
     u64 file;
     u64 inode;
@@ -467,35 +478,15 @@ struct known_identity {
     struct file_identity id;
 };
 struct identity_cache {
-    u64 next;
     struct known_identity slot[IDENTITY_SLOTS];
 };
 BPF_PERCPU_ARRAY(identities, struct identity_cache, 1);
 
-static __always_inline bool identity_known(struct identity_cache *cache, struct syspath_event *e,
-                                           u64 file, u64 inode, u64 dentry)
+/* struct files are slab objects of about 200 bytes: the bits above the 64-byte line, mixed */
+static __always_inline struct known_identity *identity_slot(struct identity_cache *cache, u64 file)
 {
-#pragma unroll
-    for (int i = 0; i < IDENTITY_SLOTS; i++) {
-        struct known_identity *known = &cache->slot[i];
-        if (known->file == file && known->inode == inode && known->dentry == dentry) {
-            e->inode = known->ino;
-            e->identity = known->id;
-            return true;
-        }
-    }
-    return false;
-}
-
-static __always_inline void remember_identity(struct identity_cache *cache, struct syspath_event *e,
-                                              u64 file, u64 inode, u64 dentry)
-{
-    struct known_identity *known = &cache->slot[cache->next++ & (IDENTITY_SLOTS - 1)];
-    known->file = file;
-    known->inode = inode;
-    known->dentry = dentry;
-    known->ino = e->inode;
-    known->id = e->identity;
+    u64 line = file >> 6;
+    return &cache->slot[(line ^ (line >> 4) ^ (line >> 8)) & (IDENTITY_SLOTS - 1)];
 }
 
 /* The event's struct file: its refcount, its inode's number, and what it is (its
@@ -504,6 +495,7 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
 {
     struct file_identity *id = &e->identity;
     struct identity_cache *cache;
+    struct known_identity *known;
     u64 inode = 0, dentry = 0, sb = 0, ops = 0, address = file;
     int zero = 0;
     e->file = file;
@@ -521,8 +513,12 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     if (!inode)
         return 0;
     cache = identities.lookup(&zero);
-    if (cache && identity_known(cache, e, address, inode, dentry))
+    known = cache ? identity_slot(cache, address) : NULL;
+    if (known && known->file == address && known->inode == inode && known->dentry == dentry) {
+        e->inode = known->ino;
+        *id = known->id;
         return inode;
+    }
     {
         u16 mode = 0;
         SNAPSHOT(i, inode, INODE);
@@ -540,8 +536,13 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
             TAKE(id->read_iter, o, ops, FOPS, FOPS_READ);
     }
     read_dentry_name(id->name, sizeof(id->name), dentry);
-    if (cache)
-        remember_identity(cache, e, address, inode, dentry);
+    if (known) {
+        known->file = address;
+        known->inode = inode;
+        known->dentry = dentry;
+        known->ino = e->inode;
+        known->id = *id;
+    }
     return inode;
 }
 

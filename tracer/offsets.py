@@ -32,6 +32,11 @@ FIELDS: dict[str, FieldRequest] = {
     "INODE_SB": ("inode", ("i_sb",), 8),
     "INODE_MODE": ("inode", ("i_mode",), 2),
     "SB_MAGIC": ("super_block", ("s_magic",), 8),
+    # the registers a syscall or a user fault saved (common.h current_syscall_nr, fault_under_way):
+    # the syscall's number, which an exception entry sets to -1 once it has taken the error
+    # code (arch/x86/entry/entry_64.S), and the instruction pointer
+    "REGS_SYSCALL_NR": ("pt_regs", ("orig_ax", "syscallno"), 0),
+    "REGS_IP": ("pt_regs", ("ip", "pc"), 8),
     # x86-64: a syscall's six arguments, saved on entry (arch/x86/entry/entry_64.S)
     "PT_REGS_DI": ("pt_regs", ("di",), 8),
     "PT_REGS_SI": ("pt_regs", ("si",), 8),

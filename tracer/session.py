@@ -170,6 +170,7 @@ class Run:
             if step_read is not None:
                 os.close(step_read)
         try:
+            target.wait_at_gate()
             self.program.track(target.pid)
             target.go()
             while target.running():

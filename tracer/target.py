@@ -16,7 +16,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from tracer.observer import OutputLine
 from tracer.text import printable, printable_tree
@@ -25,6 +27,8 @@ from tracer.userfiles import invoking_user
 # The gate is the shell's stdin; the target gets /dev/null instead.
 GATE = 'read _; exec "$0" "$@" </dev/null'
 PR_SET_PDEATHSIG = 1
+GATE_WAIT_S = 2.0            # how long the gate's shell may take to start
+GATE_POLL_S = 0.0005
 
 
 def scenario_command(scenario: str) -> list[str]:
@@ -62,6 +66,17 @@ def _pump(stream: Iterator[str], name: str, lines: queue.Queue[OutputLine]) -> N
         lines.put(OutputLine(name, printable(text), report if isinstance(report, dict) else None))
 
 
+def _sleeps_reading_fd0(pid: int) -> bool:
+    """The task sleeps (state S) in a system call on fd 0 (/proc/PID/syscall: the number,
+    then the arguments; the shell's only such call is the gate's read)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except (OSError, IndexError):
+        return False
+    return state == "S" and len(call) > 1 and call[1] == "0x0"
+
+
 class Target:
     """The traced process tree's root: spawned held at the gate, released by go()."""
 
@@ -86,6 +101,18 @@ class Target:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def wait_at_gate(self, timeout_s: float = GATE_WAIT_S) -> bool:
+        """Until the gate's shell sleeps in its read of the gate (fd 0): the tree is tracked
+        from then on, so the shell's own start (its loader's mmaps) is not recorded as the
+        program's. Popen returned after the exec, so a sleeping shell is at the gate. False if
+        it did not get there in time (a starved machine): tracking starts anyway."""
+        waited = time.monotonic() + timeout_s
+        while time.monotonic() < waited:
+            if _sleeps_reading_fd0(self.process.pid):
+                return True
+            time.sleep(GATE_POLL_S)
+        return False
 
     def go(self) -> None:
         os.write(self.gate, b"go\n")

@@ -20,8 +20,6 @@
 /* arch/x86/include/asm/trap_pf.h: enum x86_pf_error_code */
 #define X86_PF_PROT 1
 #define X86_PF_WRITE 2
-/* include/linux/gfp_types.h: ___GFP_MOVABLE_BIT is 3: user data, not page tables */
-#define COW_GFP_MOVABLE 0x8
 
 /* Page addresses the program named with mincore(): its faults there are followed. */
 BPF_HASH(cow_watched, u64, u32, 256);
@@ -38,9 +36,7 @@ BPF_HASH(cow_faults, u32, struct cow_fault_seen, 1024);
 
 static __always_inline u64 current_mm(void)
 {
-    u64 mm = 0;
-    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
-    return mm;
+    return current_task_word(TASK_MM);
 }
 
 /* ---- the page tables (arch/x86/include/asm/pgtable_types.h) ----
@@ -135,12 +131,10 @@ static __always_inline bool in_fork(u32 *nr)
 #ifdef SYSCALL_ARGS_AT_ENTRY
     return true;             /* no bpf_task_pt_regs before 5.15: every mm_struct is told */
 #else
-    u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
-    s64 orig_ax = -1;
-    READ_FIELD(orig_ax, regs, COW_REGS_ORIG_AX);   /* a typed pointer: a plain load with TYPED_LOADS */
-    *nr = (u32)orig_ax;
-    return orig_ax == COW_NR_CLONE || orig_ax == COW_NR_FORK || orig_ax == COW_NR_VFORK ||
-           orig_ax == COW_NR_CLONE3;
+    s64 syscall = current_syscall_nr();
+    *nr = (u32)syscall;
+    return syscall == COW_NR_CLONE || syscall == COW_NR_FORK || syscall == COW_NR_VFORK ||
+           syscall == COW_NR_CLONE3;
 #endif
 }
 /* The one body of mm_copy, on every tier: the new mm_struct, made in the parent. */
@@ -263,7 +257,7 @@ RAW_TRACEPOINT_PROBE(page_fault_user)
     seen.addr = ctx->args[0];
     seen.regs = ctx->args[1];
     seen.error_code = ctx->args[2];
-    READ_POINTER_AT(seen.ip, seen.regs + COW_REGS_IP);
+    READ_POINTER_AT(seen.ip, seen.regs + REGS_IP);
 #ifndef COW_IN_FUNCTION              /* there do_wp_page's vmf->orig_pte tells it */
     u32 walked = 0;
     if (seen.error_code & X86_PF_PROT)
@@ -277,23 +271,16 @@ TRACEPOINT_PROBE(kmem, mm_page_alloc)
 {
     struct cow_fault_seen *seen;
     struct cow_fault_payload fault = {};
-    u64 ip = 0;
-    s64 orig_ax = 0;
     u32 tid;
     /* a page table for the fault, or any other allocation not of user data, cannot be the
      * frame: told from the tracepoint's own fields, before any map lookup */
-    if (!(args->gfp_flags & COW_GFP_MOVABLE) || !is_tracked())
+    if (!(args->gfp_flags & GFP_MOVABLE) || !is_tracked())
         return 0;
     tid = (u32)bpf_get_current_pid_tgid();
     seen = cow_faults.lookup(&tid);
     if (!seen)
         return 0;
-    /* Still inside that fault? Its saved registers say so: a later system call of this
-     * thread would have saved its own there (orig_ax the syscall number, not -1, which the
-     * exception entry stores once it has taken the error code). */
-    READ_POINTER_AT(ip, seen->regs + COW_REGS_IP);
-    READ_POINTER_AT(orig_ax, seen->regs + COW_REGS_ORIG_AX);
-    if (ip != seen->ip || orig_ax != -1) {
+    if (!fault_under_way(seen->regs, seen->ip)) {     /* a later syscall saved its own registers */
         cow_faults.delete(&tid);
         return 0;
     }

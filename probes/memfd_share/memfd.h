@@ -131,7 +131,7 @@ static __always_inline bool take_vma(struct mmap_payload *p, u64 file, u64 addre
         return false;
     p->vma_alloc = seen.vma;
     vma = AS_KERNEL(seen.vma, VMA);
-    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);
+    mm = current_task_word(TASK_MM);
     SNAPSHOT(v, vma, VMA);
     TAKE(vm_start, v, vma, VMA, VMA_START);
     TAKE(vm_mm, v, vma, VMA, VMA_MM);
@@ -195,7 +195,7 @@ static __always_inline void find_vma(struct mmap_payload *p, u64 file, u64 addre
     READ_FIELD(mapping, AS_KERNEL(file, FILE), FILE_MAPPING);
     if (!mapping)
         return;
-    READ_KERNEL(mm, bpf_get_current_task(), TASK_MM);   /* only compared: no typed pointer needed */
+    mm = current_task_word(TASK_MM);
     READ_FIELD(node, mapping, MAPPING_IMMAP);
 #pragma clang loop unroll(disable)
     for (int i = 0; i < VMA_TREE_DEPTH; i++) {

@@ -9,8 +9,6 @@
  */
 #include "memfd.h"
 
-/* include/linux/gfp_types.h: ___GFP_MOVABLE_BIT is 3: user data, not a page table */
-#define GFP_MOVABLE 0x8
 
 #if ON_SYSCALL(STEP_MEMFD_PAGE)
 /* TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code):

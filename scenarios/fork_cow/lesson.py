@@ -137,10 +137,6 @@ FIELDS = {
     # include/linux/mm.h struct vm_fault: the faulting address (unmasked since 5.18) and the entry found
     "VMF_ADDRESS": ("vm_fault", ("real_address", "address"), 8),
     "VMF_ORIG_PTE": ("vm_fault", ("orig_pte",), 8),
-    # the registers a user fault saved (arch/x86/entry/entry_64.S): its ip, and orig_ax,
-    # which the exception entry sets to -1 once it has taken the error code
-    "COW_REGS_IP": ("pt_regs", ("ip", "pc"), 8),
-    "COW_REGS_ORIG_AX": ("pt_regs", ("orig_ax", "syscallno"), 0),
 }
 _TEXT = (str, type(None))
 _NUMBER = (int, type(None))

@@ -229,9 +229,6 @@ FIELDS = {
     # kmem:kmem_cache_alloc's cache, and the inode inside a shmem_inode_info (mm/shmem.c)
     "KMEM_CACHE_NAME": ("kmem_cache", ("name",), 8),
     "SHMEM_VFS_INODE": ("shmem_inode_info", ("vfs_inode",), 0),
-    # the registers a syscall or a user fault saved: the syscall's number (-1 in a fault), the ip
-    "REGS_SYSCALL_NR": ("pt_regs", ("orig_ax", "syscallno"), 0),
-    "REGS_IP": ("pt_regs", ("ip", "pc"), 8),
     "FILE_PRIVATE_DATA": ("file", ("private_data",), 8),
     "FILE_MAPPING": ("file", ("f_mapping",), 8),
     "SOCKET_TYPE": ("socket", ("type",), 2),
