@@ -496,9 +496,12 @@ static __always_inline u64 describe_file(struct syspath_event *e, u64 file)
     struct file_identity *id = &e->identity;
     struct identity_cache *cache;
     struct known_identity *known;
-    u64 inode = 0, dentry = 0, sb = 0, ops = 0, address = file;
+    u64 inode = 0, dentry = 0, sb = 0, ops = 0, address;
     int zero = 0;
     e->file = file;
+    /* read back from the event: a number there, where an fentry program's argument or return
+     * value is a typed pointer, on which the verifier refuses the shifts of identity_slot */
+    address = *(volatile u64 *)&e->file;
     if (!file)
         return 0;
     file = AS_KERNEL(file, FILE);
