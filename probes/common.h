@@ -465,7 +465,7 @@ static __always_inline void read_dentry_name(char *out, u32 size, u64 dentry)
  * files come back event after event: a memfd mapped, passed, received, and the socket it
  * travels on. Each CPU keeps the files it described last, one per slot, the slot chosen by
  * the file's address (direct-mapped: one compare, where a search of every slot made the
- * verifier walk each outcome, three times the work for the socket calls' programs). A hit
+ * verifier walk each outcome: half as much work again for the socket calls' programs). A hit
  * copies the identity instead of reading it again (a string read and a dozen loads); a
  * reused file address matches only with the same inode and dentry, whose identity is the
  * same. */
