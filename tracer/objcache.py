@@ -229,9 +229,9 @@ def _load_programs(cached: CachedObject, map_fds: dict[int, int], loaded: Loaded
     thread is tracked yet. Every fd made lands in `loaded`, so a failure closes them all."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def load_one(program: CachedProgram) -> None:
-        from bcc import lib
+    from bcc import lib
 
+    def load_one(program: CachedProgram) -> None:
         insns = with_map_fds(base64.b64decode(program.insns), map_fds)
         prog_type = next(kind for prefix, kind in PROG_TYPE.items() if program.name.startswith(prefix))
         fd = lib.bcc_prog_load(prog_type, short_name(program.name).encode(), insns, len(insns),

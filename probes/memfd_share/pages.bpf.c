@@ -9,7 +9,6 @@
  */
 #include "memfd.h"
 
-
 #if ON_SYSCALL(STEP_MEMFD_PAGE)
 /* TP_PROTO(unsigned long address, struct pt_regs *regs, unsigned long error_code):
  * arch/x86/mm/fault.c, before the fault is handled */

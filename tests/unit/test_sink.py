@@ -192,4 +192,3 @@ def test_a_stop_in_the_middle_of_a_batch_leaves_the_rest_to_decode() -> None:
     assert sink.backlog == 5
     sink.decode()
     assert [e.ts_ns for e in told.events] == [0, 1, 2, 3, 5, 6, 7, 8, 9] and sink.backlog == 0
-
