@@ -48,8 +48,8 @@ BPF_TABLE("stacktrace", int, struct syspath_stack, stacks, STACK_BUCKETS);
 
 /* A stack walk costs more than the rest of an event. A loop takes the same path
  * every time, so in each process each step's first STACK_FIRST events get a stack,
- * then one in STACK_EVERY (a path record and the event it stands for count alike);
- * the others carry STACK_SAMPLED_OUT. Counters per process: the interpreter's own
+ * then one in STACK_EVERY (a path point counts for the events it stands for); the
+ * others carry STACK_SAMPLED_OUT. Counters per process: the interpreter's own
  * hundred mmaps at start do not use up the sender's. 256: a Python process maps some
  * 170 files (interpreter, libraries, modules) before its own first mmap. */
 #define STACK_FIRST 256
@@ -246,9 +246,22 @@ static __always_inline void submit_with_stack(void *ctx, struct syspath_event *e
 #endif
 }
 
+/* STACK_FROM_PATH has bit (1 << STEP_x) set for each step whose event, on the syscall tier,
+ * takes its stack from a path record (tracer/stacks.py path_defines). Its own stack, at the
+ * syscall's entry or exit, would show only the syscall boundary: it is not walked (a walk
+ * costs more than the rest of the event), and the event says STACK_AT_PATH_POINT. */
+#ifndef STACK_FROM_PATH
+#define STACK_FROM_PATH 0ULL
+#endif
+#define STACK_AT_PATH_POINT -1001 /* not an errno: tracer/stacks.py AT_PATH_POINT */
+
 static __always_inline void submit_event(void *ctx, struct syspath_event *e)
 {
-    submit_with_stack(ctx, e, stack_here(ctx, e->step));
+    u32 step = e->step;
+    if (step < 64 && ((STACK_FROM_PATH >> step) & 1))
+        submit_with_stack(ctx, e, STACK_AT_PATH_POINT);
+    else
+        submit_with_stack(ctx, e, stack_here(ctx, step));
 }
 
 #ifdef PATH_STEP_BASE

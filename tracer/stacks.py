@@ -60,7 +60,12 @@ def choose_points(choices: Sequence[HookChoice], has_tracepoint: Callable[[str, 
 
 
 def path_defines(points: dict[str, PathPoint]) -> list[str]:
-    flags = [f"-DSTACK_DEPTH={STACK_DEPTH}", f"-DSTACK_BUCKETS={STACK_BUCKETS}", f"-DPATH_STEP_BASE={PATH_STEP_BASE}"]
+    """The path points to compile, and STACK_FROM_PATH: the steps whose syscall-tier events
+    take their stack from a path record, and so walk none of their own (probes/common.h)."""
+    names = lessons.step_names()
+    from_path = sum(1 << names.index(step) for step in points)
+    flags = [f"-DSTACK_DEPTH={STACK_DEPTH}", f"-DSTACK_BUCKETS={STACK_BUCKETS}", f"-DPATH_STEP_BASE={PATH_STEP_BASE}",
+             f"-DSTACK_FROM_PATH={from_path}ULL"]
     return flags + sorted({f"-D{point.define}={lessons.path_points().index(point)}" for point in points.values()})
 
 
@@ -135,6 +140,8 @@ def path_steps() -> dict[int, tuple[str, str]]:
 
 
 SAMPLED_OUT = -1000      # probes/common.h STACK_SAMPLED_OUT: a loop's later events go without a stack
+AT_PATH_POINT = -1001    # probes/common.h STACK_AT_PATH_POINT: the event's stack is its path record's
+NOT_TAKEN = (SAMPLED_OUT, AT_PATH_POINT)
 
 
 class StackTable:
@@ -150,7 +157,7 @@ class StackTable:
 
     def frames(self, stack_id: int) -> tuple[str, ...] | None:
         if stack_id < 0:
-            if stack_id != SAMPLED_OUT:
+            if stack_id not in NOT_TAKEN:
                 self.failures[stack_id] += 1
             return None
         if stack_id not in self.cache and len(self.cache) < STACK_BUCKETS:

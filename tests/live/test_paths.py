@@ -52,6 +52,16 @@ def test_the_senders_mmap_path_runs_through_do_mmap(memfd: tuple[Path, list[dict
     assert stack.index("do_mmap") < stack.index("vm_mmap_pgoff") < stack.index("ksys_mmap_pgoff")
 
 
+def test_a_mapping_without_its_path_point_shows_no_stack_not_the_syscall_exit(memfd: tuple[Path, list[dict]]) -> None:
+    """The loader maps library segments at fixed addresses (MAP_FIXED): do_mmap chooses no
+    address, so vm_unmapped_area does not fire inside it. Such a do_mmap has no stack: its
+    event walks none of its own, whose frames would only be the syscall's exit."""
+    mapped = events(memfd[1], "do_mmap")
+    assert {r["stack_from"] for r in mapped} == {"tracepoint:mmap:vm_unmapped_area", None}
+    fixed = [r for r in mapped if "MAP_FIXED" in r["detail"]["flags"]]
+    assert fixed and all(r["stack"] is None for r in fixed)
+
+
 def test_unix_stream_sendmsg_is_seen_on_the_senders_path_not_inferred(memfd: tuple[Path, list[dict]]) -> None:
     records = memfd[1]
     for step in ("unix_stream_sendmsg", "scm_fp_copy"):

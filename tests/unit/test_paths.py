@@ -21,7 +21,9 @@ from tracer.paths import (
     tree_rows,
 )
 from tracer.stacks import (
+    AT_PATH_POINT,
     PATH_STEP,
+    SAMPLED_OUT,
     PathJoiner,
     StackTable,
     annotate,
@@ -71,6 +73,8 @@ def test_a_stack_is_symbolized_once_per_id_without_the_tracers_frames() -> None:
     assert stacks.frames(3) == tuple(MMAP_PATH)
     assert reads == [3]
     assert stacks.frames(-17) is None and stacks.failures == {-17: 1}     # -EEXIST: bucket taken
+    assert stacks.frames(SAMPLED_OUT) is None and stacks.frames(AT_PATH_POINT) is None
+    assert stacks.failures == {-17: 1}                                      # not taken is not failed
 
 
 def test_trimming_keeps_kernel_frames_after_the_first_real_one() -> None:
@@ -154,6 +158,8 @@ def test_points_are_chosen_per_syscall_tier_step_and_named_in_its_reason() -> No
     assert {step: point.tracepoint for step, point in points.items()} == {"receive_fd": "sock/sock_recv_length"}
     point_id = lessons.path_points().index(points["receive_fd"])
     assert f"-DPATH_SOCK_RECV_LENGTH={point_id}" in path_defines(points)
+    # receive_fd's event walks no stack of its own: its path record has the one it shows
+    assert f"-DSTACK_FROM_PATH={1 << lessons.step_names().index('receive_fd')}ULL" in path_defines(points)
     [receive, _] = annotate(choices, points, {"sock_recvmsg": "sock_recvmsg"}.get)
     assert "tracepoint:sock:sock_recv_length, which fires inside sock_recvmsg: sock_recvmsg is seen" in receive.reason
     [receive, _] = annotate(choices, points, {}.get)
