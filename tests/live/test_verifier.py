@@ -26,6 +26,13 @@ OLDER_SIGNATURES = {"scm_fp_copy": ["cmsg", "fplp"], "__receive_fd": ["file", "u
                     "dup_mm": ["tsk", "oldmm"], "do_wp_page": ["vmf"], "wp_page_copy": ["vmf"]}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def tracefs_mounted() -> None:
+    """bcc's TRACEPOINT_PROBE takes each tracepoint's fields from tracefs, which a fresh boot
+    may not have mounted: mounted as syspath's own build mounts it."""
+    assert kernel.tracefs_dir() is not None, "tracefs is not mounted and could not be mounted"
+
+
 def every_kprobe_hook() -> list[HookChoice]:
     facts = KernelFacts.load(DEBIAN)
     everything = dataclasses.replace(
@@ -88,19 +95,30 @@ def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool, args_a
         bpf.cleanup()
 
 
-def test_every_path_point_passes_the_verifier() -> None:
-    """Every lesson's paths.bpf.c with all its points at once (each stack captured at a raw tracepoint)."""
+@pytest.mark.parametrize("alternative", [0, 1], ids=["first-choice", "fallback"])
+def test_every_path_point_passes_the_verifier(alternative: int) -> None:
+    """Every lesson's paths.bpf.c with a point for each step at once (each stack captured at a
+    raw tracepoint): its first choice, then its fallback where it has one; together every point."""
     from bcc import BPF
 
     kernel.use_headers()
-    points = {point.tracepoint: point for point in lessons.path_points()}
-    _, flags = program_source(lessons.all_lessons(), [], points, load_layout())
+    points = {step.name: lessons.path_point(step.path_points[min(alternative, len(step.path_points) - 1)])
+              for each in lessons.all_lessons() for step in each.steps if step.path_points}
+    chosen = {name: point for name, point in points.items() if point is not None}
+    assert len(chosen) == len(points), "a step names a path point no lesson declares"
+    _, flags = program_source(lessons.all_lessons(), [], chosen, load_layout())
     path_files = [f"{each.package}/{each.path_file}" for each in lessons.all_lessons() if each.path_file]
     bpf = BPF(text=program_text(path_files).encode(), cflags=[*flags, "-DRINGBUF_PAGES=16", "-Wno-ignored-attributes"])
     try:
-        assert bpf.num_open_kprobes() == 0 and len(bpf.raw_tracepoint_fds) == len(points)
+        assert bpf.num_open_kprobes() == 0 and len(bpf.raw_tracepoint_fds) == len(set(chosen.values()))
     finally:
         bpf.cleanup()
+
+
+def test_the_two_passes_compile_every_path_point() -> None:
+    covered = {step.path_points[min(alternative, len(step.path_points) - 1)]
+               for alternative in (0, 1) for each in lessons.all_lessons() for step in each.steps if step.path_points}
+    assert covered == {point.tracepoint for point in lessons.path_points()}
 
 
 # A 32-bit fetch-and-add whose result is used: bcc's LLVM aborts the whole process on it
