@@ -40,6 +40,17 @@ def _one_event_per_call(name: str) -> bool:
     return step is not None and step.one_event_per_call
 
 
+def _ends_its_call(event: Event) -> bool:
+    """Whether no later event of its syscall takes the same path record: a step with one event
+    a call, or the last of a call's several (detail `index` of `count`: receive_fd's fds of one
+    message). A record sampled out in the kernel is not sent, so one kept past its call would
+    give a later call's events an earlier call's stack."""
+    if _one_event_per_call(event.step):
+        return True
+    count, index = event.detail.get("count"), event.detail.get("index")
+    return isinstance(count, int) and isinstance(index, int) and index == count - 1
+
+
 def on_syscall_tier(hook: str) -> bool:
     return hook.startswith(("tracepoint:", "raw_tracepoint:"))
 
@@ -276,7 +287,7 @@ class PathJoiner:
         record = self.latest.get(key)
         if record is None or not 0 <= event.ts_ns - record.ts_ns <= MAX_PATH_AGE_NS or not record.frames:
             return _with_stack(event, frames, event.hook)
-        if _one_event_per_call(event.step):
+        if _ends_its_call(event):
             del self.latest[key]
         return _with_stack(event, record.frames, record.hook)
 

@@ -12,6 +12,7 @@ import pytest
 
 from tests.live.conftest import REPO, read_jsonl, run_syspath
 from tests.live.test_reliability import workload  # noqa: F401 (fixture)
+from tracer import lessons
 
 STACK_FIRST, STACK_EVERY = 256, 1024     # probes/common.h: the stack sampling of a loop
 
@@ -128,3 +129,23 @@ def test_a_loop_gets_its_first_stacks_then_one_in_1024_per_process_and_step(
         assert len(mine) == 1500
         assert sum(r["stack"] is not None for r in mine) == stacks_expected(1500) == 257, (tgid, step)
         assert all(r["stack"] is not None for r in mine[:STACK_FIRST])
+
+
+def test_a_loops_received_fds_show_only_their_own_calls_path(workload: Path, tmp_path: Path) -> None:  # noqa: F811
+    """600 rounds of one fd sent and received: the receive path's record is sent for the first
+    256 recvmsg calls only (sampling); a later call's receive_fd has no stack of its own, and
+    must not show an earlier call's (tracer/stacks.py PathJoiner uses a record up at its call's
+    last fd)."""
+    path = tmp_path / "selfloop.jsonl"
+    done = run_syspath("trace", "--no-live", "--record", str(path), "--", str(workload), "selfloop", "600")
+    assert done.returncode == 0, done.stderr
+    received = [r for r in read_jsonl(path) if r["type"] == "event" and r["step"] == "receive_fd"
+                and r["comm"] == "workload"]
+    assert len(received) == 600
+    stacked = [r for r in received if r["stack"] is not None]
+    assert len(stacked) == stacks_expected(600) == STACK_FIRST
+    assert stacked == received[:STACK_FIRST]
+    receive_fd = lessons.step("receive_fd")
+    assert receive_fd is not None
+    hooks = {"tracepoint:" + point.replace("/", ":") for point in receive_fd.path_points}
+    assert len({r["stack_from"] for r in stacked}) == 1 and stacked[0]["stack_from"] in hooks

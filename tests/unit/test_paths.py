@@ -115,6 +115,29 @@ def test_a_syscall_tier_event_takes_the_path_fired_inside_its_syscall() -> None:
     assert again.stack_from == "tracepoint:syscalls:sys_exit_mmap"
 
 
+def test_a_messages_fds_share_its_path_and_the_next_message_does_not() -> None:
+    """receive_fd makes an event per fd of a message: all take the record of their recvmsg; the
+    last uses it up, so a later recvmsg whose record was sampled out (never sent) shows none."""
+    point = lessons.path_point("skb/skb_copy_datagram_iovec")
+    assert point is not None
+    stacks, _ = table({3: [0x2010, 0x1010]})
+    joiner = PathJoiner({"receive_fd": point}, stacks)
+    hook = "tracepoint:syscalls:sys_exit_recvmsg"
+
+    def received(ts: int, index: int, count: int) -> Event:
+        fd = event("receive_fd", ts, hook)
+        fd.detail = {"index": index, "count": count}
+        [ready] = joiner.take(fd, -1001)
+        return ready
+
+    joiner.take(event(PATH_STEP, 100, point.hook), 3)
+    first, second = received(150, 0, 2), received(151, 1, 2)
+    assert first.stack == second.stack == ["do_syscall_64", "entry_SYSCALL_64_after_hwframe"]
+    assert {first.stack_from, second.stack_from} == {point.hook}
+    later = received(300, 0, 1)
+    assert later.stack is None and later.stack_from is None
+
+
 def test_another_threads_path_is_not_taken() -> None:
     stacks, _ = table({1: MMAP_RAW})
     joiner = PathJoiner({"do_mmap": MMAP_POINT}, stacks)
