@@ -377,13 +377,17 @@ static __always_inline void read_syscall_args(struct syscall_args *out)
 
 /* ---- inside a syscall: which one, and the fault under way ---- */
 
+/* SYSCALL_NR_BITS: the number a syscall's entry saved in pt_regs is read as 32 bits. On
+ * arm64 syscallno is an s32 followed by an unused u32 that no entry writes
+ * (arch/arm64/include/asm/ptrace.h), so 8 bytes would take stack garbage along; x86-64's
+ * orig_ax is a long whose low half, first in memory, holds every syscall number and -1. */
 #ifndef SYSCALL_ARGS_AT_ENTRY
 /* The system call the current task is in: the number its entry saved in pt_regs (orig_ax on
  * x86-64, syscallno on arm64), -1 in an exception. Needs bpf_task_pt_regs (5.15+). */
 static __always_inline s64 current_syscall_nr(void)
 {
     u64 regs = (u64)bpf_task_pt_regs((struct task_struct *)bpf_get_current_task_btf());
-    s64 nr = -1;
+    s32 nr = -1;                                /* SYSCALL_NR_BITS */
     READ_FIELD(nr, regs, REGS_SYSCALL_NR);      /* a typed pointer: a plain load with TYPED_LOADS */
     return nr;
 }
@@ -398,7 +402,7 @@ static __always_inline s64 current_syscall_nr(void)
 static __always_inline bool fault_under_way(u64 regs, u64 ip)
 {
     u64 now_ip = 0;
-    s64 nr = 0;
+    s32 nr = 0;                                 /* SYSCALL_NR_BITS */
     regs = AS_KERNEL(regs, PT_REGS);            /* kept as a number in the watch: typed again */
     READ_FIELD(now_ip, regs, REGS_IP);
     READ_FIELD(nr, regs, REGS_SYSCALL_NR);
