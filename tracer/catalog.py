@@ -92,6 +92,9 @@ class Step:
     payload: Payload | None = None
     path_points: tuple[str, ...] = ()   # syscall tier: tracepoints inside its path, best first
     one_event_per_call: bool = False    # a path record belongs to one event (else several share it)
+    # several events a call (one per fd of a message): the last of them, from its detail; its
+    # path record goes no further (a sampled-out record is never sent: the next call has none)
+    last_of_call: Callable[[dict[str, Any]], bool] | None = None
     roles: frozenset[str] = frozenset()
 
 

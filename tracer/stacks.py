@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tracer import lessons
-from tracer.catalog import HookChoice, PathPoint
+from tracer.catalog import HookChoice, PathPoint, Step
 from tracer.events import Event
 
 STACK_DEPTH = 64            # frames kept per stack (syscall paths here are 8-25 deep)
@@ -35,20 +35,19 @@ FUNCTION_HOOKS = ("kprobe:", "kretprobe:", "fentry:", "fexit:")
 
 
 @functools.cache
-def _one_event_per_call(name: str) -> bool:
-    step = lessons.step(name)
-    return step is not None and step.one_event_per_call
+def _step(name: str) -> Step | None:
+    return lessons.step(name)
 
 
 def _ends_its_call(event: Event) -> bool:
     """Whether no later event of its syscall takes the same path record: a step with one event
-    a call, or the last of a call's several (detail `index` of `count`: receive_fd's fds of one
-    message). A record sampled out in the kernel is not sent, so one kept past its call would
-    give a later call's events an earlier call's stack."""
-    if _one_event_per_call(event.step):
-        return True
-    count, index = event.detail.get("count"), event.detail.get("index")
-    return isinstance(count, int) and isinstance(index, int) and index == count - 1
+    a call, or the last of a call's several, as the step tells from the detail. A record sampled
+    out in the kernel is not sent, so one kept past its call would give a later call's events
+    an earlier call's stack."""
+    step = _step(event.step)
+    if step is None:
+        return False
+    return step.one_event_per_call or (step.last_of_call is not None and step.last_of_call(event.detail))
 
 
 def on_syscall_tier(hook: str) -> bool:

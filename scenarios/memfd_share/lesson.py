@@ -117,6 +117,11 @@ def passed_file_detail(index: int, count: int, sock: int) -> dict[str, Any]:
     return {"index": index, "count": count, "sock": hex_pointer(sock)}
 
 
+def last_passed_file(detail: dict[str, Any]) -> bool:
+    """The message's last fd: its receive_fd event is the call's last."""
+    return "count" in detail and detail["index"] == detail["count"] - 1
+
+
 def in_flight_detail(skb: int, sock: int, index: int, count: int) -> dict[str, Any]:
     return {"skb": hex_pointer(skb), "sock": hex_pointer(sock), "index": index, "count": count}
 
@@ -189,7 +194,7 @@ STEPS: tuple[Step, ...] = (
     )),
     Step("receive_fd", "the receiver gets a new fd for the same struct file (receive_fd)", payload=PASSED_FILE,
          path_points=("skb/skb_copy_datagram_iovec", "sock/sock_recv_length"), roles=frozenset({PASSES_FILE}),
-         hooks=(
+         last_of_call=last_passed_file, hooks=(
         *function_hooks("__receive_fd", "the struct file, then the fd it was installed at", ("file",)),
         *function_hooks("receive_fd", "the struct file, then the fd it was installed at", ("file",)),
         *function_hooks("security_file_receive", "the struct file about to be installed (the LSM check "

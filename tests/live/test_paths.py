@@ -147,5 +147,5 @@ def test_a_loops_received_fds_show_only_their_own_calls_path(workload: Path, tmp
     assert stacked == received[:STACK_FIRST]
     receive_fd = lessons.step("receive_fd")
     assert receive_fd is not None
-    hooks = {"tracepoint:" + point.replace("/", ":") for point in receive_fd.path_points}
+    hooks = {point.hook for point in lessons.path_points() if point.tracepoint in receive_fd.path_points}
     assert len({r["stack_from"] for r in stacked}) == 1 and stacked[0]["stack_from"] in hooks

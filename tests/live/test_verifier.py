@@ -95,6 +95,11 @@ def test_the_syscall_tier_builds_with_any_mix_of_steps(perf_buffer: bool, args_a
         bpf.cleanup()
 
 
+def nth_choice(step: Step, alternative: int) -> str:
+    """The step's path point of that rank, or its last where it has fewer."""
+    return step.path_points[min(alternative, len(step.path_points) - 1)]
+
+
 @pytest.mark.parametrize("alternative", [0, 1], ids=["first-choice", "fallback"])
 def test_every_path_point_passes_the_verifier(alternative: int) -> None:
     """Every lesson's paths.bpf.c with a point for each step at once (each stack captured at a
@@ -102,7 +107,7 @@ def test_every_path_point_passes_the_verifier(alternative: int) -> None:
     from bcc import BPF
 
     kernel.use_headers()
-    points = {step.name: lessons.path_point(step.path_points[min(alternative, len(step.path_points) - 1)])
+    points = {step.name: lessons.path_point(nth_choice(step, alternative))
               for each in lessons.all_lessons() for step in each.steps if step.path_points}
     chosen = {name: point for name, point in points.items() if point is not None}
     assert len(chosen) == len(points), "a step names a path point no lesson declares"
@@ -116,8 +121,8 @@ def test_every_path_point_passes_the_verifier(alternative: int) -> None:
 
 
 def test_the_two_passes_compile_every_path_point() -> None:
-    covered = {step.path_points[min(alternative, len(step.path_points) - 1)]
-               for alternative in (0, 1) for each in lessons.all_lessons() for step in each.steps if step.path_points}
+    covered = {nth_choice(step, alternative) for alternative in (0, 1)
+               for each in lessons.all_lessons() for step in each.steps if step.path_points}
     assert covered == {point.tracepoint for point in lessons.path_points()}
 
 

@@ -127,7 +127,7 @@ def test_a_messages_fds_share_its_path_and_the_next_message_does_not() -> None:
     def received(ts: int, index: int, count: int) -> Event:
         fd = event("receive_fd", ts, hook)
         fd.detail = {"index": index, "count": count}
-        [ready] = joiner.take(fd, -1001)
+        [ready] = joiner.take(fd, AT_PATH_POINT)
         return ready
 
     joiner.take(event(PATH_STEP, 100, point.hook), 3)
