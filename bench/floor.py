@@ -15,12 +15,13 @@ resolved and compiled as `syspath trace` does, and the floor attaches wherever i
 (a hook of another lesson's step costs the loop its filter even when the loop never takes the
 step): the core's process-tree file as it is, and at every other point a probe that runs
 the same filter; where a required step's hook is, it also sends one record a call. In the
-loops that is fewer records a round than syspath sends: at sendmsg syspath sends the
-message's record and one per passed fd, and at kmem:mm_page_alloc (the optional memfd_page)
-it sends one only for a fault on the lesson's mapping, which the floor, reading nothing,
-cannot tell from the loop's other allocations. The floor errs low, so it never flatters
-syspath; it prints how many records it took. The command starts once its pid is in the filter, like syspath's
-gate.
+selfloop that is as many records a round as syspath sends (8), at other points: syspath sends
+two at sendmsg (the message's and one per passed fd) and one at kmem:mm_page_alloc (the
+optional memfd_page: only a fault on the lesson's mapping, which the floor, reading nothing,
+cannot tell from the loop's other allocations); the floor sends one at sendmsg and two at
+mmap:vm_unmapped_area, the hook of fork-vs-thread's thread_stack, where syspath sends none (it
+keeps thread stacks only). The floor prints how many records it took. The command starts once
+its pid is in the filter, like syspath's gate.
 """
 from __future__ import annotations
 

@@ -26,3 +26,14 @@ def test_a_guest_says_its_timings_are_emulated() -> None:
     note = guest_note("BOOT_IMAGE=/vmlinuz console=ttyS0 virtme_link_mods=/x virtme.exec=`...`")
     assert note is not None and "not overhead figures" in note
     assert guest_note("BOOT_IMAGE=/boot/vmlinuz-6.18 root=/dev/vda ro") is None
+
+
+def test_bpf_time_above_the_floor_pairs_each_run_with_the_floors_next_to_it() -> None:
+    from bench.run import LOOP, bpf_summary
+
+    untraced_loop_s = LOOP * 40e-6                   # a 40 us round
+    runs = {"syspath": [8000.0, 9000.0, 7000.0], "floor: records": [4000.0, 6000.0, 4200.0]}
+    found = bpf_summary({"ns_per_round": runs}, untraced_loop_s)
+    # pairs (8000-4000, 9000-6000, 7000-4200) over 40000 ns: 0.1, 0.075, 0.07
+    assert found["above_floor"] == {"median": 0.075, "min": 0.07, "max": 0.1}
+    assert found["ns_per_round"]["floor: records"]["median"] == 4200.0
