@@ -216,10 +216,11 @@ def _raw_args_missing(hook: Hook, kernel: KernelView) -> str:
     absent = [param for param in hook.params if param not in known]
     if not absent:
         return ""
-    missing = ", ".join(absent)
+    missing = ", ".join(repr(param) for param in absent)
+    noun = "argument" if len(absent) == 1 else "arguments"
     how = f"it passes ({', '.join(known[1:])})" if known else f"its BTF has no {hook.raw_proto}: another prototype"
-    return (f"{hook.point.removeprefix('tracepoint:')} passes no {missing} on this kernel ({how}); a kernel "
-            f"whose tracepoint passes {missing} would")
+    return (f"{hook.point.removeprefix('tracepoint:')} passes no {missing} {noun} on this kernel ({how}); a "
+            f"kernel whose tracepoint passes {missing} would")
 
 
 def _missing(hook: Hook, kernel: KernelView) -> str:

@@ -122,6 +122,6 @@ def test_fork_cow_mm_copy_follows_each_kernels_kmem_cache_alloc() -> None:
             continue
         mm_copy = {c.step: c for c in resolve("fork-cow", "syscall", saved_view(facts))}["mm_copy"]
         if facts.release.startswith("5.10."):
-            assert mm_copy.status == "unavailable" and "passes no s" in mm_copy.reason, mm_copy.reason
+            assert mm_copy.status == "unavailable" and "passes no 's' argument" in mm_copy.reason, mm_copy.reason
         elif "__bpf_trace_kmem_cache_alloc" in facts.functions:
             assert mm_copy.hook == "tracepoint:kmem:kmem_cache_alloc", (facts.release, mm_copy.reason)

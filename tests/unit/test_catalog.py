@@ -183,12 +183,12 @@ def test_a_raw_tracepoint_whose_arguments_changed_is_not_read() -> None:
     functions = {k: v for k, v in MACHINE.functions.items() if k != "__bpf_trace_kmem_cache_alloc"}
     older = choices(dataclasses.replace(MACHINE, functions=functions), "syscall", "fork-cow")["mm_copy"]
     assert older.status == "unavailable"
-    assert ("kmem:kmem_cache_alloc passes no s on this kernel (its BTF has no __bpf_trace_kmem_cache_alloc"
+    assert ("kmem:kmem_cache_alloc passes no 's' argument on this kernel (its BTF has no __bpf_trace_kmem_cache_alloc"
             in older.reason)
     renamed = dict(MACHINE.functions, __bpf_trace_kmem_cache_alloc=["__data", "call_site", "ptr", "cachep"])
     moved = choices(dataclasses.replace(MACHINE, functions=renamed), "syscall", "fork-cow")["mm_copy"]
-    assert moved.status == "unavailable" and "passes no s on this kernel (it passes (call_site, ptr, cachep))" \
-        in moved.reason
+    assert moved.status == "unavailable"
+    assert "passes no 's' argument on this kernel (it passes (call_site, ptr, cachep))" in moved.reason
 
 
 def test_an_unavailable_step_says_why_in_the_header() -> None:
@@ -199,4 +199,4 @@ def test_an_unavailable_step_says_why_in_the_header() -> None:
     choice = choices(dataclasses.replace(MACHINE, functions=functions), "syscall", "fork-cow")["mm_copy"]
     line = hook_line(choice.as_record())
     assert line.hook == "-" and line.reads.startswith("no hook on this kernel can stand for it: kmem:kmem_cache_alloc "
-                                                      "passes no s on this kernel")
+                                                      "passes no 's' argument on this kernel")
