@@ -37,7 +37,7 @@ BPF_ARRAY(tracked, u64, TRACKED_WORDS);
  * per id never goes stale. SYSPATH_NO_STACKS leaves capture out (the cost switch). */
 #ifndef STACK_DEPTH
 #define STACK_DEPTH 64        /* tracer/stacks.py passes its own */
-#define STACK_BUCKETS 16384
+#define STACK_BUCKETS 4096
 #endif
 #ifndef SYSPATH_NO_STACKS
 struct syspath_stack {

