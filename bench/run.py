@@ -306,7 +306,8 @@ def bpf_time(workload: Path, loop: str, directory: Path) -> dict[str, Any]:
             for name, tracer in tracers.items():
                 found = stats_at_loop_end(tracer, workload, loop, flags / "loop-done")
                 per_round[name].append(sum(p.ns for p in found.values()) / LOOP)
-                syspath_programs = found if name == "syspath" else syspath_programs
+                if name == "syspath":
+                    syspath_programs = found
     finally:
         stats.write_text(previous)
     costs: dict[str, dict[str, float]] = {}
